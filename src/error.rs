@@ -1,0 +1,243 @@
+//! The one error table. Every failure a client or another service can see
+//! has an [`ErrorCode`]; this file alone decides its stable string, its gRPC
+//! code, its HTTP status, its WebSocket close code and whether retrying may
+//! help. Browsers see the code and a short message, never internals; logs
+//! get the detail.
+
+use std::fmt;
+
+use crate::pb;
+
+/// Stable error codes (the strings are part of the protocol).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ErrorCode {
+    /// A frame that is not valid JSON/protobuf, or a field that breaks a
+    /// limit or rule.
+    BadRequest,
+    /// A well-formed frame whose message type this server does not know.
+    UnknownMessage,
+    /// A frame over the size limit.
+    MessageTooLarge,
+    /// No token, or a token that fails verification.
+    Unauthenticated,
+    /// A token past its `exp`.
+    TokenExpired,
+    /// Authenticated, but not allowed to do this.
+    PermissionDenied,
+    /// The target does not exist — or is not visible to the caller (the two
+    /// are deliberately indistinguishable).
+    NotFound,
+    /// A room operation before a successful join.
+    NotJoined,
+    /// A second join on one connection.
+    AlreadyJoined,
+    /// The connection sends faster than its rate allows.
+    RateLimited,
+    /// The connection does not read its messages fast enough.
+    SlowConsumer,
+    /// Nothing heard from the client within the keepalive timeout.
+    KeepaliveTimeout,
+    /// The same identity joined the room again elsewhere.
+    SessionReplaced,
+    /// The WebSocket handshake came from an Origin not on the allow-list.
+    OriginNotAllowed,
+    /// A dependency is down or overloaded; try again.
+    Unavailable,
+    /// This server is draining; reconnect (possibly elsewhere).
+    ShuttingDown,
+    /// A bug or an unexpected failure; details are in the server log.
+    Internal,
+}
+
+/// One row of the table.
+struct Row {
+    code: ErrorCode,
+    name: &'static str,
+    grpc: tonic::Code,
+    http: u16,
+    close: u16,
+    retryable: bool,
+}
+
+/// The table. Close codes: 1008/1009/1011/1012/1013 are RFC 6455 codes;
+/// 44xx are private codes mirroring the HTTP status.
+const TABLE: &[Row] = &[
+    row(ErrorCode::BadRequest, "bad_request", tonic::Code::InvalidArgument, 400, 4400, false),
+    row(ErrorCode::UnknownMessage, "unknown_message", tonic::Code::InvalidArgument, 400, 4400, false),
+    row(ErrorCode::MessageTooLarge, "message_too_large", tonic::Code::InvalidArgument, 413, 1009, false),
+    row(ErrorCode::Unauthenticated, "unauthenticated", tonic::Code::Unauthenticated, 401, 4401, false),
+    row(ErrorCode::TokenExpired, "token_expired", tonic::Code::Unauthenticated, 401, 4401, true),
+    row(ErrorCode::PermissionDenied, "permission_denied", tonic::Code::PermissionDenied, 403, 4403, false),
+    row(ErrorCode::NotFound, "not_found", tonic::Code::NotFound, 404, 4404, false),
+    row(ErrorCode::NotJoined, "not_joined", tonic::Code::FailedPrecondition, 409, 4409, false),
+    row(ErrorCode::AlreadyJoined, "already_joined", tonic::Code::FailedPrecondition, 409, 4409, false),
+    row(ErrorCode::RateLimited, "rate_limited", tonic::Code::ResourceExhausted, 429, 1008, true),
+    row(ErrorCode::SlowConsumer, "slow_consumer", tonic::Code::ResourceExhausted, 429, 1008, true),
+    row(ErrorCode::KeepaliveTimeout, "keepalive_timeout", tonic::Code::DeadlineExceeded, 408, 4408, true),
+    row(ErrorCode::SessionReplaced, "session_replaced", tonic::Code::Aborted, 409, 4409, false),
+    row(ErrorCode::OriginNotAllowed, "origin_not_allowed", tonic::Code::PermissionDenied, 403, 4403, false),
+    row(ErrorCode::Unavailable, "unavailable", tonic::Code::Unavailable, 503, 1013, true),
+    row(ErrorCode::ShuttingDown, "shutting_down", tonic::Code::Unavailable, 503, 1012, true),
+    row(ErrorCode::Internal, "internal", tonic::Code::Internal, 500, 1011, true),
+];
+
+const fn row(
+    code: ErrorCode,
+    name: &'static str,
+    grpc: tonic::Code,
+    http: u16,
+    close: u16,
+    retryable: bool,
+) -> Row {
+    Row { code, name, grpc, http, close, retryable }
+}
+
+impl ErrorCode {
+    /// Every code, in table order.
+    pub fn all() -> impl Iterator<Item = ErrorCode> {
+        TABLE.iter().map(|r| r.code)
+    }
+
+    fn row(self) -> &'static Row {
+        // The table has one row per variant (checked by a test).
+        TABLE
+            .iter()
+            .find(|r| r.code == self)
+            .unwrap_or(&TABLE[TABLE.len() - 1])
+    }
+
+    /// The stable string clients see, e.g. `"not_found"`.
+    pub fn as_str(self) -> &'static str {
+        self.row().name
+    }
+
+    pub fn grpc_code(self) -> tonic::Code {
+        self.row().grpc
+    }
+
+    pub fn http_status(self) -> u16 {
+        self.row().http
+    }
+
+    /// The WebSocket close code used when this error ends a connection.
+    pub fn close_code(self) -> u16 {
+        self.row().close
+    }
+
+    /// Whether the same request may succeed later.
+    pub fn retryable(self) -> bool {
+        self.row().retryable
+    }
+
+    pub fn parse(name: &str) -> Option<ErrorCode> {
+        TABLE.iter().find(|r| r.name == name).map(|r| r.code)
+    }
+}
+
+impl fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// gRPC metadata key carrying the stable code next to the gRPC status.
+pub const ERROR_CODE_METADATA: &str = "x-switchboard-error";
+
+/// An error with its code and a client-safe message.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{code}: {message}")]
+pub struct SignalError {
+    pub code: ErrorCode,
+    pub message: String,
+}
+
+impl SignalError {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        Self { code, message: message.into() }
+    }
+
+    /// The protocol form, answering request `request_id` (0 for none).
+    pub fn to_proto(&self, request_id: u32) -> pb::Error {
+        pb::Error {
+            request_id,
+            code: self.code.as_str().to_owned(),
+            message: self.message.clone(),
+            retryable: self.code.retryable(),
+        }
+    }
+
+    /// The gRPC form: the status code from the table plus the stable code in
+    /// metadata.
+    pub fn to_status(&self) -> tonic::Status {
+        let mut status = tonic::Status::new(self.code.grpc_code(), self.message.clone());
+        if let Ok(value) = self.code.as_str().parse() {
+            status.metadata_mut().insert(ERROR_CODE_METADATA, value);
+        }
+        status
+    }
+
+    /// Reads a status produced by [`SignalError::to_status`]; any other
+    /// status is mapped by its gRPC code.
+    pub fn from_status(status: &tonic::Status) -> Self {
+        let code = status
+            .metadata()
+            .get(ERROR_CODE_METADATA)
+            .and_then(|v| v.to_str().ok())
+            .and_then(ErrorCode::parse)
+            .unwrap_or(match status.code() {
+                tonic::Code::Unauthenticated => ErrorCode::Unauthenticated,
+                tonic::Code::PermissionDenied => ErrorCode::PermissionDenied,
+                tonic::Code::NotFound => ErrorCode::NotFound,
+                tonic::Code::InvalidArgument => ErrorCode::BadRequest,
+                tonic::Code::ResourceExhausted => ErrorCode::RateLimited,
+                tonic::Code::Unavailable | tonic::Code::DeadlineExceeded => ErrorCode::Unavailable,
+                _ => ErrorCode::Internal,
+            });
+        Self::new(code, status.message())
+    }
+}
+
+impl From<SignalError> for tonic::Status {
+    fn from(err: SignalError) -> Self {
+        err.to_status()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_code_has_one_row_and_a_unique_name() {
+        let all: Vec<_> = ErrorCode::all().collect();
+        assert_eq!(all.len(), 17, "a variant is missing from TABLE");
+        for code in &all {
+            assert_eq!(TABLE.iter().filter(|r| r.code == *code).count(), 1);
+            assert_eq!(ErrorCode::parse(code.as_str()), Some(*code));
+        }
+        let mut names: Vec<_> = all.iter().map(|c| c.as_str()).collect();
+        names.sort();
+        names.dedup();
+        assert_eq!(names.len(), all.len());
+    }
+
+    #[test]
+    fn close_codes_are_valid_application_or_rfc_codes() {
+        for code in ErrorCode::all() {
+            let c = code.close_code();
+            assert!((1008..=1013).contains(&c) || (4000..5000).contains(&c), "{code}: {c}");
+        }
+        assert_eq!(ErrorCode::MessageTooLarge.close_code(), 1009);
+        assert_eq!(ErrorCode::RateLimited.close_code(), 1008);
+    }
+
+    #[test]
+    fn status_round_trip_keeps_the_code() {
+        let err = SignalError::new(ErrorCode::TokenExpired, "token expired");
+        let status = err.to_status();
+        assert_eq!(status.code(), tonic::Code::Unauthenticated);
+        assert_eq!(SignalError::from_status(&status), err);
+        let foreign = tonic::Status::unavailable("down");
+        assert_eq!(SignalError::from_status(&foreign).code, ErrorCode::Unavailable);
+    }
+}

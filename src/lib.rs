@@ -1,0 +1,27 @@
+//! The one schema of Switchboard.
+//!
+//! `proto/` is compiled by `build.rs`; this crate re-exports the generated
+//! types (`pb`), and adds what every service shares about them: typed ids
+//! ([`ids`]), the error table ([`error`]), protocol limits ([`limits`]),
+//! request validation ([`validate`]) and the browser frame codec ([`wire`]).
+#![forbid(unsafe_code)]
+
+pub mod error;
+pub mod ids;
+pub mod limits;
+pub mod validate;
+pub mod wire;
+
+/// Generated protobuf, gRPC and JSON code for package `switchboard.v1`.
+pub mod pb {
+    #![allow(clippy::all, missing_docs, unused_qualifications)]
+    tonic::include_proto!("switchboard.v1");
+    include!(concat!(env!("OUT_DIR"), "/switchboard.v1.serde.rs"));
+}
+
+/// The encoded `FileDescriptorSet` of `proto/`, for gRPC reflection.
+pub const FILE_DESCRIPTOR_SET: &[u8] =
+    include_bytes!(concat!(env!("OUT_DIR"), "/switchboard_descriptor.bin"));
+
+pub use error::{ErrorCode, SignalError};
+pub use ids::{ConnId, ParticipantId, RoomId, SessionId};

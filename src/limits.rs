@@ -1,0 +1,18 @@
+//! Protocol limits shared by the edge, signal and the docs. Changing one is a
+//! protocol change: `docs/protocol.md` lists them.
+
+/// Largest WebSocket message (and frame) the edge accepts. Above it the
+/// connection is closed with 1009.
+pub const MAX_MESSAGE_BYTES: usize = 64 * 1024;
+/// Longest room name or participant id, in bytes.
+pub const MAX_ID_BYTES: usize = 128;
+/// Largest SDP relayed, in bytes (bounded by the frame limit anyway).
+pub const MAX_SDP_BYTES: usize = 60 * 1024;
+/// Longest ICE candidate line, in bytes.
+pub const MAX_CANDIDATE_BYTES: usize = 1024;
+/// Most presence attributes per participant.
+pub const MAX_ATTRIBUTES: usize = 16;
+/// Most bytes over all presence attribute keys and values.
+pub const MAX_ATTRIBUTE_BYTES: usize = 1024;
+/// Longest display name, in bytes.
+pub const MAX_NAME_BYTES: usize = 128;
