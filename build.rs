@@ -18,7 +18,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let fds = protox::compile(PROTOS, ["proto"])?;
     let descriptor_bytes = fds.encode_to_vec();
-    fs::write(out_dir.join("switchboard_descriptor.bin"), &descriptor_bytes)?;
+    fs::write(
+        out_dir.join("switchboard_descriptor.bin"),
+        &descriptor_bytes,
+    )?;
 
     tonic_prost_build::configure()
         .build_client(true)

@@ -62,23 +62,142 @@ struct Row {
 /// The table. Close codes: 1008/1009/1011/1012/1013 are RFC 6455 codes;
 /// 44xx are private codes mirroring the HTTP status.
 const TABLE: &[Row] = &[
-    row(ErrorCode::BadRequest, "bad_request", tonic::Code::InvalidArgument, 400, 4400, false),
-    row(ErrorCode::UnknownMessage, "unknown_message", tonic::Code::InvalidArgument, 400, 4400, false),
-    row(ErrorCode::MessageTooLarge, "message_too_large", tonic::Code::InvalidArgument, 413, 1009, false),
-    row(ErrorCode::Unauthenticated, "unauthenticated", tonic::Code::Unauthenticated, 401, 4401, false),
-    row(ErrorCode::TokenExpired, "token_expired", tonic::Code::Unauthenticated, 401, 4401, true),
-    row(ErrorCode::PermissionDenied, "permission_denied", tonic::Code::PermissionDenied, 403, 4403, false),
-    row(ErrorCode::NotFound, "not_found", tonic::Code::NotFound, 404, 4404, false),
-    row(ErrorCode::NotJoined, "not_joined", tonic::Code::FailedPrecondition, 409, 4409, false),
-    row(ErrorCode::AlreadyJoined, "already_joined", tonic::Code::FailedPrecondition, 409, 4409, false),
-    row(ErrorCode::RateLimited, "rate_limited", tonic::Code::ResourceExhausted, 429, 1008, true),
-    row(ErrorCode::SlowConsumer, "slow_consumer", tonic::Code::ResourceExhausted, 429, 1008, true),
-    row(ErrorCode::KeepaliveTimeout, "keepalive_timeout", tonic::Code::DeadlineExceeded, 408, 4408, true),
-    row(ErrorCode::SessionReplaced, "session_replaced", tonic::Code::Aborted, 409, 4409, false),
-    row(ErrorCode::OriginNotAllowed, "origin_not_allowed", tonic::Code::PermissionDenied, 403, 4403, false),
-    row(ErrorCode::Unavailable, "unavailable", tonic::Code::Unavailable, 503, 1013, true),
-    row(ErrorCode::ShuttingDown, "shutting_down", tonic::Code::Unavailable, 503, 1012, true),
-    row(ErrorCode::Internal, "internal", tonic::Code::Internal, 500, 1011, true),
+    row(
+        ErrorCode::BadRequest,
+        "bad_request",
+        tonic::Code::InvalidArgument,
+        400,
+        4400,
+        false,
+    ),
+    row(
+        ErrorCode::UnknownMessage,
+        "unknown_message",
+        tonic::Code::InvalidArgument,
+        400,
+        4400,
+        false,
+    ),
+    row(
+        ErrorCode::MessageTooLarge,
+        "message_too_large",
+        tonic::Code::InvalidArgument,
+        413,
+        1009,
+        false,
+    ),
+    row(
+        ErrorCode::Unauthenticated,
+        "unauthenticated",
+        tonic::Code::Unauthenticated,
+        401,
+        4401,
+        false,
+    ),
+    row(
+        ErrorCode::TokenExpired,
+        "token_expired",
+        tonic::Code::Unauthenticated,
+        401,
+        4401,
+        true,
+    ),
+    row(
+        ErrorCode::PermissionDenied,
+        "permission_denied",
+        tonic::Code::PermissionDenied,
+        403,
+        4403,
+        false,
+    ),
+    row(
+        ErrorCode::NotFound,
+        "not_found",
+        tonic::Code::NotFound,
+        404,
+        4404,
+        false,
+    ),
+    row(
+        ErrorCode::NotJoined,
+        "not_joined",
+        tonic::Code::FailedPrecondition,
+        409,
+        4409,
+        false,
+    ),
+    row(
+        ErrorCode::AlreadyJoined,
+        "already_joined",
+        tonic::Code::FailedPrecondition,
+        409,
+        4409,
+        false,
+    ),
+    row(
+        ErrorCode::RateLimited,
+        "rate_limited",
+        tonic::Code::ResourceExhausted,
+        429,
+        1008,
+        true,
+    ),
+    row(
+        ErrorCode::SlowConsumer,
+        "slow_consumer",
+        tonic::Code::ResourceExhausted,
+        429,
+        1008,
+        true,
+    ),
+    row(
+        ErrorCode::KeepaliveTimeout,
+        "keepalive_timeout",
+        tonic::Code::DeadlineExceeded,
+        408,
+        4408,
+        true,
+    ),
+    row(
+        ErrorCode::SessionReplaced,
+        "session_replaced",
+        tonic::Code::Aborted,
+        409,
+        4409,
+        false,
+    ),
+    row(
+        ErrorCode::OriginNotAllowed,
+        "origin_not_allowed",
+        tonic::Code::PermissionDenied,
+        403,
+        4403,
+        false,
+    ),
+    row(
+        ErrorCode::Unavailable,
+        "unavailable",
+        tonic::Code::Unavailable,
+        503,
+        1013,
+        true,
+    ),
+    row(
+        ErrorCode::ShuttingDown,
+        "shutting_down",
+        tonic::Code::Unavailable,
+        503,
+        1012,
+        true,
+    ),
+    row(
+        ErrorCode::Internal,
+        "internal",
+        tonic::Code::Internal,
+        500,
+        1011,
+        true,
+    ),
 ];
 
 const fn row(
@@ -89,7 +208,14 @@ const fn row(
     close: u16,
     retryable: bool,
 ) -> Row {
-    Row { code, name, grpc, http, close, retryable }
+    Row {
+        code,
+        name,
+        grpc,
+        http,
+        close,
+        retryable,
+    }
 }
 
 impl ErrorCode {
@@ -153,7 +279,10 @@ pub struct SignalError {
 
 impl SignalError {
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
-        Self { code, message: message.into() }
+        Self {
+            code,
+            message: message.into(),
+        }
     }
 
     /// The protocol form, answering request `request_id` (0 for none).
@@ -225,7 +354,10 @@ mod tests {
     fn close_codes_are_valid_application_or_rfc_codes() {
         for code in ErrorCode::all() {
             let c = code.close_code();
-            assert!((1008..=1013).contains(&c) || (4000..5000).contains(&c), "{code}: {c}");
+            assert!(
+                (1008..=1013).contains(&c) || (4000..5000).contains(&c),
+                "{code}: {c}"
+            );
         }
         assert_eq!(ErrorCode::MessageTooLarge.close_code(), 1009);
         assert_eq!(ErrorCode::RateLimited.close_code(), 1008);
@@ -238,6 +370,9 @@ mod tests {
         assert_eq!(status.code(), tonic::Code::Unauthenticated);
         assert_eq!(SignalError::from_status(&status), err);
         let foreign = tonic::Status::unavailable("down");
-        assert_eq!(SignalError::from_status(&foreign).code, ErrorCode::Unavailable);
+        assert_eq!(
+            SignalError::from_status(&foreign).code,
+            ErrorCode::Unavailable
+        );
     }
 }

@@ -16,3 +16,15 @@ pub const MAX_ATTRIBUTES: usize = 16;
 pub const MAX_ATTRIBUTE_BYTES: usize = 1024;
 /// Longest display name, in bytes.
 pub const MAX_NAME_BYTES: usize = 128;
+
+/// How often clients should send a Ping, and the edge sends WebSocket pings.
+pub const PING_INTERVAL: std::time::Duration = std::time::Duration::from_secs(15);
+/// A connection silent for this long is closed (`keepalive_timeout`).
+pub const KEEPALIVE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(45);
+/// A connection must send Join (or Resume) within this long after the
+/// upgrade, or it is closed (`unauthenticated`).
+pub const AUTH_DEADLINE: std::time::Duration = std::time::Duration::from_secs(10);
+/// Sustained client messages per second per connection.
+pub const MESSAGES_PER_SECOND: u32 = 50;
+/// Burst of client messages allowed above the sustained rate.
+pub const MESSAGE_BURST: u32 = 200;

@@ -22,7 +22,9 @@ pub fn attributes(attrs: &HashMap<String, String>) -> Result<(), SignalError> {
     }
     let bytes: usize = attrs.iter().map(|(k, v)| k.len() + v.len()).sum();
     if bytes > MAX_ATTRIBUTE_BYTES {
-        return Err(bad(format!("attributes exceed {MAX_ATTRIBUTE_BYTES} bytes")));
+        return Err(bad(format!(
+            "attributes exceed {MAX_ATTRIBUTE_BYTES} bytes"
+        )));
     }
     if attrs.keys().any(|k| k.is_empty()) {
         return Err(bad("empty attribute key"));
@@ -67,7 +69,11 @@ pub fn peer_signal(signal: &pb::PeerSignal) -> Result<ParticipantId, SignalError
             }
         }
         Some(Kind::EndOfCandidates(_)) => {}
-        None => return Err(bad("signal needs a description, candidate or endOfCandidates")),
+        None => {
+            return Err(bad(
+                "signal needs a description, candidate or endOfCandidates",
+            ));
+        }
     }
     Ok(to)
 }
@@ -89,7 +95,10 @@ mod tests {
 
     #[test]
     fn signals_are_checked() {
-        assert_eq!(peer_signal(&offer("v=0")).map(|p| p.to_string()), Ok("bob".into()));
+        assert_eq!(
+            peer_signal(&offer("v=0")).map(|p| p.to_string()),
+            Ok("bob".into())
+        );
         assert!(peer_signal(&offer("")).is_err());
         assert!(peer_signal(&offer("v=0\0")).is_err());
         assert!(peer_signal(&offer(&"a".repeat(MAX_SDP_BYTES + 1))).is_err());
@@ -100,7 +109,9 @@ mod tests {
 
     #[test]
     fn attributes_are_bounded() {
-        let many: HashMap<_, _> = (0..=MAX_ATTRIBUTES).map(|i| (i.to_string(), String::new())).collect();
+        let many: HashMap<_, _> = (0..=MAX_ATTRIBUTES)
+            .map(|i| (i.to_string(), String::new()))
+            .collect();
         assert!(attributes(&many).is_err());
         let big = HashMap::from([("k".to_string(), "v".repeat(MAX_ATTRIBUTE_BYTES))]);
         assert!(attributes(&big).is_err());

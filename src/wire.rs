@@ -35,10 +35,12 @@ pub fn decode_client(format: Format, data: &[u8]) -> Result<pb::ClientMessage, F
         });
     }
     let msg = match format {
-        Format::Json => serde_json::from_slice::<pb::ClientMessage>(data).map_err(|e| FrameError {
-            request_id: 0,
-            error: SignalError::new(ErrorCode::BadRequest, format!("malformed JSON: {e}")),
-        })?,
+        Format::Json => {
+            serde_json::from_slice::<pb::ClientMessage>(data).map_err(|e| FrameError {
+                request_id: 0,
+                error: SignalError::new(ErrorCode::BadRequest, format!("malformed JSON: {e}")),
+            })?
+        }
         Format::Binary => pb::ClientMessage::decode(data).map_err(|e| FrameError {
             request_id: 0,
             error: SignalError::new(ErrorCode::BadRequest, format!("malformed protobuf: {e}")),
@@ -116,7 +118,10 @@ mod tests {
         let err = decode_client(Format::Json, b"{not json").expect_err("malformed");
         assert_eq!(err.error.code, ErrorCode::BadRequest);
         let err = decode_client(Format::Json, br#"{"id":4,"teleport":{}}"#).expect_err("unknown");
-        assert_eq!((err.request_id, err.error.code), (4, ErrorCode::UnknownMessage));
+        assert_eq!(
+            (err.request_id, err.error.code),
+            (4, ErrorCode::UnknownMessage)
+        );
         let err = decode_client(Format::Binary, &[0xff, 0xff, 0xff]).expect_err("truncated");
         assert_eq!(err.error.code, ErrorCode::BadRequest);
         let big = vec![b' '; MAX_MESSAGE_BYTES + 1];

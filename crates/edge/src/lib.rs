@@ -1,0 +1,175 @@
+//! edge: the browser-facing gateway. Terminates HTTP and WebSocket, checks
+//! Origin and tokens (through auth), and translates every browser message
+//! into envelopes on the multiplexed signal link. It holds no room logic.
+#![forbid(unsafe_code)]
+
+mod auth_client;
+mod connection;
+mod conns;
+mod http;
+pub mod origin;
+mod rate;
+mod signal_link;
+mod static_files;
+
+use std::{future::Future, path::PathBuf, sync::Arc, time::Duration};
+
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use tokio::{
+    net::TcpListener,
+    sync::{Semaphore, mpsc, watch},
+};
+use tonic::transport::Endpoint;
+
+pub use auth_client::AuthClient;
+pub use origin::OriginPolicy;
+pub use signal_link::SignalLink;
+
+use crate::{connection::ConnectionContext, http::HttpContext};
+
+/// Edge configuration (parsed by the binary).
+#[derive(Debug, Clone)]
+pub struct EdgeConfig {
+    /// gRPC address of the signal service, e.g. `http://127.0.0.1:50052`.
+    pub signal_url: String,
+    /// gRPC address of the auth service.
+    pub auth_url: String,
+    pub origins: OriginPolicy,
+    /// Directory of the built client, served at `/`.
+    pub static_dir: Option<PathBuf>,
+    /// Dev mode: the dev token endpoint is on.
+    pub dev: bool,
+    /// Open connections (HTTP and WebSocket) at most; more are refused at
+    /// accept.
+    pub max_connections: usize,
+    /// Relay streams to signal.
+    pub lanes: usize,
+    /// How long shutdown waits for connections to close.
+    pub drain_deadline: Duration,
+}
+
+impl Default for EdgeConfig {
+    fn default() -> Self {
+        Self {
+            signal_url: "http://127.0.0.1:50052".into(),
+            auth_url: "http://127.0.0.1:50051".into(),
+            origins: OriginPolicy::default(),
+            static_dir: None,
+            dev: false,
+            max_connections: 10_000,
+            lanes: 2,
+            drain_deadline: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Errors that stop the edge from starting.
+#[derive(Debug, thiserror::Error)]
+pub enum EdgeError {
+    #[error("invalid upstream address {0}: {1}")]
+    Upstream(String, tonic::transport::Error),
+}
+
+fn endpoint(url: &str) -> Result<Endpoint, EdgeError> {
+    Endpoint::from_shared(url.to_owned())
+        .map(|e| e.tcp_nodelay(true).connect_timeout(Duration::from_secs(2)))
+        .map_err(|e| EdgeError::Upstream(url.to_owned(), e))
+}
+
+/// Resolves once `stop` is true (or its sender is gone).
+pub(crate) async fn stopped(stop: &mut watch::Receiver<bool>) {
+    let _ = stop.wait_for(|s| *s).await;
+}
+
+/// A started edge's handle on its signal link, for readiness checks.
+pub type ReadyProbe = SignalLink;
+
+/// Serves the edge on `listener` until `shutdown` resolves. Shutdown order:
+/// stop accepting, tell every WebSocket to reconnect (1012), wait for
+/// connections to close (at most `drain_deadline`), then close the signal
+/// link. `on_link` receives the signal link once started (readiness).
+pub async fn run(
+    listener: TcpListener,
+    config: EdgeConfig,
+    shutdown: impl Future<Output = ()> + Send,
+    on_link: impl FnOnce(SignalLink),
+) -> Result<(), EdgeError> {
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let (link_stop_tx, link_stop_rx) = watch::channel(false);
+    let link = SignalLink::start(endpoint(&config.signal_url)?, config.lanes, link_stop_rx);
+    on_link(link.clone());
+    let auth = AuthClient::new(endpoint(&config.auth_url)?);
+    // Every task serving a connection holds a clone of `done_tx` (inside the
+    // context): when all are dropped, the drain is complete.
+    let (done_tx, mut done_rx) = mpsc::channel::<()>(1);
+    let ctx = Arc::new(HttpContext {
+        conn: ConnectionContext {
+            link: link.clone(),
+            auth,
+        },
+        origins: config.origins,
+        static_dir: config.static_dir,
+        dev: config.dev,
+        tls: false,
+        shutdown: stop_rx.clone(),
+        done: done_tx,
+    });
+    let slots = Arc::new(Semaphore::new(config.max_connections));
+
+    tokio::pin!(shutdown);
+    loop {
+        let (socket, _peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(err) => {
+                    // EMFILE and friends: back off briefly instead of spinning.
+                    tracing::warn!(error = %err, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        // Refuse early, before any parsing, when full.
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            drop(socket);
+            continue;
+        };
+        let _ = socket.set_nodelay(true);
+        let ctx = ctx.clone();
+        let mut stop = stop_rx.clone();
+        tokio::spawn(async move {
+            let service = service_fn({
+                let ctx = ctx.clone();
+                move |req| http::handle(ctx.clone(), req)
+            });
+            let conn = hyper::server::conn::http1::Builder::new()
+                .max_buf_size(64 * 1024)
+                .serve_connection(TokioIo::new(socket), service)
+                .with_upgrades();
+            tokio::pin!(conn);
+            tokio::select! {
+                _ = conn.as_mut() => {}
+                () = stopped(&mut stop) => {
+                    conn.as_mut().graceful_shutdown();
+                    let _ = conn.await;
+                }
+            }
+            drop(slot);
+            drop(ctx);
+        });
+    }
+
+    tracing::info!(connections = link.connections(), "edge draining");
+    let _ = stop_tx.send(true);
+    drop(ctx);
+    let drained = tokio::time::timeout(config.drain_deadline, done_rx.recv())
+        .await
+        .is_ok();
+    if !drained {
+        tracing::warn!(remaining = link.connections(), "drain deadline passed");
+    }
+    let _ = link_stop_tx.send(true);
+    Ok(())
+}

@@ -1,0 +1,201 @@
+/**
+ * One call as the UI sees it: the signaling session, the mesh of peer
+ * connections and local capture tied together, with an immutable snapshot
+ * for rendering (React reads it through useSyncExternalStore).
+ */
+import { Emitter } from "../signaling/emitter";
+import { SignalingClient, type ConnectionState, type SignalingStats } from "../signaling/client";
+import { Mesh, type ChatMessage, type PeerView } from "./mesh";
+import type { LocalMedia, LocalMediaState } from "./media";
+
+export type NoticeKind = "resumed" | "rejoined" | "error";
+
+export interface CallSnapshot {
+  status: ConnectionState;
+  attempt: number;
+  retryInMs?: number;
+  notice: { kind: NoticeKind; text: string } | null;
+  selfId: string;
+  selfName: string;
+  room: string;
+  peers: PeerView[];
+  chat: ChatMessage[];
+  media: LocalMediaState;
+  /** Set when the session ended for good. */
+  ended: { code: number; reason: string; left: boolean } | null;
+}
+
+export interface CallOptions {
+  url: string;
+  token: string;
+  room: string;
+  name: string;
+  media: LocalMedia;
+  refreshToken?: () => Promise<string>;
+}
+
+/** Chat history kept in memory. */
+const MAX_CHAT_HISTORY = 500;
+/** How long "Reconnected" stays on screen. */
+const NOTICE_MS = 5000;
+
+export function presenceOf(m: LocalMediaState): Record<string, string> {
+  return {
+    audio: m.audio && m.micOn ? "on" : "off",
+    video: m.screen || (m.camera && m.camOn) ? "on" : "off",
+    screen: m.screen ? "on" : "off",
+  };
+}
+
+export class Call extends Emitter<{ change: CallSnapshot }> {
+  readonly client: SignalingClient;
+  readonly mesh: Mesh;
+  private snap: CallSnapshot;
+  private leftOnPurpose = false;
+  private noticeTimer: ReturnType<typeof setTimeout> | null = null;
+  private lastPresence = "";
+  private readonly offs: (() => void)[] = [];
+
+  constructor(private readonly opts: CallOptions) {
+    super();
+    const media = opts.media;
+    this.client = new SignalingClient({
+      url: opts.url,
+      token: opts.token,
+      attributes: presenceOf(media.state),
+      refreshToken: opts.refreshToken,
+    });
+    this.lastPresence = JSON.stringify(presenceOf(media.state));
+    this.mesh = new Mesh(this.client);
+    this.mesh.setTrack("audio", media.state.audio);
+    this.mesh.setTrack("video", media.outgoingVideo);
+    this.snap = {
+      status: "idle",
+      attempt: 0,
+      notice: null,
+      selfId: "",
+      selfName: opts.name,
+      room: opts.room,
+      peers: [],
+      chat: [],
+      media: media.state,
+      ended: null,
+    };
+    const c = this.client;
+    this.offs.push(
+      c.on("state", ({ state, attempt, retryInMs }) => this.set({ status: state, attempt, retryInMs })),
+      c.on("joined", ({ joined, rejoin }) => {
+        this.set({ selfId: joined.self?.id ?? "", selfName: joined.self?.name || opts.name });
+        if (rejoin) this.notify("rejoined", "Reconnected. The call was restarted.");
+      }),
+      c.on("resumed", () => this.notify("resumed", "Reconnected.")),
+      c.on("serverError", (e) => {
+        if (e.requestId === 0) this.notify("error", e.message || e.code);
+      }),
+      c.on("stopped", ({ code, reason }) => {
+        this.mesh.close();
+        this.set({ ended: { code, reason, left: this.leftOnPurpose }, peers: [] });
+      }),
+      this.mesh.on("peers", (peers) => this.set({ peers })),
+      this.mesh.on("chat", (msg) => {
+        const chat = [...this.snap.chat, msg].slice(-MAX_CHAT_HISTORY);
+        this.set({ chat });
+      }),
+      media.on("changed", (state) => this.onMedia(state)),
+    );
+  }
+
+  get snapshot(): CallSnapshot {
+    return this.snap;
+  }
+
+  readonly subscribe = (onChange: () => void): (() => void) => this.on("change", onChange);
+  readonly getSnapshot = (): CallSnapshot => this.snap;
+
+  start(): void {
+    this.client.connect();
+  }
+
+  toggleMic(): void {
+    this.opts.media.setMic(!this.opts.media.state.micOn);
+  }
+
+  toggleCam(): void {
+    this.opts.media.setCam(!this.opts.media.state.camOn);
+  }
+
+  async toggleScreen(): Promise<void> {
+    if (this.opts.media.state.screen) this.opts.media.stopScreenShare();
+    else await this.opts.media.startScreenShare();
+  }
+
+  sendChat(text: string): boolean {
+    return this.mesh.sendChat(text) !== null;
+  }
+
+  leave(): void {
+    this.leftOnPurpose = true;
+    this.client.leave();
+    this.mesh.close();
+    this.opts.media.stop();
+  }
+
+  /** Ends everything without telling the server (page unload). */
+  dispose(): void {
+    for (const off of this.offs) off();
+    if (this.noticeTimer) clearTimeout(this.noticeTimer);
+    if (this.client.state !== "closed") this.client.leave();
+    this.mesh.close();
+  }
+
+  /** For tests and diagnostics: what each remote video decoded so far. */
+  async inboundVideo(): Promise<Record<string, { framesDecoded: number; bytesReceived: number }>> {
+    const out: Record<string, { framesDecoded: number; bytesReceived: number }> = {};
+    for (const peer of this.snap.peers) {
+      const pc = this.mesh.connection(peer.id);
+      if (!pc) continue;
+      let framesDecoded = 0;
+      let bytesReceived = 0;
+      const report = await pc.getStats();
+      report.forEach((s: { type?: string; kind?: string; framesDecoded?: number; bytesReceived?: number }) => {
+        if (s.type === "inbound-rtp" && s.kind === "video") {
+          framesDecoded += s.framesDecoded ?? 0;
+          bytesReceived += s.bytesReceived ?? 0;
+        }
+      });
+      out[peer.id] = { framesDecoded, bytesReceived };
+    }
+    return out;
+  }
+
+  stats(): { signaling: SignalingStats; lastSeq: string; negotiation: Record<string, unknown> } {
+    const negotiation: Record<string, unknown> = {};
+    for (const p of this.snap.peers) negotiation[p.id] = { generation: p.generation, state: p.connectionState };
+    return { signaling: { ...this.client.stats }, lastSeq: this.client.lastSeq.toString(), negotiation };
+  }
+
+  private onMedia(state: LocalMediaState): void {
+    this.mesh.setTrack("audio", state.audio);
+    this.mesh.setTrack("video", this.opts.media.outgoingVideo);
+    this.set({ media: state });
+    const presence = presenceOf(state);
+    const key = JSON.stringify(presence);
+    if (key !== this.lastPresence && !this.snap.ended) {
+      this.lastPresence = key;
+      this.client.updatePresence(presence).catch((err: unknown) => {
+        console.warn("switchboard: presence update failed", err);
+      });
+    }
+  }
+
+  private notify(kind: NoticeKind, text: string): void {
+    if (this.noticeTimer) clearTimeout(this.noticeTimer);
+    this.set({ notice: { kind, text } });
+    this.noticeTimer = setTimeout(() => this.set({ notice: null }), NOTICE_MS);
+  }
+
+  private set(patch: Partial<CallSnapshot>): void {
+    this.snap = { ...this.snap, ...patch };
+    this.emit("change", this.snap);
+  }
+}

@@ -1,0 +1,233 @@
+/**
+ * Perfect negotiation (W3C WebRTC 1.0 §10.7) for one remote peer.
+ *
+ * Both sides may start an offer whenever `negotiationneeded` fires; when two
+ * offers cross ("glare"), the *impolite* side ignores the incoming offer and
+ * the *polite* side rolls its own offer back and answers. The role comes from
+ * the server (`Participant.polite`), which makes it deterministic per pair.
+ *
+ * Trickle ICE: each gathered candidate is sent as it appears, and
+ * `endOfCandidates` once gathering completes. An ICE failure triggers an ICE
+ * restart, which is just another negotiation.
+ */
+import type { SignalKind, SignalKindInit } from "../signaling/client";
+import { SessionDescription_Type as SdpType } from "../gen/switchboard/v1/client_pb";
+
+export type DescriptionType = "offer" | "answer";
+
+export interface NegotiationInputs {
+  type: DescriptionType;
+  polite: boolean;
+  makingOffer: boolean;
+  signalingState: RTCSignalingState;
+  settingRemoteAnswerPending: boolean;
+}
+
+export interface NegotiationDecision {
+  /** Two offers crossed. */
+  collision: boolean;
+  /** Drop the incoming description (and candidates that belong to it). */
+  ignore: boolean;
+  /** Applying it rolls back our own pending offer (polite side of a glare). */
+  rollsBack: boolean;
+}
+
+/** The decision the pattern makes for an incoming description. */
+export function decideOnDescription(i: NegotiationInputs): NegotiationDecision {
+  const readyForOffer =
+    !i.makingOffer && (i.signalingState === "stable" || i.settingRemoteAnswerPending);
+  const collision = i.type === "offer" && !readyForOffer;
+  const ignore = !i.polite && collision;
+  return { collision, ignore, rollsBack: collision && !ignore };
+}
+
+/** The RTCPeerConnection surface negotiation needs (fakeable in tests). */
+export type PeerConnectionLike = Pick<
+  RTCPeerConnection,
+  | "signalingState"
+  | "iceConnectionState"
+  | "connectionState"
+  | "localDescription"
+  | "setLocalDescription"
+  | "setRemoteDescription"
+  | "addIceCandidate"
+  | "restartIce"
+  | "addEventListener"
+  | "removeEventListener"
+>;
+
+export interface NegotiatorStats {
+  offersSent: number;
+  answersSent: number;
+  offersIgnored: number;
+  rollbacks: number;
+  iceRestarts: number;
+  candidatesSent: number;
+  errors: number;
+}
+
+export class Negotiator {
+  private makingOffer = false;
+  private ignoreOffer = false;
+  private settingRemoteAnswerPending = false;
+  private closed = false;
+  readonly stats: NegotiatorStats = {
+    offersSent: 0,
+    answersSent: 0,
+    offersIgnored: 0,
+    rollbacks: 0,
+    iceRestarts: 0,
+    candidatesSent: 0,
+    errors: 0,
+  };
+
+  constructor(
+    private readonly pc: PeerConnectionLike,
+    readonly polite: boolean,
+    private readonly send: (kind: SignalKindInit) => void,
+    private readonly onError: (err: unknown) => void = (err) =>
+      console.warn("switchboard: negotiation error", err),
+  ) {
+    pc.addEventListener("negotiationneeded", this.onNegotiationNeeded);
+    pc.addEventListener("icecandidate", this.onIceCandidate);
+    pc.addEventListener("iceconnectionstatechange", this.onIceState);
+  }
+
+  /** Stops reacting to the connection's events. */
+  dispose(): void {
+    this.closed = true;
+    this.pc.removeEventListener("negotiationneeded", this.onNegotiationNeeded);
+    this.pc.removeEventListener("icecandidate", this.onIceCandidate);
+    this.pc.removeEventListener("iceconnectionstatechange", this.onIceState);
+  }
+
+  /** Restarts ICE (new credentials, new candidates) via a renegotiation. */
+  restartIce(): void {
+    if (this.closed) return;
+    this.stats.iceRestarts += 1;
+    this.pc.restartIce();
+  }
+
+  /** Applies one relayed signal from the remote peer. */
+  async handle(kind: SignalKind): Promise<void> {
+    if (this.closed) return;
+    try {
+      switch (kind.case) {
+        case "description":
+          await this.onDescription(kind.value.type, kind.value.sdp);
+          break;
+        case "candidate": {
+          const c = kind.value;
+          if (c.candidate === "") return; // legacy end-of-generation marker
+          try {
+            await this.pc.addIceCandidate({
+              candidate: c.candidate,
+              sdpMid: c.sdpMid ?? null,
+              sdpMLineIndex: c.sdpMLineIndex ?? null,
+              usernameFragment: c.usernameFragment ?? null,
+            });
+          } catch (err) {
+            // Candidates of an offer we ignored cannot be applied; expected.
+            if (!this.ignoreOffer) throw err;
+          }
+          break;
+        }
+        case "endOfCandidates":
+          try {
+            await this.pc.addIceCandidate(undefined);
+          } catch {
+            // Not all browsers accept the end-of-candidates indication.
+          }
+          break;
+        default:
+          break;
+      }
+    } catch (err) {
+      this.stats.errors += 1;
+      this.onError(err);
+    }
+  }
+
+  private async onDescription(type: SdpType, sdp: string): Promise<void> {
+    if (type !== SdpType.OFFER && type !== SdpType.ANSWER) return;
+    const desc: RTCSessionDescriptionInit = {
+      type: type === SdpType.OFFER ? "offer" : "answer",
+      sdp,
+    };
+    const decision = decideOnDescription({
+      type: desc.type as DescriptionType,
+      polite: this.polite,
+      makingOffer: this.makingOffer,
+      signalingState: this.pc.signalingState,
+      settingRemoteAnswerPending: this.settingRemoteAnswerPending,
+    });
+    this.ignoreOffer = decision.ignore;
+    if (decision.ignore) {
+      this.stats.offersIgnored += 1;
+      return;
+    }
+    if (decision.rollsBack) this.stats.rollbacks += 1;
+    this.settingRemoteAnswerPending = desc.type === "answer";
+    try {
+      // For a colliding offer on the polite side this implicitly rolls back.
+      await this.pc.setRemoteDescription(desc);
+    } finally {
+      this.settingRemoteAnswerPending = false;
+    }
+    if (desc.type === "offer") {
+      await this.pc.setLocalDescription();
+      this.sendLocalDescription();
+    }
+  }
+
+  private readonly onNegotiationNeeded = async (): Promise<void> => {
+    if (this.closed) return;
+    try {
+      this.makingOffer = true;
+      await this.pc.setLocalDescription();
+      this.sendLocalDescription();
+    } catch (err) {
+      this.stats.errors += 1;
+      this.onError(err);
+    } finally {
+      this.makingOffer = false;
+    }
+  };
+
+  private sendLocalDescription(): void {
+    const local = this.pc.localDescription;
+    if (!local || (local.type !== "offer" && local.type !== "answer")) return;
+    if (this.closed) return;
+    const isOffer = local.type === "offer";
+    if (isOffer) this.stats.offersSent += 1;
+    else this.stats.answersSent += 1;
+    this.send({
+      case: "description",
+      value: { type: isOffer ? SdpType.OFFER : SdpType.ANSWER, sdp: local.sdp },
+    });
+  }
+
+  private readonly onIceCandidate = (ev: Event): void => {
+    if (this.closed) return;
+    const { candidate } = ev as RTCPeerConnectionIceEvent;
+    if (!candidate) {
+      this.send({ case: "endOfCandidates", value: {} });
+      return;
+    }
+    if (candidate.candidate === "") return;
+    this.stats.candidatesSent += 1;
+    this.send({
+      case: "candidate",
+      value: {
+        candidate: candidate.candidate,
+        sdpMid: candidate.sdpMid ?? undefined,
+        sdpMLineIndex: candidate.sdpMLineIndex ?? undefined,
+        usernameFragment: candidate.usernameFragment ?? undefined,
+      },
+    });
+  };
+
+  private readonly onIceState = (): void => {
+    if (this.pc.iceConnectionState === "failed") this.restartIce();
+  };
+}

@@ -1,0 +1,619 @@
+/**
+ * The signaling client: one logical session with the Switchboard edge that
+ * survives reconnects.
+ *
+ * Lifecycle: open the WebSocket → send Join (first connection) or Resume
+ * (later connections while we hold a session) → Joined/Resumed → keepalive
+ * Pings every `keepalive.intervalMs`. When the socket drops, reconnect with
+ * exponential backoff and jitter; the close code decides whether to resume,
+ * start a fresh session, or stop (see close.ts).
+ *
+ * Resume: every ServerMessage with seq > 0 is counted; frames at or below
+ * the last seq are replays of what we already handled and are dropped. A
+ * resume the server cannot honour (error, or `complete: false`) falls back
+ * to a fresh Join; listeners then get `joined` with `rejoin: true` and must
+ * renegotiate every peer from scratch.
+ */
+import { create, type MessageInitShape } from "@bufbuild/protobuf";
+import { Backoff, type BackoffOptions } from "./backoff";
+import { classifyClose, type CloseAction } from "./close";
+import { decodeServerMessage, encodeClientMessage, type ClientMessageInit } from "./codec";
+import { Emitter } from "./emitter";
+import { SeqTracker } from "./sequence";
+import {
+  ErrorSchema,
+  type PeerSignalSchema,
+  type Error as ServerError,
+  type IceServer,
+  type Joined,
+  type Participant,
+  type ParticipantLeft,
+  type PeerSignal,
+  type Resumed,
+  type ServerMessage,
+  type TokenRefreshed,
+} from "../gen/switchboard/v1/client_pb";
+
+/** The part of the browser WebSocket the client uses (fakeable in tests). */
+export interface SocketLike {
+  readonly readyState: number;
+  send(data: string): void;
+  close(code?: number, reason?: string): void;
+  onopen: ((ev: unknown) => void) | null;
+  onmessage: ((ev: { data: unknown }) => void) | null;
+  onclose: ((ev: { code: number; reason: string }) => void) | null;
+  onerror: ((ev: unknown) => void) | null;
+}
+
+/** Timer functions; injectable so tests can drive time by hand. */
+export interface Clock {
+  now(): number;
+  setTimeout(fn: () => void, ms: number): unknown;
+  clearTimeout(handle: unknown): void;
+}
+
+const OPEN = 1;
+
+export type ConnectionState =
+  /** Not started, or stopped for good (see `stopped`). */
+  | "idle"
+  /** First connection in progress. */
+  | "connecting"
+  /** In the room: Joined or Resumed received on the current socket. */
+  | "joined"
+  /** Lost the connection; waiting for the next attempt or resuming. */
+  | "reconnecting"
+  /** Stopped: left, or a close that reconnecting cannot fix. */
+  | "closed";
+
+/** A received peer-signal payload (description, candidate or end). */
+export type SignalKind = PeerSignal["kind"];
+/** A peer-signal payload to send (plain objects, no `$typeName` needed). */
+export type SignalKindInit = MessageInitShape<typeof PeerSignalSchema>["kind"];
+
+export interface SignalingEvents {
+  state: { state: ConnectionState; attempt: number; retryInMs?: number };
+  /** A new session began. `rejoin` = an earlier session was lost: rebuild peers. */
+  joined: { joined: Joined; rejoin: boolean };
+  /** The session continued on a new connection; nothing was lost. */
+  resumed: { resumed: Resumed };
+  participantJoined: Participant;
+  participantLeft: ParticipantLeft;
+  participantUpdated: Participant;
+  signal: PeerSignal;
+  tokenRefreshed: TokenRefreshed;
+  /** An error frame from the server (answers to our requests included). */
+  serverError: ServerError;
+  /** A socket closed; `action` says what the client does about it. */
+  disconnected: { code: number; reason: string; action: CloseAction };
+  /** The client stopped for good (left, replaced, unauthorised...). */
+  stopped: { code: number; reason: string };
+}
+
+export interface SignalingOptions {
+  /** WebSocket URL, e.g. `wss://example.org/ws`. */
+  url: string;
+  /** Access token for Join. */
+  token: string;
+  /** Presence attributes for Join. */
+  attributes?: Record<string, string>;
+  /** Gets a new token when ours expired; without it, expiry stops the client. */
+  refreshToken?: () => Promise<string>;
+  createSocket?: (url: string) => SocketLike;
+  clock?: Clock;
+  backoff?: BackoffOptions;
+  /** Give up on a connection that has not joined/resumed within this time. */
+  handshakeTimeoutMs?: number;
+  /** Keepalive used until Joined says otherwise. */
+  defaultKeepalive?: { intervalMs: number; timeoutMs: number };
+  /** Outgoing signals held while reconnecting (oldest dropped beyond it). */
+  maxQueuedSignals?: number;
+}
+
+/** Counters that tests and the UI read. */
+export interface SignalingStats {
+  connects: number;
+  joins: number;
+  resumes: number;
+  resumeFallbacks: number;
+  duplicatesDropped: number;
+}
+
+interface Session {
+  sessionId: string;
+  resumeToken: string;
+}
+
+interface Pending {
+  resolve: () => void;
+  reject: (err: ServerError) => void;
+}
+
+const realClock: Clock = {
+  now: () => Date.now(),
+  setTimeout: (fn, ms) => globalThis.setTimeout(fn, ms),
+  clearTimeout: (h) => globalThis.clearTimeout(h as ReturnType<typeof setTimeout>),
+};
+
+/** Close code we use for connections we abandon ourselves (private range). */
+const CLIENT_ABANDON = 4000;
+
+export class SignalingClient extends Emitter<SignalingEvents> {
+  private readonly opts: Required<
+    Pick<SignalingOptions, "handshakeTimeoutMs" | "maxQueuedSignals" | "defaultKeepalive">
+  > &
+    SignalingOptions;
+  private readonly clock: Clock;
+  private readonly backoff: Backoff;
+  private readonly seqs = new SeqTracker();
+  private readonly createSocket: (url: string) => SocketLike;
+
+  private socket: SocketLike | null = null;
+  private session: Session | null = null;
+  /** Whether any session existed before (so the next Joined is a rejoin). */
+  private hadSession = false;
+  private token: string;
+  private attributes: Record<string, string>;
+  /** Attributes changed while not joined: send them after a resume. */
+  private presenceDirty = false;
+  private nextId = 1;
+  private resumeRequestId = 0;
+  private joinRequestId = 0;
+  private keepalive: { intervalMs: number; timeoutMs: number };
+  private lastHeard = 0;
+  private nextNonce = 1n;
+  private keepaliveTimer: unknown = null;
+  private handshakeTimer: unknown = null;
+  private retryTimer: unknown = null;
+  private queue: ClientMessageInit[] = [];
+  private readonly pending = new Map<number, Pending>();
+  private current: ConnectionState = "idle";
+  private leaving = false;
+  private iceServerList: IceServer[] = [];
+  private selfInfo: Participant | undefined;
+  readonly stats: SignalingStats = {
+    connects: 0,
+    joins: 0,
+    resumes: 0,
+    resumeFallbacks: 0,
+    duplicatesDropped: 0,
+  };
+
+  constructor(opts: SignalingOptions) {
+    super();
+    this.opts = {
+      handshakeTimeoutMs: 10_000,
+      maxQueuedSignals: 512,
+      defaultKeepalive: { intervalMs: 15_000, timeoutMs: 45_000 },
+      ...opts,
+    };
+    this.clock = opts.clock ?? realClock;
+    this.backoff = new Backoff(opts.backoff);
+    this.createSocket = opts.createSocket ?? ((url) => new WebSocket(url) as unknown as SocketLike);
+    this.token = opts.token;
+    this.attributes = { ...(opts.attributes ?? {}) };
+    this.keepalive = this.opts.defaultKeepalive;
+  }
+
+  get state(): ConnectionState {
+    return this.current;
+  }
+  get lastSeq(): bigint {
+    return this.seqs.lastSeq;
+  }
+  get sessionId(): string | undefined {
+    return this.session?.sessionId;
+  }
+  /** The latest token: the initial one, or the last `tokenRefreshed`. */
+  get currentToken(): string {
+    return this.token;
+  }
+  get iceServers(): IceServer[] {
+    return this.iceServerList;
+  }
+  get self(): Participant | undefined {
+    return this.selfInfo;
+  }
+
+  /** Opens the first connection. */
+  connect(): void {
+    if (this.current !== "idle") return;
+    this.leaving = false;
+    this.setState("connecting", 0);
+    this.open();
+  }
+
+  /**
+   * Sends a peer signal. While reconnecting with a live session, signals
+   * are queued and flushed after a complete resume; a fresh Join drops them
+   * (peers are renegotiated then anyway).
+   */
+  sendSignal(to: string, kind: SignalKindInit): void {
+    const msg: ClientMessageInit = { message: { case: "signal", value: { to, kind } } };
+    if (this.current === "joined" && this.socket?.readyState === OPEN) {
+      this.sendNow(msg);
+    } else if (this.session && this.current !== "closed") {
+      this.queue.push(msg);
+      if (this.queue.length > this.opts.maxQueuedSignals) this.queue.shift();
+    }
+  }
+
+  /**
+   * Replaces our presence attributes. Resolves on the server's Ack; while
+   * disconnected, resolves at once and the attributes are sent on the next
+   * Join or after the resume.
+   */
+  updatePresence(attributes: Record<string, string>): Promise<void> {
+    this.attributes = { ...attributes };
+    if (this.current !== "joined" || this.socket?.readyState !== OPEN) {
+      this.presenceDirty = true;
+      return Promise.resolve();
+    }
+    return this.request({ message: { case: "updatePresence", value: { attributes } } });
+  }
+
+  /** Leaves the room; the server closes with 1000. */
+  leave(): void {
+    if (this.current === "closed" || this.current === "idle") return;
+    this.leaving = true;
+    this.clearTimers();
+    const sock = this.socket;
+    if (sock && sock.readyState === OPEN && this.current === "joined") {
+      this.sendNow({ message: { case: "leave", value: {} } });
+      // Do not wait on the server's close for long.
+      this.clock.setTimeout(() => sock.close(1000, "left"), 1000);
+    } else {
+      sock?.close(1000, "left");
+      this.detach();
+      this.finish(1000, "left");
+    }
+  }
+
+  /**
+   * Drops the connection as a network failure would (no Leave): the client
+   * reconnects and resumes. Used by the UI's test hook and by tests.
+   */
+  dropConnection(): void {
+    const sock = this.socket;
+    if (!sock) return;
+    this.detach();
+    sock.close(CLIENT_ABANDON, "client_dropped");
+    this.onSocketClosed(1006, "");
+  }
+
+  // ---- connection management ------------------------------------------
+
+  private open(): void {
+    this.stats.connects += 1;
+    let sock: SocketLike;
+    try {
+      sock = this.createSocket(this.opts.url);
+    } catch {
+      this.onSocketClosed(1006, "");
+      return;
+    }
+    this.socket = sock;
+    this.resumeRequestId = 0;
+    this.joinRequestId = 0;
+    this.handshakeTimer = this.clock.setTimeout(() => {
+      if (this.socket === sock) this.abandon("handshake_timeout");
+    }, this.opts.handshakeTimeoutMs);
+    sock.onopen = () => {
+      if (this.socket === sock) this.onOpen();
+    };
+    sock.onmessage = (ev) => {
+      if (this.socket === sock && typeof ev.data === "string") this.onFrame(ev.data);
+    };
+    sock.onclose = (ev) => {
+      if (this.socket === sock) {
+        this.detach();
+        this.onSocketClosed(ev.code, ev.reason);
+      }
+    };
+    sock.onerror = () => {
+      /* a close event always follows */
+    };
+  }
+
+  private onOpen(): void {
+    this.lastHeard = this.clock.now();
+    if (this.session) {
+      this.resumeRequestId = this.takeId();
+      this.sendNow({
+        id: this.resumeRequestId,
+        message: {
+          case: "resume",
+          value: {
+            sessionId: this.session.sessionId,
+            resumeToken: this.session.resumeToken,
+            lastSeq: this.seqs.lastSeq,
+          },
+        },
+      });
+    } else {
+      this.seqs.reset();
+      this.joinRequestId = this.takeId();
+      this.sendNow({
+        id: this.joinRequestId,
+        message: { case: "join", value: { token: this.token, attributes: this.attributes } },
+      });
+    }
+  }
+
+  private onFrame(text: string): void {
+    this.lastHeard = this.clock.now();
+    let msg: ServerMessage;
+    try {
+      msg = decodeServerMessage(text);
+    } catch (err) {
+      console.warn("switchboard: undecodable frame dropped", err);
+      return;
+    }
+    if (this.seqs.accept(msg.seq) === "duplicate") {
+      this.stats.duplicatesDropped += 1;
+      return;
+    }
+    this.dispatch(msg);
+  }
+
+  private dispatch(msg: ServerMessage): void {
+    const m = msg.message;
+    switch (m.case) {
+      case "joined":
+        this.onJoined(m.value);
+        break;
+      case "resumed":
+        this.onResumed(m.value);
+        break;
+      case "participantJoined":
+        if (m.value.participant) this.emit("participantJoined", m.value.participant);
+        break;
+      case "participantLeft":
+        this.emit("participantLeft", m.value);
+        break;
+      case "participantUpdated":
+        if (m.value.participant) this.emit("participantUpdated", m.value.participant);
+        break;
+      case "signal":
+        this.emit("signal", m.value);
+        break;
+      case "ack":
+        this.settle(m.value.requestId, null);
+        break;
+      case "error":
+        this.onServerError(m.value);
+        break;
+      case "tokenRefreshed":
+        this.token = m.value.token;
+        this.emit("tokenRefreshed", m.value);
+        break;
+      case "pong":
+        break; // liveness already noted
+      default:
+        break; // a message type newer than this client
+    }
+  }
+
+  private onJoined(joined: Joined): void {
+    this.clearHandshake();
+    this.session = { sessionId: joined.sessionId, resumeToken: joined.resumeToken };
+    this.iceServerList = joined.iceServers;
+    this.selfInfo = joined.self;
+    if (joined.keepalive && joined.keepalive.intervalMs > 0) {
+      this.keepalive = {
+        intervalMs: joined.keepalive.intervalMs,
+        timeoutMs: joined.keepalive.timeoutMs || joined.keepalive.intervalMs * 3,
+      };
+    }
+    const rejoin = this.hadSession;
+    this.hadSession = true;
+    // Queued signals belonged to the old session's negotiations.
+    this.queue = [];
+    this.presenceDirty = false;
+    this.stats.joins += 1;
+    this.backoff.reset();
+    this.setState("joined", 0);
+    this.startKeepalive();
+    this.emit("joined", { joined, rejoin });
+  }
+
+  private onResumed(resumed: Resumed): void {
+    this.clearHandshake();
+    this.resumeRequestId = 0;
+    if (!resumed.complete) {
+      // Messages were lost: the session's state cannot be trusted. Start a
+      // new session; the server replaces the old one on our Join.
+      this.stats.resumeFallbacks += 1;
+      this.forgetSession();
+      this.abandon("resume_incomplete", 0);
+      return;
+    }
+    this.session = {
+      sessionId: resumed.sessionId || (this.session?.sessionId ?? ""),
+      resumeToken: resumed.resumeToken,
+    };
+    this.stats.resumes += 1;
+    this.backoff.reset();
+    this.setState("joined", 0);
+    this.startKeepalive();
+    const queued = this.queue;
+    this.queue = [];
+    for (const msg of queued) this.sendNow(msg);
+    if (this.presenceDirty) {
+      this.presenceDirty = false;
+      void this.updatePresence(this.attributes).catch(() => undefined);
+    }
+    this.emit("resumed", { resumed });
+  }
+
+  private onServerError(err: ServerError): void {
+    if (err.requestId !== 0 && err.requestId === this.resumeRequestId) {
+      // The session cannot be resumed (expired, token spent, ...).
+      this.stats.resumeFallbacks += 1;
+      this.forgetSession();
+      this.abandon("resume_failed", 0);
+      return;
+    }
+    this.settle(err.requestId, err);
+    this.emit("serverError", err);
+  }
+
+  private onSocketClosed(code: number, reason: string): void {
+    this.clearTimers();
+    if (this.leaving) {
+      this.finish(code, reason);
+      return;
+    }
+    const resuming = this.resumeRequestId !== 0;
+    const action = classifyClose({ code, reason }, resuming);
+    this.emit("disconnected", { code, reason, action });
+    switch (action) {
+      case "stop":
+        this.finish(code, reason);
+        return;
+      case "rejoin":
+        if (resuming) this.stats.resumeFallbacks += 1;
+        this.forgetSession();
+        this.scheduleReconnect();
+        return;
+      case "refresh-token":
+        if (!this.opts.refreshToken) {
+          this.finish(code, reason);
+          return;
+        }
+        this.opts.refreshToken().then(
+          (token) => {
+            this.token = token;
+            this.scheduleReconnect();
+          },
+          () => this.finish(code, reason),
+        );
+        return;
+      case "reconnect":
+        this.scheduleReconnect();
+        return;
+    }
+  }
+
+  /** Closes the current socket on our initiative and reconnects. */
+  private abandon(reason: string, delayMs?: number): void {
+    const sock = this.socket;
+    this.detach();
+    this.clearTimers();
+    sock?.close(CLIENT_ABANDON, reason);
+    this.emit("disconnected", { code: CLIENT_ABANDON, reason, action: "reconnect" });
+    this.scheduleReconnect(delayMs);
+  }
+
+  private scheduleReconnect(delayMs?: number): void {
+    const delay = delayMs ?? this.backoff.next();
+    this.setState("reconnecting", this.backoff.attempts, delay);
+    this.retryTimer = this.clock.setTimeout(() => {
+      this.retryTimer = null;
+      this.open();
+    }, delay);
+  }
+
+  private forgetSession(): void {
+    this.session = null;
+    this.queue = [];
+    this.resumeRequestId = 0;
+  }
+
+  private finish(code: number, reason: string): void {
+    this.clearTimers();
+    this.socket = null;
+    this.session = null;
+    this.queue = [];
+    const closed = create(ErrorSchema, { code: "closed", message: reason || "connection closed" });
+    for (const [, p] of this.pending) p.reject(closed);
+    this.pending.clear();
+    this.setState("closed", 0);
+    this.emit("stopped", { code, reason });
+  }
+
+  private detach(): void {
+    const sock = this.socket;
+    if (!sock) return;
+    sock.onopen = null;
+    sock.onmessage = null;
+    sock.onclose = null;
+    sock.onerror = null;
+    this.socket = null;
+  }
+
+  // ---- keepalive ------------------------------------------------------
+
+  private startKeepalive(): void {
+    this.stopKeepalive();
+    const tick = () => {
+      const silentFor = this.clock.now() - this.lastHeard;
+      if (silentFor > this.keepalive.timeoutMs) {
+        // Half-open connection: nothing heard, not even Pongs.
+        this.abandon("keepalive_timeout");
+        return;
+      }
+      const nonce = this.nextNonce++;
+      this.sendNow({ message: { case: "ping", value: { nonce } } });
+      this.keepaliveTimer = this.clock.setTimeout(tick, this.keepalive.intervalMs);
+    };
+    this.keepaliveTimer = this.clock.setTimeout(tick, this.keepalive.intervalMs);
+  }
+
+  private stopKeepalive(): void {
+    if (this.keepaliveTimer !== null) this.clock.clearTimeout(this.keepaliveTimer);
+    this.keepaliveTimer = null;
+  }
+
+  private clearHandshake(): void {
+    if (this.handshakeTimer !== null) this.clock.clearTimeout(this.handshakeTimer);
+    this.handshakeTimer = null;
+  }
+
+  private clearTimers(): void {
+    this.stopKeepalive();
+    this.clearHandshake();
+    if (this.retryTimer !== null) this.clock.clearTimeout(this.retryTimer);
+    this.retryTimer = null;
+  }
+
+  // ---- sending --------------------------------------------------------
+
+  private takeId(): number {
+    const id = this.nextId;
+    this.nextId = this.nextId >= 0xffff_fffe ? 1 : this.nextId + 1;
+    return id;
+  }
+
+  private request(msg: ClientMessageInit): Promise<void> {
+    const id = this.takeId();
+    return new Promise<void>((resolve, reject) => {
+      this.pending.set(id, { resolve, reject });
+      try {
+        this.sendNow({ ...msg, id });
+      } catch (err) {
+        this.pending.delete(id);
+        reject(err);
+      }
+    });
+  }
+
+  private settle(requestId: number, err: ServerError | null): void {
+    const p = this.pending.get(requestId);
+    if (!p) return;
+    this.pending.delete(requestId);
+    if (err) p.reject(err);
+    else p.resolve();
+  }
+
+  private sendNow(msg: ClientMessageInit): void {
+    const sock = this.socket;
+    if (!sock || sock.readyState !== OPEN) return;
+    sock.send(encodeClientMessage(msg));
+  }
+
+  private setState(state: ConnectionState, attempt: number, retryInMs?: number): void {
+    this.current = state;
+    this.emit("state", { state, attempt, retryInMs });
+  }
+}

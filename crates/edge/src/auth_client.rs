@@ -1,0 +1,64 @@
+//! The edge's view of auth: verify a token once per connection.
+
+use std::time::Duration;
+
+use switchboard_proto::{ErrorCode, SignalError, pb};
+use tonic::transport::{Channel, Endpoint};
+
+/// A verify call slower than this fails the join as `unavailable`.
+const VERIFY_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// gRPC client of the auth service.
+#[derive(Debug, Clone)]
+pub struct AuthClient {
+    client: pb::auth_client::AuthClient<Channel>,
+}
+
+impl AuthClient {
+    pub fn new(endpoint: Endpoint) -> Self {
+        Self {
+            client: pb::auth_client::AuthClient::new(endpoint.connect_lazy()),
+        }
+    }
+
+    /// Verifies `token`; typed errors come from auth's error table.
+    pub async fn verify(&self, token: &str) -> Result<pb::Claims, SignalError> {
+        if token.is_empty() {
+            return Err(SignalError::new(
+                ErrorCode::Unauthenticated,
+                "missing token",
+            ));
+        }
+        let mut client = self.client.clone();
+        let call = client.verify_token(pb::VerifyTokenRequest {
+            token: token.to_owned(),
+        });
+        match tokio::time::timeout(VERIFY_TIMEOUT, call).await {
+            Ok(Ok(response)) => response
+                .into_inner()
+                .claims
+                .ok_or_else(|| SignalError::new(ErrorCode::Internal, "auth returned no claims")),
+            Ok(Err(status)) => Err(SignalError::from_status(&status)),
+            Err(_) => Err(SignalError::new(
+                ErrorCode::Unavailable,
+                "auth did not answer in time",
+            )),
+        }
+    }
+
+    /// Mints a dev token (dev mode only; auth refuses otherwise).
+    pub async fn issue(
+        &self,
+        request: pb::IssueTokenRequest,
+    ) -> Result<pb::IssueTokenResponse, SignalError> {
+        let mut client = self.client.clone();
+        match tokio::time::timeout(VERIFY_TIMEOUT, client.issue_token(request)).await {
+            Ok(Ok(response)) => Ok(response.into_inner()),
+            Ok(Err(status)) => Err(SignalError::from_status(&status)),
+            Err(_) => Err(SignalError::new(
+                ErrorCode::Unavailable,
+                "auth did not answer in time",
+            )),
+        }
+    }
+}

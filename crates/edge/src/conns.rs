@@ -1,0 +1,113 @@
+//! The connections of this edge, by connection id: where the signal link
+//! delivers what signal sends back. Sharded so that deliveries for different
+//! connections rarely contend.
+
+use std::{
+    collections::HashMap,
+    sync::{Mutex, MutexGuard},
+};
+
+use switchboard_proto::{ConnId, ErrorCode, pb};
+use tokio::sync::{mpsc, watch};
+
+/// Messages queued for one connection's writer.
+#[derive(Debug)]
+pub enum Outbound {
+    Message(pb::ServerMessage),
+    /// Close with this error (`None` = normal closure) after what is queued.
+    Close(Option<ErrorCode>, String),
+}
+
+/// An immediate close, jumping the queue (slow consumer, shutdown, ...).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Kill {
+    pub code: ErrorCode,
+    pub reason: String,
+}
+
+/// How the rest of the edge reaches one connection.
+#[derive(Debug, Clone)]
+pub struct ConnHandle {
+    pub outbound: mpsc::Sender<Outbound>,
+    pub kill: watch::Sender<Option<Kill>>,
+}
+
+impl ConnHandle {
+    /// Queues for the writer; a full queue means the client does not read
+    /// fast enough, and only it is closed.
+    pub fn push(&self, item: Outbound) {
+        if let Err(mpsc::error::TrySendError::Full(_)) = self.outbound.try_send(item) {
+            self.kill(ErrorCode::SlowConsumer, "outbound queue full");
+        }
+    }
+
+    pub fn kill(&self, code: ErrorCode, reason: &str) {
+        self.kill.send_if_modified(|current| {
+            if current.is_some() {
+                return false;
+            }
+            *current = Some(Kill {
+                code,
+                reason: reason.to_owned(),
+            });
+            true
+        });
+    }
+}
+
+const SHARDS: usize = 16;
+
+#[derive(Debug)]
+pub struct Connections {
+    shards: Vec<Mutex<HashMap<ConnId, ConnHandle>>>,
+}
+
+impl Default for Connections {
+    fn default() -> Self {
+        Self {
+            shards: (0..SHARDS).map(|_| Mutex::default()).collect(),
+        }
+    }
+}
+
+impl Connections {
+    fn shard(&self, conn: ConnId) -> MutexGuard<'_, HashMap<ConnId, ConnHandle>> {
+        self.shards[(conn.0 as usize) % SHARDS]
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn insert(&self, conn: ConnId, handle: ConnHandle) {
+        self.shard(conn).insert(conn, handle);
+    }
+
+    pub fn remove(&self, conn: ConnId) {
+        self.shard(conn).remove(&conn);
+    }
+
+    pub fn get(&self, conn: ConnId) -> Option<ConnHandle> {
+        self.shard(conn).get(&conn).cloned()
+    }
+
+    /// Every connection for which `pick` is true.
+    pub fn matching(&self, pick: impl Fn(ConnId) -> bool) -> Vec<ConnHandle> {
+        self.shards
+            .iter()
+            .flat_map(|s| {
+                let shard = s.lock().unwrap_or_else(|p| p.into_inner());
+                shard
+                    .iter()
+                    .filter(|(c, _)| pick(**c))
+                    .map(|(_, h)| h.clone())
+                    .collect::<Vec<_>>()
+            })
+            .collect()
+    }
+
+    pub fn len(&self) -> usize {
+        self.shards
+            .iter()
+            .map(|s| s.lock().map(|m| m.len()).unwrap_or(0))
+            .sum()
+    }
+}

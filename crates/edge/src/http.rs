@@ -1,0 +1,258 @@
+//! The edge's HTTP surface: the WebSocket endpoint, liveness and
+//! readiness, the dev token endpoint, and the built client.
+
+use std::{convert::Infallible, path::PathBuf, sync::Arc};
+
+use bytes::Bytes;
+use http::{HeaderValue, Method, Request, Response, StatusCode, header};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper_util::rt::TokioIo;
+use switchboard_proto::{ErrorCode, SignalError, limits::MAX_MESSAGE_BYTES, pb};
+use tokio::sync::watch;
+use tokio_tungstenite::{
+    WebSocketStream,
+    tungstenite::{
+        handshake::derive_accept_key,
+        protocol::{Role, WebSocketConfig},
+    },
+};
+
+use crate::{
+    connection::{self, ConnectionContext},
+    origin::OriginPolicy,
+    static_files,
+};
+
+pub type Body = Full<Bytes>;
+
+/// Bytes tungstenite reads from the socket at a time. Its 128 KiB default
+/// would cost gigabytes across 100k idle connections.
+const READ_BUFFER: usize = 8 * 1024;
+/// Bytes buffered for writing before a send waits for the socket.
+const MAX_WRITE_BUFFER: usize = 256 * 1024;
+/// Largest dev token request body.
+const MAX_DEV_BODY: usize = 4 * 1024;
+
+/// Everything a request handler needs.
+#[derive(Debug)]
+pub struct HttpContext {
+    pub conn: ConnectionContext,
+    pub origins: OriginPolicy,
+    pub static_dir: Option<PathBuf>,
+    pub dev: bool,
+    pub tls: bool,
+    pub shutdown: watch::Receiver<bool>,
+    /// Held (through this context) by every connection task; the drain is
+    /// over when the last clone is gone.
+    pub done: tokio::sync::mpsc::Sender<()>,
+}
+
+pub fn websocket_config() -> WebSocketConfig {
+    WebSocketConfig::default()
+        .read_buffer_size(READ_BUFFER)
+        .write_buffer_size(0)
+        .max_write_buffer_size(MAX_WRITE_BUFFER)
+        .max_message_size(Some(MAX_MESSAGE_BYTES))
+        .max_frame_size(Some(MAX_MESSAGE_BYTES))
+        .accept_unmasked_frames(false)
+}
+
+fn json(status: StatusCode, value: serde_json::Value) -> Response<Body> {
+    let mut response = Response::new(Full::new(Bytes::from(value.to_string())));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
+}
+
+/// An error as an HTTP response: status from the error table, body with the
+/// stable code; never internals.
+pub fn error_response(err: &SignalError) -> Response<Body> {
+    let status =
+        StatusCode::from_u16(err.code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    json(
+        status,
+        serde_json::json!({ "code": err.code.as_str(), "message": err.message }),
+    )
+}
+
+pub async fn handle(
+    ctx: Arc<HttpContext>,
+    req: Request<Incoming>,
+) -> Result<Response<Body>, Infallible> {
+    let path = req.uri().path().to_owned();
+    let response = match (req.method(), path.as_str()) {
+        (&Method::GET, "/ws") => upgrade(ctx, req).await,
+        (&Method::GET, "/health/live") => {
+            json(StatusCode::OK, serde_json::json!({ "status": "live" }))
+        }
+        (&Method::GET, "/health/ready") => {
+            if ctx.conn.link.is_up() && !*ctx.shutdown.borrow() {
+                json(StatusCode::OK, serde_json::json!({ "status": "ready" }))
+            } else {
+                json(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    serde_json::json!({ "status": "not ready" }),
+                )
+            }
+        }
+        (&Method::POST, "/v1/dev/token") if ctx.dev => dev_token(&ctx, req).await,
+        (&Method::GET | &Method::HEAD, _) => static_file(&ctx, &path).await,
+        _ => error_response(&SignalError::new(ErrorCode::NotFound, "no such endpoint")),
+    };
+    Ok(response)
+}
+
+async fn static_file(ctx: &HttpContext, path: &str) -> Response<Body> {
+    let not_found = || error_response(&SignalError::new(ErrorCode::NotFound, "not found"));
+    let Some(root) = &ctx.static_dir else {
+        return not_found();
+    };
+    let Some((file, mime)) = static_files::resolve(root, path).await else {
+        return not_found();
+    };
+    match tokio::fs::read(&file).await {
+        Ok(bytes) => {
+            let mut response = Response::new(Full::new(Bytes::from(bytes)));
+            let headers = response.headers_mut();
+            headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(mime));
+            headers.insert(
+                "x-content-type-options",
+                HeaderValue::from_static("nosniff"),
+            );
+            // The service worker must always be revalidated.
+            if path.ends_with("sw.js") {
+                headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+            }
+            response
+        }
+        Err(_) => not_found(),
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct DevTokenRequest {
+    identity: String,
+    room: String,
+    #[serde(default)]
+    name: String,
+}
+
+async fn dev_token(ctx: &HttpContext, req: Request<Incoming>) -> Response<Body> {
+    let body = match Limited::new(req.into_body(), MAX_DEV_BODY).collect().await {
+        Ok(body) => body.to_bytes(),
+        Err(_) => {
+            return error_response(&SignalError::new(
+                ErrorCode::MessageTooLarge,
+                "body too large",
+            ));
+        }
+    };
+    let Ok(request) = serde_json::from_slice::<DevTokenRequest>(&body) else {
+        return error_response(&SignalError::new(
+            ErrorCode::BadRequest,
+            "expected {\"identity\":..., \"room\":..., \"name\":...}",
+        ));
+    };
+    let issue = pb::IssueTokenRequest {
+        identity: request.identity,
+        room: request.room,
+        name: request.name,
+        ttl_seconds: 0,
+    };
+    match ctx.conn.auth.issue(issue).await {
+        Ok(token) => json(
+            StatusCode::OK,
+            serde_json::json!({ "token": token.token, "expiresAt": token.expires_at }),
+        ),
+        Err(err) => error_response(&err),
+    }
+}
+
+async fn upgrade(ctx: Arc<HttpContext>, mut req: Request<Incoming>) -> Response<Body> {
+    let headers = req.headers();
+    let header_str = |name: header::HeaderName| headers.get(name).and_then(|v| v.to_str().ok());
+    let is_upgrade = header_str(header::UPGRADE)
+        .is_some_and(|v| v.eq_ignore_ascii_case("websocket"))
+        && header_str(header::CONNECTION).is_some_and(|v| {
+            v.split(',')
+                .any(|t| t.trim().eq_ignore_ascii_case("upgrade"))
+        });
+    let Some(key) = headers.get(header::SEC_WEBSOCKET_KEY).cloned() else {
+        return error_response(&SignalError::new(
+            ErrorCode::BadRequest,
+            "not a websocket handshake",
+        ));
+    };
+    if !is_upgrade || header_str(header::SEC_WEBSOCKET_VERSION) != Some("13") {
+        return error_response(&SignalError::new(
+            ErrorCode::BadRequest,
+            "not a websocket handshake",
+        ));
+    }
+    let origin = header_str(header::ORIGIN);
+    if !ctx
+        .origins
+        .allows(origin, header_str(header::HOST), ctx.tls)
+    {
+        tracing::info!(
+            origin = origin.unwrap_or("<none>"),
+            "websocket origin refused"
+        );
+        return error_response(&SignalError::new(
+            ErrorCode::OriginNotAllowed,
+            "origin not allowed",
+        ));
+    }
+    if *ctx.shutdown.borrow() {
+        return error_response(&SignalError::new(
+            ErrorCode::ShuttingDown,
+            "edge is shutting down",
+        ));
+    }
+    // Non-browser clients may authenticate in the handshake itself.
+    let preauth = match header_str(header::AUTHORIZATION) {
+        None => None,
+        Some(value) => {
+            let token = value.strip_prefix("Bearer ").unwrap_or("");
+            match ctx.conn.auth.verify(token).await {
+                Ok(claims) => Some(claims),
+                Err(err) => return error_response(&err),
+            }
+        }
+    };
+
+    let accept = derive_accept_key(key.as_bytes());
+    let on_upgrade = hyper::upgrade::on(&mut req);
+    let conn_ctx = ctx.conn.clone();
+    let shutdown = ctx.shutdown.clone();
+    let drain_guard = ctx.done.clone();
+    tokio::spawn(async move {
+        let _drain_guard = drain_guard;
+        match on_upgrade.await {
+            Ok(upgraded) => {
+                let ws = WebSocketStream::from_raw_socket(
+                    TokioIo::new(upgraded),
+                    Role::Server,
+                    Some(websocket_config()),
+                )
+                .await;
+                connection::serve(ws, conn_ctx, preauth, shutdown).await;
+            }
+            Err(err) => tracing::debug!(error = %err, "websocket upgrade failed"),
+        }
+    });
+
+    let mut response = Response::new(Full::new(Bytes::new()));
+    *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+    let h = response.headers_mut();
+    h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+    h.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
+    if let Ok(value) = HeaderValue::from_str(&accept) {
+        h.insert(header::SEC_WEBSOCKET_ACCEPT, value);
+    }
+    response
+}

@@ -1,0 +1,239 @@
+//! The edge's side of the edge–signal mapping: every browser session is
+//! multiplexed over a few long-lived `Relay` streams ("lanes"); each gRPC
+//! message is a batch of (connection, event) envelopes, drained from a queue
+//! without timers. One stream per session costs more CPU and memory and can
+//! trip h2's small-DATA-frame GOAWAY, dropping every session at once
+//! (docs/architecture.md).
+
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicBool, AtomicU64, Ordering},
+    },
+    time::Duration,
+};
+
+use switchboard_proto::{ConnId, ErrorCode, pb};
+use tokio::sync::{mpsc, watch};
+use tonic::transport::{Channel, Endpoint};
+
+use crate::conns::{ConnHandle, Connections, Outbound};
+
+/// Most envelopes per outbound batch (see signal's `link::MAX_BATCH_ENVELOPES`).
+const MAX_BATCH_ENVELOPES: usize = 128;
+/// Largest gRPC message either side accepts.
+const MAX_GRPC_MESSAGE_BYTES: usize = 16 * 1024 * 1024;
+/// Envelopes queued per lane before senders wait (backpressure on readers).
+const LANE_QUEUE: usize = 4096;
+/// Reconnect backoff bounds for a failed lane.
+const BACKOFF_MIN: Duration = Duration::from_millis(50);
+const BACKOFF_MAX: Duration = Duration::from_secs(2);
+
+/// Handle on the lanes to one signal service.
+#[derive(Debug, Clone)]
+pub struct SignalLink {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    lanes: Vec<Lane>,
+    conns: Connections,
+    next_conn: AtomicU64,
+}
+
+#[derive(Debug)]
+struct Lane {
+    tx: mpsc::Sender<pb::EdgeEnvelope>,
+    up: AtomicBool,
+}
+
+impl SignalLink {
+    /// Starts `lanes` streams to `endpoint` (each reconnecting on failure)
+    /// until `shutdown` fires.
+    pub fn start(endpoint: Endpoint, lanes: usize, shutdown: watch::Receiver<bool>) -> Self {
+        let lanes = lanes.max(1);
+        let mut receivers = Vec::with_capacity(lanes);
+        let mut lane_handles = Vec::with_capacity(lanes);
+        for _ in 0..lanes {
+            let (tx, rx) = mpsc::channel(LANE_QUEUE);
+            lane_handles.push(Lane {
+                tx,
+                up: AtomicBool::new(false),
+            });
+            receivers.push(rx);
+        }
+        let link = Self {
+            inner: Arc::new(Inner {
+                lanes: lane_handles,
+                conns: Connections::default(),
+                next_conn: AtomicU64::new(1),
+            }),
+        };
+        let channel = endpoint.connect_lazy();
+        for (index, rx) in receivers.into_iter().enumerate() {
+            tokio::spawn(run_lane(
+                link.clone(),
+                index,
+                channel.clone(),
+                rx,
+                shutdown.clone(),
+            ));
+        }
+        link
+    }
+
+    /// Registers a new connection and returns its id.
+    pub fn register(&self, handle: ConnHandle) -> ConnId {
+        let conn = ConnId(self.inner.next_conn.fetch_add(1, Ordering::Relaxed));
+        self.inner.conns.insert(conn, handle);
+        conn
+    }
+
+    pub fn deregister(&self, conn: ConnId) {
+        self.inner.conns.remove(conn);
+    }
+
+    /// Sends an event for `conn` to signal. Waits while the lane's queue is
+    /// full; fails only if the lane task is gone (shutdown).
+    pub async fn send(
+        &self,
+        conn: ConnId,
+        event: pb::edge_envelope::Event,
+    ) -> Result<(), ErrorCode> {
+        let lane = &self.inner.lanes[self.lane_of(conn)];
+        if !lane.up.load(Ordering::Acquire) {
+            return Err(ErrorCode::Unavailable);
+        }
+        lane.tx
+            .send(pb::EdgeEnvelope {
+                conn: conn.0,
+                event: Some(event),
+            })
+            .await
+            .map_err(|_| ErrorCode::ShuttingDown)
+    }
+
+    /// Whether every lane has a live stream.
+    pub fn is_up(&self) -> bool {
+        self.inner
+            .lanes
+            .iter()
+            .all(|l| l.up.load(Ordering::Acquire))
+    }
+
+    /// Open connections.
+    pub fn connections(&self) -> usize {
+        self.inner.conns.len()
+    }
+
+    /// Every open connection (used at shutdown).
+    pub fn all_connections(&self) -> Vec<ConnHandle> {
+        self.inner.conns.matching(|_| true)
+    }
+
+    fn lane_of(&self, conn: ConnId) -> usize {
+        (conn.0 % self.inner.lanes.len() as u64) as usize
+    }
+
+    fn dispatch(&self, envelope: pb::SignalEnvelope) {
+        let Some(handle) = self.inner.conns.get(ConnId(envelope.conn)) else {
+            return; // the connection closed meanwhile
+        };
+        match envelope.event {
+            Some(pb::signal_envelope::Event::Message(message)) => {
+                handle.push(Outbound::Message(message))
+            }
+            Some(pb::signal_envelope::Event::Close(close)) => {
+                handle.push(Outbound::Close(ErrorCode::parse(&close.code), close.reason))
+            }
+            None => {}
+        }
+    }
+
+    /// A lane's stream died: its sessions on signal are gone, so its
+    /// connections are closed and their clients reconnect.
+    fn fail_lane(&self, index: usize) {
+        let lanes = self.inner.lanes.len();
+        for handle in self
+            .inner
+            .conns
+            .matching(|c| (c.0 % lanes as u64) as usize == index)
+        {
+            handle.kill(ErrorCode::Unavailable, "signal link lost");
+        }
+    }
+}
+
+async fn run_lane(
+    link: SignalLink,
+    index: usize,
+    channel: Channel,
+    mut rx: mpsc::Receiver<pb::EdgeEnvelope>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut backoff = BACKOFF_MIN;
+    while !*shutdown.borrow() {
+        let mut client = pb::signal_client::SignalClient::new(channel.clone())
+            .max_decoding_message_size(MAX_GRPC_MESSAGE_BYTES)
+            .max_encoding_message_size(MAX_GRPC_MESSAGE_BYTES);
+        let (batch_tx, batch_rx) = mpsc::channel::<pb::EdgeBatch>(8);
+        let call = client.relay(tokio_stream::wrappers::ReceiverStream::new(batch_rx));
+        let mut inbound = tokio::select! {
+            result = call => match result {
+                Ok(response) => response.into_inner(),
+                Err(status) => {
+                    tracing::warn!(lane = index, error = %status.message(), "signal link refused");
+                    tokio::select! {
+                        _ = tokio::time::sleep(backoff) => {}
+                        _ = shutdown.changed() => {}
+                    }
+                    backoff = (backoff * 2).min(BACKOFF_MAX);
+                    continue;
+                }
+            },
+            _ = shutdown.changed() => break,
+        };
+        link.inner.lanes[index].up.store(true, Ordering::Release);
+        backoff = BACKOFF_MIN;
+        tracing::info!(lane = index, "signal link up");
+        loop {
+            tokio::select! {
+                envelope = rx.recv() => {
+                    let Some(first) = envelope else { return };
+                    let mut envelopes = Vec::with_capacity(8);
+                    envelopes.push(first);
+                    while envelopes.len() < MAX_BATCH_ENVELOPES {
+                        match rx.try_recv() {
+                            Ok(e) => envelopes.push(e),
+                            Err(_) => break,
+                        }
+                    }
+                    if batch_tx.send(pb::EdgeBatch { envelopes }).await.is_err() {
+                        break;
+                    }
+                }
+                message = inbound.message() => match message {
+                    Ok(Some(batch)) => {
+                        for envelope in batch.envelopes {
+                            link.dispatch(envelope);
+                        }
+                    }
+                    Ok(None) => {
+                        tracing::warn!(lane = index, "signal ended the link");
+                        break;
+                    }
+                    Err(status) => {
+                        tracing::warn!(lane = index, error = %status.message(), "signal link failed");
+                        break;
+                    }
+                },
+                // Dropping the request stream ends the link; signal then
+                // ends whatever sessions are still on it.
+                _ = shutdown.changed() => return,
+            }
+        }
+        link.inner.lanes[index].up.store(false, Ordering::Release);
+        link.fail_lane(index);
+    }
+}

@@ -1,0 +1,290 @@
+//! Room operations: join, relay, presence, leave. The hub holds no state of
+//! its own: rooms and sessions are in the [`SessionStore`], delivery goes
+//! through the [`Router`]; so any replica can serve any request.
+
+use std::{
+    sync::Arc,
+    time::{SystemTime, UNIX_EPOCH},
+};
+
+use switchboard_proto::{
+    ErrorCode, ParticipantId, RoomId, SessionId, SignalError,
+    limits::{
+        KEEPALIVE_TIMEOUT, MAX_MESSAGE_BYTES, MESSAGE_BURST, MESSAGES_PER_SECOND, PING_INTERVAL,
+    },
+    pb::{self, client_message::Message as In, server_message::Message as Out},
+    validate,
+};
+
+use crate::{
+    router::{Router, Sink},
+    store::{SessionRecord, SessionStore},
+};
+
+/// What every Joined reply carries besides the room state.
+#[derive(Debug, Clone, Default)]
+pub struct JoinSettings {
+    pub ice_servers: Vec<pb::IceServer>,
+}
+
+/// A cheap-to-clone handle on the room logic.
+#[derive(Clone)]
+pub struct Hub {
+    store: Arc<dyn SessionStore>,
+    router: Arc<dyn Router>,
+    settings: Arc<JoinSettings>,
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+fn not_found() -> SignalError {
+    // The same answer whether the participant does not exist or is in
+    // another room: rooms cannot be probed through the relay.
+    SignalError::new(ErrorCode::NotFound, "no such participant in this room")
+}
+
+impl Hub {
+    pub fn new(
+        store: Arc<dyn SessionStore>,
+        router: Arc<dyn Router>,
+        settings: JoinSettings,
+    ) -> Self {
+        Self {
+            store,
+            router,
+            settings: Arc::new(settings),
+        }
+    }
+
+    /// Joins an authenticated connection to its room. On success the
+    /// session exists, is attached to `sink`, has received Joined (seq 1)
+    /// and the room has been told. On failure nothing is left behind.
+    pub async fn open(&self, sink: Sink, open: pb::OpenSession) -> Result<SessionId, SignalError> {
+        let bad = |e: switchboard_proto::ids::IdError| {
+            SignalError::new(ErrorCode::BadRequest, e.to_string())
+        };
+        let participant = ParticipantId::new(&open.identity).map_err(bad)?;
+        let room = RoomId::new(&open.room).map_err(bad)?;
+        validate::name(&open.name)?;
+        validate::attributes(&open.attributes)?;
+
+        let record = SessionRecord {
+            id: SessionId::random(),
+            room: room.clone(),
+            participant: participant.clone(),
+            name: open.name,
+            attributes: open.attributes,
+            joined_at_ms: now_ms(),
+        };
+        let session = record.id;
+        self.router.open(session, sink).await?;
+        let replaced = match self.store.join(record.clone()).await {
+            Ok(replaced) => replaced,
+            Err(err) => {
+                let _ = self.router.remove(session).await;
+                return Err(err.into());
+            }
+        };
+        if let Some(old) = &replaced {
+            tracing::info!(room = %room, session = %old.id, "session replaced by a new join");
+            self.router
+                .close(
+                    old.id,
+                    Some(ErrorCode::SessionReplaced),
+                    "the same identity joined again",
+                )
+                .await?;
+        }
+
+        let members = self.store.members(&room).await?;
+        let participants = members
+            .iter()
+            .filter(|m| m.id != session)
+            .map(|m| m.to_participant(Some(&participant)))
+            .collect();
+        let joined = pb::Joined {
+            request_id: open.request_id,
+            session_id: session.to_string(),
+            // Resume tokens come with session resume; until then none.
+            resume_token: String::new(),
+            room: room.to_string(),
+            self_: Some(record.to_participant(None)),
+            participants,
+            ice_servers: self.settings.ice_servers.clone(),
+            keepalive: Some(pb::Keepalive {
+                interval_ms: PING_INTERVAL.as_millis() as u32,
+                timeout_ms: KEEPALIVE_TIMEOUT.as_millis() as u32,
+            }),
+            limits: Some(pb::Limits {
+                max_message_bytes: MAX_MESSAGE_BYTES as u32,
+                messages_per_second: MESSAGES_PER_SECOND,
+                burst: MESSAGE_BURST,
+            }),
+        };
+        self.router.deliver(session, Out::Joined(joined)).await?;
+
+        for member in members.iter().filter(|m| m.id != session) {
+            if let Some(old) = &replaced {
+                self.router
+                    .deliver(
+                        member.id,
+                        Out::ParticipantLeft(pb::ParticipantLeft {
+                            participant_id: old.participant.to_string(),
+                            reason: "replaced".into(),
+                        }),
+                    )
+                    .await?;
+            }
+            let participant = record.to_participant(Some(&member.participant));
+            self.router
+                .deliver(
+                    member.id,
+                    Out::ParticipantJoined(pb::ParticipantJoined {
+                        participant: Some(participant),
+                    }),
+                )
+                .await?;
+        }
+        tracing::info!(room = %room, session = %session, "participant joined");
+        Ok(session)
+    }
+
+    /// Handles one client message of a joined session. Failures are
+    /// answered to the session as typed errors carrying the request id.
+    pub async fn handle(&self, session: SessionId, message: pb::ClientMessage) {
+        let request_id = message.id;
+        let result = match message.message {
+            Some(In::Signal(signal)) => self.relay(session, signal).await,
+            Some(In::UpdatePresence(update)) => {
+                self.update_presence(session, request_id, update).await
+            }
+            Some(In::Leave(_)) => self.leave(session, "left", None).await,
+            Some(In::Ping(ping)) => self
+                .router
+                .deliver(session, Out::Pong(pb::Pong { nonce: ping.nonce }))
+                .await
+                .map(drop)
+                .map_err(Into::into),
+            Some(In::Join(_) | In::Resume(_)) => Err(SignalError::new(
+                ErrorCode::AlreadyJoined,
+                "this connection has a session",
+            )),
+            None => Err(SignalError::new(
+                ErrorCode::UnknownMessage,
+                "unknown message type",
+            )),
+        };
+        if let Err(err) = result {
+            tracing::debug!(session = %session, code = %err.code, "request failed");
+            let _ = self
+                .router
+                .deliver(session, Out::Error(err.to_proto(request_id)))
+                .await;
+        }
+    }
+
+    async fn relay(
+        &self,
+        session: SessionId,
+        mut signal: pb::PeerSignal,
+    ) -> Result<(), SignalError> {
+        let to = validate::peer_signal(&signal)?;
+        let sender = self
+            .store
+            .session(session)
+            .await?
+            .ok_or_else(|| SignalError::new(ErrorCode::NotJoined, "session has ended"))?;
+        if to == sender.participant {
+            return Err(not_found());
+        }
+        let target = self
+            .store
+            .member(&sender.room, &to)
+            .await?
+            .ok_or_else(not_found)?;
+        // The sender is who the token says, whatever the client wrote.
+        signal.from = sender.participant.to_string();
+        self.router
+            .deliver(target, Out::Signal(signal))
+            .await?
+            .ok_or_else(not_found)?;
+        Ok(())
+    }
+
+    async fn update_presence(
+        &self,
+        session: SessionId,
+        request_id: u32,
+        update: pb::UpdatePresence,
+    ) -> Result<(), SignalError> {
+        validate::attributes(&update.attributes)?;
+        let record = self
+            .store
+            .set_attributes(session, update.attributes)
+            .await?
+            .ok_or_else(|| SignalError::new(ErrorCode::NotJoined, "session has ended"))?;
+        for member in self.store.members(&record.room).await? {
+            if member.id == session {
+                continue;
+            }
+            let participant = record.to_participant(Some(&member.participant));
+            self.router
+                .deliver(
+                    member.id,
+                    Out::ParticipantUpdated(pb::ParticipantUpdated {
+                        participant: Some(participant),
+                    }),
+                )
+                .await?;
+        }
+        self.router
+            .deliver(session, Out::Ack(pb::Ack { request_id }))
+            .await?;
+        Ok(())
+    }
+
+    /// Ends a session: the room hears `reason`, and the connection (if it
+    /// is still there) is closed with `code` (`None` = normal closure).
+    pub async fn leave(
+        &self,
+        session: SessionId,
+        reason: &str,
+        code: Option<ErrorCode>,
+    ) -> Result<(), SignalError> {
+        self.router.close(session, code, reason).await?;
+        let Some(record) = self.store.leave(session).await? else {
+            return Ok(());
+        };
+        // Only tell the room if this session still held the identity (a
+        // replaced session already produced its ParticipantLeft).
+        let holder = self.store.member(&record.room, &record.participant).await?;
+        if holder.is_some() {
+            return Ok(());
+        }
+        for member in self.store.members(&record.room).await? {
+            self.router
+                .deliver(
+                    member.id,
+                    Out::ParticipantLeft(pb::ParticipantLeft {
+                        participant_id: record.participant.to_string(),
+                        reason: reason.to_owned(),
+                    }),
+                )
+                .await?;
+        }
+        tracing::info!(room = %record.room, session = %session, reason, "participant left");
+        Ok(())
+    }
+
+    /// The connection went away without a Leave.
+    pub async fn disconnect(&self, session: SessionId, reason: &str) {
+        if let Err(err) = self.leave(session, reason, None).await {
+            tracing::warn!(session = %session, error = %err, "disconnect cleanup failed");
+        }
+    }
+}

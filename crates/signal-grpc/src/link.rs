@@ -1,0 +1,157 @@
+//! One edge link: a long-lived Relay stream carrying batches of
+//! per-connection envelopes from one edge. Envelopes of a link are handled
+//! in order, so each sender's messages reach each receiver in order.
+
+use std::collections::HashMap;
+
+use futures_util::{Stream, stream};
+use switchboard_proto::{ConnId, ErrorCode, SessionId, pb};
+use tokio::sync::{mpsc, watch};
+use tonic::{Status, Streaming};
+
+use crate::{
+    hub::Hub,
+    router::{LinkSender, Sink},
+};
+
+/// Most envelopes per outbound batch. With 64 KiB messages a batch stays
+/// under 9 MiB, below [`MAX_GRPC_MESSAGE_BYTES`].
+pub const MAX_BATCH_ENVELOPES: usize = 128;
+/// Largest gRPC message either side of a link accepts.
+pub const MAX_GRPC_MESSAGE_BYTES: usize = 16 * 1024 * 1024;
+
+/// Turns a link's outbound queue into a stream of batches: everything
+/// queued when the stream is polled goes into one batch, so batches grow
+/// under load and single messages go out at once when idle (no timers).
+pub fn batches(
+    rx: mpsc::UnboundedReceiver<pb::SignalEnvelope>,
+) -> impl Stream<Item = Result<pb::SignalBatch, Status>> + Send + 'static {
+    stream::unfold(rx, |mut rx| async move {
+        let first = rx.recv().await?;
+        let mut envelopes = Vec::with_capacity(8);
+        envelopes.push(first);
+        while envelopes.len() < MAX_BATCH_ENVELOPES {
+            match rx.try_recv() {
+                Ok(envelope) => envelopes.push(envelope),
+                Err(_) => break,
+            }
+        }
+        Some((Ok(pb::SignalBatch { envelopes }), rx))
+    })
+}
+
+/// Serves one link until the edge ends it, it fails, or `shutdown` fires.
+pub async fn serve(
+    hub: Hub,
+    mut inbound: Streaming<pb::EdgeBatch>,
+    link: LinkSender,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut sessions: HashMap<ConnId, SessionId> = HashMap::new();
+    let end_reason = loop {
+        let batch = tokio::select! {
+            biased;
+            _ = shutdown.wait_for(|stop| *stop) => break "shutdown",
+            batch = inbound.message() => batch,
+        };
+        let batch = match batch {
+            Ok(Some(batch)) => batch,
+            Ok(None) => break "edge closed the link",
+            Err(status) => {
+                tracing::warn!(error = %status, "edge link failed");
+                break "edge link failed";
+            }
+        };
+        for envelope in batch.envelopes {
+            handle_envelope(&hub, &link, &mut sessions, envelope).await;
+        }
+    };
+    tracing::info!(
+        sessions = sessions.len(),
+        reason = end_reason,
+        "edge link ended"
+    );
+    let shutting_down = *shutdown.borrow();
+    for (conn, session) in sessions {
+        if shutting_down {
+            // Tell the client to reconnect (elsewhere); the room hears a
+            // disconnect.
+            let sink = Sink {
+                link: link.clone(),
+                conn,
+            };
+            sink.send_close(
+                Some(ErrorCode::ShuttingDown),
+                "signal server is shutting down",
+            );
+        }
+        hub.disconnect(session, "disconnected").await;
+    }
+}
+
+async fn handle_envelope(
+    hub: &Hub,
+    link: &LinkSender,
+    sessions: &mut HashMap<ConnId, SessionId>,
+    envelope: pb::EdgeEnvelope,
+) {
+    let conn = ConnId(envelope.conn);
+    match envelope.event {
+        Some(pb::edge_envelope::Event::Open(open)) => {
+            let request_id = open.request_id;
+            let sink = Sink {
+                link: link.clone(),
+                conn,
+            };
+            if sessions.contains_key(&conn) {
+                tracing::warn!(conn = %conn, "open for a connection that has a session");
+                return;
+            }
+            match hub.open(sink.clone(), open).await {
+                Ok(session) => {
+                    sessions.insert(conn, session);
+                }
+                Err(err) => {
+                    // No session exists: answer with seq 0, then close.
+                    sink.send(pb::signal_envelope::Event::Message(pb::ServerMessage {
+                        seq: 0,
+                        message: Some(pb::server_message::Message::Error(err.to_proto(request_id))),
+                    }));
+                    sink.send_close(Some(err.code), &err.message);
+                }
+            }
+        }
+        Some(pb::edge_envelope::Event::Message(message)) => match sessions.get(&conn) {
+            Some(session) => {
+                let leaving =
+                    matches!(message.message, Some(pb::client_message::Message::Leave(_)));
+                hub.handle(*session, message).await;
+                if leaving {
+                    sessions.remove(&conn);
+                }
+            }
+            None => {
+                let sink = Sink {
+                    link: link.clone(),
+                    conn,
+                };
+                let err = switchboard_proto::SignalError::new(ErrorCode::NotJoined, "join first");
+                sink.send(pb::signal_envelope::Event::Message(pb::ServerMessage {
+                    seq: 0,
+                    message: Some(pb::server_message::Message::Error(err.to_proto(message.id))),
+                }));
+            }
+        },
+        Some(pb::edge_envelope::Event::Closed(closed)) => {
+            if let Some(session) = sessions.remove(&conn) {
+                let reason = if closed.reason.is_empty() {
+                    "disconnected"
+                } else {
+                    &closed.reason
+                };
+                hub.disconnect(session, reason).await;
+            }
+        }
+        None => tracing::warn!(conn = %conn, "empty envelope from edge"),
+    }
+}

@@ -1,0 +1,113 @@
+//! The in-memory [`SessionStore`]: one process, nothing shared.
+
+use std::{
+    collections::HashMap,
+    sync::{Mutex, MutexGuard},
+};
+
+use async_trait::async_trait;
+use switchboard_proto::{ParticipantId, RoomId, SessionId};
+
+use super::{SessionRecord, SessionStore, StoreError};
+
+#[derive(Debug, Default)]
+struct State {
+    sessions: HashMap<SessionId, SessionRecord>,
+    rooms: HashMap<RoomId, HashMap<ParticipantId, SessionId>>,
+}
+
+/// Sessions and rooms in a process-local map.
+#[derive(Debug, Default)]
+pub struct MemoryStore {
+    state: Mutex<State>,
+}
+
+impl MemoryStore {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A panic while holding the lock cannot leave State half-updated:
+        // every method below mutates with single map operations.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Number of rooms with at least one member (for tests and metrics).
+    pub fn room_count(&self) -> usize {
+        self.lock().rooms.len()
+    }
+}
+
+#[async_trait]
+impl SessionStore for MemoryStore {
+    async fn join(&self, record: SessionRecord) -> Result<Option<SessionRecord>, StoreError> {
+        let mut state = self.lock();
+        let replaced = state
+            .rooms
+            .entry(record.room.clone())
+            .or_default()
+            .insert(record.participant.clone(), record.id);
+        let replaced = replaced.and_then(|old| state.sessions.remove(&old));
+        state.sessions.insert(record.id, record);
+        Ok(replaced)
+    }
+
+    async fn leave(&self, id: SessionId) -> Result<Option<SessionRecord>, StoreError> {
+        let mut state = self.lock();
+        let Some(record) = state.sessions.remove(&id) else {
+            return Ok(None);
+        };
+        if let Some(members) = state.rooms.get_mut(&record.room) {
+            if members.get(&record.participant) == Some(&id) {
+                members.remove(&record.participant);
+            }
+            if members.is_empty() {
+                state.rooms.remove(&record.room);
+            }
+        }
+        Ok(Some(record))
+    }
+
+    async fn session(&self, id: SessionId) -> Result<Option<SessionRecord>, StoreError> {
+        Ok(self.lock().sessions.get(&id).cloned())
+    }
+
+    async fn set_attributes(
+        &self,
+        id: SessionId,
+        attributes: HashMap<String, String>,
+    ) -> Result<Option<SessionRecord>, StoreError> {
+        let mut state = self.lock();
+        Ok(state.sessions.get_mut(&id).map(|record| {
+            record.attributes = attributes;
+            record.clone()
+        }))
+    }
+
+    async fn member(
+        &self,
+        room: &RoomId,
+        participant: &ParticipantId,
+    ) -> Result<Option<SessionId>, StoreError> {
+        Ok(self
+            .lock()
+            .rooms
+            .get(room)
+            .and_then(|m| m.get(participant))
+            .copied())
+    }
+
+    async fn members(&self, room: &RoomId) -> Result<Vec<SessionRecord>, StoreError> {
+        let state = self.lock();
+        Ok(state
+            .rooms
+            .get(room)
+            .map(|m| {
+                m.values()
+                    .filter_map(|id| state.sessions.get(id).cloned())
+                    .collect()
+            })
+            .unwrap_or_default())
+    }
+}

@@ -1,0 +1,81 @@
+//! Where session and room state lives. [`SessionStore`] is the seam: an
+//! in-memory implementation serves one process; a shared one (Redis) lets
+//! several signal replicas serve one room.
+
+mod memory;
+
+use std::collections::HashMap;
+
+use async_trait::async_trait;
+use switchboard_proto::{ErrorCode, ParticipantId, RoomId, SessionId, SignalError, pb};
+
+pub use memory::MemoryStore;
+
+/// Why the store could not answer. Always maps to `unavailable` for clients:
+/// the request may succeed once the store is back.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("store unavailable: {0}")]
+pub struct StoreError(pub String);
+
+impl From<StoreError> for SignalError {
+    fn from(err: StoreError) -> Self {
+        // Clients get the code; the detail goes to the log only.
+        tracing::warn!(error = %err, "store call failed");
+        SignalError::new(ErrorCode::Unavailable, "session store unavailable")
+    }
+}
+
+/// One participant's session as the room sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionRecord {
+    pub id: SessionId,
+    pub room: RoomId,
+    pub participant: ParticipantId,
+    pub name: String,
+    pub attributes: HashMap<String, String>,
+    pub joined_at_ms: u64,
+}
+
+impl SessionRecord {
+    /// The participant as `viewer` sees it (with `viewer`'s negotiation role).
+    pub fn to_participant(&self, viewer: Option<&ParticipantId>) -> pb::Participant {
+        pb::Participant {
+            id: self.participant.to_string(),
+            name: self.name.clone(),
+            attributes: self.attributes.clone(),
+            polite: viewer.is_some_and(|v| crate::roles::is_polite(v, &self.participant)),
+            joined_at_ms: self.joined_at_ms,
+        }
+    }
+}
+
+/// Sessions and room membership. Every method is atomic on its own.
+#[async_trait]
+pub trait SessionStore: Send + Sync + 'static {
+    /// Stores `record` and makes it the room's member for its participant
+    /// id. Returns the session it replaced, if that identity was present.
+    async fn join(&self, record: SessionRecord) -> Result<Option<SessionRecord>, StoreError>;
+
+    /// Removes the session, and its room membership if it still holds it.
+    /// Returns the record if it existed.
+    async fn leave(&self, id: SessionId) -> Result<Option<SessionRecord>, StoreError>;
+
+    async fn session(&self, id: SessionId) -> Result<Option<SessionRecord>, StoreError>;
+
+    /// Replaces the session's presence attributes; returns the new record.
+    async fn set_attributes(
+        &self,
+        id: SessionId,
+        attributes: HashMap<String, String>,
+    ) -> Result<Option<SessionRecord>, StoreError>;
+
+    /// The session currently holding `participant` in `room`.
+    async fn member(
+        &self,
+        room: &RoomId,
+        participant: &ParticipantId,
+    ) -> Result<Option<SessionId>, StoreError>;
+
+    /// Every session in the room.
+    async fn members(&self, room: &RoomId) -> Result<Vec<SessionRecord>, StoreError>;
+}

@@ -1,0 +1,240 @@
+//! Turns parsed arguments into service configs and runs them: one service
+//! per subcommand, or all of them in one process for `all`.
+
+use std::{net::SocketAddr, time::Duration};
+
+use rand::RngCore;
+use switchboard_auth::{AuthConfig, TokenKeys};
+use switchboard_edge::{EdgeConfig, OriginPolicy};
+use switchboard_health::{HealthConfig, Target};
+use switchboard_proto::pb;
+use switchboard_signal::{JoinSettings, SignalConfig};
+use tokio::{net::TcpListener, sync::watch};
+
+use crate::{
+    cli::{AllArgs, AuthArgs, EdgeArgs, EdgeCommon, HealthArgs, KeyArgs, SignalArgs, SignalCommon},
+    shutdown,
+};
+
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Shortest HS256 secret accepted (RFC 7518 §3.2: at least the hash size).
+const MIN_SECRET_BYTES: usize = 32;
+/// How long `all` waits for every service to be ready before giving up.
+const STARTUP_DEADLINE: Duration = Duration::from_secs(20);
+
+/// Token keys from the arguments; an ephemeral secret when none is given and
+/// `dev` allows it.
+pub fn token_keys(keys: &KeyArgs, dev: bool) -> Result<TokenKeys, BoxError> {
+    let secret = match &keys.jwt_secret {
+        Some(secret) if secret.len() >= MIN_SECRET_BYTES => secret.as_bytes().to_vec(),
+        Some(_) => {
+            return Err(format!("--jwt-secret must be at least {MIN_SECRET_BYTES} bytes").into());
+        }
+        None if dev => {
+            tracing::warn!(
+                "DEV MODE: no --jwt-secret given; signing with an ephemeral random secret. \
+                 Tokens die with this process. Never run like this in production."
+            );
+            let mut secret = vec![0u8; MIN_SECRET_BYTES];
+            rand::rng().fill_bytes(&mut secret);
+            secret
+        }
+        None => return Err("--jwt-secret (SWITCHBOARD_JWT_SECRET) is required".into()),
+    };
+    Ok(TokenKeys::new(
+        &secret,
+        keys.issuer.clone(),
+        keys.audience.clone(),
+    ))
+}
+
+fn edge_config(common: &EdgeCommon, signal_url: String, dev: bool) -> EdgeConfig {
+    EdgeConfig {
+        signal_url,
+        auth_url: common.auth_url.clone(),
+        origins: OriginPolicy {
+            allowed: common.allowed_origins.clone(),
+            allow_loopback: dev,
+            allow_missing: common.allow_missing_origin,
+        },
+        static_dir: common.static_dir.clone(),
+        dev,
+        max_connections: common.max_connections,
+        lanes: common.lanes,
+        drain_deadline: Duration::from_secs(common.drain_seconds),
+    }
+}
+
+fn signal_config(common: &SignalCommon) -> SignalConfig {
+    let ice_servers = common
+        .ice_servers
+        .iter()
+        .map(|url| pb::IceServer {
+            urls: vec![url.clone()],
+            ..Default::default()
+        })
+        .collect();
+    SignalConfig {
+        join: JoinSettings { ice_servers },
+    }
+}
+
+fn parse_target(raw: &str) -> Result<Target, BoxError> {
+    let (name, rest) = raw
+        .split_once('=')
+        .ok_or("health target must be NAME=URL[#SERVICE]")?;
+    let (url, service) = rest.split_once('#').unwrap_or((rest, ""));
+    Ok(Target {
+        name: name.into(),
+        url: url.into(),
+        service: service.into(),
+    })
+}
+
+async fn bind(addr: SocketAddr) -> Result<TcpListener, BoxError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|e| format!("cannot listen on {addr}: {e}").into())
+}
+
+fn announce(service: &str, scheme: &str, listener: &TcpListener) -> Result<String, BoxError> {
+    let url = format!("{scheme}://{}", listener.local_addr()?);
+    println!("LISTEN {service} {url}");
+    Ok(url)
+}
+
+pub async fn edge(args: EdgeArgs) -> Result<(), BoxError> {
+    let listener = bind(args.listen).await?;
+    announce("edge", "http", &listener)?;
+    let config = edge_config(&args.common, args.signal_url, false);
+    switchboard_edge::run(listener, config, shutdown::signal(), |_| {}).await?;
+    Ok(())
+}
+
+pub async fn auth(args: AuthArgs) -> Result<(), BoxError> {
+    let listener = bind(args.listen).await?;
+    announce("auth", "http", &listener)?;
+    let config = AuthConfig {
+        keys: token_keys(&args.keys, args.dev)?,
+        default_ttl: Duration::from_secs(args.token_ttl),
+        dev: args.dev,
+    };
+    switchboard_auth::run(listener, config, shutdown::signal()).await?;
+    Ok(())
+}
+
+pub async fn signal(args: SignalArgs) -> Result<(), BoxError> {
+    let listener = bind(args.listen).await?;
+    announce("signal", "http", &listener)?;
+    switchboard_signal::run(listener, signal_config(&args.common), shutdown::signal()).await?;
+    Ok(())
+}
+
+pub async fn health(args: HealthArgs) -> Result<(), BoxError> {
+    let listener = bind(args.listen).await?;
+    announce("health", "http", &listener)?;
+    let targets = args
+        .targets
+        .iter()
+        .map(|t| parse_target(t))
+        .collect::<Result<_, _>>()?;
+    switchboard_health::run(listener, HealthConfig { targets }, shutdown::signal()).await?;
+    Ok(())
+}
+
+async fn stopped(mut rx: watch::Receiver<bool>) {
+    let _ = rx.wait_for(|s| *s).await;
+}
+
+/// Every service in one process. Shutdown goes edge first (clients are told
+/// to reconnect and drained), then signal, auth and health.
+pub async fn all(args: AllArgs) -> Result<(), BoxError> {
+    let auth_listener = bind(args.auth_listen).await?;
+    let signal_listener = bind(args.signal_listen).await?;
+    let health_listener = bind(args.health_listen).await?;
+    let edge_listener = bind(args.edge_listen).await?;
+    let auth_url = announce("auth", "http", &auth_listener)?;
+    let signal_url = announce("signal", "http", &signal_listener)?;
+    let health_url = announce("health", "http", &health_listener)?;
+    let edge_url = announce("edge", "http", &edge_listener)?;
+
+    let mut edge_common = args.edge.clone();
+    edge_common.auth_url = auth_url.clone();
+    if edge_common.static_dir.is_none() && std::path::Path::new("client/out/index.html").exists() {
+        edge_common.static_dir = Some("client/out".into());
+    }
+    let edge_config = edge_config(&edge_common, signal_url.clone(), true);
+    let auth_config = AuthConfig {
+        keys: token_keys(&args.keys, true)?,
+        default_ttl: Duration::from_secs(args.token_ttl),
+        dev: true,
+    };
+    let health_config = HealthConfig {
+        targets: vec![
+            Target {
+                name: "auth".into(),
+                url: auth_url,
+                service: switchboard_auth::SERVICE_NAME.into(),
+            },
+            Target {
+                name: "signal".into(),
+                url: signal_url,
+                service: switchboard_signal::SERVICE_NAME.into(),
+            },
+        ],
+    };
+
+    let (stop_edge, edge_rx) = watch::channel(false);
+    let (stop_rest, rest_rx) = watch::channel(false);
+    let auth = tokio::spawn(switchboard_auth::run(
+        auth_listener,
+        auth_config,
+        stopped(rest_rx.clone()),
+    ));
+    let signal = tokio::spawn(switchboard_signal::run(
+        signal_listener,
+        signal_config(&args.signal),
+        stopped(rest_rx.clone()),
+    ));
+    let health = tokio::spawn(switchboard_health::run(
+        health_listener,
+        health_config,
+        stopped(rest_rx.clone()),
+    ));
+    let (link_tx, link_rx) = tokio::sync::oneshot::channel();
+    let edge = tokio::spawn(switchboard_edge::run(
+        edge_listener,
+        edge_config,
+        stopped(edge_rx),
+        move |link| {
+            let _ = link_tx.send(link);
+        },
+    ));
+
+    let link = link_rx.await.map_err(|_| "edge failed to start")?;
+    let ready = async {
+        while !link.is_up() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    let signal_received = shutdown::signal();
+    tokio::pin!(signal_received);
+    tokio::select! {
+        result = tokio::time::timeout(STARTUP_DEADLINE, ready) => {
+            result.map_err(|_| "services did not become ready in time")?;
+            println!("READY {edge_url}");
+            tracing::info!(url = %edge_url, health = %health_url, "switchboard is up: open {edge_url}/");
+            signal_received.await;
+        }
+        () = &mut signal_received => {}
+    }
+
+    let _ = stop_edge.send(true);
+    edge.await??;
+    let _ = stop_rest.send(true);
+    signal.await??;
+    auth.await??;
+    health.await??;
+    Ok(())
+}

@@ -1,0 +1,26 @@
+//! gRPC transport settings every Switchboard server shares, so that each
+//! service's `run` only adds its own layers.
+
+use std::time::Duration;
+
+use tonic::transport::Server;
+
+/// HTTP/2 resets a client may leave pending before the connection is
+/// dropped (rapid-reset defence, CVE-2023-44487).
+pub const MAX_PENDING_ACCEPT_RESET_STREAMS: usize = 32;
+/// Keepalive pings on idle gRPC connections, so a dead peer is noticed.
+pub const HTTP2_KEEPALIVE_INTERVAL: Duration = Duration::from_secs(10);
+pub const HTTP2_KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(20);
+/// Concurrent requests per connection; beyond it calls queue (and unary
+/// calls time out), so one caller cannot take every worker.
+pub const CONCURRENCY_PER_CONNECTION: usize = 256;
+
+/// A server builder with the shared transport defaults.
+pub fn server_builder() -> Server {
+    Server::builder()
+        .tcp_nodelay(true)
+        .http2_keepalive_interval(Some(HTTP2_KEEPALIVE_INTERVAL))
+        .http2_keepalive_timeout(Some(HTTP2_KEEPALIVE_TIMEOUT))
+        .http2_max_pending_accept_reset_streams(Some(MAX_PENDING_ACCEPT_RESET_STREAMS))
+        .concurrency_limit_per_connection(CONCURRENCY_PER_CONNECTION)
+}
