@@ -1,1 +1,12 @@
+//! Test harness for cross-service tests: real servers on `127.0.0.1:0`,
+//! real gRPC between them, real WebSocket clients. Nothing here sleeps to
+//! wait for readiness: every wait polls a condition with a deadline.
 
+pub mod client;
+pub mod http;
+pub mod stack;
+pub mod wait;
+
+pub use client::{Closed, Refused, WsClient, candidate, description};
+pub use stack::Stack;
+pub use wait::{DEADLINE, wait_until};

@@ -1,1 +1,8 @@
-fn main() {}
+//! Cross-service tests: the real edge, auth, signal and health on
+//! `127.0.0.1:0`, real gRPC between them, real WebSocket clients.
+
+mod auth_gate;
+mod bad_input;
+mod health;
+mod presence;
+mod relay;

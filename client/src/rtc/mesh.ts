@@ -114,10 +114,16 @@ export class Mesh extends Emitter<MeshEvents> {
       signaling.on("resumed", ({ resumed }) => this.reconcile(resumed.participants)),
       signaling.on("participantJoined", (p) => {
         if (p.id === this.selfId) return;
-        // A known id joining again is a new session on their side: their old
-        // connection is gone, so ours must be rebuilt too.
-        this.removePeer(p.id);
-        this.addPeer(p);
+        const known = this.peers.get(p.id);
+        if (known && known.participant.joinedAtMs === p.joinedAtMs) {
+          // Already known (e.g. listed in Joined as well): just update.
+          known.participant = { ...p, polite: known.participant.polite };
+        } else {
+          // A known id joining again at a new time is a new session on their
+          // side: their old connection is gone, so ours is rebuilt too.
+          this.removePeer(p.id);
+          this.addPeer(p);
+        }
         this.publish();
       }),
       signaling.on("participantLeft", ({ participantId }) => {

@@ -20,7 +20,8 @@ function setup(extra: Partial<ConstructorParameters<typeof SignalingClient>[0]> 
   const events: { [K in keyof SignalingEvents]?: SignalingEvents[K][] } = {};
   const record = <K extends keyof SignalingEvents>(k: K) =>
     client.on(k, (p) => {
-      (events[k] ??= []).push(p);
+      const list = (events[k] ??= []) as SignalingEvents[K][];
+      list.push(p);
     });
   for (const k of [
     "state",

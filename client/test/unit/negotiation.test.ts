@@ -121,7 +121,7 @@ test("trickle ICE: each candidate is sent, then endOfCandidates", () => {
   pcA.gather("");
   pcA.gather(null);
   assert.deepEqual(
-    toB.map((k) => k.case),
+    toB.map((k) => k?.case),
     ["candidate", "endOfCandidates"],
   );
   const c = toB[0];

@@ -39,7 +39,8 @@ use crate::{
 
 /// Messages queued for one client before it counts as a slow consumer.
 pub const OUTBOUND_QUEUE: usize = 256;
-/// Consecutive over-rate messages after which the connection is closed.
+/// Over-rate messages tolerated (each one is dropped with an error) before
+/// the connection is closed; the allowance refills one per second.
 pub const RATE_STRIKES: u32 = 50;
 /// How long the writer may take to flush a close after the reader ended.
 const CLOSE_FLUSH: Duration = Duration::from_secs(2);
@@ -88,7 +89,7 @@ pub async fn serve<S>(
     };
     let conn = ctx.link.register(handle.clone());
     let format = Arc::new(AtomicU8::new(FORMAT_JSON));
-    let (sink, stream) = ws.split();
+    let (sink, mut stream) = ws.split();
 
     let mut reader = Reader {
         conn,
@@ -102,23 +103,33 @@ pub async fn serve<S>(
             MESSAGE_BURST,
             std::time::Instant::now(),
         ),
-        strikes: 0,
+        strikes: TokenBucket::new(1, RATE_STRIKES, std::time::Instant::now()),
     };
-    let reading = reader.run(stream);
     let writing = write_loop(sink, out_rx, kill_rx, shutdown, format);
     tokio::pin!(writing);
-    {
+    let server_closed = {
+        let reading = reader.run(&mut stream);
         tokio::pin!(reading);
         tokio::select! {
-            end = &mut reading => {
-                if let ReaderEnd::Close(code, reason) = end {
+            end = &mut reading => match end {
+                ReaderEnd::Close(code, reason) => {
                     handle.push(Outbound::Close(code, reason));
                     // Let the writer flush what is queued and the close frame.
                     let _ = tokio::time::timeout(CLOSE_FLUSH, &mut writing).await;
+                    true
                 }
-            }
-            () = &mut writing => {}
+                ReaderEnd::Gone => false,
+            },
+            () = &mut writing => true,
         }
+    };
+    if server_closed {
+        // Finish the closing handshake: read (and discard) until the client
+        // answers the close. Closing the socket with unread input would
+        // make the kernel send RST, and the client could lose the close
+        // frame and its code.
+        let drain = async { while let Some(Ok(_)) = stream.next().await {} };
+        let _ = tokio::time::timeout(CLOSE_FLUSH, drain).await;
     }
     ctx.link.deregister(conn);
     if reader.joined {
@@ -142,11 +153,11 @@ struct Reader {
     preauth: Option<pb::Claims>,
     joined: bool,
     bucket: TokenBucket,
-    strikes: u32,
+    strikes: TokenBucket,
 }
 
 impl Reader {
-    async fn run<S>(&mut self, mut stream: SplitStream<WebSocketStream<S>>) -> ReaderEnd
+    async fn run<S>(&mut self, stream: &mut SplitStream<WebSocketStream<S>>) -> ReaderEnd
     where
         S: AsyncRead + AsyncWrite + Unpin,
     {
@@ -187,9 +198,9 @@ impl Reader {
                 },
                 Ordering::Relaxed,
             );
-            if !self.bucket.try_take(std::time::Instant::now()) {
-                self.strikes += 1;
-                if self.strikes >= RATE_STRIKES {
+            let now = std::time::Instant::now();
+            if !self.bucket.try_take(now) {
+                if !self.strikes.try_take(now) {
                     return ReaderEnd::Close(
                         Some(ErrorCode::RateLimited),
                         "message rate exceeded".into(),
@@ -201,7 +212,6 @@ impl Reader {
                 );
                 continue;
             }
-            self.strikes = 0;
             let message = match wire::decode_client(format, &data) {
                 Ok(message) => message,
                 Err(err) => {
@@ -224,10 +234,10 @@ impl Reader {
     }
 
     fn reply(&self, message: Out) {
-        self.handle.push(Outbound::Message(pb::ServerMessage {
+        self.handle.push(Outbound::Message(Box::new(pb::ServerMessage {
             seq: 0,
             message: Some(message),
-        }));
+        })));
     }
 
     /// Handles one parsed message; `Some` ends the connection.

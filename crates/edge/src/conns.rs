@@ -13,7 +13,9 @@ use tokio::sync::{mpsc, watch};
 /// Messages queued for one connection's writer.
 #[derive(Debug)]
 pub enum Outbound {
-    Message(pb::ServerMessage),
+    /// Boxed: the queue's slots stay pointer-sized, which matters with tens
+    /// of thousands of mostly idle connections.
+    Message(Box<pb::ServerMessage>),
     /// Close with this error (`None` = normal closure) after what is queued.
     Close(Option<ErrorCode>, String),
 }

@@ -142,7 +142,7 @@ impl SignalLink {
         };
         match envelope.event {
             Some(pb::signal_envelope::Event::Message(message)) => {
-                handle.push(Outbound::Message(message))
+                handle.push(Outbound::Message(Box::new(message)))
             }
             Some(pb::signal_envelope::Event::Close(close)) => {
                 handle.push(Outbound::Close(ErrorCode::parse(&close.code), close.reason))

@@ -1,0 +1,5 @@
+import { Home } from "@/ui/Home";
+
+export default function Page() {
+  return <Home />;
+}

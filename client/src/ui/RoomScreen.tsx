@@ -1,0 +1,280 @@
+"use client";
+/**
+ * `/room/?r=NAME`: the pre-join check (preview, name, devices), the call,
+ * and the screen after it ends. The room lives in the query string so the
+ * static export needs no per-room page.
+ */
+import Link from "next/link";
+import { useSearchParams } from "next/navigation";
+import { useCallback, useEffect, useId, useMemo, useRef, useState, type FormEvent } from "react";
+import { Call } from "../rtc/call";
+import { LocalMedia } from "../rtc/media";
+import { Brand } from "./Brand";
+import { CallView } from "./CallView";
+import { DeviceSelects, useMediaState } from "./DeviceSelects";
+import { TokenError, fetchDevToken, signalingUrl } from "./devToken";
+import { CamIcon, CamOffIcon, LinkIcon, MicIcon, MicOffIcon } from "./icons";
+import { MAX_NAME_CHARS, cleanName, cleanRoom, identityFor, loadName, roomLink, saveName } from "./identity";
+import { VideoTile } from "./VideoTile";
+
+declare global {
+  interface Window {
+    /** Diagnostics and test hook: the live call, if any. */
+    switchboard?: {
+      call: Call;
+      dropConnection: () => void;
+      inboundVideo: () => ReturnType<Call["inboundVideo"]>;
+      stats: () => ReturnType<Call["stats"]>;
+    };
+  }
+}
+
+type Phase = { kind: "prejoin" } | { kind: "call"; call: Call } | { kind: "ended"; code: number; reason: string; left: boolean };
+
+export function RoomScreen() {
+  const params = useSearchParams();
+  const room = cleanRoom(params.get("r") ?? "");
+  const mediaRef = useRef<LocalMedia | null>(null);
+  mediaRef.current ??= new LocalMedia();
+  const media = mediaRef.current;
+  const [phase, setPhase] = useState<Phase>({ kind: "prejoin" });
+
+  useEffect(() => {
+    if (room) document.title = `${room} · Switchboard`;
+  }, [room]);
+
+  // Release the camera when leaving the page.
+  useEffect(() => () => media.stop(), [media]);
+
+  const callRef = useRef<Call | null>(null);
+  useEffect(() => {
+    const call = phase.kind === "call" ? phase.call : null;
+    callRef.current = call;
+    if (!call) return;
+    window.switchboard = {
+      call,
+      dropConnection: () => call.client.dropConnection(),
+      inboundVideo: () => call.inboundVideo(),
+      stats: () => call.stats(),
+    };
+    const off = call.on("change", (s) => {
+      if (s.ended) setPhase({ kind: "ended", ...s.ended });
+    });
+    return () => {
+      off();
+    };
+  }, [phase]);
+
+  // Dispose the call when the component goes away (navigation, unload).
+  useEffect(() => {
+    const onUnload = () => callRef.current?.dispose();
+    window.addEventListener("pagehide", onUnload);
+    return () => {
+      window.removeEventListener("pagehide", onUnload);
+      callRef.current?.dispose();
+    };
+  }, []);
+
+  const start = useCallback(
+    async (name: string) => {
+      const identity = identityFor(room, name);
+      const { token } = await fetchDevToken({ identity, room, name });
+      const call = new Call({
+        url: signalingUrl(),
+        token,
+        room,
+        name,
+        media,
+        refreshToken: async () => (await fetchDevToken({ identity, room, name })).token,
+      });
+      call.start();
+      setPhase({ kind: "call", call });
+    },
+    [room, media],
+  );
+
+  if (!room) {
+    return (
+      <main className="center-page">
+        <div className="card">
+          <Brand />
+          <h1>No room selected</h1>
+          <p className="muted">This link does not name a room.</p>
+          <Link className="btn btn-primary" href="/">
+            Go to the lobby
+          </Link>
+        </div>
+      </main>
+    );
+  }
+
+  if (phase.kind === "call") return <CallView call={phase.call} media={media} />;
+
+  if (phase.kind === "ended") {
+    const replaced = /session_replaced/.test(phase.reason);
+    return (
+      <main className="center-page">
+        <div className="card" data-testid="ended">
+          <Brand />
+          <h1>{phase.left ? "You left the call" : replaced ? "You joined from somewhere else" : "The call ended"}</h1>
+          {!phase.left && (
+            <p className="muted">
+              {replaced
+                ? "This tab was disconnected because the same participant joined from another tab or device."
+                : `Disconnected from the server${phase.reason ? ` (${phase.reason})` : ""}.`}
+            </p>
+          )}
+          <div className="row">
+            <button
+              type="button"
+              className="btn btn-primary"
+              onClick={() => {
+                setPhase({ kind: "prejoin" });
+              }}
+            >
+              Rejoin
+            </button>
+            <Link className="btn" href="/">
+              Back to lobby
+            </Link>
+          </div>
+        </div>
+      </main>
+    );
+  }
+
+  return <PreJoin room={room} media={media} onJoin={start} />;
+}
+
+function PreJoin({ room, media, onJoin }: { room: string; media: LocalMedia; onJoin: (name: string) => Promise<void> }) {
+  const state = useMediaState(media);
+  const [name, setName] = useState("");
+  const [busy, setBusy] = useState(false);
+  const [error, setError] = useState("");
+  const [copied, setCopied] = useState(false);
+  const [link, setLink] = useState("");
+  const nameId = useId();
+
+  useEffect(() => {
+    setName((n) => n || loadName());
+    setLink(roomLink(room));
+  }, [room]);
+
+  useEffect(() => {
+    if (!media.state.audio && !media.state.camera) {
+      void media.start({ micOn: media.state.micOn, camOn: media.state.camOn });
+    }
+  }, [media]);
+
+  const submit = async (e: FormEvent) => {
+    e.preventDefault();
+    const clean = cleanName(name);
+    if (!clean) return;
+    saveName(clean);
+    setBusy(true);
+    setError("");
+    try {
+      await onJoin(clean);
+    } catch (err) {
+      setError(err instanceof TokenError ? err.message : "Could not join the room.");
+      setBusy(false);
+    }
+  };
+
+  const copy = async () => {
+    try {
+      await navigator.clipboard.writeText(link);
+      setCopied(true);
+      setTimeout(() => setCopied(false), 2000);
+    } catch {
+      /* the link is shown for manual copying */
+    }
+  };
+
+  const previewStream = useMemo(() => (state.camera ? new MediaStream([state.camera]) : null), [state.camera]);
+  const micOn = Boolean(state.audio) && state.micOn;
+  const camOn = Boolean(state.camera) && state.camOn;
+
+  return (
+    <main className="prejoin">
+      <header className="home-header">
+        <Brand />
+      </header>
+      <div className="prejoin-body">
+        <section className="prejoin-preview" aria-label="Camera preview">
+          <VideoTile
+            peerId="preview"
+            name={cleanName(name) || "You"}
+            stream={previewStream}
+            trackKey={state.camera?.id ?? ""}
+            local
+            audioOn={micOn}
+            videoOn={camOn}
+            screen={false}
+          />
+          <div className="preview-controls">
+            <button
+              type="button"
+              className={`ctl${micOn ? "" : " ctl-off"}`}
+              onClick={() => media.setMic(!state.micOn)}
+              aria-pressed={!micOn}
+              aria-label={micOn ? "Mute microphone" : "Unmute microphone"}
+              disabled={!state.audio}
+            >
+              {micOn ? <MicIcon /> : <MicOffIcon />}
+            </button>
+            <button
+              type="button"
+              className={`ctl${camOn ? "" : " ctl-off"}`}
+              onClick={() => media.setCam(!state.camOn)}
+              aria-pressed={!camOn}
+              aria-label={camOn ? "Turn camera off" : "Turn camera on"}
+              disabled={!state.camera}
+            >
+              {camOn ? <CamIcon /> : <CamOffIcon />}
+            </button>
+          </div>
+          {state.error && (
+            <p className="field-error" role="alert">
+              {state.error} You can still join and chat.
+            </p>
+          )}
+        </section>
+        <form className="card prejoin-form" onSubmit={submit}>
+          <h1>
+            Ready to join <span className="room-tag">{room}</span>?
+          </h1>
+          <label htmlFor={nameId}>Your name</label>
+          <input
+            id={nameId}
+            value={name}
+            onChange={(e) => setName(e.target.value)}
+            maxLength={MAX_NAME_CHARS}
+            autoComplete="name"
+            required
+          />
+          <DeviceSelects media={media} />
+          <div className="share">
+            <span className="share-label">Invite others with this link</span>
+            <div className="share-row">
+              <code className="share-link" data-testid="invite-link">
+                {link}
+              </code>
+              <button type="button" className="btn btn-small" onClick={copy}>
+                <LinkIcon width={16} height={16} /> {copied ? "Copied" : "Copy"}
+              </button>
+            </div>
+          </div>
+          {error && (
+            <p className="field-error" role="alert">
+              {error}
+            </p>
+          )}
+          <button type="submit" className="btn btn-primary btn-large" disabled={busy || !cleanName(name)}>
+            {busy ? "Joining…" : "Join now"}
+          </button>
+        </form>
+      </div>
+    </main>
+  );
+}

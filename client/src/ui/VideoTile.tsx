@@ -1,0 +1,85 @@
+"use client";
+/** One participant's video with name, mute and connection badges. */
+import { useEffect, useRef } from "react";
+import { MicOffIcon } from "./icons";
+import { initials } from "./identity";
+
+export interface TileProps {
+  peerId: string;
+  name: string;
+  stream: MediaStream | null;
+  /** Ids of the stream's tracks: re-attach when they change. */
+  trackKey: string;
+  local?: boolean;
+  audioOn: boolean;
+  videoOn: boolean;
+  screen: boolean;
+  connectionState?: RTCPeerConnectionState;
+}
+
+const STATE_TEXT: Partial<Record<RTCPeerConnectionState, string>> = {
+  new: "Connecting…",
+  connecting: "Connecting…",
+  disconnected: "Connection unstable…",
+  failed: "Reconnecting media…",
+  closed: "Disconnected",
+};
+
+export function VideoTile(p: TileProps) {
+  const ref = useRef<HTMLVideoElement>(null);
+
+  useEffect(() => {
+    const el = ref.current;
+    if (!el) return;
+    // An empty MediaStream on a <video> can stall page load: attach only
+    // once there is a track.
+    const hasTracks = (p.stream?.getTracks().length ?? 0) > 0;
+    const next = hasTracks ? p.stream : null;
+    if (el.srcObject !== next) el.srcObject = next;
+    if (next) el.play().catch(() => undefined);
+  }, [p.stream, p.trackKey]);
+
+  const stateText = p.local ? undefined : STATE_TEXT[p.connectionState ?? "new"];
+  const label = `${p.name}${p.local ? " (you)" : ""}`;
+  return (
+    <figure
+      className={`tile${p.videoOn ? "" : " tile-novideo"}${p.screen ? " tile-screen" : ""}`}
+      data-testid="tile"
+      data-peer-id={p.peerId}
+      data-local={p.local ? "true" : "false"}
+      data-audio={p.audioOn ? "on" : "off"}
+      data-video={p.videoOn ? "on" : "off"}
+      data-connection={p.local ? "local" : (p.connectionState ?? "new")}
+      aria-label={`${label}: microphone ${p.audioOn ? "on" : "off"}, camera ${p.videoOn ? "on" : "off"}`}
+    >
+      <video
+        ref={ref}
+        autoPlay
+        playsInline
+        muted={p.local}
+        className={p.local && !p.screen ? "mirror" : undefined}
+        data-peer-id={p.peerId}
+      />
+      {!p.videoOn && (
+        <div className="avatar" aria-hidden="true">
+          <span>{initials(p.name)}</span>
+        </div>
+      )}
+      <figcaption className="tile-caption">
+        {!p.audioOn && (
+          <span className="badge badge-muted" title="Microphone off">
+            <MicOffIcon width={14} height={14} />
+            <span className="sr-only">Microphone off</span>
+          </span>
+        )}
+        <span className="tile-name">{label}</span>
+        {p.screen && <span className="badge">Presenting</span>}
+      </figcaption>
+      {stateText && (
+        <div className="tile-state" role="status">
+          {stateText}
+        </div>
+      )}
+    </figure>
+  );
+}

@@ -1,0 +1,270 @@
+//! A WebSocket test client speaking the browser protocol, JSON or binary.
+
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use switchboard_proto::{
+    pb::{self, client_message::Message as In, server_message::Message as Out},
+    wire::{self, EncodedFrame, Format},
+};
+use tokio::net::TcpStream;
+use tokio_tungstenite::{
+    MaybeTlsStream, WebSocketStream,
+    tungstenite::{self, Message, client::IntoClientRequest, http::HeaderValue},
+};
+
+use crate::wait::DEADLINE;
+
+/// How a connection ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Closed {
+    pub code: u16,
+    pub reason: String,
+}
+
+pub struct WsClient {
+    ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
+    pub format: Format,
+    next_id: u32,
+    /// Highest seq seen.
+    pub last_seq: u64,
+}
+
+/// A handshake the edge refused: its HTTP status and body.
+#[derive(Debug)]
+pub struct Refused {
+    pub status: u16,
+    pub body: String,
+}
+
+impl WsClient {
+    /// Connects with the edge's own origin.
+    pub async fn connect(ws_url: &str, format: Format) -> Self {
+        let origin = ws_url
+            .replacen("ws://", "http://", 1)
+            .trim_end_matches("/ws")
+            .to_owned();
+        Self::connect_with(ws_url, Some(&origin), None, format)
+            .await
+            .expect("handshake accepted")
+    }
+
+    /// Connects with a chosen Origin and optional bearer token.
+    pub async fn connect_with(
+        ws_url: &str,
+        origin: Option<&str>,
+        bearer: Option<&str>,
+        format: Format,
+    ) -> Result<Self, Refused> {
+        let mut request = ws_url.into_client_request().expect("request");
+        if let Some(origin) = origin {
+            request
+                .headers_mut()
+                .insert("origin", HeaderValue::from_str(origin).expect("origin"));
+        }
+        if let Some(token) = bearer {
+            request.headers_mut().insert(
+                "authorization",
+                HeaderValue::from_str(&format!("Bearer {token}")).expect("auth"),
+            );
+        }
+        match tokio::time::timeout(DEADLINE, tokio_tungstenite::connect_async(request)).await {
+            Ok(Ok((ws, _))) => Ok(Self {
+                ws,
+                format,
+                next_id: 1,
+                last_seq: 0,
+            }),
+            Ok(Err(tungstenite::Error::Http(response))) => Err(Refused {
+                status: response.status().as_u16(),
+                body: response
+                    .body()
+                    .as_ref()
+                    .map(|b| String::from_utf8_lossy(b).into_owned())
+                    .unwrap_or_default(),
+            }),
+            Ok(Err(err)) => panic!("websocket connect failed: {err}"),
+            Err(_) => panic!("websocket connect timed out"),
+        }
+    }
+
+    /// Sends `message` with a fresh request id; returns the id.
+    pub async fn send(&mut self, message: In) -> u32 {
+        let id = self.next_id;
+        self.next_id += 1;
+        self.send_with_id(id, message).await;
+        id
+    }
+
+    pub async fn send_with_id(&mut self, id: u32, message: In) {
+        let frame = wire::encode_client(
+            self.format,
+            &pb::ClientMessage {
+                id,
+                message: Some(message),
+            },
+        );
+        let frame = match frame {
+            EncodedFrame::Text(text) => Message::text(text),
+            EncodedFrame::Binary(bytes) => Message::binary(bytes),
+        };
+        self.send_raw(frame).await;
+    }
+
+    pub async fn send_raw(&mut self, frame: Message) {
+        self.ws.send(frame).await.expect("send");
+    }
+
+    /// Sends a frame the server may refuse mid-write.
+    pub async fn try_send_raw(&mut self, frame: Message) -> Result<(), tungstenite::Error> {
+        self.ws.send(frame).await
+    }
+
+    /// The next server message; panics on close or after the deadline.
+    pub async fn recv(&mut self) -> pb::ServerMessage {
+        match self.next().await {
+            Ok(message) => message,
+            Err(closed) => panic!("connection closed while waiting for a message: {closed:?}"),
+        }
+    }
+
+    /// The next server message, or how the connection closed.
+    pub async fn next(&mut self) -> Result<pb::ServerMessage, Closed> {
+        loop {
+            let frame = tokio::time::timeout(DEADLINE, self.ws.next())
+                .await
+                .expect("timed out waiting for a frame");
+            let (format, data) = match frame {
+                Some(Ok(Message::Text(text))) => (Format::Json, text.as_bytes().to_vec()),
+                Some(Ok(Message::Binary(bytes))) => (Format::Binary, bytes.to_vec()),
+                Some(Ok(Message::Close(frame))) => {
+                    let (code, reason) = frame
+                        .map(|f| (u16::from(f.code), f.reason.to_string()))
+                        .unwrap_or((1005, String::new()));
+                    return Err(Closed { code, reason });
+                }
+                Some(Ok(_)) => continue,
+                Some(Err(_)) | None => {
+                    return Err(Closed {
+                        code: 1006,
+                        reason: "abnormal".into(),
+                    });
+                }
+            };
+            assert_eq!(format, self.format, "server answered in another format");
+            let message = wire::decode_server(format, &data).expect("server frame decodes");
+            if message.seq > 0 {
+                assert_eq!(message.seq, self.last_seq + 1, "seq must increase by one");
+                self.last_seq = message.seq;
+            }
+            return Ok(message);
+        }
+    }
+
+    /// Skips messages until one matches `pick`.
+    pub async fn recv_until<T>(&mut self, mut pick: impl FnMut(&Out) -> Option<T>) -> T {
+        loop {
+            let message = self.recv().await;
+            if let Some(found) = message.message.as_ref().and_then(&mut pick) {
+                return found;
+            }
+        }
+    }
+
+    /// Waits for the close frame (skipping messages before it).
+    pub async fn closed(&mut self) -> Closed {
+        loop {
+            if let Err(closed) = self.next().await {
+                return closed;
+            }
+        }
+    }
+
+    /// Joins with `token`; returns the Joined reply.
+    pub async fn join(&mut self, token: &str) -> pb::Joined {
+        self.join_with(token, Default::default()).await
+    }
+
+    pub async fn join_with(
+        &mut self,
+        token: &str,
+        attributes: std::collections::HashMap<String, String>,
+    ) -> pb::Joined {
+        let id = self
+            .send(In::Join(pb::Join {
+                token: token.into(),
+                attributes,
+            }))
+            .await;
+        let message = self.recv().await;
+        match message.message {
+            Some(Out::Joined(joined)) => {
+                assert_eq!(joined.request_id, id);
+                assert_eq!(message.seq, 1, "Joined is the first message of a session");
+                joined
+            }
+            other => panic!("expected joined, got {other:?}"),
+        }
+    }
+
+    /// Sends a signal to `to`; returns the request id.
+    pub async fn signal(&mut self, to: &str, kind: pb::peer_signal::Kind) -> u32 {
+        self.send(In::Signal(pb::PeerSignal {
+            to: to.into(),
+            from: String::new(),
+            kind: Some(kind),
+        }))
+        .await
+    }
+
+    /// Round trip through signal on this session's path: everything signal
+    /// queued for this client before the barrier arrives before its Ack.
+    /// (It updates presence, which others see as ParticipantUpdated.)
+    pub async fn barrier(&mut self) -> Vec<pb::ServerMessage> {
+        let id = self
+            .send(In::UpdatePresence(pb::UpdatePresence::default()))
+            .await;
+        let mut before = Vec::new();
+        loop {
+            let message = self.recv().await;
+            if let Some(Out::Ack(ack)) = &message.message
+                && ack.request_id == id
+            {
+                return before;
+            }
+            before.push(message);
+        }
+    }
+
+    /// Closes the socket abruptly (no close frame).
+    pub fn drop_abruptly(self) {
+        drop(self.ws);
+    }
+
+    pub async fn close(mut self) {
+        let _ = tokio::time::timeout(Duration::from_secs(2), self.ws.close(None)).await;
+    }
+}
+
+/// An SDP offer or answer.
+pub fn description(offer: bool, sdp: &str) -> pb::peer_signal::Kind {
+    let r#type = if offer {
+        pb::session_description::Type::Offer
+    } else {
+        pb::session_description::Type::Answer
+    };
+    pb::peer_signal::Kind::Description(pb::SessionDescription {
+        r#type: r#type as i32,
+        sdp: sdp.into(),
+    })
+}
+
+/// A trickle-ICE candidate.
+pub fn candidate(line: &str) -> pb::peer_signal::Kind {
+    pb::peer_signal::Kind::Candidate(pb::IceCandidate {
+        candidate: line.into(),
+        sdp_mid: Some("0".into()),
+        sdp_m_line_index: Some(0),
+        username_fragment: None,
+    })
+}

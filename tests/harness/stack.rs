@@ -1,0 +1,178 @@
+//! The whole stack in this process, every service on its own ephemeral
+//! port, talking real gRPC over loopback.
+
+use std::time::Duration;
+
+use switchboard_auth::{AuthConfig, Claims, Grant, TokenKeys};
+use switchboard_edge::{EdgeConfig, OriginPolicy, SignalLink};
+use switchboard_health::{HealthConfig, Target};
+use switchboard_proto::{ParticipantId, RoomId};
+use switchboard_signal::SignalConfig;
+use tokio::{net::TcpListener, sync::watch, task::JoinHandle};
+
+use crate::wait::{DEADLINE, wait_until};
+
+/// The signing secret of every test stack.
+pub const SECRET: &[u8] = b"test-secret-0123456789-abcdefghijklmnop";
+pub const ISSUER: &str = "switchboard";
+pub const AUDIENCE: &str = "switchboard";
+
+/// A running stack.
+pub struct Stack {
+    /// `http://127.0.0.1:PORT` of the edge.
+    pub edge_url: String,
+    pub auth_url: String,
+    pub signal_url: String,
+    pub health_url: String,
+    pub keys: TokenKeys,
+    pub link: SignalLink,
+    stop_edge: watch::Sender<bool>,
+    stop_rest: watch::Sender<bool>,
+    edge: JoinHandle<()>,
+    rest: Vec<JoinHandle<()>>,
+}
+
+async fn listener() -> (TcpListener, String) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    (listener, url)
+}
+
+async fn stopped(mut rx: watch::Receiver<bool>) {
+    let _ = rx.wait_for(|s| *s).await;
+}
+
+impl Stack {
+    pub async fn start() -> Self {
+        Self::start_with(|_| {}).await
+    }
+
+    /// Starts a stack after letting `tune` adjust the edge configuration.
+    pub async fn start_with(tune: impl FnOnce(&mut EdgeConfig)) -> Self {
+        let (auth_l, auth_url) = listener().await;
+        let (signal_l, signal_url) = listener().await;
+        let (health_l, health_url) = listener().await;
+        let (edge_l, edge_url) = listener().await;
+        let keys = TokenKeys::new(SECRET, ISSUER, AUDIENCE);
+        let (stop_edge, edge_rx) = watch::channel(false);
+        let (stop_rest, rest_rx) = watch::channel(false);
+
+        let auth_config = AuthConfig {
+            keys: keys.clone(),
+            default_ttl: Duration::from_secs(600),
+            dev: true,
+        };
+        let mut rest = vec![
+            tokio::spawn({
+                let stop = stopped(rest_rx.clone());
+                async move {
+                    switchboard_auth::run(auth_l, auth_config, stop)
+                        .await
+                        .expect("auth")
+                }
+            }),
+            tokio::spawn({
+                let stop = stopped(rest_rx.clone());
+                async move {
+                    switchboard_signal::run(signal_l, SignalConfig::default(), stop)
+                        .await
+                        .expect("signal")
+                }
+            }),
+        ];
+        let health_config = HealthConfig {
+            targets: vec![
+                Target {
+                    name: "auth".into(),
+                    url: auth_url.clone(),
+                    service: switchboard_auth::SERVICE_NAME.into(),
+                },
+                Target {
+                    name: "signal".into(),
+                    url: signal_url.clone(),
+                    service: switchboard_signal::SERVICE_NAME.into(),
+                },
+            ],
+        };
+        rest.push(tokio::spawn({
+            let stop = stopped(rest_rx.clone());
+            async move {
+                switchboard_health::run(health_l, health_config, stop)
+                    .await
+                    .expect("health")
+            }
+        }));
+
+        let mut edge_config = EdgeConfig {
+            signal_url: signal_url.clone(),
+            auth_url: auth_url.clone(),
+            origins: OriginPolicy {
+                allowed: vec!["https://app.example.com".into()],
+                allow_loopback: false,
+                allow_missing: false,
+            },
+            dev: true,
+            drain_deadline: Duration::from_secs(3),
+            ..EdgeConfig::default()
+        };
+        tune(&mut edge_config);
+        let (link_tx, link_rx) = tokio::sync::oneshot::channel();
+        let edge = tokio::spawn(async move {
+            switchboard_edge::run(edge_l, edge_config, stopped(edge_rx), move |link| {
+                let _ = link_tx.send(link);
+            })
+            .await
+            .expect("edge")
+        });
+        let link = link_rx.await.expect("edge started");
+        wait_until("edge linked to signal", DEADLINE, || {
+            let up = link.is_up();
+            async move { up }
+        })
+        .await;
+        Self {
+            edge_url,
+            auth_url,
+            signal_url,
+            health_url,
+            keys,
+            link,
+            stop_edge,
+            stop_rest,
+            edge,
+            rest,
+        }
+    }
+
+    /// `ws://…/ws` of the edge.
+    pub fn ws_url(&self) -> String {
+        format!("{}/ws", self.edge_url.replacen("http://", "ws://", 1))
+    }
+
+    /// A valid token for `identity` in `room`.
+    pub fn token(&self, identity: &str, room: &str) -> String {
+        let grant = Grant {
+            identity: ParticipantId::new(identity).expect("identity"),
+            room: RoomId::new(room).expect("room"),
+            name: format!("{identity} (test)"),
+            ttl: Duration::from_secs(600),
+        };
+        self.keys.issue(&grant).expect("issue").0
+    }
+
+    /// Claims of a valid token, to be altered and signed with `sign`.
+    pub fn claims(&self, identity: &str, room: &str) -> Claims {
+        let token = self.token(identity, room);
+        self.keys.verify(&token).expect("verify")
+    }
+
+    /// Shuts down in production order: edge first, then the rest.
+    pub async fn shutdown(self) {
+        let _ = self.stop_edge.send(true);
+        self.edge.await.expect("edge task");
+        let _ = self.stop_rest.send(true);
+        for task in self.rest {
+            task.await.expect("service task");
+        }
+    }
+}

@@ -1,0 +1,158 @@
+//! Bad input gets a typed error, never a crash, and the session goes on
+//! where it can.
+
+use switchboard_proto::{
+    pb::{self, client_message::Message as In, server_message::Message as Out},
+    wire::Format,
+};
+use switchboard_tests::{Stack, WsClient, description};
+use tokio_tungstenite::tungstenite::Message;
+
+fn error_of(message: &Out) -> Option<pb::Error> {
+    if let Out::Error(e) = message {
+        Some(e.clone())
+    } else {
+        None
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_and_unknown_messages_get_typed_errors_and_the_session_goes_on() {
+    let stack = Stack::start().await;
+    let mut alice = WsClient::connect(&stack.ws_url(), Format::Json).await;
+    let mut bob = WsClient::connect(&stack.ws_url(), Format::Json).await;
+    alice.join(&stack.token("alice", "r1")).await;
+    bob.join(&stack.token("bob", "r1")).await;
+
+    alice
+        .send_raw(Message::text("{\"id\": 5, \"signal\": {"))
+        .await;
+    let err = alice.recv_until(error_of).await;
+    assert_eq!((err.code.as_str(), err.retryable), ("bad_request", false));
+
+    alice
+        .send_raw(Message::text(r#"{"id": 6, "teleport": {"to": "mars"}}"#))
+        .await;
+    let err = alice.recv_until(error_of).await;
+    assert_eq!((err.code.as_str(), err.request_id), ("unknown_message", 6));
+
+    alice
+        .send_raw(Message::text(r#"{"id": 7, "signal": {"to": 42}}"#))
+        .await;
+    assert_eq!(alice.recv_until(error_of).await.code, "bad_request");
+
+    let nul = alice.signal("bob", description(true, "v=0\u{0}evil")).await;
+    let err = alice.recv_until(error_of).await;
+    assert_eq!((err.code.as_str(), err.request_id), ("bad_request", nul));
+
+    let empty = alice
+        .send(In::Signal(pb::PeerSignal {
+            to: "bob".into(),
+            ..Default::default()
+        }))
+        .await;
+    assert_eq!(alice.recv_until(error_of).await.request_id, empty);
+
+    // Still joined and working.
+    alice
+        .signal("bob", description(true, "v=0 still-here"))
+        .await;
+    let got = bob
+        .recv_until(|m| {
+            if let Out::Signal(s) = m {
+                Some(s.clone())
+            } else {
+                None
+            }
+        })
+        .await;
+    assert_eq!(got.kind, Some(description(true, "v=0 still-here")));
+    stack.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn truncated_protobuf_is_a_typed_error() {
+    let stack = Stack::start().await;
+    let mut alice = WsClient::connect(&stack.ws_url(), Format::Binary).await;
+    alice.join(&stack.token("alice", "r1")).await;
+    alice
+        .send_raw(Message::binary(vec![0x5a, 0xff, 0x01]))
+        .await;
+    assert_eq!(alice.recv_until(error_of).await.code, "bad_request");
+    // Room operations before a join are refused, not crashed on.
+    let mut early = WsClient::connect(&stack.ws_url(), Format::Json).await;
+    let id = early.signal("alice", description(true, "v=0")).await;
+    let err = early.recv_until(error_of).await;
+    assert_eq!((err.code.as_str(), err.request_id), ("not_joined", id));
+    stack.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversized_frames_close_with_1009_and_others_are_unaffected() {
+    let stack = Stack::start().await;
+    let mut alice = WsClient::connect(&stack.ws_url(), Format::Json).await;
+    let mut bob = WsClient::connect(&stack.ws_url(), Format::Json).await;
+    let mut big = WsClient::connect(&stack.ws_url(), Format::Json).await;
+    alice.join(&stack.token("alice", "r1")).await;
+    bob.join(&stack.token("bob", "r1")).await;
+    big.join(&stack.token("big", "r1")).await;
+
+    let sdp = "a".repeat(70 * 1024);
+    big.signal("alice", description(true, &sdp)).await;
+    let closed = big.closed().await;
+    assert_eq!(closed.code, 1009, "{closed:?}");
+
+    // A 16 MiB frame is refused from its header, without being buffered:
+    // the edge closes with 1009 while the client is still writing, so the
+    // client sees the close frame or, if its kernel got the reset first, an
+    // aborted connection. Either way the connection ends at once.
+    let mut huge = WsClient::connect(&stack.ws_url(), Format::Binary).await;
+    let sent = huge
+        .try_send_raw(Message::binary(vec![0u8; 16 * 1024 * 1024]))
+        .await;
+    let closed = huge.closed().await;
+    assert!(
+        closed.code == 1009 || (sent.is_err() && closed.code == 1006),
+        "{closed:?}"
+    );
+
+    alice
+        .signal("bob", description(true, "v=0 after-the-flood"))
+        .await;
+    let got = bob
+        .recv_until(|m| {
+            if let Out::Signal(s) = m {
+                Some(s.from.clone())
+            } else {
+                None
+            }
+        })
+        .await;
+    assert_eq!(got, "alice");
+    stack.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_flood_is_throttled_then_closed_with_1008() {
+    let stack = Stack::start().await;
+    let mut flood = WsClient::connect(&stack.ws_url(), Format::Json).await;
+    flood.join(&stack.token("flood", "r1")).await;
+    for _ in 0..600 {
+        flood.send(In::Ping(pb::Ping { nonce: 1 })).await;
+    }
+    let mut rate_errors = 0;
+    let closed = loop {
+        match flood.next().await {
+            Ok(message) => {
+                if let Some(Out::Error(e)) = message.message {
+                    assert_eq!(e.code, "rate_limited");
+                    rate_errors += 1;
+                }
+            }
+            Err(closed) => break closed,
+        }
+    };
+    assert_eq!(closed.code, 1008, "{closed:?}");
+    assert!(rate_errors > 0, "throttled before being closed");
+    stack.shutdown().await;
+}

@@ -1,0 +1,190 @@
+//! Joining, the participant list with negotiation roles, presence events,
+//! leaving and disconnecting.
+
+use std::collections::HashMap;
+
+use switchboard_proto::{pb::server_message::Message as Out, wire::Format};
+use switchboard_tests::{Stack, WsClient};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn join_reply_lists_participants_with_one_polite_side_per_pair() {
+    let stack = Stack::start().await;
+    let mut alice = WsClient::connect(&stack.ws_url(), Format::Json).await;
+    let mut bob = WsClient::connect(&stack.ws_url(), Format::Json).await;
+    let joined_a = alice.join(&stack.token("alice", "r1")).await;
+    assert!(joined_a.participants.is_empty());
+    assert_eq!(joined_a.session_id.len(), 32, "128-bit session id in hex");
+    assert_eq!(joined_a.room, "r1");
+    let keepalive = joined_a.keepalive.expect("keepalive");
+    assert!(keepalive.interval_ms > 0 && keepalive.timeout_ms > keepalive.interval_ms);
+    assert_eq!(
+        joined_a.limits.expect("limits").max_message_bytes,
+        64 * 1024
+    );
+
+    let mut attrs = HashMap::new();
+    attrs.insert("audio".to_string(), "on".to_string());
+    let joined_b = bob
+        .join_with(&stack.token("bob", "r1"), attrs.clone())
+        .await;
+    assert_ne!(joined_a.session_id, joined_b.session_id);
+    assert_eq!(joined_b.participants.len(), 1);
+    let alice_seen_by_bob = &joined_b.participants[0];
+    assert_eq!(alice_seen_by_bob.id, "alice");
+    assert_eq!(alice_seen_by_bob.name, "alice (test)");
+
+    let bob_seen_by_alice = alice
+        .recv_until(|m| {
+            if let Out::ParticipantJoined(j) = m {
+                j.participant.clone()
+            } else {
+                None
+            }
+        })
+        .await;
+    assert_eq!(bob_seen_by_alice.id, "bob");
+    assert_eq!(bob_seen_by_alice.attributes, attrs);
+    assert_ne!(
+        alice_seen_by_bob.polite, bob_seen_by_alice.polite,
+        "exactly one side is polite"
+    );
+    assert!(
+        bob_seen_by_alice.polite,
+        "alice < bob, so alice is polite towards bob"
+    );
+
+    // Presence updates reach the others.
+    let mut muted = HashMap::new();
+    muted.insert("audio".to_string(), "off".to_string());
+    bob.send(
+        switchboard_proto::pb::client_message::Message::UpdatePresence(
+            switchboard_proto::pb::UpdatePresence {
+                attributes: muted.clone(),
+            },
+        ),
+    )
+    .await;
+    let updated = alice
+        .recv_until(|m| {
+            if let Out::ParticipantUpdated(u) = m {
+                u.participant.clone()
+            } else {
+                None
+            }
+        })
+        .await;
+    assert_eq!((updated.id.as_str(), &updated.attributes), ("bob", &muted));
+    stack.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leave_and_disconnect_are_announced() {
+    let stack = Stack::start().await;
+    let mut alice = WsClient::connect(&stack.ws_url(), Format::Json).await;
+    let mut bob = WsClient::connect(&stack.ws_url(), Format::Json).await;
+    let carol = WsClient::connect(&stack.ws_url(), Format::Binary).await;
+    alice.join(&stack.token("alice", "r1")).await;
+    bob.join(&stack.token("bob", "r1")).await;
+    let mut carol = carol;
+    carol.join(&stack.token("carol", "r1")).await;
+
+    bob.send(switchboard_proto::pb::client_message::Message::Leave(
+        Default::default(),
+    ))
+    .await;
+    let closed = bob.closed().await;
+    assert_eq!(closed.code, 1000, "leave closes normally: {closed:?}");
+    let left = alice
+        .recv_until(|m| {
+            if let Out::ParticipantLeft(l) = m {
+                Some(l.clone())
+            } else {
+                None
+            }
+        })
+        .await;
+    assert_eq!(
+        (left.participant_id.as_str(), left.reason.as_str()),
+        ("bob", "left")
+    );
+
+    carol.drop_abruptly();
+    let left = alice
+        .recv_until(|m| {
+            if let Out::ParticipantLeft(l) = m {
+                Some(l.clone())
+            } else {
+                None
+            }
+        })
+        .await;
+    assert_eq!(
+        (left.participant_id.as_str(), left.reason.as_str()),
+        ("carol", "disconnected")
+    );
+
+    // A newcomer sees only alice.
+    let mut dave = WsClient::connect(&stack.ws_url(), Format::Json).await;
+    let joined = dave.join(&stack.token("dave", "r1")).await;
+    assert_eq!(
+        joined
+            .participants
+            .iter()
+            .map(|p| p.id.as_str())
+            .collect::<Vec<_>>(),
+        ["alice"]
+    );
+    stack.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_join_with_the_same_identity_replaces_the_first() {
+    let stack = Stack::start().await;
+    let mut alice = WsClient::connect(&stack.ws_url(), Format::Json).await;
+    let mut bob_old = WsClient::connect(&stack.ws_url(), Format::Json).await;
+    alice.join(&stack.token("alice", "r1")).await;
+    bob_old.join(&stack.token("bob", "r1")).await;
+    let mut bob_new = WsClient::connect(&stack.ws_url(), Format::Json).await;
+    let joined = bob_new.join(&stack.token("bob", "r1")).await;
+    assert_eq!(
+        joined
+            .participants
+            .iter()
+            .map(|p| p.id.as_str())
+            .collect::<Vec<_>>(),
+        ["alice"]
+    );
+
+    let closed = bob_old.closed().await;
+    assert_eq!(closed.code, 4409);
+    assert!(closed.reason.starts_with("session_replaced"), "{closed:?}");
+    let left = alice
+        .recv_until(|m| {
+            if let Out::ParticipantLeft(l) = m {
+                Some(l.clone())
+            } else {
+                None
+            }
+        })
+        .await;
+    assert_eq!(
+        (left.participant_id.as_str(), left.reason.as_str()),
+        ("bob", "replaced")
+    );
+
+    // Signals now reach the new session.
+    alice
+        .signal("bob", switchboard_tests::description(true, "v=0"))
+        .await;
+    let got = bob_new
+        .recv_until(|m| {
+            if let Out::Signal(s) = m {
+                Some(s.from.clone())
+            } else {
+                None
+            }
+        })
+        .await;
+    assert_eq!(got, "alice");
+    stack.shutdown().await;
+}
