@@ -12,8 +12,14 @@
  *   renegotiate, which perfect negotiation handles.
  */
 import { Emitter } from "../signaling/emitter";
-import type { SignalingClient } from "../signaling/client";
-import type { IceServer, Participant } from "../gen/switchboard/v1/client_pb";
+import { create } from "@bufbuild/protobuf";
+import type { SignalKind, SignalingClient } from "../signaling/client";
+import {
+  ParticipantSchema,
+  SessionDescription_Type,
+  type IceServer,
+  type Participant,
+} from "../gen/switchboard/v1/client_pb";
 import { Negotiator } from "./negotiation";
 
 export interface ChatMessage {
@@ -52,6 +58,8 @@ interface PeerEntry {
   stream: MediaStream;
   chat: RTCDataChannel;
   generation: number;
+  /** Created from a signal before presence announced the participant. */
+  provisional?: boolean;
   /** Our sender per kind, once we sent that kind on this connection. */
   senders: { audio?: RTCRtpSender; video?: RTCRtpSender };
 }
@@ -85,6 +93,8 @@ export interface MeshOptions {
 
 export class Mesh extends Emitter<MeshEvents> {
   private readonly peers = new Map<string, PeerEntry>();
+  /** Participants who left: late signals from them must not revive them. */
+  private readonly departed = new Set<string>();
   private readonly tracks: { audio: MediaStreamTrack | null; video: MediaStreamTrack | null } = {
     audio: null,
     video: null,
@@ -108,14 +118,17 @@ export class Mesh extends Emitter<MeshEvents> {
         this.selfId = joined.self?.id ?? "";
         this.selfName = joined.self?.name ?? "";
         this.closeAll();
+        this.departed.clear();
         for (const p of joined.participants) this.addPeer(p);
         this.publish();
       }),
       signaling.on("resumed", ({ resumed }) => this.reconcile(resumed.participants)),
       signaling.on("participantJoined", (p) => {
         if (p.id === this.selfId) return;
+        this.departed.delete(p.id);
         const known = this.peers.get(p.id);
-        if (known && known.participant.joinedAtMs === p.joinedAtMs) {
+        if (known && (known.provisional || known.participant.joinedAtMs === p.joinedAtMs)) {
+          known.provisional = false;
           // Already known (e.g. listed in Joined as well): just update.
           known.participant = { ...p, polite: known.participant.polite };
         } else {
@@ -127,6 +140,7 @@ export class Mesh extends Emitter<MeshEvents> {
         this.publish();
       }),
       signaling.on("participantLeft", ({ participantId }) => {
+        this.departed.add(participantId);
         this.removePeer(participantId);
         this.publish();
       }),
@@ -137,7 +151,8 @@ export class Mesh extends Emitter<MeshEvents> {
         this.publish();
       }),
       signaling.on("signal", (s) => {
-        const entry = this.peers.get(s.from);
+        let entry = this.peers.get(s.from);
+        if (!entry) entry = this.adoptUnannounced(s.from, s.kind);
         if (!entry) {
           console.warn(`switchboard: signal from unknown participant ${s.from} dropped`);
           return;
@@ -214,6 +229,23 @@ export class Mesh extends Emitter<MeshEvents> {
   }
 
   // ---- internals ------------------------------------------------------
+
+  /**
+   * An offer from someone we have not been told about yet (their
+   * participantJoined may trail their first signal): start the connection
+   * now, with the role the protocol defines (the lexicographically smaller
+   * id is polite), and fill in their details when presence arrives.
+   */
+  private adoptUnannounced(id: string, kind: SignalKind): PeerEntry | undefined {
+    if (!this.selfId || id === this.selfId || this.departed.has(id)) return undefined;
+    if (kind.case !== "description" || kind.value.type !== SessionDescription_Type.OFFER) return undefined;
+    console.warn(`switchboard: offer from ${id} arrived before their participantJoined`);
+    this.addPeer(create(ParticipantSchema, { id, name: "", polite: this.selfId < id }));
+    const entry = this.peers.get(id);
+    if (entry) entry.provisional = true;
+    this.publish();
+    return entry;
+  }
 
   private reconcile(present: Participant[]): void {
     const ids = new Set(present.map((p) => p.id));

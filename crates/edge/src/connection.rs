@@ -234,10 +234,11 @@ impl Reader {
     }
 
     fn reply(&self, message: Out) {
-        self.handle.push(Outbound::Message(Box::new(pb::ServerMessage {
-            seq: 0,
-            message: Some(message),
-        })));
+        self.handle
+            .push(Outbound::Message(Box::new(pb::ServerMessage {
+                seq: 0,
+                message: Some(message),
+            })));
     }
 
     /// Handles one parsed message; `Some` ends the connection.
