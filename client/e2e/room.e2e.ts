@@ -10,6 +10,7 @@ import { join } from "node:path";
 import type { Browser } from "playwright-core";
 import { RESULTS_DIR, startStack, type Stack } from "./support/stack";
 import {
+  describeState,
   dumpOnFailure,
   joinViaLink,
   launch,
@@ -40,7 +41,8 @@ async function step<T>(what: string, fn: () => Promise<T>): Promise<T> {
     return await fn();
   } catch (err) {
     const msg = err instanceof Error ? err.message : String(err);
-    throw new Error(`${what}: ${msg}\n${dumpOnFailure(people, stack.logs)}`);
+    const state = await describeState(people);
+    throw new Error(`${what}: ${msg}\n---- state ----\n${state}\n${dumpOnFailure(people, stack.logs)}`);
   }
 }
 
@@ -86,7 +88,7 @@ test("three participants: video, chat, mute and leave", { timeout: 240_000 }, as
   assert.deepEqual(names.sort(), ["Bob", "Carol"]);
 
   await step("chat over the data channel reaches the other two", async () => {
-    const input = alice.page.getByLabel("Message");
+    const input = alice.page.getByRole("textbox", { name: "Message" });
     await input.fill("Hello from Alice 👋");
     await alice.page.waitForFunction(
       () => !(document.querySelector('button[aria-label="Send message"]') as HTMLButtonElement | null)?.disabled,
@@ -101,8 +103,8 @@ test("three participants: video, chat, mute and leave", { timeout: 240_000 }, as
       const from = await p.page.locator('[data-testid="chat-message"] .chat-from').first().textContent();
       assert.equal(from, "Alice");
     }
-    await bob.page.getByLabel("Message").fill("Hi Alice, Bob here");
-    await bob.page.getByLabel("Message").press("Enter");
+    await bob.page.getByRole("textbox", { name: "Message" }).fill("Hi Alice, Bob here");
+    await bob.page.getByRole("textbox", { name: "Message" }).press("Enter");
     for (const p of [alice, carol]) {
       await p.page.locator('[data-testid="chat-message"]', { hasText: "Hi Alice, Bob here" }).waitFor({ timeout: 15_000 });
     }

@@ -4,6 +4,7 @@
 
 pub mod client;
 pub mod http;
+pub mod process;
 pub mod stack;
 pub mod wait;
 

@@ -21,6 +21,28 @@ export function launch(): Promise<Browser> {
   return chromium.launch({ executablePath: CHROMIUM, headless: true, args: ARGS });
 }
 
+/**
+ * Wraps the page's WebSocket to log signaling frames (not ICE candidates,
+ * SDP shortened). Plain JS source: it runs in the page as is.
+ */
+const TRACE_SCRIPT = `(() => {
+  const Native = window.WebSocket;
+  const short = (d) => String(d).replace(/"sdp":"[^"]*"/g, '"sdp":"…"').slice(0, 300);
+  const skip = (d) => String(d).includes('"candidate":{');
+  class Traced extends Native {
+    constructor(url, protocols) {
+      super(url, protocols);
+      this.addEventListener("message", (e) => { if (!skip(e.data)) console.debug("RX " + short(e.data)); });
+      this.addEventListener("close", (e) => console.debug("CLOSE " + e.code + " " + e.reason));
+    }
+    send(data) {
+      if (!skip(data)) console.debug("TX " + short(data));
+      super.send(data);
+    }
+  }
+  window.WebSocket = Traced;
+})();`;
+
 export interface Participant {
   name: string;
   context: BrowserContext;
@@ -31,6 +53,9 @@ export interface Participant {
 
 export async function participant(browser: Browser, name: string): Promise<Participant> {
   const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+  // Trace signaling frames (not ICE candidates) into the console log, so a
+  // failure report shows what the server said.
+  await context.addInitScript({ content: TRACE_SCRIPT });
   const page = await context.newPage();
   const lines: string[] = [];
   page.on("console", (m) => lines.push(`[${name}] ${m.type()}: ${m.text()}`));
@@ -59,21 +84,63 @@ export async function waitForRemotes(p: Participant, n: number, timeout = 45_000
   );
 }
 
-/** Waits until video from every remote peer has decoded frames (getStats). */
-export async function waitForDecodedVideo(p: Participant, peers: number, minFrames = 1, timeout = 45_000): Promise<Record<string, number>> {
-  const handle = await p.page.waitForFunction(
-    async ({ peers, minFrames }) => {
-      const sb = window.switchboard;
-      if (!sb) return false;
-      const stats = await sb.inboundVideo();
-      const entries = Object.entries(stats);
-      if (entries.length !== peers || !entries.every(([, s]) => s.framesDecoded >= minFrames)) return false;
-      return Object.fromEntries(entries.map(([id, s]) => [id, s.framesDecoded]));
+/**
+ * Polls `probe` until it returns a value (not undefined) or the deadline
+ * passes. For conditions that need async work in the page (getStats), which
+ * `waitForFunction` cannot await.
+ */
+export async function until<T>(
+  what: string,
+  probe: () => Promise<T | undefined>,
+  { timeout = 30_000, interval = 250 } = {},
+): Promise<T> {
+  const deadline = Date.now() + timeout;
+  let last: unknown;
+  for (;;) {
+    try {
+      const v = await probe();
+      if (v !== undefined) return v;
+    } catch (err) {
+      last = err;
+    }
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeout} ms waiting for ${what}${last ? ` (last error: ${String(last)})` : ""}`);
+    await new Promise((r) => setTimeout(r, interval));
+  }
+}
+
+/** Frames decoded per remote peer, from getStats inbound-rtp (video). */
+export function inboundVideo(p: Participant): Promise<Record<string, { framesDecoded: number; bytesReceived: number }>> {
+  return p.page.evaluate(async () => {
+    const sb = window.switchboard;
+    return sb ? await sb.inboundVideo() : {};
+  });
+}
+
+/** Waits until video from every remote peer has decoded frames. */
+export function waitForDecodedVideo(p: Participant, peers: number, minFrames = 1, timeout = 45_000): Promise<Record<string, number>> {
+  return until(
+    `${p.name} decoding ${minFrames}+ frames from ${peers} peers`,
+    async () => {
+      const stats = Object.entries(await inboundVideo(p));
+      if (stats.length !== peers || !stats.every(([, s]) => s.framesDecoded >= minFrames)) return undefined;
+      return Object.fromEntries(stats.map(([id, s]) => [id, s.framesDecoded]));
     },
-    { peers, minFrames },
-    { timeout, polling: 500 },
+    { timeout, interval: 500 },
   );
-  return (await handle.jsonValue()) as Record<string, number>;
+}
+
+/** Each participant's signaling and per-peer connection state. */
+export async function describeState(ps: Participant[]): Promise<string> {
+  const out: string[] = [];
+  for (const p of ps) {
+    try {
+      const st = await p.page.evaluate(() => window.switchboard?.stats());
+      out.push(`[${p.name}] ${JSON.stringify(st)}`);
+    } catch (err) {
+      out.push(`[${p.name}] state unavailable: ${String(err)}`);
+    }
+  }
+  return out.join("\n");
 }
 
 export function dumpOnFailure(ps: Participant[], serverLogs: string[]): string {

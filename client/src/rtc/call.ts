@@ -168,10 +168,19 @@ export class Call extends Emitter<{ change: CallSnapshot }> {
     return out;
   }
 
-  stats(): { signaling: SignalingStats; lastSeq: string; negotiation: Record<string, unknown> } {
-    const negotiation: Record<string, unknown> = {};
-    for (const p of this.snap.peers) negotiation[p.id] = { generation: p.generation, state: p.connectionState };
-    return { signaling: { ...this.client.stats }, lastSeq: this.client.lastSeq.toString(), negotiation };
+  stats(): {
+    signaling: SignalingStats;
+    lastSeq: string;
+    negotiation: Record<string, { generation: number; state: RTCPeerConnectionState }>;
+    detail: Record<string, unknown>;
+  } {
+    const negotiation: Record<string, { generation: number; state: RTCPeerConnectionState }> = {};
+    const detail: Record<string, unknown> = {};
+    for (const p of this.snap.peers) {
+      negotiation[p.id] = { generation: p.generation, state: p.connectionState };
+      detail[p.id] = this.mesh.diagnostics(p.id);
+    }
+    return { signaling: { ...this.client.stats }, lastSeq: this.client.lastSeq.toString(), negotiation, detail };
   }
 
   private onMedia(state: LocalMediaState): void {

@@ -186,6 +186,22 @@ export class Mesh extends Emitter<MeshEvents> {
     return this.peers.get(peerId)?.pc;
   }
 
+  /** Connection and negotiation state of one peer, for diagnostics. */
+  diagnostics(peerId: string): Record<string, unknown> | undefined {
+    const e = this.peers.get(peerId);
+    if (!e) return undefined;
+    return {
+      polite: e.negotiator.polite,
+      provisional: Boolean(e.provisional),
+      signalingState: e.pc.signalingState,
+      iceGatheringState: e.pc.iceGatheringState,
+      iceConnectionState: e.pc.iceConnectionState,
+      connectionState: e.pc.connectionState,
+      chat: e.chat.readyState,
+      ...e.negotiator.stats,
+    };
+  }
+
   /** Sets (or clears) the track we send for one kind, on every connection. */
   setTrack(kind: "audio" | "video", track: MediaStreamTrack | null): void {
     const old = this.tracks[kind];

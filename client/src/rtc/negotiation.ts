@@ -119,6 +119,9 @@ export class Negotiator {
         case "candidate": {
           const c = kind.value;
           if (c.candidate === "") return; // legacy end-of-generation marker
+          // Judge by the state when the candidate arrived: the rejection
+          // comes later, possibly after the next description changed it.
+          const ignoring = this.ignoreOffer;
           try {
             await this.pc.addIceCandidate({
               candidate: c.candidate,
@@ -128,7 +131,7 @@ export class Negotiator {
             });
           } catch (err) {
             // Candidates of an offer we ignored cannot be applied; expected.
-            if (!this.ignoreOffer) throw err;
+            if (!ignoring) throw err;
           }
           break;
         }

@@ -273,9 +273,12 @@ export class SignalingClient extends Emitter<SignalingEvents> {
    * Drops the connection as a network failure would (no Leave): the client
    * reconnects and resumes. Used by the UI's test hook and by tests.
    */
-  dropConnection(): void {
+  dropConnection(opts: { spoilResume?: boolean } = {}): void {
     const sock = this.socket;
     if (!sock) return;
+    // Diagnostics: make the server refuse the resume, to exercise the
+    // fall-back to a fresh Join.
+    if (opts.spoilResume && this.session) this.session = { ...this.session, resumeToken: "spoiled" };
     this.detach();
     sock.close(CLIENT_ABANDON, "client_dropped");
     this.onSocketClosed(1006, "");

@@ -22,7 +22,7 @@ declare global {
     /** Diagnostics and test hook: the live call, if any. */
     switchboard?: {
       call: Call;
-      dropConnection: () => void;
+      dropConnection: (opts?: { spoilResume?: boolean }) => void;
       inboundVideo: () => ReturnType<Call["inboundVideo"]>;
       stats: () => ReturnType<Call["stats"]>;
     };
@@ -53,7 +53,7 @@ export function RoomScreen() {
     if (!call) return;
     window.switchboard = {
       call,
-      dropConnection: () => call.client.dropConnection(),
+      dropConnection: (opts) => call.client.dropConnection(opts),
       inboundVideo: () => call.inboundVideo(),
       stats: () => call.stats(),
     };

@@ -384,3 +384,14 @@ test("frames from an abandoned socket are ignored", () => {
   s.onmessage?.({ data: '{"seq":"2","participantLeft":{"participantId":"bob-2"}}' });
   assert.equal(ctx.events.participantLeft, undefined);
 });
+
+test("a spoiled resume token is sent as is (diagnostics for the fall-back path)", () => {
+  const ctx = setup();
+  joinFirst(ctx);
+  ctx.client.dropConnection({ spoilResume: true });
+  ctx.clock.advance(ctx.clock.nextDelay() ?? 0);
+  const s2 = ctx.sockets.latest;
+  s2.open();
+  const m = s2.last();
+  assert.equal(m.message.case === "resume" && m.message.value.resumeToken, "spoiled");
+});

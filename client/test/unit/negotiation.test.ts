@@ -165,3 +165,20 @@ test("after dispose, events and signals are ignored", async () => {
   await a.handle(create(PeerSignalSchema, { kind: { case: "description", value: { type: 1, sdp: "x" } } }).kind);
   assert.equal(pcA.signalingState, "stable");
 });
+
+test("a candidate of an ignored offer that fails after the next answer is still not an error", async () => {
+  const { pcB, b, errors } = pair();
+  pcB.dispatchEvent(new Event("negotiationneeded"));
+  await flush();
+  assert.equal(pcB.signalingState, "have-local-offer");
+  const signal = (kind: SignalKindInit) => create(PeerSignalSchema, { kind }).kind;
+  await b.handle(signal({ case: "description", value: { type: 1, sdp: "alice-offer-1" } }));
+  assert.equal(b.stats.offersIgnored, 1);
+  // The candidate's rejection lands after the answer has been received.
+  const cand = b.handle(signal({ case: "candidate", value: { candidate: "candidate:9 1 udp 1 127.0.0.1 9 typ host" } }));
+  const answer = b.handle(signal({ case: "description", value: { type: 2, sdp: "alice-answer-2" } }));
+  await Promise.all([cand, answer]);
+  assert.deepEqual(errors, []);
+  assert.equal(pcB.signalingState, "stable");
+  assert.equal(pcB.remoteDescription?.sdp, "alice-answer-2");
+});

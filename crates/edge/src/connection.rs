@@ -13,7 +13,7 @@ use std::{
 use futures_util::{SinkExt, StreamExt, stream::SplitSink, stream::SplitStream};
 use switchboard_proto::{
     ConnId, ErrorCode, SignalError,
-    limits::{AUTH_DEADLINE, KEEPALIVE_TIMEOUT, MESSAGE_BURST, MESSAGES_PER_SECOND, PING_INTERVAL},
+    limits::{AUTH_DEADLINE, KEEPALIVE_TIMEOUT, MAX_MESSAGE_BYTES, PING_INTERVAL},
     pb::{self, client_message::Message as In, server_message::Message as Out},
     wire::{self, EncodedFrame, Format},
 };
@@ -50,6 +50,25 @@ const CLOSE_FLUSH: Duration = Duration::from_secs(2);
 pub struct ConnectionContext {
     pub link: SignalLink,
     pub auth: AuthClient,
+    pub rate: RateLimit,
+}
+
+/// Per-connection message rate.
+#[derive(Debug, Clone, Copy)]
+pub struct RateLimit {
+    /// Sustained client messages per second.
+    pub per_second: u32,
+    /// Messages allowed in a burst above the sustained rate.
+    pub burst: u32,
+}
+
+impl Default for RateLimit {
+    fn default() -> Self {
+        Self {
+            per_second: switchboard_proto::limits::MESSAGES_PER_SECOND,
+            burst: switchboard_proto::limits::MESSAGE_BURST,
+        }
+    }
 }
 
 /// Why the reader stopped.
@@ -98,11 +117,7 @@ pub async fn serve<S>(
         format: format.clone(),
         preauth,
         joined: false,
-        bucket: TokenBucket::new(
-            MESSAGES_PER_SECOND,
-            MESSAGE_BURST,
-            std::time::Instant::now(),
-        ),
+        bucket: TokenBucket::new(ctx.rate.per_second, ctx.rate.burst, std::time::Instant::now()),
         strikes: TokenBucket::new(1, RATE_STRIKES, std::time::Instant::now()),
     };
     let writing = write_loop(sink, out_rx, kill_rx, shutdown, format);
@@ -324,6 +339,15 @@ impl Reader {
             name: claims.name,
             attributes: join.attributes,
             token_expires_at: claims.expires_at,
+            keepalive: Some(pb::Keepalive {
+                interval_ms: PING_INTERVAL.as_millis() as u32,
+                timeout_ms: KEEPALIVE_TIMEOUT.as_millis() as u32,
+            }),
+            limits: Some(pb::Limits {
+                max_message_bytes: MAX_MESSAGE_BYTES as u32,
+                messages_per_second: self.ctx.rate.per_second,
+                burst: self.ctx.rate.burst,
+            }),
         };
         if let Err(code) = self
             .ctx

@@ -23,6 +23,7 @@ use tokio::{
 use tonic::transport::Endpoint;
 
 pub use auth_client::AuthClient;
+pub use connection::RateLimit;
 pub use origin::OriginPolicy;
 pub use signal_link::SignalLink;
 
@@ -47,6 +48,8 @@ pub struct EdgeConfig {
     pub lanes: usize,
     /// How long shutdown waits for connections to close.
     pub drain_deadline: Duration,
+    /// Per-connection client message rate.
+    pub rate: RateLimit,
 }
 
 impl Default for EdgeConfig {
@@ -60,6 +63,7 @@ impl Default for EdgeConfig {
             max_connections: 10_000,
             lanes: 2,
             drain_deadline: Duration::from_secs(10),
+            rate: RateLimit::default(),
         }
     }
 }
@@ -107,6 +111,7 @@ pub async fn run(
         conn: ConnectionContext {
             link: link.clone(),
             auth,
+            rate: config.rate,
         },
         origins: config.origins,
         static_dir: config.static_dir,

@@ -116,15 +116,17 @@ impl Hub {
             self_: Some(record.to_participant(None)),
             participants,
             ice_servers: self.settings.ice_servers.clone(),
-            keepalive: Some(pb::Keepalive {
+            // The edge says what it enforces; direct gRPC callers get the
+            // protocol defaults.
+            keepalive: Some(open.keepalive.unwrap_or(pb::Keepalive {
                 interval_ms: PING_INTERVAL.as_millis() as u32,
                 timeout_ms: KEEPALIVE_TIMEOUT.as_millis() as u32,
-            }),
-            limits: Some(pb::Limits {
+            })),
+            limits: Some(open.limits.unwrap_or(pb::Limits {
                 max_message_bytes: MAX_MESSAGE_BYTES as u32,
                 messages_per_second: MESSAGES_PER_SECOND,
                 burst: MESSAGE_BURST,
-            }),
+            })),
         };
         self.router.deliver(session, Out::Joined(joined)).await?;
 

@@ -92,6 +92,12 @@ pub struct EdgeCommon {
     /// Seconds shutdown waits for connections to close.
     #[arg(long, env = "SWITCHBOARD_DRAIN_SECONDS", default_value_t = 10)]
     pub drain_seconds: u64,
+    /// Sustained client messages per second per connection.
+    #[arg(long, env = "SWITCHBOARD_MESSAGES_PER_SECOND", default_value_t = switchboard_proto::limits::MESSAGES_PER_SECOND)]
+    pub messages_per_second: u32,
+    /// Client messages allowed in a burst above the sustained rate.
+    #[arg(long, env = "SWITCHBOARD_MESSAGE_BURST", default_value_t = switchboard_proto::limits::MESSAGE_BURST)]
+    pub message_burst: u32,
 }
 
 #[derive(Debug, Clone, Args)]

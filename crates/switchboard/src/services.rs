@@ -63,6 +63,10 @@ fn edge_config(common: &EdgeCommon, signal_url: String, dev: bool) -> EdgeConfig
         max_connections: common.max_connections,
         lanes: common.lanes,
         drain_deadline: Duration::from_secs(common.drain_seconds),
+        rate: switchboard_edge::RateLimit {
+            per_second: common.messages_per_second,
+            burst: common.message_burst,
+        },
     }
 }
 

@@ -1,0 +1,157 @@
+/**
+ * Resume: one participant's WebSocket is cut mid-call (no Leave). The client
+ * reconnects with Resume{sessionId, resumeToken, lastSeq} and continues the
+ * same session: no fresh Join, no participantLeft at the other side, the
+ * same RTCPeerConnections (no renegotiation from scratch), video keeps
+ * flowing and signaling works afterwards.
+ */
+import { after, before, test } from "node:test";
+import assert from "node:assert/strict";
+import { mkdirSync } from "node:fs";
+import { join } from "node:path";
+import type { Browser } from "playwright-core";
+import { RESULTS_DIR, startStack, type Stack } from "./support/stack";
+import {
+  describeState,
+  dumpOnFailure,
+  inboundVideo,
+  joinViaLink,
+  launch,
+  participant,
+  until,
+  waitForDecodedVideo,
+  waitForRemotes,
+  type Participant,
+} from "./support/browser";
+
+let stack: Stack;
+let browser: Browser;
+const people: Participant[] = [];
+
+before(async () => {
+  mkdirSync(RESULTS_DIR, { recursive: true });
+  stack = await startStack();
+  browser = await launch();
+});
+
+after(async () => {
+  await browser?.close();
+  await stack?.stop();
+});
+
+async function step<T>(what: string, fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (err) {
+    const msg = err instanceof Error ? err.message : String(err);
+    const state = await describeState(people);
+    throw new Error(`${what}: ${msg}\n---- state ----\n${state}\n${dumpOnFailure(people, stack.logs)}`);
+  }
+}
+
+type Stats = NonNullable<Awaited<ReturnType<typeof statsOf>>>;
+function statsOf(p: Participant) {
+  return p.page.evaluate(() => window.switchboard?.stats());
+}
+
+test("a dropped WebSocket resumes the session without renegotiating", { timeout: 180_000 }, async () => {
+  const [alice, bob] = await Promise.all(["Alice", "Bob"].map((n) => participant(browser, n)));
+  assert.ok(alice && bob);
+  people.push(alice, bob);
+  const room = `${stack.edge}/room/?r=resume-${Date.now().toString(36)}`;
+
+  await step("both join and exchange video", async () => {
+    await joinViaLink(alice, room);
+    await joinViaLink(bob, room);
+    await Promise.all([waitForRemotes(alice, 1), waitForRemotes(bob, 1)]);
+    await Promise.all([waitForDecodedVideo(alice, 1, 5), waitForDecodedVideo(bob, 1, 5)]);
+  });
+
+  const bobBefore = (await statsOf(bob)) as Stats;
+  const aliceBefore = (await statsOf(alice)) as Stats;
+  const aliceId = Object.keys(bobBefore.negotiation)[0] ?? "";
+  const bobId = Object.keys(aliceBefore.negotiation)[0] ?? "";
+  assert.ok(aliceId && bobId);
+  assert.equal(bobBefore.signaling.joins, 1);
+  assert.equal(bobBefore.signaling.resumes, 0);
+
+  // Bob's socket is cut (a network drop: the client sends no Leave).
+  await bob.page.evaluate(() => window.switchboard?.dropConnection());
+
+  await step("bob shows reconnecting, then resumes", async () => {
+    await bob.page.locator('[data-testid="call"][data-status="reconnecting"], [data-testid="call"][data-status="joined"]').first().waitFor();
+    await bob.page.locator('[data-testid="connection-banner"][data-state="resumed"]').waitFor({ timeout: 30_000 });
+    await bob.page.locator('[data-testid="call"][data-status="joined"]').waitFor({ timeout: 5_000 });
+  });
+
+  const bobAfter = (await statsOf(bob)) as Stats;
+  assert.equal(bobAfter.signaling.resumes, 1, "resumed once");
+  assert.equal(bobAfter.signaling.joins, 1, "no fresh Join");
+  assert.equal(bobAfter.signaling.resumeFallbacks, 0, "no fallback to Join");
+  assert.equal(bobAfter.signaling.connects, 2, "exactly one reconnect");
+  assert.deepEqual(
+    bobAfter.negotiation[aliceId],
+    bobBefore.negotiation[aliceId],
+    "bob kept the same peer connection to alice",
+  );
+  const aliceAfter = (await statsOf(alice)) as Stats;
+  assert.deepEqual(
+    aliceAfter.negotiation[bobId],
+    aliceBefore.negotiation[bobId],
+    "alice kept the same peer connection to bob (no participantLeft/Joined)",
+  );
+
+  await step("media keeps flowing both ways", async () => {
+    const base = (await inboundVideo(alice))[bobId]?.framesDecoded ?? 0;
+    await until("alice decoding more frames from bob", async () =>
+      ((await inboundVideo(alice))[bobId]?.framesDecoded ?? 0) > base + 10 ? true : undefined,
+    );
+  });
+
+  await step("signaling works after the resume (presence from bob reaches alice)", async () => {
+    await bob.page.getByRole("button", { name: "Mute microphone" }).click();
+    await alice.page.locator(`[data-testid="tile"][data-peer-id="${bobId}"][data-audio="off"]`).waitFor({ timeout: 15_000 });
+  });
+
+  await step("and towards bob (presence from alice reaches bob)", async () => {
+    await alice.page.getByRole("button", { name: "Turn camera off" }).click();
+    await bob.page.locator(`[data-testid="tile"][data-peer-id="${aliceId}"][data-video="off"]`).waitFor({ timeout: 15_000 });
+  });
+
+  await bob.page.screenshot({ path: join(RESULTS_DIR, "resume-bob.png") });
+});
+
+test("a resume the server refuses falls back to a fresh Join and the call recovers", { timeout: 180_000 }, async () => {
+  const [carol, dave] = await Promise.all(["Carol", "Dave"].map((n) => participant(browser, n)));
+  assert.ok(carol && dave);
+  people.push(carol, dave);
+  const room = `${stack.edge}/room/?r=fallback-${Date.now().toString(36)}`;
+
+  await step("both join and exchange video", async () => {
+    await joinViaLink(carol, room);
+    await joinViaLink(dave, room);
+    await Promise.all([waitForRemotes(carol, 1), waitForRemotes(dave, 1)]);
+    await Promise.all([waitForDecodedVideo(carol, 1, 5), waitForDecodedVideo(dave, 1, 5)]);
+  });
+  const before = (await statsOf(dave)) as Stats;
+  const carolId = Object.keys(before.negotiation)[0] ?? "";
+  const genBefore = (before.negotiation[carolId] as { generation: number }).generation;
+
+  // Cut Dave's socket with a resume token the server will not accept.
+  await dave.page.evaluate(() => window.switchboard?.dropConnection({ spoilResume: true }));
+
+  await step("dave rejoins and tells the user the call restarted", async () => {
+    await dave.page.locator('[data-testid="connection-banner"][data-state="rejoined"]').waitFor({ timeout: 30_000 });
+  });
+  const after = (await statsOf(dave)) as Stats;
+  assert.equal(after.signaling.joins, 2, "a fresh Join after the refused resume");
+  assert.equal(after.signaling.resumeFallbacks, 1);
+  assert.equal(after.signaling.resumes, 0);
+  const genAfter = (after.negotiation[carolId] as { generation: number } | undefined)?.generation ?? 0;
+  assert.ok(genAfter > genBefore, "dave renegotiated with a new peer connection");
+
+  await step("the call recovers: tiles connected and video decoding again both ways", async () => {
+    await Promise.all([waitForRemotes(carol, 1), waitForRemotes(dave, 1)]);
+    await Promise.all([waitForDecodedVideo(carol, 1, 5), waitForDecodedVideo(dave, 1, 5)]);
+  });
+});

@@ -1,0 +1,84 @@
+//! `switchboard-bench`: relays the same load through the full stack
+//! (`switchboard all`: edge → gRPC → signal → gRPC → edge) and through a
+//! bare WebSocket relay, interleaved in one run, and prints both with their
+//! ratio. See BENCHMARKS.md for the commands and results.
+#![forbid(unsafe_code)]
+
+mod bare_relay;
+mod load;
+
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+use switchboard_tests::process::Process;
+
+#[derive(Debug, Parser)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Serve the bare baseline relay (started by `relay` as a child).
+    BareRelay {
+        #[arg(long, default_value = "127.0.0.1:0")]
+        listen: std::net::SocketAddr,
+    },
+    /// Compare the full stack with the bare relay.
+    Relay(load::LoadArgs),
+}
+
+const SECRET: &str = "bench-secret-0123456789-abcdefghijklmnop";
+
+#[tokio::main]
+async fn main() {
+    match Cli::parse().command {
+        Command::BareRelay { listen } => {
+            let listener = tokio::net::TcpListener::bind(listen).await.expect("bind");
+            println!("LISTEN bare ws://{}/ws", listener.local_addr().expect("addr"));
+            println!("READY");
+            bare_relay::run(listener).await;
+        }
+        Command::Relay(args) => relay(args).await,
+    }
+}
+
+async fn relay(args: load::LoadArgs) {
+    let own = std::env::current_exe().expect("own path");
+    let own = own.to_str().expect("utf8 path");
+    let bare = Process::start(own, &["bare-relay"], &[]).await;
+    let big = u32::MAX.to_string();
+    let stack_args = [
+        "all",
+        "--edge-listen", "127.0.0.1:0",
+        "--auth-listen", "127.0.0.1:0",
+        "--signal-listen", "127.0.0.1:0",
+        "--health-listen", "127.0.0.1:0",
+        "--messages-per-second", &big,
+        "--message-burst", &big,
+        "--max-connections", "100000",
+    ];
+    let stack = Process::start(&args.bin, &stack_args, &[("SWITCHBOARD_JWT_SECRET", SECRET), ("RUST_LOG", "warn")]).await;
+    let keys = switchboard_auth::TokenKeys::new(SECRET.as_bytes(), "switchboard", "switchboard");
+    let bare_url = bare.url("bare").to_owned();
+    let edge_url = format!("{}/ws", stack.url("edge").replacen("http://", "ws://", 1));
+
+    println!(
+        "# relay: {} pairs, {} messages of {} bytes per pair, window {}, {} rounds",
+        args.pairs, args.messages, args.size, args.window, args.rounds
+    );
+    let mut ratios = Vec::new();
+    for round in 1..=args.rounds {
+        let baseline = load::run(&args, &bare_url, None, bare.child.id()).await;
+        println!("round {round} bare-relay  {baseline}");
+        let full = load::run(&args, &edge_url, Some(&keys), stack.child.id()).await;
+        println!("round {round} switchboard {full}");
+        ratios.push(full.rate() / baseline.rate());
+        println!("round {round} ratio switchboard/bare msg/s = {:.2}", full.rate() / baseline.rate());
+    }
+    ratios.sort_by(f64::total_cmp);
+    println!("median ratio switchboard/bare msg/s = {:.2}", ratios[ratios.len() / 2]);
+    let _ = stack.terminate(Duration::from_secs(20)).await;
+    let _ = bare.terminate(Duration::from_secs(5)).await;
+}

@@ -1,0 +1,83 @@
+//! The `switchboard` binary as operators run it: `all` starts every service,
+//! prints where it listens, serves real clients and drains on SIGTERM.
+
+use std::time::Duration;
+
+use switchboard_proto::{pb::server_message::Message as Out, wire::Format};
+use switchboard_tests::{WsClient, description, http, process::Process};
+
+const BIN: &str = env!("CARGO_BIN_EXE_switchboard");
+const SECRET: &str = "cli-test-secret-0123456789-abcdefghijkl";
+
+fn ephemeral() -> Vec<&'static str> {
+    vec![
+        "all",
+        "--edge-listen",
+        "127.0.0.1:0",
+        "--auth-listen",
+        "127.0.0.1:0",
+        "--signal-listen",
+        "127.0.0.1:0",
+        "--health-listen",
+        "127.0.0.1:0",
+        "--drain-seconds",
+        "5",
+    ]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn all_serves_clients_with_cli_tokens_and_drains_on_sigterm() {
+    let stack = Process::start(BIN, &ephemeral(), &[("SWITCHBOARD_JWT_SECRET", SECRET)]).await;
+    for service in ["auth", "signal", "health", "edge"] {
+        assert!(stack.url(service).starts_with("http://127.0.0.1:"), "{service}");
+    }
+    let edge = stack.url("edge").to_owned();
+    let ws = format!("{}/ws", edge.replacen("http://", "ws://", 1));
+    let (status, body) = http::request(stack.url("health"), "GET", "/health/live", "").await;
+    assert_eq!(status, 200, "{body}");
+
+    // Tokens minted offline by `switchboard token` with the same secret.
+    let mint = |identity: &'static str| {
+        let output = std::process::Command::new(BIN)
+            .args(["token", "--room", "cli", "--identity", identity])
+            .env("SWITCHBOARD_JWT_SECRET", SECRET)
+            .output()
+            .expect("token command");
+        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+        String::from_utf8(output.stdout).expect("utf8").trim().to_owned()
+    };
+    let mut alice = WsClient::connect(&ws, Format::Json).await;
+    let mut bob = WsClient::connect(&ws, Format::Binary).await;
+    alice.join(&mint("alice")).await;
+    bob.join(&mint("bob")).await;
+    alice.signal("bob", description(true, "v=0 via-the-binary")).await;
+    let got = bob.recv_until(|m| if let Out::Signal(s) = m { Some(s.clone()) } else { None }).await;
+    assert_eq!((got.from.as_str(), got.kind), ("alice", Some(description(true, "v=0 via-the-binary"))));
+
+    // Dev mode: the dev token endpoint is on.
+    let (status, body) =
+        http::request(&edge, "POST", "/v1/dev/token", r#"{"identity":"carol","room":"cli"}"#).await;
+    assert_eq!(status, 200, "{body}");
+
+    // SIGTERM: clients are told to reconnect (1012), the process exits 0
+    // within the drain deadline.
+    let terminating = tokio::spawn(stack.terminate(Duration::from_secs(15)));
+    let closed = alice.closed().await;
+    assert_eq!(closed.code, 1012, "{closed:?}");
+    assert!(closed.reason.starts_with("shutting_down"), "{closed:?}");
+    let (status, took) = terminating.await.expect("join");
+    assert!(status.success(), "exit status {status:?}");
+    assert!(took < Duration::from_secs(6), "drain took {took:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_short_secret_is_refused_at_startup() {
+    let output = tokio::process::Command::new(BIN)
+        .args(ephemeral())
+        .env("SWITCHBOARD_JWT_SECRET", "short")
+        .output()
+        .await
+        .expect("run");
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("at least 32 bytes"));
+}

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Runs every test: Rust unit and cross-service tests (real gRPC, WebSockets,
+# redis-server on ephemeral ports), then the client's unit tests and the
+# real-browser end-to-end tests in headless Chromium.
+source "$(dirname "$0")/lib.sh"
+cd "$ROOT"
+
+need_rust
+apt_install redis-server redis-server
+
+log "rust tests"
+if cargo nextest --version >/dev/null 2>&1; then
+  cargo nextest run --workspace --locked --no-fail-fast
+else
+  cargo test --workspace --locked --no-fail-fast
+fi
+
+if [ -f client/package.json ]; then
+  apt_install chromium chromium
+  client_build
+  cargo build --locked --bin switchboard
+  log "client unit tests"
+  (cd client && npm test --silent)
+  log "browser end-to-end tests"
+  (cd client && SWITCHBOARD_BIN="$ROOT/target/debug/switchboard" npm run e2e --silent)
+fi
+log "all tests passed"

@@ -1,0 +1,78 @@
+//! The real `switchboard` binary as a child process.
+
+use std::{
+    process::Stdio,
+    time::Duration,
+};
+
+use tokio::{
+    io::{AsyncBufReadExt, BufReader},
+    process::{Child, Command},
+};
+
+use crate::wait::DEADLINE;
+
+/// A running `switchboard all` (or any subcommand that prints LISTEN/READY).
+pub struct Process {
+    pub child: Child,
+    /// `LISTEN <service> <url>` lines, in order.
+    pub listen: Vec<(String, String)>,
+}
+
+impl Process {
+    /// Starts `binary args…` and waits (with a deadline) for `READY` on
+    /// stdout, or for every expected LISTEN line when `until_ready` is false.
+    pub async fn start(binary: &str, args: &[&str], env: &[(&str, &str)]) -> Self {
+        let mut command = Command::new(binary);
+        command
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true);
+        for (k, v) in env {
+            command.env(k, v);
+        }
+        let mut child = command.spawn().expect("spawn switchboard");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut lines = BufReader::new(stdout).lines();
+        let mut listen = Vec::new();
+        let wait = async {
+            while let Some(line) = lines.next_line().await.expect("read stdout") {
+                let mut parts = line.split_whitespace();
+                match parts.next() {
+                    Some("LISTEN") => {
+                        let service = parts.next().expect("service").to_owned();
+                        let url = parts.next().expect("url").to_owned();
+                        listen.push((service, url));
+                    }
+                    Some("READY") => return true,
+                    _ => {}
+                }
+            }
+            false
+        };
+        let ready = tokio::time::timeout(DEADLINE, wait).await.expect("switchboard did not get ready in time");
+        assert!(ready, "switchboard exited before READY");
+        // Keep draining stdout so the child never blocks on a full pipe.
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        Self { child, listen }
+    }
+
+    pub fn url(&self, service: &str) -> &str {
+        self.listen.iter().find(|(s, _)| s == service).map(|(_, u)| u.as_str()).expect("service listed")
+    }
+
+    /// Sends SIGTERM and waits for the exit status (at most `deadline`).
+    pub async fn terminate(mut self, deadline: Duration) -> (std::process::ExitStatus, Duration) {
+        let pid = self.child.id().expect("running") as i32;
+        let started = tokio::time::Instant::now();
+        let status = Command::new("kill").args(["-TERM", &pid.to_string()]).status().await.expect("kill");
+        assert!(status.success());
+        let status = tokio::time::timeout(deadline, self.child.wait())
+            .await
+            .expect("process did not exit within the deadline")
+            .expect("wait");
+        (status, started.elapsed())
+    }
+}
