@@ -40,6 +40,15 @@ pub fn name(name: &str) -> Result<(), SignalError> {
     Ok(())
 }
 
+/// Whether a room grant (an exact room, a `prefix*` pattern, or `*`) allows
+/// joining `room`.
+pub fn room_granted(grant: &str, room: &str) -> bool {
+    match grant.strip_suffix('*') {
+        Some(prefix) => room.starts_with(prefix),
+        None => !grant.is_empty() && grant == room,
+    }
+}
+
 /// Checks a peer signal and returns its target. The SDP and candidate are
 /// relayed unmodified when they pass.
 pub fn peer_signal(signal: &pb::PeerSignal) -> Result<ParticipantId, SignalError> {
@@ -105,6 +114,16 @@ mod tests {
         let mut no_target = offer("v=0");
         no_target.to.clear();
         assert!(peer_signal(&no_target).is_err());
+    }
+
+    #[test]
+    fn room_grants() {
+        assert!(room_granted("lobby", "lobby"));
+        assert!(!room_granted("lobby", "lobby2"));
+        assert!(room_granted("team-*", "team-red"));
+        assert!(!room_granted("team-*", "other"));
+        assert!(room_granted("*", "anything"));
+        assert!(!room_granted("", "anything"));
     }
 
     #[test]

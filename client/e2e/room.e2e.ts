@@ -1,7 +1,8 @@
 /**
  * Three participants join one room through the UI against a real
  * `switchboard all`: everyone sees two remote videos that decode, chat goes
- * peer to peer, a mute shows up at the others, and a leaver disappears.
+ * peer to peer, a mute shows up at the others, a screen share reaches them,
+ * and a leaver disappears.
  */
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
@@ -12,9 +13,11 @@ import { RESULTS_DIR, startStack, type Stack } from "./support/stack";
 import {
   describeState,
   dumpOnFailure,
+  inboundVideo,
   joinViaLink,
   launch,
   participant,
+  until,
   waitForDecodedVideo,
   waitForRemotes,
   type Participant,
@@ -46,7 +49,7 @@ async function step<T>(what: string, fn: () => Promise<T>): Promise<T> {
   }
 }
 
-test("three participants: video, chat, mute and leave", { timeout: 240_000 }, async () => {
+test("three participants: video, chat, mute, screen share and leave", { timeout: 240_000 }, async () => {
   const [alice, bob, carol] = await Promise.all(["Alice", "Bob", "Carol"].map((n) => participant(browser, n)));
   assert.ok(alice && bob && carol);
   people.push(alice, bob, carol);
@@ -89,7 +92,7 @@ test("three participants: video, chat, mute and leave", { timeout: 240_000 }, as
 
   await step("chat over the data channel reaches the other two", async () => {
     const input = alice.page.getByRole("textbox", { name: "Message" });
-    await input.fill("Hello from Alice 👋");
+    await input.fill("Hello from Alice");
     await alice.page.waitForFunction(
       () => !(document.querySelector('button[aria-label="Send message"]') as HTMLButtonElement | null)?.disabled,
       undefined,
@@ -98,7 +101,7 @@ test("three participants: video, chat, mute and leave", { timeout: 240_000 }, as
     await input.press("Enter");
     for (const p of [bob, carol]) {
       await p.page
-        .locator('[data-testid="chat-message"]', { hasText: "Hello from Alice 👋" })
+        .locator('[data-testid="chat-message"]', { hasText: "Hello from Alice" })
         .waitFor({ timeout: 15_000 });
       const from = await p.page.locator('[data-testid="chat-message"] .chat-from').first().textContent();
       assert.equal(from, "Alice");
@@ -135,6 +138,25 @@ test("three participants: video, chat, mute and leave", { timeout: 240_000 }, as
     await p.page.screenshot({ path: join(RESULTS_DIR, `room-${p.name.toLowerCase()}.png`) });
   }
   copyFileSync(join(RESULTS_DIR, "room-alice.png"), join(RESULTS_DIR, "room.png"));
+
+  const aliceId = await alice.page.evaluate(() => window.switchboard?.call.snapshot.selfId ?? "");
+  await step("alice shares her screen; the others see her presenting, video keeps decoding", async () => {
+    await alice.page.getByRole("button", { name: "Share screen" }).click();
+    await alice.page.getByRole("button", { name: "Stop sharing screen" }).waitFor({ timeout: 10_000 });
+    for (const p of [bob, carol]) {
+      await p.page
+        .locator(`[data-testid="tile"][data-peer-id="${aliceId}"] .badge`, { hasText: "Presenting" })
+        .waitFor({ timeout: 15_000 });
+    }
+    const before = (await waitForDecodedVideo(bob, 2))[aliceId] ?? 0;
+    await until("bob decoding alice's screen", async () =>
+      ((await inboundVideo(bob))[aliceId]?.framesDecoded ?? 0) > before + 5 ? true : undefined,
+    );
+    await alice.page.getByRole("button", { name: "Stop sharing screen" }).click();
+    await bob.page
+      .locator(`[data-testid="tile"][data-peer-id="${aliceId}"] .badge`, { hasText: "Presenting" })
+      .waitFor({ state: "detached", timeout: 15_000 });
+  });
 
   await step("carol leaves; she disappears from the others' grids", async () => {
     await carol.page.getByRole("button", { name: "Leave call" }).click();

@@ -194,6 +194,7 @@ impl WsClient {
             .send(In::Join(pb::Join {
                 token: token.into(),
                 attributes,
+                room: String::new(),
             }))
             .await;
         let message = self.recv().await;

@@ -9,5 +9,5 @@ pub mod stack;
 pub mod wait;
 
 pub use client::{Closed, Refused, WsClient, candidate, description};
-pub use stack::Stack;
+pub use stack::{Stack, StackConfig};
 pub use wait::{DEADLINE, wait_until};

@@ -1,9 +1,6 @@
 //! The real `switchboard` binary as a child process.
 
-use std::{
-    process::Stdio,
-    time::Duration,
-};
+use std::{process::Stdio, time::Duration};
 
 use tokio::{
     io::{AsyncBufReadExt, BufReader},
@@ -52,7 +49,9 @@ impl Process {
             }
             false
         };
-        let ready = tokio::time::timeout(DEADLINE, wait).await.expect("switchboard did not get ready in time");
+        let ready = tokio::time::timeout(DEADLINE, wait)
+            .await
+            .expect("switchboard did not get ready in time");
         assert!(ready, "switchboard exited before READY");
         // Keep draining stdout so the child never blocks on a full pipe.
         tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
@@ -60,14 +59,22 @@ impl Process {
     }
 
     pub fn url(&self, service: &str) -> &str {
-        self.listen.iter().find(|(s, _)| s == service).map(|(_, u)| u.as_str()).expect("service listed")
+        self.listen
+            .iter()
+            .find(|(s, _)| s == service)
+            .map(|(_, u)| u.as_str())
+            .expect("service listed")
     }
 
     /// Sends SIGTERM and waits for the exit status (at most `deadline`).
     pub async fn terminate(mut self, deadline: Duration) -> (std::process::ExitStatus, Duration) {
         let pid = self.child.id().expect("running") as i32;
         let started = tokio::time::Instant::now();
-        let status = Command::new("kill").args(["-TERM", &pid.to_string()]).status().await.expect("kill");
+        let status = Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status()
+            .await
+            .expect("kill");
         assert!(status.success());
         let status = tokio::time::timeout(deadline, self.child.wait())
             .await

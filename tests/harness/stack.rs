@@ -3,19 +3,31 @@
 
 use std::time::Duration;
 
-use switchboard_auth::{AuthConfig, Claims, Grant, TokenKeys};
+use switchboard_auth::{
+    ApiKey, AuthConfig, Claims, Jwk, KeyAlg, Keyring, KeyringConfig, TokenRequest, TokenType,
+};
 use switchboard_edge::{EdgeConfig, OriginPolicy, SignalLink};
 use switchboard_health::{HealthConfig, Target};
-use switchboard_proto::{ParticipantId, RoomId};
+use switchboard_proto::pb;
 use switchboard_signal::SignalConfig;
 use tokio::{net::TcpListener, sync::watch, task::JoinHandle};
 
 use crate::wait::{DEADLINE, wait_until};
 
-/// The signing secret of every test stack.
-pub const SECRET: &[u8] = b"test-secret-0123456789-abcdefghijklmnop";
+/// The backend API key of every test stack.
+pub const API_KEY: &str = "test-key";
+pub const API_SECRET: &str = "test-secret-0123456789-abcdefghijklmnop";
 pub const ISSUER: &str = "switchboard";
 pub const AUDIENCE: &str = "switchboard";
+
+/// What a test may change before the stack starts.
+pub struct StackConfig {
+    pub edge: EdgeConfig,
+    pub signal: SignalConfig,
+    pub keyring: KeyringConfig,
+    pub token_ttl: Duration,
+    pub refresh_ttl: Duration,
+}
 
 /// A running stack.
 pub struct Stack {
@@ -24,7 +36,10 @@ pub struct Stack {
     pub auth_url: String,
     pub signal_url: String,
     pub health_url: String,
-    pub keys: TokenKeys,
+    pub keys: Keyring,
+    /// The private key the stack's auth signs with.
+    pub signing_key: Jwk,
+    pub api: ApiKey,
     pub link: SignalLink,
     stop_edge: watch::Sender<bool>,
     stop_rest: watch::Sender<bool>,
@@ -47,19 +62,47 @@ impl Stack {
         Self::start_with(|_| {}).await
     }
 
-    /// Starts a stack after letting `tune` adjust the edge configuration.
-    pub async fn start_with(tune: impl FnOnce(&mut EdgeConfig)) -> Self {
+    /// Starts a stack after letting `tune` adjust its configuration.
+    pub async fn start_with(tune: impl FnOnce(&mut StackConfig)) -> Self {
         let (auth_l, auth_url) = listener().await;
         let (signal_l, signal_url) = listener().await;
         let (health_l, health_url) = listener().await;
         let (edge_l, edge_url) = listener().await;
-        let keys = TokenKeys::new(SECRET, ISSUER, AUDIENCE);
+        let api = ApiKey::new(API_KEY, API_SECRET).expect("api key");
+        let mut config = StackConfig {
+            edge: EdgeConfig {
+                signal_url: signal_url.clone(),
+                auth_url: auth_url.clone(),
+                origins: OriginPolicy {
+                    allowed: vec!["https://app.example.com".into()],
+                    allow_loopback: false,
+                    allow_missing: false,
+                },
+                dev: true,
+                drain_deadline: Duration::from_secs(3),
+                ..EdgeConfig::default()
+            },
+            signal: SignalConfig::default(),
+            keyring: KeyringConfig {
+                signing_key: Jwk::generate(KeyAlg::EdDsa, "k1").expect("key"),
+                verification_keys: vec![],
+                api_keys: vec![api.clone()],
+                issuer: ISSUER.into(),
+                audience: AUDIENCE.into(),
+                max_session: Duration::from_secs(3600),
+            },
+            token_ttl: Duration::from_secs(600),
+            refresh_ttl: Duration::from_secs(600),
+        };
+        tune(&mut config);
+        let keys = Keyring::new(config.keyring.clone()).expect("keyring");
+        let signing_key = config.keyring.signing_key.clone();
         let (stop_edge, edge_rx) = watch::channel(false);
         let (stop_rest, rest_rx) = watch::channel(false);
-
         let auth_config = AuthConfig {
             keys: keys.clone(),
-            default_ttl: Duration::from_secs(600),
+            default_ttl: config.token_ttl,
+            refresh_ttl: config.refresh_ttl,
             dev: true,
         };
         let mut rest = vec![
@@ -73,8 +116,9 @@ impl Stack {
             }),
             tokio::spawn({
                 let stop = stopped(rest_rx.clone());
+                let signal_config = config.signal.clone();
                 async move {
-                    switchboard_signal::run(signal_l, SignalConfig::default(), stop)
+                    switchboard_signal::run(signal_l, signal_config, stop)
                         .await
                         .expect("signal")
                 }
@@ -103,19 +147,7 @@ impl Stack {
             }
         }));
 
-        let mut edge_config = EdgeConfig {
-            signal_url: signal_url.clone(),
-            auth_url: auth_url.clone(),
-            origins: OriginPolicy {
-                allowed: vec!["https://app.example.com".into()],
-                allow_loopback: false,
-                allow_missing: false,
-            },
-            dev: true,
-            drain_deadline: Duration::from_secs(3),
-            ..EdgeConfig::default()
-        };
-        tune(&mut edge_config);
+        let edge_config = config.edge;
         let (link_tx, link_rx) = tokio::sync::oneshot::channel();
         let edge = tokio::spawn(async move {
             switchboard_edge::run(edge_l, edge_config, stopped(edge_rx), move |link| {
@@ -136,6 +168,8 @@ impl Stack {
             signal_url,
             health_url,
             keys,
+            signing_key,
+            api,
             link,
             stop_edge,
             stop_rest,
@@ -149,21 +183,37 @@ impl Stack {
         format!("{}/ws", self.edge_url.replacen("http://", "ws://", 1))
     }
 
-    /// A valid token for `identity` in `room`.
+    /// A valid access token for `identity` in `room` with the publish grant.
     pub fn token(&self, identity: &str, room: &str) -> String {
-        let grant = Grant {
-            identity: ParticipantId::new(identity).expect("identity"),
-            room: RoomId::new(room).expect("room"),
-            name: format!("{identity} (test)"),
-            ttl: Duration::from_secs(600),
-        };
-        self.keys.issue(&grant).expect("issue").0
+        self.issue(&Self::request(identity, room)).0
     }
 
-    /// Claims of a valid token, to be altered and signed with `sign`.
+    /// A token request for `identity` in `room` (publish granted), to adjust.
+    pub fn request(identity: &str, room: &str) -> TokenRequest {
+        TokenRequest {
+            identity: identity.into(),
+            name: format!("{identity} (test)"),
+            grants: pb::Grants {
+                room: room.into(),
+                publish: true,
+                ..Default::default()
+            },
+            metadata: Default::default(),
+            ttl: Duration::from_secs(600),
+            token_type: TokenType::Access,
+            auth_time: 0,
+        }
+    }
+
+    /// Issues a service token (signed with the stack's signing key).
+    pub fn issue(&self, request: &TokenRequest) -> (String, Claims) {
+        self.keys.issue(request).expect("issue")
+    }
+
+    /// Claims of a valid token, to be altered and signed with `keys.sign`
+    /// (service key) or `api.mint` (HS256 with the API key).
     pub fn claims(&self, identity: &str, room: &str) -> Claims {
-        let token = self.token(identity, room);
-        self.keys.verify(&token).expect("verify")
+        self.issue(&Self::request(identity, room)).1
     }
 
     /// Shuts down in production order: edge first, then the rest.

@@ -1,21 +1,33 @@
-//! Nothing reaches a room without a valid token and an allowed Origin.
+//! Nothing reaches a room without a valid token and an allowed Origin; each
+//! bad token is refused before any room operation, with its error code.
 
-use switchboard_auth::tokens::now_secs;
-use switchboard_proto::{pb::server_message::Message as Out, wire::Format};
-use switchboard_tests::{Stack, WsClient, http};
+use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD as B64};
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use switchboard_auth::{Jwk, KeyAlg, TokenType, now_secs};
+use switchboard_proto::{
+    pb::{self, client_message::Message as In, server_message::Message as Out},
+    wire::Format,
+};
+use switchboard_tests::{Stack, WsClient, description, http};
 
-/// Sends Join with `token` and expects an error with `code` followed by a
-/// close with `close_code`; then checks the room never heard of it.
-async fn refused(stack: &Stack, watcher: &mut WsClient, token: &str, code: &str, close_code: u16) {
+/// Sends Join (with `room` if not empty) and expects an error with `code`
+/// followed by a close with `close_code`; then checks the room never heard
+/// of it.
+async fn refused_in(
+    stack: &Stack,
+    watcher: &mut WsClient,
+    token: &str,
+    room: &str,
+    code: &str,
+    close_code: u16,
+) {
     let mut client = WsClient::connect(&stack.ws_url(), Format::Json).await;
-    let id = client
-        .send(switchboard_proto::pb::client_message::Message::Join(
-            switchboard_proto::pb::Join {
-                token: token.into(),
-                attributes: Default::default(),
-            },
-        ))
-        .await;
+    let join = pb::Join {
+        token: token.into(),
+        room: room.into(),
+        ..Default::default()
+    };
+    let id = client.send(In::Join(join)).await;
     let first = client.recv().await;
     match first.message {
         Some(Out::Error(e)) => {
@@ -30,6 +42,7 @@ async fn refused(stack: &Stack, watcher: &mut WsClient, token: &str, code: &str,
     assert_eq!(first.seq, 0, "no session was created");
     let closed = client.closed().await;
     assert_eq!(closed.code, close_code, "{closed:?}");
+    assert!(closed.reason.starts_with(code), "{closed:?}");
     let seen = watcher.barrier().await;
     assert!(
         seen.is_empty(),
@@ -37,34 +50,42 @@ async fn refused(stack: &Stack, watcher: &mut WsClient, token: &str, code: &str,
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn bad_tokens_are_refused_before_any_room_operation() {
-    let stack = Stack::start().await;
+async fn refused(stack: &Stack, watcher: &mut WsClient, token: &str, code: &str) {
+    refused_in(stack, watcher, token, "", code, 4401).await;
+}
+
+async fn watcher(stack: &Stack) -> WsClient {
     let mut watcher = WsClient::connect(&stack.ws_url(), Format::Json).await;
     watcher.join(&stack.token("watcher", "r1")).await;
+    watcher
+}
 
-    refused(&stack, &mut watcher, "", "unauthenticated", 4401).await;
-    refused(&stack, &mut watcher, "not.a.jwt", "unauthenticated", 4401).await;
+/// Signs arbitrary JSON claims with `key` under `header`.
+fn sign_json(header: &Header, claims: &serde_json::Value, key: &EncodingKey) -> String {
+    jsonwebtoken::encode(header, claims, key).expect("sign")
+}
 
-    // Signed with another secret.
-    let other = switchboard_auth::TokenKeys::new(
-        b"another-secret-0123456789-abcdefghijk",
-        "switchboard",
-        "switchboard",
-    );
-    let forged = other.sign(&stack.claims("mallory", "r1")).expect("sign");
-    refused(&stack, &mut watcher, &forged, "unauthenticated", 4401).await;
+fn service_header(stack: &Stack) -> Header {
+    let mut header = Header::new(Algorithm::EdDSA);
+    header.kid = Some(stack.signing_key.kid.clone());
+    header
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_forged_and_expired_tokens_are_refused() {
+    let stack = Stack::start().await;
+    let mut watcher = watcher(&stack).await;
+    refused(&stack, &mut watcher, "", "unauthenticated").await;
+    refused(&stack, &mut watcher, "not.a.jwt", "unauthenticated").await;
 
     let mut expired = stack.claims("late", "r1");
-    expired.iat = now_secs() - 3600;
-    expired.nbf = expired.iat;
-    expired.exp = now_secs() - 60;
+    (expired.iat, expired.nbf, expired.exp) =
+        (now_secs() - 3600, now_secs() - 3600, now_secs() - 60);
     refused(
         &stack,
         &mut watcher,
         &stack.keys.sign(&expired).expect("sign"),
         "token_expired",
-        4401,
     )
     .await;
 
@@ -75,7 +96,6 @@ async fn bad_tokens_are_refused_before_any_room_operation() {
         &mut watcher,
         &stack.keys.sign(&early).expect("sign"),
         "unauthenticated",
-        4401,
     )
     .await;
 
@@ -86,7 +106,6 @@ async fn bad_tokens_are_refused_before_any_room_operation() {
         &mut watcher,
         &stack.keys.sign(&wrong_aud).expect("sign"),
         "unauthenticated",
-        4401,
     )
     .await;
 
@@ -97,32 +116,208 @@ async fn bad_tokens_are_refused_before_any_room_operation() {
         &mut watcher,
         &stack.keys.sign(&wrong_iss).expect("sign"),
         "unauthenticated",
-        4401,
+    )
+    .await;
+
+    // `exp` as a string (jsonwebtoken < 10.3 skipped checking it).
+    let mut as_string = serde_json::to_value(stack.claims("str", "r1")).expect("json");
+    as_string["exp"] = serde_json::json!((now_secs() + 600).to_string());
+    let key = stack.signing_key.encoding_key().expect("key");
+    refused(
+        &stack,
+        &mut watcher,
+        &sign_json(&service_header(&stack), &as_string, &key),
+        "unauthenticated",
+    )
+    .await;
+
+    // Missing `sub`.
+    let mut no_sub = serde_json::to_value(stack.claims("nosub", "r1")).expect("json");
+    no_sub.as_object_mut().expect("object").remove("sub");
+    refused(
+        &stack,
+        &mut watcher,
+        &sign_json(&service_header(&stack), &no_sub, &key),
+        "unauthenticated",
     )
     .await;
 
     // alg: none, with otherwise valid claims.
     let claims = serde_json::to_vec(&stack.claims("none", "r1")).expect("json");
-    let b64 = |b: &[u8]| {
-        use std::fmt::Write;
-        // base64url without padding, by hand (no extra dependency).
-        const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-        let mut out = String::new();
-        for chunk in b.chunks(3) {
-            let n = chunk.iter().fold(0u32, |acc, &x| (acc << 8) | u32::from(x))
-                << (8 * (3 - chunk.len()));
-            for i in 0..=chunk.len() {
-                let _ = out.write_char(T[((n >> (18 - 6 * i)) & 63) as usize] as char);
-            }
-        }
-        out
-    };
     let none = format!(
         "{}.{}.",
-        b64(br#"{"alg":"none","typ":"JWT"}"#),
-        b64(&claims)
+        B64.encode(br#"{"alg":"none","typ":"JWT","kid":"k1"}"#),
+        B64.encode(claims)
     );
-    refused(&stack, &mut watcher, &none, "unauthenticated", 4401).await;
+    refused(&stack, &mut watcher, &none, "unauthenticated").await;
+
+    // HS256 "signed" with the EdDSA public key as the HMAC secret.
+    let public = B64.decode(&stack.signing_key.x).expect("x");
+    let mut confused = Header::new(Algorithm::HS256);
+    confused.kid = Some(stack.signing_key.kid.clone());
+    let claims = serde_json::to_value(stack.claims("confused", "r1")).expect("json");
+    for secret in [
+        public.clone(),
+        serde_json::to_vec(&stack.signing_key.public()).expect("jwk"),
+    ] {
+        let token = sign_json(&confused, &claims, &EncodingKey::from_secret(&secret));
+        refused(&stack, &mut watcher, &token, "unauthenticated").await;
+    }
+
+    // A key the service does not know, under a kid it does not know.
+    let stranger = Jwk::generate(KeyAlg::EdDsa, "k9").expect("key");
+    let mut header = Header::new(Algorithm::EdDSA);
+    header.kid = Some("k9".into());
+    let token = sign_json(&header, &claims, &stranger.encoding_key().expect("key"));
+    refused(&stack, &mut watcher, &token, "unauthenticated").await;
+    // The same stranger key claiming the service's kid.
+    let token = sign_json(
+        &service_header(&stack),
+        &claims,
+        &stranger.encoding_key().expect("key"),
+    );
+    refused(&stack, &mut watcher, &token, "unauthenticated").await;
+    stack.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_key_tokens_verify_only_with_their_secret() {
+    let stack = Stack::start().await;
+    let mut watcher = watcher(&stack).await;
+    // A backend mints HS256 with its API key as issuer: accepted.
+    let request = Stack::request("backend-user", "r1");
+    let claims = request
+        .to_claims(&stack.api.key, "switchboard")
+        .expect("claims");
+    let mut client = WsClient::connect(&stack.ws_url(), Format::Json).await;
+    let joined = client.join(&stack.api.mint(&claims).expect("mint")).await;
+    assert_eq!(joined.self_.expect("self").id, "backend-user");
+    let seen = watcher.barrier().await;
+    assert!(
+        seen.iter()
+            .any(|m| matches!(m.message, Some(Out::ParticipantJoined(_)))),
+        "{seen:?}"
+    );
+
+    // Same claims, wrong secret.
+    let forged =
+        switchboard_auth::ApiKey::new(&stack.api.key, "a-different-secret-0123456789-abcdefg")
+            .expect("key");
+    let mut claims = claims.clone();
+    claims.sub = "forger".into();
+    refused(
+        &stack,
+        &mut watcher,
+        &forged.mint(&claims).expect("mint"),
+        "unauthenticated",
+    )
+    .await;
+    // An API key the service does not know.
+    let unknown =
+        switchboard_auth::ApiKey::new("other-key", "a-different-secret-0123456789-abcdefg")
+            .expect("key");
+    let claims = request
+        .to_claims("other-key", "switchboard")
+        .expect("claims");
+    refused(
+        &stack,
+        &mut watcher,
+        &unknown.mint(&claims).expect("mint"),
+        "unauthenticated",
+    )
+    .await;
+    stack.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grants_are_enforced() {
+    let stack = Stack::start().await;
+    let mut watcher = watcher(&stack).await;
+
+    // A refresh token is not an access token.
+    let mut refresh = Stack::request("refresher", "r1");
+    refresh.token_type = TokenType::Refresh;
+    refused(
+        &stack,
+        &mut watcher,
+        &stack.issue(&refresh).0,
+        "unauthenticated",
+    )
+    .await;
+
+    // A token for room A cannot join room B.
+    let room_a = stack.token("roamer", "room-a");
+    refused_in(
+        &stack,
+        &mut watcher,
+        &room_a,
+        "r1",
+        "permission_denied",
+        4403,
+    )
+    .await;
+    // A pattern grant needs an explicit room, and allows only matching ones.
+    let mut pattern = Stack::request("teammate", "team-*");
+    let team = stack.issue(&pattern).0;
+    refused_in(&stack, &mut watcher, &team, "", "bad_request", 4400).await;
+    refused_in(&stack, &mut watcher, &team, "r1", "permission_denied", 4403).await;
+    let mut member = WsClient::connect(&stack.ws_url(), Format::Json).await;
+    let id = member
+        .send(In::Join(pb::Join {
+            token: team,
+            room: "team-red".into(),
+            ..Default::default()
+        }))
+        .await;
+    let joined = member
+        .recv_until(|m| {
+            if let Out::Joined(j) = m {
+                Some(j.clone())
+            } else {
+                None
+            }
+        })
+        .await;
+    assert_eq!((joined.request_id, joined.room.as_str()), (id, "team-red"));
+
+    // Without the publish grant: answers and candidates yes, offers no.
+    pattern.identity = "viewer".into();
+    pattern.grants.room = "r1".into();
+    pattern.grants.publish = false;
+    let mut viewer = WsClient::connect(&stack.ws_url(), Format::Json).await;
+    viewer.join(&stack.issue(&pattern).0).await;
+    let offer = viewer
+        .signal("watcher", description(true, "v=0 offer"))
+        .await;
+    let err = viewer
+        .recv_until(|m| {
+            if let Out::Error(e) = m {
+                Some(e.clone())
+            } else {
+                None
+            }
+        })
+        .await;
+    assert_eq!(
+        (err.code.as_str(), err.request_id),
+        ("permission_denied", offer)
+    );
+    viewer
+        .signal("watcher", description(false, "v=0 answer"))
+        .await;
+    let got = watcher
+        .recv_until(|m| {
+            if let Out::Signal(s) = m {
+                Some(s.clone())
+            } else {
+                None
+            }
+        })
+        .await;
+    assert_eq!(
+        (got.from.as_str(), got.kind),
+        ("viewer", Some(description(false, "v=0 answer")))
+    );
     stack.shutdown().await;
 }
 
@@ -159,7 +354,7 @@ async fn origins_off_the_allow_list_are_refused_at_the_handshake() {
         None,
         Some("https://evil.example.com"),
         Some("null"),
-        Some("http://app.example.com"),
+        Some("http://app.example.com.evil.io"),
     ] {
         let refused = WsClient::connect_with(&stack.ws_url(), origin, None, Format::Json)
             .await
@@ -184,7 +379,7 @@ async fn origins_off_the_allow_list_are_refused_at_the_handshake() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_dev_token_endpoint_mints_tokens_that_join() {
+async fn the_dev_token_endpoint_mints_tokens_that_join_and_jwks_is_published() {
     let stack = Stack::start().await;
     let (status, body) = http::request(
         &stack.edge_url,
@@ -209,5 +404,19 @@ async fn the_dev_token_endpoint_mints_tokens_that_join() {
 
     let (status, body) = http::request(&stack.edge_url, "POST", "/v1/dev/token", "{}").await;
     assert_eq!(status, 400, "{body}");
+
+    let (status, jwks) = http::request(&stack.edge_url, "GET", "/.well-known/jwks.json", "").await;
+    assert_eq!(status, 200, "{jwks}");
+    let jwks: serde_json::Value = serde_json::from_str(&jwks).expect("json");
+    let keys = jwks["keys"].as_array().expect("keys");
+    assert_eq!(keys.len(), 1);
+    assert_eq!(
+        (keys[0]["kid"].as_str(), keys[0]["alg"].as_str()),
+        (Some("k1"), Some("EdDSA"))
+    );
+    assert!(
+        keys[0].get("d").is_none(),
+        "the JWKS must not contain private keys"
+    );
     stack.shutdown().await;
 }

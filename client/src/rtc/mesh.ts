@@ -56,13 +56,19 @@ interface PeerEntry {
   pc: RTCPeerConnection;
   negotiator: Negotiator;
   stream: MediaStream;
-  chat: RTCDataChannel;
+  /** Null until our media and channel are attached (see addPeer). */
+  chat: RTCDataChannel | null;
+  attached: boolean;
+  offerTimer: ReturnType<typeof setTimeout> | null;
   generation: number;
   /** Created from a signal before presence announced the participant. */
   provisional?: boolean;
   /** Our sender per kind, once we sent that kind on this connection. */
   senders: { audio?: RTCRtpSender; video?: RTCRtpSender };
 }
+
+/** How long an existing member waits for a newcomer's offer. */
+const OFFER_WAIT_MS = 3000;
 
 /** Largest chat message accepted, in characters. */
 export const MAX_CHAT_CHARS = 2000;
@@ -135,7 +141,7 @@ export class Mesh extends Emitter<MeshEvents> {
           // A known id joining again at a new time is a new session on their
           // side: their old connection is gone, so ours is rebuilt too.
           this.removePeer(p.id);
-          this.addPeer(p);
+          this.addPeer(p, true);
         }
         this.publish();
       }),
@@ -176,7 +182,7 @@ export class Mesh extends Emitter<MeshEvents> {
       polite: e.participant.polite,
       stream: e.stream,
       connectionState: e.pc.connectionState,
-      chatOpen: e.chat.readyState === "open",
+      chatOpen: e.chat?.readyState === "open",
       generation: e.generation,
     }));
   }
@@ -197,7 +203,8 @@ export class Mesh extends Emitter<MeshEvents> {
       iceGatheringState: e.pc.iceGatheringState,
       iceConnectionState: e.pc.iceConnectionState,
       connectionState: e.pc.connectionState,
-      chat: e.chat.readyState,
+      chat: e.chat?.readyState ?? "none",
+      attached: e.attached,
       ...e.negotiator.stats,
     };
   }
@@ -225,7 +232,7 @@ export class Mesh extends Emitter<MeshEvents> {
     };
     const data = JSON.stringify(wire);
     for (const entry of this.peers.values()) {
-      if (entry.chat.readyState === "open") entry.chat.send(data);
+      if (entry.chat?.readyState === "open") entry.chat.send(data);
     }
     const msg: ChatMessage = { ...wire, from: this.selfId, mine: true };
     this.emit("chat", msg);
@@ -256,7 +263,7 @@ export class Mesh extends Emitter<MeshEvents> {
     if (!this.selfId || id === this.selfId || this.departed.has(id)) return undefined;
     if (kind.case !== "description" || kind.value.type !== SessionDescription_Type.OFFER) return undefined;
     console.warn(`switchboard: offer from ${id} arrived before their participantJoined`);
-    this.addPeer(create(ParticipantSchema, { id, name: "", polite: this.selfId < id }));
+    this.addPeer(create(ParticipantSchema, { id, name: "", polite: this.selfId < id }), true);
     const entry = this.peers.get(id);
     if (entry) entry.provisional = true;
     this.publish();
@@ -270,27 +277,39 @@ export class Mesh extends Emitter<MeshEvents> {
       if (p.id === this.selfId) continue;
       const entry = this.peers.get(p.id);
       if (entry) entry.participant = { ...p, polite: entry.participant.polite };
-      else this.addPeer(p);
+      else this.addPeer(p, true);
     }
     this.publish();
   }
 
-  private addPeer(participant: Participant): void {
+  /**
+   * Creates the connection to one participant. With `awaitOffer` (they are
+   * the newcomer, and offer to everyone they find in Joined), our tracks and
+   * data channel are attached only when their offer arrives, right before
+   * answering: then only one side offers and the first negotiation has no
+   * glare. If no offer comes within OFFER_WAIT_MS we attach anyway; perfect
+   * negotiation copes with whatever happens next.
+   */
+  private addPeer(participant: Participant, awaitOffer = false): void {
     if (participant.id === this.selfId || this.peers.has(participant.id)) return;
     const pc = this.createPc({ iceServers: toRtcIceServers(this.signaling.iceServers) });
     const to = participant.id;
-    const negotiator = new Negotiator(pc, participant.polite, (kind) =>
-      this.signaling.sendSignal(to, kind),
-    );
-    const chat = pc.createDataChannel("chat", { negotiated: true, id: 0, ordered: true });
+    const negotiator = new Negotiator(pc, participant.polite, (kind) => this.signaling.sendSignal(to, kind), {
+      beforeAnswer: () => {
+        const e = this.peers.get(to);
+        if (e?.pc === pc) this.attach(e);
+      },
+    });
     const entry: PeerEntry = {
       participant,
       pc,
       negotiator,
       stream: new MediaStream(),
-      chat,
+      chat: null,
       generation: ++this.generations,
       senders: {},
+      attached: false,
+      offerTimer: null,
     };
     pc.addEventListener("track", (ev) => {
       if (this.peers.get(to) !== entry) return;
@@ -306,6 +325,29 @@ export class Mesh extends Emitter<MeshEvents> {
       if (pc.connectionState === "failed") negotiator.restartIce();
       this.publish();
     });
+    this.peers.set(to, entry);
+    if (awaitOffer) {
+      entry.offerTimer = setTimeout(() => {
+        if (this.peers.get(to) === entry) this.attach(entry);
+      }, OFFER_WAIT_MS);
+    } else {
+      this.attach(entry);
+    }
+  }
+
+  /** Adds our tracks and the chat channel to a connection (once). */
+  private attach(entry: PeerEntry): void {
+    if (entry.attached) return;
+    entry.attached = true;
+    if (entry.offerTimer) clearTimeout(entry.offerTimer);
+    entry.offerTimer = null;
+    entry.chat = this.openChat(entry, entry.participant.id);
+    for (const kind of ["audio", "video"] as const) this.applyTrack(entry, kind, this.tracks[kind]);
+  }
+
+  /** The negotiated (id 0) chat channel; both sides create it. */
+  private openChat(entry: PeerEntry, to: string): RTCDataChannel {
+    const chat = entry.pc.createDataChannel("chat", { negotiated: true, id: 0, ordered: true });
     chat.addEventListener("open", () => this.publish());
     chat.addEventListener("close", () => this.publish());
     chat.addEventListener("message", (ev: MessageEvent) => {
@@ -326,11 +368,11 @@ export class Mesh extends Emitter<MeshEvents> {
         mine: false,
       });
     });
-    this.peers.set(to, entry);
-    for (const kind of ["audio", "video"] as const) this.applyTrack(entry, kind, this.tracks[kind]);
+    return chat;
   }
 
   private applyTrack(entry: PeerEntry, kind: "audio" | "video", track: MediaStreamTrack | null): void {
+    if (!entry.attached) return; // attached later with the current tracks
     const sender = entry.senders[kind];
     if (sender) {
       sender.replaceTrack(track).catch((err: unknown) => console.warn("switchboard: replaceTrack failed", err));
@@ -344,7 +386,8 @@ export class Mesh extends Emitter<MeshEvents> {
     if (!entry) return;
     this.peers.delete(id);
     entry.negotiator.dispose();
-    entry.chat.close();
+    if (entry.offerTimer) clearTimeout(entry.offerTimer);
+    entry.chat?.close();
     entry.pc.close();
     for (const t of entry.stream.getTracks()) entry.stream.removeTrack(t);
   }

@@ -48,6 +48,7 @@ export type PeerConnectionLike = Pick<
   | "iceConnectionState"
   | "connectionState"
   | "localDescription"
+  | "remoteDescription"
   | "setLocalDescription"
   | "setRemoteDescription"
   | "addIceCandidate"
@@ -64,7 +65,40 @@ export interface NegotiatorStats {
   iceRestarts: number;
   candidatesSent: number;
   errors: number;
+  /** ICE restarts because the connection stalled after negotiating. */
+  stallRestarts: number;
 }
+
+/** Timers for the stall watchdog; injectable for tests. */
+export interface NegotiatorClock {
+  now(): number;
+  setTimeout(fn: () => void, ms: number): unknown;
+  clearTimeout(handle: unknown): void;
+}
+
+export interface NegotiatorOptions {
+  /** Called after a remote offer is applied, before answering it. */
+  beforeAnswer?: () => void;
+  /**
+   * A connection negotiated but not connected for this long has stalled
+   * (seen in Chromium: after an implicit rollback, ICE gathering can hang
+   * without producing a candidate); it is then restarted. The impolite side
+   * acts first, the polite side after twice the time, so that both sides
+   * rarely restart at once.
+   */
+  stallMs?: number;
+  clock?: NegotiatorClock;
+  onError?: (err: unknown) => void;
+}
+
+const realClock: NegotiatorClock = {
+  now: () => Date.now(),
+  setTimeout: (fn, ms) => globalThis.setTimeout(fn, ms),
+  clearTimeout: (h) => globalThis.clearTimeout(h as ReturnType<typeof setTimeout>),
+};
+
+/** How often the watchdog looks at the connection. */
+const WATCHDOG_TICK_MS = 1000;
 
 export class Negotiator {
   private makingOffer = false;
@@ -79,26 +113,72 @@ export class Negotiator {
     iceRestarts: 0,
     candidatesSent: 0,
     errors: 0,
+    stallRestarts: 0,
   };
+  private readonly clock: NegotiatorClock;
+  private readonly stallMs: number;
+  private readonly onError: (err: unknown) => void;
+  private readonly beforeAnswer: (() => void) | undefined;
+  private lastProgress: number;
+  private watchdog: unknown = null;
 
   constructor(
     private readonly pc: PeerConnectionLike,
     readonly polite: boolean,
     private readonly send: (kind: SignalKindInit) => void,
-    private readonly onError: (err: unknown) => void = (err) =>
-      console.warn("switchboard: negotiation error", err),
+    opts: NegotiatorOptions = {},
   ) {
+    this.clock = opts.clock ?? realClock;
+    this.stallMs = opts.stallMs ?? 6000;
+    this.beforeAnswer = opts.beforeAnswer;
+    this.onError = opts.onError ?? ((err) => console.warn("switchboard: negotiation error", err));
+    this.lastProgress = this.clock.now();
     pc.addEventListener("negotiationneeded", this.onNegotiationNeeded);
     pc.addEventListener("icecandidate", this.onIceCandidate);
     pc.addEventListener("iceconnectionstatechange", this.onIceState);
+    pc.addEventListener("signalingstatechange", this.onProgress);
+    pc.addEventListener("connectionstatechange", this.onProgress);
+    this.armWatchdog();
   }
 
   /** Stops reacting to the connection's events. */
   dispose(): void {
     this.closed = true;
+    if (this.watchdog !== null) this.clock.clearTimeout(this.watchdog);
+    this.watchdog = null;
     this.pc.removeEventListener("negotiationneeded", this.onNegotiationNeeded);
     this.pc.removeEventListener("icecandidate", this.onIceCandidate);
     this.pc.removeEventListener("iceconnectionstatechange", this.onIceState);
+    this.pc.removeEventListener("signalingstatechange", this.onProgress);
+    this.pc.removeEventListener("connectionstatechange", this.onProgress);
+  }
+
+  private readonly onProgress = (): void => {
+    this.lastProgress = this.clock.now();
+  };
+
+  private armWatchdog(): void {
+    this.watchdog = this.clock.setTimeout(() => {
+      if (this.closed) return;
+      this.checkStall();
+      this.armWatchdog();
+    }, WATCHDOG_TICK_MS);
+  }
+
+  private checkStall(): void {
+    const now = this.clock.now();
+    const state = this.pc.connectionState;
+    if (state === "connected" || state === "closed") {
+      this.lastProgress = now;
+      return;
+    }
+    // Still negotiating: not a stall (yet).
+    if (this.pc.signalingState !== "stable" || !this.pc.remoteDescription) return;
+    const limit = this.polite ? this.stallMs * 2 : this.stallMs;
+    if (now - this.lastProgress < limit) return;
+    this.lastProgress = now;
+    this.stats.stallRestarts += 1;
+    this.restartIce();
   }
 
   /** Restarts ICE (new credentials, new candidates) via a renegotiation. */
@@ -178,6 +258,7 @@ export class Negotiator {
       this.settingRemoteAnswerPending = false;
     }
     if (desc.type === "offer") {
+      this.beforeAnswer?.();
       await this.pc.setLocalDescription();
       this.sendLocalDescription();
     }

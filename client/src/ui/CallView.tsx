@@ -43,19 +43,17 @@ export function CallView({ call, media }: { call: Call; media: LocalMedia }) {
   const [panel, setPanel] = useState<Panel>(() =>
     typeof window !== "undefined" && window.matchMedia("(min-width: 1000px)").matches ? "chat" : null,
   );
-  const [unread, setUnread] = useState(0);
+  // Messages from others seen when the chat panel was last open.
+  const [seen, setSeen] = useState(0);
   const [copied, setCopied] = useState(false);
   const [screenError, setScreenError] = useState("");
   const settingsRef = useRef<HTMLDialogElement>(null);
-  const seenChat = useRef(0);
-
-  // Count chat messages that arrive while the chat panel is closed.
-  useEffect(() => {
-    const n = snap.chat.length;
-    if (panel === "chat") setUnread(0);
-    else if (n > seenChat.current) setUnread((u) => u + (n - seenChat.current));
-    seenChat.current = n;
-  }, [snap.chat.length, panel]);
+  const received = snap.chat.filter((m) => !m.mine).length;
+  const unread = panel === "chat" ? 0 : Math.max(0, received - seen);
+  const showPanel = (next: Panel) => {
+    if (panel === "chat" || next === "chat") setSeen(received);
+    setPanel(next);
+  };
 
   const toggleScreen = useCallback(async () => {
     setScreenError("");
@@ -160,7 +158,7 @@ export function CallView({ call, media }: { call: Call; media: LocalMedia }) {
               role="tab"
               aria-selected={panel === "people"}
               className="panel-tab"
-              onClick={() => setPanel("people")}
+              onClick={() => showPanel("people")}
             >
               People ({tiles})
             </button>
@@ -169,11 +167,11 @@ export function CallView({ call, media }: { call: Call; media: LocalMedia }) {
               role="tab"
               aria-selected={panel === "chat"}
               className="panel-tab"
-              onClick={() => setPanel("chat")}
+              onClick={() => showPanel("chat")}
             >
               Chat
             </button>
-            <button type="button" className="icon-btn" onClick={() => setPanel(null)} aria-label="Close panel">
+            <button type="button" className="icon-btn" onClick={() => showPanel(null)} aria-label="Close panel">
               <CloseIcon />
             </button>
           </div>
@@ -231,7 +229,7 @@ export function CallView({ call, media }: { call: Call; media: LocalMedia }) {
         <button
           type="button"
           className={`ctl${panel === "people" ? " ctl-active" : ""}`}
-          onClick={() => setPanel(panel === "people" ? null : "people")}
+          onClick={() => showPanel(panel === "people" ? null : "people")}
           aria-pressed={panel === "people"}
           aria-label={`People (${tiles})`}
         >
@@ -242,7 +240,7 @@ export function CallView({ call, media }: { call: Call; media: LocalMedia }) {
         <button
           type="button"
           className={`ctl${panel === "chat" ? " ctl-active" : ""}`}
-          onClick={() => setPanel(panel === "chat" ? null : "chat")}
+          onClick={() => showPanel(panel === "chat" ? null : "chat")}
           aria-pressed={panel === "chat"}
           aria-label={unread ? `Chat (${unread} unread)` : "Chat"}
         >
@@ -335,7 +333,9 @@ function PeopleList({ snap, micOn, camOn }: { snap: CallSnapshot; micOn: boolean
           {initials(snap.selfName)}
         </span>
         <span className="person-name">
-          {snap.selfName} <span className="muted">(you)</span>
+          <span>
+            {snap.selfName} <span className="muted">(you)</span>
+          </span>
         </span>
         <PresenceIcons audio={micOn} video={camOn} />
       </li>

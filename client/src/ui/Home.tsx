@@ -1,26 +1,20 @@
 "use client";
 /** Sign-in (dev mode: a display name) and the lobby: start or join a room. */
 import { useRouter } from "next/navigation";
-import { useEffect, useId, useState, type FormEvent } from "react";
+import { useId, useState, type FormEvent } from "react";
 import { Brand } from "./Brand";
-import { MAX_NAME_CHARS, cleanName, cleanRoom, loadName, randomRoomName, saveName } from "./identity";
+import { MAX_NAME_CHARS, cleanName, cleanRoom, randomRoomName, saveName } from "./identity";
+import { useStoredName } from "./useStoredName";
 
 export function Home() {
   const router = useRouter();
-  const [name, setName] = useState<string | null>(null);
+  const name = useStoredName();
   const [editing, setEditing] = useState(false);
   const [draft, setDraft] = useState("");
   const [roomDraft, setRoomDraft] = useState("");
   const [roomError, setRoomError] = useState("");
   const nameId = useId();
   const roomId = useId();
-
-  useEffect(() => {
-    const stored = loadName();
-    setName(stored);
-    setDraft(stored);
-    setEditing(!stored);
-  }, []);
 
   const go = (room: string) => router.push(`/room/?r=${encodeURIComponent(room)}`);
 
@@ -29,7 +23,6 @@ export function Home() {
     const clean = cleanName(draft);
     if (!clean) return;
     saveName(clean);
-    setName(clean);
     setEditing(false);
   };
 
@@ -55,7 +48,7 @@ export function Home() {
         </p>
       </section>
 
-      {name === null ? null : editing ? (
+      {name === null ? null : editing || !name ? (
         <form className="card" onSubmit={signIn} aria-labelledby={`${nameId}-title`}>
           <h2 id={`${nameId}-title`}>Sign in</h2>
           <p className="muted">Development mode: pick the name others will see.</p>
@@ -78,7 +71,14 @@ export function Home() {
         <div className="lobby">
           <p className="signed-in">
             Signed in as <strong>{name}</strong>{" "}
-            <button type="button" className="btn-link" onClick={() => setEditing(true)}>
+            <button
+              type="button"
+              className="btn-link"
+              onClick={() => {
+                setDraft(name);
+                setEditing(true);
+              }}
+            >
               Change name
             </button>
           </p>

@@ -14,7 +14,8 @@ import { CallView } from "./CallView";
 import { DeviceSelects, useMediaState } from "./DeviceSelects";
 import { TokenError, fetchDevToken, signalingUrl } from "./devToken";
 import { CamIcon, CamOffIcon, LinkIcon, MicIcon, MicOffIcon } from "./icons";
-import { MAX_NAME_CHARS, cleanName, cleanRoom, identityFor, loadName, roomLink, saveName } from "./identity";
+import { MAX_NAME_CHARS, cleanName, cleanRoom, identityFor, roomLink, saveName } from "./identity";
+import { useBrowserValue, useStoredName } from "./useStoredName";
 import { VideoTile } from "./VideoTile";
 
 declare global {
@@ -34,9 +35,7 @@ type Phase = { kind: "prejoin" } | { kind: "call"; call: Call } | { kind: "ended
 export function RoomScreen() {
   const params = useSearchParams();
   const room = cleanRoom(params.get("r") ?? "");
-  const mediaRef = useRef<LocalMedia | null>(null);
-  mediaRef.current ??= new LocalMedia();
-  const media = mediaRef.current;
+  const [media] = useState(() => new LocalMedia());
   const [phase, setPhase] = useState<Phase>({ kind: "prejoin" });
 
   useEffect(() => {
@@ -148,17 +147,14 @@ export function RoomScreen() {
 
 function PreJoin({ room, media, onJoin }: { room: string; media: LocalMedia; onJoin: (name: string) => Promise<void> }) {
   const state = useMediaState(media);
-  const [name, setName] = useState("");
+  const stored = useStoredName();
+  const [typed, setName] = useState<string | null>(null);
+  const name = typed ?? stored ?? "";
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState("");
   const [copied, setCopied] = useState(false);
-  const [link, setLink] = useState("");
+  const link = useBrowserValue(() => roomLink(room)) ?? "";
   const nameId = useId();
-
-  useEffect(() => {
-    setName((n) => n || loadName());
-    setLink(roomLink(room));
-  }, [room]);
 
   useEffect(() => {
     if (!media.state.audio && !media.state.camera) {
@@ -205,6 +201,7 @@ function PreJoin({ room, media, onJoin }: { room: string; media: LocalMedia; onJ
           <VideoTile
             peerId="preview"
             name={cleanName(name) || "You"}
+            label={cleanName(name) || "You"}
             stream={previewStream}
             trackKey={state.camera?.id ?? ""}
             local

@@ -11,6 +11,8 @@ export interface TileProps {
   /** Ids of the stream's tracks: re-attach when they change. */
   trackKey: string;
   local?: boolean;
+  /** Caption; defaults to the name, with "(you)" for the local tile. */
+  label?: string;
   audioOn: boolean;
   videoOn: boolean;
   screen: boolean;
@@ -40,7 +42,7 @@ export function VideoTile(p: TileProps) {
   }, [p.stream, p.trackKey]);
 
   const stateText = p.local ? undefined : STATE_TEXT[p.connectionState ?? "new"];
-  const label = `${p.name}${p.local ? " (you)" : ""}`;
+  const label = p.label ?? `${p.name}${p.local ? " (you)" : ""}`;
   return (
     <figure
       className={`tile${p.videoOn ? "" : " tile-novideo"}${p.screen ? " tile-screen" : ""}`}

@@ -4,6 +4,8 @@
  * room, because a second join with the same identity replaces the first.
  */
 const NAME_KEY = "switchboard.name";
+/** Dispatched on window when this tab changes the stored name. */
+export const NAME_CHANGED_EVENT = "switchboard:name";
 
 export const MAX_NAME_CHARS = 40;
 export const MAX_ROOM_CHARS = 64;
@@ -20,8 +22,9 @@ export function saveName(name: string): void {
   try {
     localStorage.setItem(NAME_KEY, name);
   } catch {
-    /* private mode: keep it in memory only */
+    /* private mode: not remembered */
   }
+  window.dispatchEvent(new Event(NAME_CHANGED_EVENT));
 }
 
 /** Removes control characters and trims; empty when nothing usable is left. */

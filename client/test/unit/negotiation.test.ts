@@ -4,7 +4,7 @@ import { Negotiator, decideOnDescription, type PeerConnectionLike } from "../../
 import type { SignalKindInit } from "../../src/signaling/client";
 import { create } from "@bufbuild/protobuf";
 import { PeerSignalSchema, type PeerSignal } from "../../src/gen/switchboard/v1/client_pb";
-import { FakePeerConnection, flush } from "./fakes";
+import { FakePeerConnection, ManualClock, flush } from "./fakes";
 
 test("an offer in stable state is accepted by either role", () => {
   for (const polite of [true, false]) {
@@ -47,8 +47,10 @@ function pair() {
   const toA: SignalKindInit[] = [];
   const errors: unknown[] = [];
   // "alice-1" < "bob-2": alice is polite towards bob, bob impolite towards alice.
-  const a = new Negotiator(pcA as unknown as PeerConnectionLike, true, (k) => toB.push(k), (e) => errors.push(e));
-  const b = new Negotiator(pcB as unknown as PeerConnectionLike, false, (k) => toA.push(k), (e) => errors.push(e));
+  const clock = new ManualClock();
+  const opts = { onError: (e: unknown) => errors.push(e), clock, stallMs: 6000 };
+  const a = new Negotiator(pcA as unknown as PeerConnectionLike, true, (k) => toB.push(k), opts);
+  const b = new Negotiator(pcB as unknown as PeerConnectionLike, false, (k) => toA.push(k), opts);
   const asReceived = (k: SignalKindInit): PeerSignal["kind"] => create(PeerSignalSchema, { kind: k }).kind;
   /** Delivers queued signals in order until both queues are empty. */
   async function relay(): Promise<void> {
@@ -59,7 +61,7 @@ function pair() {
       await flush();
     }
   }
-  return { pcA, pcB, a, b, toA, toB, errors, relay };
+  return { pcA, pcB, a, b, toA, toB, errors, relay, clock };
 }
 
 test("one side negotiating: offer, answer, both stable", async () => {
@@ -181,4 +183,45 @@ test("a candidate of an ignored offer that fails after the next answer is still 
   assert.deepEqual(errors, []);
   assert.equal(pcB.signalingState, "stable");
   assert.equal(pcB.remoteDescription?.sdp, "alice-answer-2");
+});
+
+test("a connection stuck after negotiating is ICE-restarted, impolite side first", async () => {
+  const { pcA, pcB, a, b, relay, clock } = pair();
+  pcA.dispatchEvent(new Event("negotiationneeded"));
+  await flush();
+  await relay();
+  assert.equal(pcA.signalingState, "stable");
+  // ICE never gets anywhere: both stay "new".
+  clock.advance(5000);
+  assert.equal(b.stats.stallRestarts, 0);
+  clock.advance(2000);
+  assert.equal(b.stats.stallRestarts, 1, "impolite side restarts after stallMs");
+  assert.equal(a.stats.stallRestarts, 0, "polite side waits longer");
+  assert.equal(pcB.iceRestarts, 1);
+  await flush();
+  await relay();
+  assert.equal(pcA.remoteDescription?.sdp, "bob-offer-2", "the restart renegotiated (bob answered once, then offered)");
+});
+
+test("a connected peer never triggers the stall watchdog", async () => {
+  const { pcA, pcB, a, b, relay, clock } = pair();
+  pcA.dispatchEvent(new Event("negotiationneeded"));
+  await flush();
+  await relay();
+  pcA.connectionState = "connected";
+  pcB.connectionState = "connected";
+  clock.advance(60_000);
+  assert.equal(a.stats.stallRestarts + b.stats.stallRestarts, 0);
+});
+
+test("beforeAnswer runs after the remote offer is applied and before the answer", async () => {
+  const pc = new FakePeerConnection("carol");
+  const seen: string[] = [];
+  const n = new Negotiator(pc as unknown as PeerConnectionLike, true, () => void seen.push("sent"), {
+    beforeAnswer: () => seen.push(`before-answer:${pc.signalingState}`),
+    clock: new ManualClock(),
+  });
+  await n.handle(create(PeerSignalSchema, { kind: { case: "description", value: { type: 1, sdp: "x" } } }).kind);
+  assert.deepEqual(seen, ["before-answer:have-remote-offer", "sent"]);
+  assert.equal(pc.signalingState, "stable");
 });

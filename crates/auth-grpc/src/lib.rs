@@ -1,32 +1,52 @@
-//! auth-grpc: issues and verifies Switchboard access tokens over gRPC.
+//! auth-grpc: issues, verifies, refreshes and revokes Switchboard access
+//! tokens over gRPC. See docs/auth.md.
 #![forbid(unsafe_code)]
 
+pub mod claims;
+pub mod keyring;
+pub mod keys;
+pub mod revocations;
 mod service;
-pub mod tokens;
 
-use std::{future::Future, time::Duration};
+use std::{
+    future::Future,
+    time::{Duration, SystemTime, UNIX_EPOCH},
+};
 
 use switchboard_proto::{grpc, pb};
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
 
-pub use service::AuthService;
-pub use tokens::{Claims, Grant, TokenKeys};
+pub use claims::{Claims, TokenType};
+pub use keyring::{ApiKey, Keyring, KeyringConfig, TokenRequest};
+pub use keys::{Jwk, KeyAlg};
+pub use service::{API_KEY_METADATA, API_SECRET_METADATA, AuthService};
 
 /// The gRPC service name reported to `grpc.health.v1`.
 pub const SERVICE_NAME: &str = "switchboard.v1.Auth";
 
+/// Seconds since the Unix epoch.
+pub fn now_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
 /// Auth service configuration (parsed by the binary).
 #[derive(Debug, Clone)]
 pub struct AuthConfig {
-    pub keys: TokenKeys,
-    /// Lifetime of issued tokens when the caller asks for none.
+    pub keys: Keyring,
+    /// Lifetime of issued access tokens when the caller asks for none.
     pub default_ttl: Duration,
+    /// Lifetime of access tokens made by refresh.
+    pub refresh_ttl: Duration,
     /// Dev mode: `IssueToken` needs no credential.
     pub dev: bool,
 }
 
-/// Unary calls that take longer than this are cancelled.
+/// Unary calls that take longer than this are cancelled (not the
+/// revocation stream, which lives as long as its edge).
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Serves the auth API and `grpc.health.v1` on `listener` until `shutdown`
@@ -40,9 +60,25 @@ pub async fn run(
     health
         .set_serving::<pb::auth_server::AuthServer<AuthService>>()
         .await;
-    let service = AuthService::new(config.keys, config.default_ttl, config.dev);
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let service = AuthService::new(
+        config.keys,
+        config.default_ttl,
+        config.refresh_ttl,
+        config.dev,
+        stop_rx,
+    );
+    let shutdown = async move {
+        shutdown.await;
+        health
+            .set_not_serving::<pb::auth_server::AuthServer<AuthService>>()
+            .await;
+        // Ends the revocation streams, so the drain can finish.
+        let _ = stop_tx.send(true);
+    };
     grpc::server_builder()
-        // Verification is CPU-only; a call still running after this is stuck.
+        // Bounds unary calls; a streaming response is returned at once and
+        // is not cut by it.
         .timeout(REQUEST_TIMEOUT)
         .add_service(health_service)
         .add_service(pb::auth_server::AuthServer::new(service))

@@ -1,34 +1,73 @@
 //! The `switchboard.v1.Auth` gRPC service.
 
-use std::time::Duration;
+use std::{pin::Pin, time::Duration};
 
-use switchboard_proto::{ErrorCode, ParticipantId, RoomId, SignalError, pb};
+use futures_util::{Stream, StreamExt};
+use switchboard_proto::{ErrorCode, SignalError, pb};
+use tokio::sync::watch;
+use tokio_stream::wrappers::{BroadcastStream, errors::BroadcastStreamRecvError};
 use tonic::{Request, Response, Status};
 
-use crate::tokens::{Grant, TokenKeys};
+use crate::{
+    claims::TokenType,
+    keyring::{Keyring, MAX_TTL, TokenRequest},
+    now_secs,
+};
 
-/// Serves token issue and verification.
+/// Metadata carrying a backend's API credential.
+pub const API_KEY_METADATA: &str = "x-api-key";
+pub const API_SECRET_METADATA: &str = "x-api-secret";
+
+/// Serves token issue, verification, refresh and revocation.
 #[derive(Debug, Clone)]
 pub struct AuthService {
-    keys: TokenKeys,
+    keys: Keyring,
     default_ttl: Duration,
-    /// Whether `IssueToken` may be called without a credential (dev mode).
-    open_issue: bool,
+    refresh_ttl: Duration,
+    /// Dev mode: `IssueToken` needs no credential.
+    dev: bool,
+    /// Becomes true at shutdown; ends revocation streams.
+    stop: watch::Receiver<bool>,
 }
 
 impl AuthService {
-    pub fn new(keys: TokenKeys, default_ttl: Duration, open_issue: bool) -> Self {
+    pub fn new(
+        keys: Keyring,
+        default_ttl: Duration,
+        refresh_ttl: Duration,
+        dev: bool,
+        stop: watch::Receiver<bool>,
+    ) -> Self {
         Self {
             keys,
             default_ttl,
-            open_issue,
+            refresh_ttl,
+            dev,
+            stop,
+        }
+    }
+
+    /// Checks the caller's API credential; returns its key (or "dev").
+    fn authorize<T>(&self, request: &Request<T>) -> Result<String, Status> {
+        let value = |name: &str| request.metadata().get(name).and_then(|v| v.to_str().ok());
+        match (value(API_KEY_METADATA), value(API_SECRET_METADATA)) {
+            (Some(key), Some(secret)) => match self.keys.api_key(key, secret) {
+                Some(api) => Ok(api.key.clone()),
+                None => Err(
+                    SignalError::new(ErrorCode::Unauthenticated, "invalid API credential").into(),
+                ),
+            },
+            _ if self.dev => Ok("dev".into()),
+            _ => Err(SignalError::new(
+                ErrorCode::Unauthenticated,
+                "API credential required (x-api-key, x-api-secret)",
+            )
+            .into()),
         }
     }
 }
 
-fn invalid(message: String) -> Status {
-    SignalError::new(ErrorCode::BadRequest, message).into()
-}
+type RevocationStream = Pin<Box<dyn Stream<Item = Result<pb::Revocation, Status>> + Send>>;
 
 #[tonic::async_trait]
 impl pb::auth_server::Auth for AuthService {
@@ -36,38 +75,135 @@ impl pb::auth_server::Auth for AuthService {
         &self,
         request: Request<pb::IssueTokenRequest>,
     ) -> Result<Response<pb::IssueTokenResponse>, Status> {
-        if !self.open_issue {
-            return Err(SignalError::new(
-                ErrorCode::PermissionDenied,
-                "IssueToken is only open in dev mode; mint tokens with the signing secret",
-            )
-            .into());
-        }
+        let caller = self.authorize(&request)?;
         let req = request.into_inner();
-        let grant = Grant {
-            identity: ParticipantId::new(&req.identity).map_err(|e| invalid(e.to_string()))?,
-            room: RoomId::new(&req.room).map_err(|e| invalid(e.to_string()))?,
-            name: req.name,
-            ttl: match req.ttl_seconds {
-                0 => self.default_ttl,
-                s => Duration::from_secs(s.into()),
-            },
+        let grants = req.grants.unwrap_or_default();
+        if grants.room.is_empty()
+            && !(grants.room_create || grants.room_list || grants.room_close || grants.kick)
+        {
+            return Err(SignalError::new(ErrorCode::BadRequest, "grants.room is required").into());
+        }
+        let ttl = match req.ttl_seconds {
+            0 => self.default_ttl,
+            s => Duration::from_secs(s.into()),
         };
-        let (token, claims) = self.keys.issue(&grant)?;
-        tracing::info!(room = %grant.room, "token issued");
-        Ok(Response::new(pb::IssueTokenResponse {
+        let mut request = TokenRequest {
+            identity: req.identity,
+            name: req.name,
+            grants,
+            metadata: req.metadata,
+            ttl,
+            token_type: TokenType::Access,
+            auth_time: 0,
+        };
+        let (token, claims) = self.keys.issue(&request)?;
+        let mut response = pb::IssueTokenResponse {
             token,
             expires_at: claims.exp,
-        }))
+            ..Default::default()
+        };
+        if req.with_refresh_token {
+            request.token_type = TokenType::Refresh;
+            request.auth_time = claims.auth_time;
+            request.ttl = self.keys.max_session();
+            let (refresh, refresh_claims) = self.keys.issue(&request)?;
+            response.refresh_token = refresh;
+            response.refresh_expires_at = refresh_claims.exp;
+        }
+        tracing::info!(caller = %caller, kid = self.keys.signer_kid(), "token issued");
+        Ok(Response::new(response))
     }
 
     async fn verify_token(
         &self,
         request: Request<pb::VerifyTokenRequest>,
     ) -> Result<Response<pb::VerifyTokenResponse>, Status> {
-        let claims = self.keys.verify(&request.into_inner().token)?;
+        let claims = self
+            .keys
+            .verify(&request.into_inner().token, TokenType::Access)?;
         Ok(Response::new(pb::VerifyTokenResponse {
             claims: Some(claims.into()),
+        }))
+    }
+
+    async fn refresh_token(
+        &self,
+        request: Request<pb::RefreshTokenRequest>,
+    ) -> Result<Response<pb::RefreshTokenResponse>, Status> {
+        let (token, claims) = self
+            .keys
+            .refresh(&request.into_inner().token, self.refresh_ttl)?;
+        Ok(Response::new(pb::RefreshTokenResponse {
+            token,
+            expires_at: claims.exp,
+            token_id: claims.jti,
+        }))
+    }
+
+    async fn revoke_token(
+        &self,
+        request: Request<pb::RevokeTokenRequest>,
+    ) -> Result<Response<pb::RevokeResponse>, Status> {
+        let caller = self.authorize(&request)?;
+        let req = request.into_inner();
+        if req.token_id.is_empty() {
+            return Err(SignalError::new(ErrorCode::BadRequest, "token_id is required").into());
+        }
+        // Remember until the token can no longer verify.
+        let until = match req.expires_at {
+            0 => now_secs() + MAX_TTL.as_secs(),
+            exp => exp + crate::keyring::LEEWAY.as_secs(),
+        };
+        self.keys.revocations().revoke_token(&req.token_id, until);
+        tracing::info!(caller = %caller, "token revoked");
+        Ok(Response::new(pb::RevokeResponse {}))
+    }
+
+    async fn revoke_user(
+        &self,
+        request: Request<pb::RevokeUserRequest>,
+    ) -> Result<Response<pb::RevokeResponse>, Status> {
+        let caller = self.authorize(&request)?;
+        let subject = request.into_inner().subject;
+        if subject.is_empty() {
+            return Err(SignalError::new(ErrorCode::BadRequest, "subject is required").into());
+        }
+        // Refresh can keep a chain alive for max_session; a refresh token
+        // lives as long.
+        let until = now_secs() + self.keys.max_session().as_secs() + MAX_TTL.as_secs();
+        self.keys.revocations().revoke_subject(&subject, until);
+        tracing::info!(caller = %caller, "user revoked");
+        Ok(Response::new(pb::RevokeResponse {}))
+    }
+
+    type WatchRevocationsStream = RevocationStream;
+
+    async fn watch_revocations(
+        &self,
+        _request: Request<pb::WatchRevocationsRequest>,
+    ) -> Result<Response<Self::WatchRevocationsStream>, Status> {
+        let mut stop = self.stop.clone();
+        let stopped = async move {
+            let _ = stop.wait_for(|s| *s).await;
+        };
+        let stream = BroadcastStream::new(self.keys.revocations().subscribe())
+            .map(|event| match event {
+                Ok(revocation) => Ok(revocation),
+                // The watcher fell behind: make it reconnect (and re-verify).
+                Err(BroadcastStreamRecvError::Lagged(n)) => Err(Status::data_loss(format!(
+                    "watcher lagged by {n} revocations"
+                ))),
+            })
+            .take_until(stopped);
+        Ok(Response::new(Box::pin(stream)))
+    }
+
+    async fn get_jwks(
+        &self,
+        _request: Request<pb::GetJwksRequest>,
+    ) -> Result<Response<pb::Jwks>, Status> {
+        Ok(Response::new(pb::Jwks {
+            json: self.keys.jwks_json(),
         }))
     }
 }

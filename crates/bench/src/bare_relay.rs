@@ -16,12 +16,24 @@ use tokio_tungstenite::tungstenite::{
     protocol::WebSocketConfig,
 };
 
-type Waiting = Arc<Mutex<HashMap<String, (mpsc::Sender<Message>, oneshot::Sender<mpsc::Sender<Message>>)>>>;
+type Waiting = Arc<
+    Mutex<
+        HashMap<
+            String,
+            (
+                mpsc::Sender<Message>,
+                oneshot::Sender<mpsc::Sender<Message>>,
+            ),
+        >,
+    >,
+>;
 
 pub async fn run(listener: TcpListener) {
     let waiting: Waiting = Arc::default();
     loop {
-        let Ok((socket, _)) = listener.accept().await else { continue };
+        let Ok((socket, _)) = listener.accept().await else {
+            continue;
+        };
         let _ = socket.set_nodelay(true);
         let waiting = waiting.clone();
         tokio::spawn(async move {
@@ -31,11 +43,14 @@ pub async fn run(listener: TcpListener) {
                 .write_buffer_size(0)
                 .max_write_buffer_size(256 * 1024)
                 .max_message_size(Some(64 * 1024));
+            #[allow(clippy::result_large_err)] // tungstenite's callback signature
             let callback = |req: &Request, resp: Response| {
                 pair = req.uri().query().unwrap_or_default().to_owned();
                 Ok(resp)
             };
-            let Ok(ws) = tokio_tungstenite::accept_hdr_async_with_config(socket, callback, Some(config)).await
+            let Ok(ws) =
+                tokio_tungstenite::accept_hdr_async_with_config(socket, callback, Some(config))
+                    .await
             else {
                 return;
             };
@@ -71,10 +86,10 @@ pub async fn run(listener: TcpListener) {
             };
             let reader = async move {
                 while let Some(Ok(message)) = stream.next().await {
-                    if message.is_text() || message.is_binary() {
-                        if partner.send(message).await.is_err() {
-                            break;
-                        }
+                    if (message.is_text() || message.is_binary())
+                        && partner.send(message).await.is_err()
+                    {
+                        break;
                     }
                 }
             };

@@ -12,8 +12,8 @@ use std::{
 };
 
 use futures_util::{SinkExt, StreamExt};
-use switchboard_auth::{Grant, TokenKeys};
-use switchboard_proto::{ParticipantId, RoomId};
+use switchboard_auth::{ApiKey, TokenRequest};
+use switchboard_proto::pb;
 use tokio::{net::TcpStream, sync::Notify};
 use tokio_tungstenite::{
     MaybeTlsStream, WebSocketStream,
@@ -79,7 +79,11 @@ impl fmt::Display for Outcome {
             self.percentile(0.999),
         )?;
         if let Some(cpu) = self.server_cpu {
-            write!(f, ", server CPU {:.1} µs/msg", cpu.as_secs_f64() * 1e6 / self.delivered.max(1) as f64)?;
+            write!(
+                f,
+                ", server CPU {:.1} µs/msg",
+                cpu.as_secs_f64() * 1e6 / self.delivered.max(1) as f64
+            )?;
         }
         Ok(())
     }
@@ -98,19 +102,33 @@ async fn connect(url: &str) -> Ws {
     let mut request = url.into_client_request().expect("request");
     let origin = url.replacen("ws://", "http://", 1);
     let origin = origin.split("/ws").next().unwrap_or_default().to_owned();
-    request.headers_mut().insert("origin", HeaderValue::from_str(&origin).expect("origin"));
-    tokio_tungstenite::connect_async(request).await.expect("connect").0
+    request
+        .headers_mut()
+        .insert("origin", HeaderValue::from_str(&origin).expect("origin"));
+    tokio_tungstenite::connect_async(request)
+        .await
+        .expect("connect")
+        .0
 }
 
-async fn join(ws: &mut Ws, keys: &TokenKeys, identity: &str, room: &str) {
-    let grant = Grant {
-        identity: ParticipantId::new(identity).expect("id"),
-        room: RoomId::new(room).expect("room"),
-        name: String::new(),
+async fn join(ws: &mut Ws, api: &ApiKey, identity: &str, room: &str) {
+    let request = TokenRequest {
+        identity: identity.into(),
+        grants: pb::Grants {
+            room: room.into(),
+            publish: true,
+            ..Default::default()
+        },
         ttl: Duration::from_secs(3600),
+        ..Default::default()
     };
-    let token = keys.issue(&grant).expect("token").0;
-    ws.send(Message::text(format!(r#"{{"id":1,"join":{{"token":"{token}"}}}}"#))).await.expect("send");
+    let claims = request.to_claims(&api.key, "switchboard").expect("claims");
+    let token = api.mint(&claims).expect("token");
+    ws.send(Message::text(format!(
+        r#"{{"id":1,"join":{{"token":"{token}"}}}}"#
+    )))
+    .await
+    .expect("send");
     while let Some(Ok(message)) = ws.next().await {
         if message.to_text().is_ok_and(|t| t.contains("\"joined\"")) {
             return;
@@ -120,7 +138,12 @@ async fn join(ws: &mut Ws, keys: &TokenKeys, identity: &str, room: &str) {
 }
 
 /// Runs the load against `url`; with `keys`, clients join rooms first.
-pub async fn run(args: &LoadArgs, url: &str, keys: Option<&TokenKeys>, server_pid: Option<u32>) -> Outcome {
+pub async fn run(
+    args: &LoadArgs,
+    url: &str,
+    keys: Option<&ApiKey>,
+    server_pid: Option<u32>,
+) -> Outcome {
     let base = Instant::now();
     let mut pairs = Vec::with_capacity(args.pairs);
     for k in 0..args.pairs {
@@ -132,7 +155,10 @@ pub async fn run(args: &LoadArgs, url: &str, keys: Option<&TokenKeys>, server_pi
                 join(&mut b, keys, &format!("b{k}"), &format!("room{k}")).await;
                 (a, b)
             }
-            None => (connect(&format!("{url}?{k}")).await, connect(&format!("{url}?{k}")).await),
+            None => (
+                connect(&format!("{url}?{k}")).await,
+                connect(&format!("{url}?{k}")).await,
+            ),
         };
         // Keep both sockets alive against keepalive timeouts during a run.
         let _ = a.send(Message::text(r#"{"id":0,"ping":{}}"#)).await;
@@ -173,11 +199,20 @@ pub async fn run(args: &LoadArgs, url: &str, keys: Option<&TokenKeys>, server_pi
             let mut expected = 0u64;
             let mut bad = 0u64;
             while expected < messages {
-                let Some(Ok(message)) = b_stream.next().await else { break };
-                let Ok(text) = message.to_text() else { continue };
-                let Some(sdp) = text.split("\"sdp\":\"").nth(1) else { continue };
+                let Some(Ok(message)) = b_stream.next().await else {
+                    break;
+                };
+                let Ok(text) = message.to_text() else {
+                    continue;
+                };
+                let Some(sdp) = text.split("\"sdp\":\"").nth(1) else {
+                    continue;
+                };
                 let mut parts = sdp.split(' ');
-                let seq: u64 = parts.next().and_then(|s| s.parse().ok()).unwrap_or(u64::MAX);
+                let seq: u64 = parts
+                    .next()
+                    .and_then(|s| s.parse().ok())
+                    .unwrap_or(u64::MAX);
                 let sent: u128 = parts.next().and_then(|s| s.parse().ok()).unwrap_or(0);
                 if seq != expected {
                     bad += 1;
@@ -212,7 +247,8 @@ pub async fn run(args: &LoadArgs, url: &str, keys: Option<&TokenKeys>, server_pi
     let expected_total = args.pairs as u64 * args.messages;
     Outcome {
         delivered: latencies_us.len() as u64,
-        lost_or_reordered: lost_or_reordered + expected_total.saturating_sub(latencies_us.len() as u64),
+        lost_or_reordered: lost_or_reordered
+            + expected_total.saturating_sub(latencies_us.len() as u64),
         elapsed,
         latencies_us,
         server_cpu,

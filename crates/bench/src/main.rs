@@ -29,14 +29,18 @@ enum Command {
     Relay(load::LoadArgs),
 }
 
-const SECRET: &str = "bench-secret-0123456789-abcdefghijklmnop";
+const API_KEY: &str = "bench";
+const API_SECRET: &str = "bench-secret-0123456789-abcdefghijklmnop";
 
 #[tokio::main]
 async fn main() {
     match Cli::parse().command {
         Command::BareRelay { listen } => {
             let listener = tokio::net::TcpListener::bind(listen).await.expect("bind");
-            println!("LISTEN bare ws://{}/ws", listener.local_addr().expect("addr"));
+            println!(
+                "LISTEN bare ws://{}/ws",
+                listener.local_addr().expect("addr")
+            );
             println!("READY");
             bare_relay::run(listener).await;
         }
@@ -51,16 +55,31 @@ async fn relay(args: load::LoadArgs) {
     let big = u32::MAX.to_string();
     let stack_args = [
         "all",
-        "--edge-listen", "127.0.0.1:0",
-        "--auth-listen", "127.0.0.1:0",
-        "--signal-listen", "127.0.0.1:0",
-        "--health-listen", "127.0.0.1:0",
-        "--messages-per-second", &big,
-        "--message-burst", &big,
-        "--max-connections", "100000",
+        "--edge-listen",
+        "127.0.0.1:0",
+        "--auth-listen",
+        "127.0.0.1:0",
+        "--signal-listen",
+        "127.0.0.1:0",
+        "--health-listen",
+        "127.0.0.1:0",
+        "--messages-per-second",
+        &big,
+        "--message-burst",
+        &big,
+        "--max-connections",
+        "100000",
     ];
-    let stack = Process::start(&args.bin, &stack_args, &[("SWITCHBOARD_JWT_SECRET", SECRET), ("RUST_LOG", "warn")]).await;
-    let keys = switchboard_auth::TokenKeys::new(SECRET.as_bytes(), "switchboard", "switchboard");
+    let stack = Process::start(
+        &args.bin,
+        &stack_args,
+        &[
+            ("SWITCHBOARD_API_KEYS", &format!("{API_KEY}:{API_SECRET}")),
+            ("RUST_LOG", "warn"),
+        ],
+    )
+    .await;
+    let keys = switchboard_auth::ApiKey::new(API_KEY, API_SECRET).expect("api key");
     let bare_url = bare.url("bare").to_owned();
     let edge_url = format!("{}/ws", stack.url("edge").replacen("http://", "ws://", 1));
 
@@ -75,10 +94,16 @@ async fn relay(args: load::LoadArgs) {
         let full = load::run(&args, &edge_url, Some(&keys), stack.child.id()).await;
         println!("round {round} switchboard {full}");
         ratios.push(full.rate() / baseline.rate());
-        println!("round {round} ratio switchboard/bare msg/s = {:.2}", full.rate() / baseline.rate());
+        println!(
+            "round {round} ratio switchboard/bare msg/s = {:.2}",
+            full.rate() / baseline.rate()
+        );
     }
     ratios.sort_by(f64::total_cmp);
-    println!("median ratio switchboard/bare msg/s = {:.2}", ratios[ratios.len() / 2]);
+    println!(
+        "median ratio switchboard/bare msg/s = {:.2}",
+        ratios[ratios.len() / 2]
+    );
     let _ = stack.terminate(Duration::from_secs(20)).await;
     let _ = bare.terminate(Duration::from_secs(5)).await;
 }

@@ -46,6 +46,46 @@ impl AuthClient {
         }
     }
 
+    /// Exchanges `token` for a fresh access token.
+    pub async fn refresh(&self, token: &str) -> Result<pb::RefreshTokenResponse, SignalError> {
+        let mut client = self.client.clone();
+        let call = client.refresh_token(pb::RefreshTokenRequest {
+            token: token.to_owned(),
+        });
+        match tokio::time::timeout(VERIFY_TIMEOUT, call).await {
+            Ok(Ok(response)) => Ok(response.into_inner()),
+            Ok(Err(status)) => Err(SignalError::from_status(&status)),
+            Err(_) => Err(SignalError::new(
+                ErrorCode::Unavailable,
+                "auth did not answer in time",
+            )),
+        }
+    }
+
+    /// The JWKS document of auth's verification keys.
+    pub async fn jwks(&self) -> Result<String, SignalError> {
+        let mut client = self.client.clone();
+        match tokio::time::timeout(VERIFY_TIMEOUT, client.get_jwks(pb::GetJwksRequest {})).await {
+            Ok(Ok(response)) => Ok(response.into_inner().json),
+            Ok(Err(status)) => Err(SignalError::from_status(&status)),
+            Err(_) => Err(SignalError::new(
+                ErrorCode::Unavailable,
+                "auth did not answer in time",
+            )),
+        }
+    }
+
+    /// Opens the revocation event stream.
+    pub async fn watch_revocations(
+        &self,
+    ) -> Result<tonic::Streaming<pb::Revocation>, tonic::Status> {
+        let mut client = self.client.clone();
+        Ok(client
+            .watch_revocations(pb::WatchRevocationsRequest {})
+            .await?
+            .into_inner())
+    }
+
     /// Mints a dev token (dev mode only; auth refuses otherwise).
     pub async fn issue(
         &self,

@@ -10,12 +10,13 @@ use std::{
     time::Duration,
 };
 
-use futures_util::{SinkExt, StreamExt, stream::SplitSink, stream::SplitStream};
+use futures_util::{StreamExt, stream::SplitStream};
 use switchboard_proto::{
     ConnId, ErrorCode, SignalError,
     limits::{AUTH_DEADLINE, KEEPALIVE_TIMEOUT, MAX_MESSAGE_BYTES, PING_INTERVAL},
     pb::{self, client_message::Message as In, server_message::Message as Out},
-    wire::{self, EncodedFrame, Format},
+    validate,
+    wire::{self, Format},
 };
 use tokio::{
     io::{AsyncRead, AsyncWrite},
@@ -24,17 +25,16 @@ use tokio::{
 };
 use tokio_tungstenite::{
     WebSocketStream,
-    tungstenite::{
-        self, Message,
-        protocol::{CloseFrame, frame::coding::CloseCode},
-    },
+    tungstenite::{self, Message},
 };
 
 use crate::{
     auth_client::AuthClient,
-    conns::{ConnHandle, Kill, Outbound},
+    conns::{ConnAuth, ConnHandle, Outbound},
     rate::TokenBucket,
+    session_token::SessionToken,
     signal_link::SignalLink,
+    writer::{FORMAT_BINARY, FORMAT_JSON, write_loop},
 };
 
 /// Messages queued for one client before it counts as a slow consumer.
@@ -73,29 +73,18 @@ impl Default for RateLimit {
 
 /// Why the reader stopped.
 enum ReaderEnd {
-    /// The client closed or the socket failed: nothing more to say.
+    /// The socket failed or ended without a close frame.
     Gone,
-    /// Close with this error (`None` = normal).
+    /// Close with this error (`None` = normal), after what is queued.
     Close(Option<ErrorCode>, String),
 }
 
-const FORMAT_JSON: u8 = 0;
-const FORMAT_BINARY: u8 = 1;
-
-fn load_format(format: &AtomicU8) -> Format {
-    if format.load(Ordering::Relaxed) == FORMAT_BINARY {
-        Format::Binary
-    } else {
-        Format::Json
-    }
-}
-
-/// Serves one upgraded connection until it closes. `preauth` holds claims
-/// verified from an `Authorization` header at the upgrade.
+/// Serves one upgraded connection until it closes. `preauth` holds the
+/// token and claims verified from an `Authorization` header at the upgrade.
 pub async fn serve<S>(
     ws: WebSocketStream<S>,
     ctx: ConnectionContext,
-    preauth: Option<pb::Claims>,
+    preauth: Option<(String, pb::Claims)>,
     shutdown: watch::Receiver<bool>,
 ) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
@@ -105,11 +94,13 @@ pub async fn serve<S>(
     let handle = ConnHandle {
         outbound: out_tx,
         kill: kill_tx,
+        auth: Arc::default(),
     };
     let conn = ctx.link.register(handle.clone());
     let format = Arc::new(AtomicU8::new(FORMAT_JSON));
     let (sink, mut stream) = ws.split();
 
+    let now = std::time::Instant::now();
     let mut reader = Reader {
         conn,
         ctx: ctx.clone(),
@@ -117,8 +108,10 @@ pub async fn serve<S>(
         format: format.clone(),
         preauth,
         joined: false,
-        bucket: TokenBucket::new(ctx.rate.per_second, ctx.rate.burst, std::time::Instant::now()),
-        strikes: TokenBucket::new(1, RATE_STRIKES, std::time::Instant::now()),
+        token: None,
+        leave_reason: "disconnected",
+        bucket: TokenBucket::new(ctx.rate.per_second, ctx.rate.burst, now),
+        strikes: TokenBucket::new(1, RATE_STRIKES, now),
     };
     let writing = write_loop(sink, out_rx, kill_rx, shutdown, format);
     tokio::pin!(writing);
@@ -150,7 +143,7 @@ pub async fn serve<S>(
     if reader.joined {
         let closed = pb::CloseSession {
             code: String::new(),
-            reason: "disconnected".into(),
+            reason: reader.leave_reason.into(),
         };
         let _ = ctx
             .link
@@ -165,10 +158,23 @@ struct Reader {
     ctx: ConnectionContext,
     handle: ConnHandle,
     format: Arc<AtomicU8>,
-    preauth: Option<pb::Claims>,
+    preauth: Option<(String, pb::Claims)>,
+    /// Signal holds a session for this connection.
     joined: bool,
+    /// The session's current token, its refresh and expiry times.
+    token: Option<SessionToken>,
+    /// What the room hears when the connection goes away.
+    leave_reason: &'static str,
     bucket: TokenBucket,
     strikes: TokenBucket,
+}
+
+/// Resolves at `at`, or never.
+async fn sleep_until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
 }
 
 impl Reader {
@@ -176,27 +182,47 @@ impl Reader {
     where
         S: AsyncRead + AsyncWrite + Unpin,
     {
+        // Before the join: the auth deadline; after: the keepalive timeout.
         let mut deadline = Instant::now() + AUTH_DEADLINE;
         loop {
+            let refresh_at = self.token.as_ref().and_then(SessionToken::refresh_at);
+            let expires_at = self.token.as_ref().map(SessionToken::expires_at);
             let frame = tokio::select! {
                 frame = stream.next() => frame,
                 () = tokio::time::sleep_until(deadline) => {
                     return if self.joined {
+                        self.leave_reason = "timeout";
                         ReaderEnd::Close(Some(ErrorCode::KeepaliveTimeout), "no message within the keepalive timeout".into())
                     } else {
                         ReaderEnd::Close(Some(ErrorCode::Unauthenticated), "no join within the auth deadline".into())
                     };
                 }
+                () = sleep_until(refresh_at) => {
+                    if let Some(end) = self.refresh().await {
+                        return end;
+                    }
+                    continue;
+                }
+                () = sleep_until(expires_at) => {
+                    self.leave_reason = "expired";
+                    return ReaderEnd::Close(Some(ErrorCode::TokenExpired), "token expired".into());
+                }
             };
-            if self.joined {
-                deadline = Instant::now() + KEEPALIVE_TIMEOUT;
-            }
             let (format, data) = match frame {
                 None => return ReaderEnd::Gone,
                 Some(Ok(Message::Text(text))) => (Format::Json, text.as_bytes().to_vec()),
                 Some(Ok(Message::Binary(bytes))) => (Format::Binary, bytes.to_vec()),
-                Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => continue,
-                Some(Ok(Message::Close(_))) => return ReaderEnd::Gone,
+                Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => {
+                    if self.joined {
+                        deadline = Instant::now() + KEEPALIVE_TIMEOUT;
+                    }
+                    continue;
+                }
+                // Answer the client's close (tungstenite queued the reply;
+                // the writer flushes it).
+                Some(Ok(Message::Close(_))) => {
+                    return ReaderEnd::Close(None, "closed by client".into());
+                }
                 Some(Err(tungstenite::Error::Capacity(err))) => {
                     return ReaderEnd::Close(Some(ErrorCode::MessageTooLarge), err.to_string());
                 }
@@ -205,14 +231,12 @@ impl Reader {
                     return ReaderEnd::Gone;
                 }
             };
-            self.format.store(
-                if format == Format::Binary {
-                    FORMAT_BINARY
-                } else {
-                    FORMAT_JSON
-                },
-                Ordering::Relaxed,
-            );
+            let binary = if format == Format::Binary {
+                FORMAT_BINARY
+            } else {
+                FORMAT_JSON
+            };
+            self.format.store(binary, Ordering::Relaxed);
             let now = std::time::Instant::now();
             if !self.bucket.try_take(now) {
                 if !self.strikes.try_take(now) {
@@ -227,17 +251,15 @@ impl Reader {
                 );
                 continue;
             }
-            let message = match wire::decode_client(format, &data) {
-                Ok(message) => message,
-                Err(err) => {
-                    self.reply_error(err.request_id, err.error);
-                    continue;
+            match wire::decode_client(format, &data) {
+                Ok(message) => {
+                    if let Some(end) = self.dispatch(message).await {
+                        return end;
+                    }
                 }
-            };
-            if let Some(end) = self.dispatch(message).await {
-                return end;
+                Err(err) => self.reply_error(err.request_id, err.error),
             }
-            if self.joined && deadline > Instant::now() + KEEPALIVE_TIMEOUT {
+            if self.joined {
                 deadline = Instant::now() + KEEPALIVE_TIMEOUT;
             }
         }
@@ -249,11 +271,11 @@ impl Reader {
     }
 
     fn reply(&self, message: Out) {
-        self.handle
-            .push(Outbound::Message(Box::new(pb::ServerMessage {
-                seq: 0,
-                message: Some(message),
-            })));
+        let message = pb::ServerMessage {
+            seq: 0,
+            message: Some(message),
+        };
+        self.handle.push(Outbound::Message(Box::new(message)));
     }
 
     /// Handles one parsed message; `Some` ends the connection.
@@ -269,14 +291,9 @@ impl Reader {
             Some(In::Resume(_)) if !self.joined => {
                 // Sessions end with their connection until resume lands, so
                 // there is never a session to resume: the client must join.
-                self.reply_error(
-                    id,
-                    SignalError::new(ErrorCode::NotFound, "no such session to resume"),
-                );
-                Some(ReaderEnd::Close(
-                    Some(ErrorCode::NotFound),
-                    "no such session to resume".into(),
-                ))
+                let err = SignalError::new(ErrorCode::NotFound, "no such session to resume");
+                self.reply_error(id, err.clone());
+                Some(ReaderEnd::Close(Some(err.code), err.message))
             }
             Some(In::Join(_) | In::Resume(_)) => {
                 self.reply_error(
@@ -287,6 +304,14 @@ impl Reader {
             }
             Some(_) if !self.joined => {
                 self.reply_error(id, SignalError::new(ErrorCode::NotJoined, "join first"));
+                None
+            }
+            Some(In::Signal(signal)) if is_offer(&signal) && !self.may_publish() => {
+                let err = SignalError::new(
+                    ErrorCode::PermissionDenied,
+                    "the token does not grant publish",
+                );
+                self.reply_error(id, err);
                 None
             }
             Some(other) => {
@@ -306,6 +331,7 @@ impl Reader {
                 if leaving {
                     // Signal closes the connection (1000) once the room knows.
                     self.joined = false;
+                    self.token = None;
                 }
                 None
             }
@@ -319,24 +345,43 @@ impl Reader {
         }
     }
 
+    fn may_publish(&self) -> bool {
+        self.token.as_ref().is_some_and(|t| t.grants.publish)
+    }
+
+    /// Verifies the token, checks the room grant and opens the session.
     async fn join(&mut self, id: u32, join: pb::Join) -> Option<ReaderEnd> {
-        let claims = match (self.preauth.take(), join.token.as_str()) {
-            (Some(claims), "") => Ok(claims),
-            (_, token) => self.ctx.auth.verify(token).await,
+        let verified = match (self.preauth.take(), join.token.as_str()) {
+            (Some(preauth), "") => Ok(preauth),
+            (_, token) => self
+                .ctx
+                .auth
+                .verify(token)
+                .await
+                .map(|claims| (token.to_owned(), claims)),
         };
-        let claims = match claims {
-            Ok(claims) => claims,
+        let (token, claims) = match verified.and_then(|(token, claims)| {
+            let room = granted_room(&claims, &join.room)?;
+            Ok((token, claims, room))
+        }) {
+            Ok((token, claims, room)) => ((token, room), claims),
             Err(err) => {
                 tracing::info!(conn = %self.conn, code = %err.code, "join refused");
                 self.reply_error(id, err.clone());
                 return Some(ReaderEnd::Close(Some(err.code), err.message));
             }
         };
+        let (token, room) = token;
+        let _ = self.handle.auth.set(ConnAuth::new(
+            claims.subject.clone(),
+            claims.auth_time,
+            claims.token_id.clone(),
+        ));
         let open = pb::OpenSession {
             request_id: id,
-            identity: claims.subject,
-            room: claims.room,
-            name: claims.name,
+            identity: claims.subject.clone(),
+            room,
+            name: claims.name.clone(),
             attributes: join.attributes,
             token_expires_at: claims.expires_at,
             keepalive: Some(pb::Keepalive {
@@ -359,70 +404,86 @@ impl Reader {
             return Some(ReaderEnd::Close(Some(code), "signal unavailable".into()));
         }
         self.joined = true;
+        self.token = Some(SessionToken::new(
+            token,
+            claims.expires_at,
+            claims.grants.unwrap_or_default(),
+        ));
         None
     }
-}
 
-fn close_frame(code: Option<ErrorCode>, reason: &str) -> CloseFrame {
-    let (code, text) = match code {
-        None => (CloseCode::Normal, reason.to_owned()),
-        Some(code) => (
-            CloseCode::from(code.close_code()),
-            format!("{code}: {reason}"),
-        ),
-    };
-    // A close reason is at most 123 bytes; cut on a char boundary.
-    let mut end = text.len().min(123);
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    CloseFrame {
-        code,
-        reason: text[..end].to_owned().into(),
-    }
-}
-
-async fn write_loop<S>(
-    mut sink: SplitSink<WebSocketStream<S>, Message>,
-    mut outbound: mpsc::Receiver<Outbound>,
-    mut kill: watch::Receiver<Option<Kill>>,
-    mut shutdown: watch::Receiver<bool>,
-    format: Arc<AtomicU8>,
-) where
-    S: AsyncRead + AsyncWrite + Unpin,
-{
-    let mut ping = tokio::time::interval_at(Instant::now() + PING_INTERVAL, PING_INTERVAL);
-    let close = loop {
-        tokio::select! {
-            biased;
-            killed = async { kill.wait_for(Option::is_some).await.ok().and_then(|k| k.clone()) } => {
-                break killed.map(|k| close_frame(Some(k.code), &k.reason));
-            }
-            () = crate::stopped(&mut shutdown) => {
-                break Some(close_frame(Some(ErrorCode::ShuttingDown), "edge is restarting; reconnect"));
-            }
-            item = outbound.recv() => match item {
-                Some(Outbound::Message(message)) => {
-                    let frame = match wire::encode_server(load_format(&format), &message) {
-                        EncodedFrame::Text(text) => Message::text(text),
-                        EncodedFrame::Binary(bytes) => Message::binary(bytes),
-                    };
-                    if sink.send(frame).await.is_err() {
-                        return;
-                    }
+    /// Refreshes the session's token and pushes it to the client through
+    /// signal. `Some` ends the connection (the token was revoked).
+    async fn refresh(&mut self) -> Option<ReaderEnd> {
+        let token = self.token.as_mut()?;
+        match self.ctx.auth.refresh(token.token()).await {
+            Ok(fresh) => {
+                if let Some(auth) = self.handle.auth.get() {
+                    auth.add_token(fresh.token_id.clone());
                 }
-                Some(Outbound::Close(code, reason)) => break Some(close_frame(code, &reason)),
-                None => break None,
-            },
-            _ = ping.tick() => {
-                if sink.send(Message::Ping(Default::default())).await.is_err() {
-                    return;
-                }
+                token.replace(fresh.token.clone(), fresh.expires_at);
+                let refreshed = pb::TokenRefresh {
+                    token: fresh.token,
+                    expires_at: fresh.expires_at,
+                };
+                let _ = self
+                    .ctx
+                    .link
+                    .send(self.conn, pb::edge_envelope::Event::Refreshed(refreshed))
+                    .await;
+                None
+            }
+            Err(err) if err.code == ErrorCode::TokenRevoked => {
+                self.leave_reason = "revoked";
+                Some(ReaderEnd::Close(Some(err.code), err.message))
+            }
+            Err(err) if err.code.retryable() && err.code != ErrorCode::TokenExpired => {
+                tracing::debug!(conn = %self.conn, code = %err.code, "token refresh failed; retrying");
+                token.retry_later();
+                None
+            }
+            Err(err) => {
+                // E.g. the maximum session lifetime: the session ends when
+                // the current token expires.
+                tracing::debug!(conn = %self.conn, code = %err.code, "token not refreshed");
+                token.stop_refreshing();
+                None
             }
         }
-    };
-    if let Some(frame) = close {
-        let _ = sink.send(Message::Close(Some(frame))).await;
     }
-    let _ = sink.close().await;
+}
+
+fn is_offer(signal: &pb::PeerSignal) -> bool {
+    matches!(
+        &signal.kind,
+        Some(pb::peer_signal::Kind::Description(d)) if d.r#type == pb::session_description::Type::Offer as i32
+    )
+}
+
+/// The room a join asks for, if the token grants it. Without an explicit
+/// room the token must grant exactly one.
+fn granted_room(claims: &pb::Claims, requested: &str) -> Result<String, SignalError> {
+    let grant = claims
+        .grants
+        .as_ref()
+        .map(|g| g.room.as_str())
+        .unwrap_or("");
+    let room = if requested.is_empty() {
+        if grant.is_empty() || grant.contains('*') {
+            return Err(SignalError::new(
+                ErrorCode::BadRequest,
+                "join.room is required: the token grants a room pattern",
+            ));
+        }
+        grant
+    } else {
+        requested
+    };
+    if !validate::room_granted(grant, room) {
+        return Err(SignalError::new(
+            ErrorCode::PermissionDenied,
+            "the token does not grant this room",
+        ));
+    }
+    Ok(room.to_owned())
 }

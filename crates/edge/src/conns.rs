@@ -4,7 +4,7 @@
 
 use std::{
     collections::HashMap,
-    sync::{Mutex, MutexGuard},
+    sync::{Arc, Mutex, MutexGuard, OnceLock},
 };
 
 use switchboard_proto::{ConnId, ErrorCode, pb};
@@ -27,11 +27,48 @@ pub struct Kill {
     pub reason: String,
 }
 
+/// Who a joined connection is, for revocation.
+#[derive(Debug)]
+pub struct ConnAuth {
+    pub subject: String,
+    /// First issue time of the token chain (refresh keeps it).
+    pub auth_time: u64,
+    /// Every token id the connection has held (the first and each refresh).
+    token_ids: Mutex<Vec<String>>,
+}
+
+impl ConnAuth {
+    pub fn new(subject: String, auth_time: u64, token_id: String) -> Self {
+        Self {
+            subject,
+            auth_time,
+            token_ids: Mutex::new(vec![token_id]),
+        }
+    }
+
+    pub fn add_token(&self, token_id: String) {
+        self.token_ids
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(token_id);
+    }
+
+    pub fn holds(&self, token_id: &str) -> bool {
+        self.token_ids
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .any(|t| t == token_id)
+    }
+}
+
 /// How the rest of the edge reaches one connection.
 #[derive(Debug, Clone)]
 pub struct ConnHandle {
     pub outbound: mpsc::Sender<Outbound>,
     pub kill: watch::Sender<Option<Kill>>,
+    /// Set once the connection has joined.
+    pub auth: Arc<OnceLock<ConnAuth>>,
 }
 
 impl ConnHandle {

@@ -41,7 +41,6 @@ pub struct HttpContext {
     pub origins: OriginPolicy,
     pub static_dir: Option<PathBuf>,
     pub dev: bool,
-    pub tls: bool,
     pub shutdown: watch::Receiver<bool>,
     /// Held (through this context) by every connection task; the drain is
     /// over when the last clone is gone.
@@ -100,6 +99,17 @@ pub async fn handle(
             }
         }
         (&Method::POST, "/v1/dev/token") if ctx.dev => dev_token(&ctx, req).await,
+        (&Method::GET, "/.well-known/jwks.json") => match ctx.conn.auth.jwks().await {
+            Ok(jwks) => {
+                let mut response = Response::new(Full::new(Bytes::from(jwks)));
+                response.headers_mut().insert(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("application/jwk-set+json"),
+                );
+                response
+            }
+            Err(err) => error_response(&err),
+        },
         (&Method::GET | &Method::HEAD, _) => static_file(&ctx, &path).await,
         _ => error_response(&SignalError::new(ErrorCode::NotFound, "no such endpoint")),
     };
@@ -159,9 +169,13 @@ async fn dev_token(ctx: &HttpContext, req: Request<Incoming>) -> Response<Body> 
     };
     let issue = pb::IssueTokenRequest {
         identity: request.identity,
-        room: request.room,
         name: request.name,
-        ttl_seconds: 0,
+        grants: Some(pb::Grants {
+            room: request.room,
+            publish: true,
+            ..Default::default()
+        }),
+        ..Default::default()
     };
     match ctx.conn.auth.issue(issue).await {
         Ok(token) => json(
@@ -194,10 +208,7 @@ async fn upgrade(ctx: Arc<HttpContext>, mut req: Request<Incoming>) -> Response<
         ));
     }
     let origin = header_str(header::ORIGIN);
-    if !ctx
-        .origins
-        .allows(origin, header_str(header::HOST), ctx.tls)
-    {
+    if !ctx.origins.allows(origin, header_str(header::HOST)) {
         tracing::info!(
             origin = origin.unwrap_or("<none>"),
             "websocket origin refused"
@@ -219,7 +230,7 @@ async fn upgrade(ctx: Arc<HttpContext>, mut req: Request<Incoming>) -> Response<
         Some(value) => {
             let token = value.strip_prefix("Bearer ").unwrap_or("");
             match ctx.conn.auth.verify(token).await {
-                Ok(claims) => Some(claims),
+                Ok(claims) => Some((token.to_owned(), claims)),
                 Err(err) => return error_response(&err),
             }
         }

@@ -9,8 +9,11 @@ mod conns;
 mod http;
 pub mod origin;
 mod rate;
+mod revocation_watch;
+mod session_token;
 mod signal_link;
 mod static_files;
+mod writer;
 
 use std::{future::Future, path::PathBuf, sync::Arc, time::Duration};
 
@@ -81,6 +84,14 @@ fn endpoint(url: &str) -> Result<Endpoint, EdgeError> {
         .map_err(|e| EdgeError::Upstream(url.to_owned(), e))
 }
 
+/// Seconds since the Unix epoch.
+pub(crate) fn now_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
 /// Resolves once `stop` is true (or its sender is gone).
 pub(crate) async fn stopped(stop: &mut watch::Receiver<bool>) {
     let _ = stop.wait_for(|s| *s).await;
@@ -101,7 +112,11 @@ pub async fn run(
 ) -> Result<(), EdgeError> {
     let (stop_tx, stop_rx) = watch::channel(false);
     let (link_stop_tx, link_stop_rx) = watch::channel(false);
-    let link = SignalLink::start(endpoint(&config.signal_url)?, config.lanes, link_stop_rx);
+    let link = SignalLink::start(
+        endpoint(&config.signal_url)?,
+        config.lanes,
+        link_stop_rx.clone(),
+    );
     on_link(link.clone());
     let auth = AuthClient::new(endpoint(&config.auth_url)?);
     // Every task serving a connection holds a clone of `done_tx` (inside the
@@ -116,10 +131,14 @@ pub async fn run(
         origins: config.origins,
         static_dir: config.static_dir,
         dev: config.dev,
-        tls: false,
         shutdown: stop_rx.clone(),
         done: done_tx,
     });
+    tokio::spawn(revocation_watch::run(
+        ctx.conn.auth.clone(),
+        link.clone(),
+        link_stop_rx.clone(),
+    ));
     let slots = Arc::new(Semaphore::new(config.max_connections));
 
     tokio::pin!(shutdown);

@@ -16,9 +16,10 @@ pub struct OriginPolicy {
 
 impl OriginPolicy {
     /// Whether a handshake with this Origin header (and Host) may proceed.
-    /// The edge's own origin (same host as the request) is always allowed:
-    /// that is the client it serves.
-    pub fn allows(&self, origin: Option<&str>, host: Option<&str>, tls: bool) -> bool {
+    /// The edge's own origin (same host as the request, over http or https:
+    /// TLS may end at a proxy in front of the edge) is always allowed: that
+    /// is the client it serves.
+    pub fn allows(&self, origin: Option<&str>, host: Option<&str>) -> bool {
         let Some(origin) = origin else {
             return self.allow_missing;
         };
@@ -27,8 +28,11 @@ impl OriginPolicy {
             return self.allowed.iter().any(|o| o == "null");
         }
         if let Some(host) = host {
-            let scheme = if tls { "https" } else { "http" };
-            if origin == format!("{scheme}://{}", host.to_ascii_lowercase()) {
+            let host = host.to_ascii_lowercase();
+            let origin_host = origin
+                .strip_prefix("https://")
+                .or_else(|| origin.strip_prefix("http://"));
+            if origin_host == Some(host.as_str()) {
                 return true;
             }
         }
@@ -61,23 +65,20 @@ mod tests {
             allowed: vec!["https://app.example.com".into()],
             ..Default::default()
         };
-        assert!(policy.allows(Some("https://app.example.com"), None, true));
-        assert!(policy.allows(Some("HTTPS://APP.example.com"), None, true));
-        assert!(!policy.allows(Some("https://evil.example.com"), None, true));
-        assert!(!policy.allows(Some("null"), None, true));
-        assert!(!policy.allows(None, None, true));
-        assert!(!policy.allows(Some("http://localhost:3000"), None, false));
-        // Same origin as the edge itself.
-        assert!(policy.allows(
-            Some("https://edge.example.com"),
-            Some("edge.example.com"),
-            true
-        ));
+        assert!(policy.allows(Some("https://app.example.com"), None));
+        assert!(policy.allows(Some("HTTPS://APP.example.com"), None));
+        assert!(!policy.allows(Some("https://evil.example.com"), None));
+        assert!(!policy.allows(Some("null"), None));
+        assert!(!policy.allows(None, None));
+        assert!(!policy.allows(Some("http://localhost:3000"), None));
+        // Same origin as the edge itself, over http or https.
+        assert!(policy.allows(Some("https://edge.example.com"), Some("edge.example.com")));
+        assert!(policy.allows(Some("http://edge.example.com"), Some("edge.example.com")));
         assert!(!policy.allows(
-            Some("http://edge.example.com"),
-            Some("edge.example.com"),
-            true
+            Some("https://edge.example.com.evil.io"),
+            Some("edge.example.com")
         ));
+        assert!(!policy.allows(Some("https://evil.io"), Some("edge.example.com")));
     }
 
     #[test]
@@ -86,11 +87,11 @@ mod tests {
             allow_loopback: true,
             ..Default::default()
         };
-        assert!(policy.allows(Some("http://localhost:3000"), None, false));
-        assert!(policy.allows(Some("http://127.0.0.1:8080"), None, false));
-        assert!(policy.allows(Some("http://[::1]:8080"), None, false));
-        assert!(!policy.allows(Some("http://localhost.evil.com"), None, false));
-        assert!(!policy.allows(Some("http://127.0.0.1.evil.com:80"), None, false));
-        assert!(!policy.allows(Some("null"), None, false));
+        assert!(policy.allows(Some("http://localhost:3000"), None));
+        assert!(policy.allows(Some("http://127.0.0.1:8080"), None));
+        assert!(policy.allows(Some("http://[::1]:8080"), None));
+        assert!(!policy.allows(Some("http://localhost.evil.com"), None));
+        assert!(!policy.allows(Some("http://127.0.0.1.evil.com:80"), None));
+        assert!(!policy.allows(Some("null"), None));
     }
 }

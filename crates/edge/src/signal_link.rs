@@ -127,9 +127,21 @@ impl SignalLink {
         self.inner.conns.len()
     }
 
-    /// Every open connection (used at shutdown).
-    pub fn all_connections(&self) -> Vec<ConnHandle> {
-        self.inner.conns.matching(|_| true)
+    /// Closes every joined connection whose auth matches; returns how many.
+    pub fn kill_where(
+        &self,
+        pick: impl Fn(&crate::conns::ConnAuth) -> bool,
+        code: ErrorCode,
+        reason: &str,
+    ) -> usize {
+        let mut killed = 0;
+        for handle in self.inner.conns.matching(|_| true) {
+            if handle.auth.get().is_some_and(&pick) {
+                handle.kill(code, reason);
+                killed += 1;
+            }
+        }
+        killed
     }
 
     fn lane_of(&self, conn: ConnId) -> usize {

@@ -19,12 +19,28 @@ use switchboard_proto::{
 use crate::{
     router::{Router, Sink},
     store::{SessionRecord, SessionStore},
+    turn::TurnConfig,
 };
 
 /// What every Joined reply carries besides the room state.
 #[derive(Debug, Clone, Default)]
 pub struct JoinSettings {
+    /// Static ICE servers (STUN, or TURN with fixed credentials).
     pub ice_servers: Vec<pb::IceServer>,
+    /// TURN servers that get per-session ephemeral credentials.
+    pub turn: Option<TurnConfig>,
+}
+
+impl JoinSettings {
+    /// ICE servers for `participant`, TURN credentials valid until
+    /// `expires_at` (the session's token expiry).
+    fn ice_servers(&self, participant: &ParticipantId, expires_at: u64) -> Vec<pb::IceServer> {
+        let mut servers = self.ice_servers.clone();
+        if let Some(turn) = &self.turn {
+            servers.push(turn.ice_server(participant.as_str(), expires_at));
+        }
+        servers
+    }
 }
 
 /// A cheap-to-clone handle on the room logic.
@@ -115,7 +131,9 @@ impl Hub {
             room: room.to_string(),
             self_: Some(record.to_participant(None)),
             participants,
-            ice_servers: self.settings.ice_servers.clone(),
+            ice_servers: self
+                .settings
+                .ice_servers(&participant, open.token_expires_at),
             // The edge says what it enforces; direct gRPC callers get the
             // protocol defaults.
             keepalive: Some(open.keepalive.unwrap_or(pb::Keepalive {
@@ -281,6 +299,30 @@ impl Hub {
         }
         tracing::info!(room = %record.room, session = %session, reason, "participant left");
         Ok(())
+    }
+
+    /// The edge refreshed the session's token: push it (with renewed TURN
+    /// credentials) through the session's outbound path.
+    pub async fn refreshed(&self, session: SessionId, refresh: pb::TokenRefresh) {
+        let result = async {
+            let Some(record) = self.store.session(session).await? else {
+                return Ok(());
+            };
+            let message = pb::TokenRefreshed {
+                ice_servers: self
+                    .settings
+                    .ice_servers(&record.participant, refresh.expires_at),
+                token: refresh.token,
+                expires_at: refresh.expires_at,
+            };
+            self.router
+                .deliver(session, Out::TokenRefreshed(message))
+                .await
+                .map(drop)
+        };
+        if let Err(err) = result.await {
+            tracing::warn!(session = %session, error = %err, "token refresh push failed");
+        }
     }
 
     /// The connection went away without a Leave.

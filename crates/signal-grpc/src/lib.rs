@@ -11,6 +11,7 @@ pub mod roles;
 pub mod router;
 mod service;
 pub mod store;
+pub mod turn;
 
 use std::{future::Future, sync::Arc};
 
@@ -20,6 +21,7 @@ use tokio_stream::wrappers::TcpListenerStream;
 
 pub use hub::{Hub, JoinSettings};
 pub use service::SignalService;
+pub use turn::TurnConfig;
 
 /// The gRPC service name reported to `grpc.health.v1`.
 pub const SERVICE_NAME: &str = "switchboard.v1.Signal";

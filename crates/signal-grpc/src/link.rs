@@ -142,6 +142,11 @@ async fn handle_envelope(
                 }));
             }
         },
+        Some(pb::edge_envelope::Event::Refreshed(refresh)) => {
+            if let Some(session) = sessions.get(&conn) {
+                hub.refreshed(*session, refresh).await;
+            }
+        }
         Some(pb::edge_envelope::Event::Closed(closed)) => {
             if let Some(session) = sessions.remove(&conn) {
                 let reason = if closed.reason.is_empty() {

@@ -35,9 +35,25 @@ pub enum Command {
     /// Every service in one process, each on its own port, talking gRPC
     /// over loopback. Dev mode: loopback origins allowed, dev token endpoint
     /// on, an ephemeral signing secret unless one is given.
-    All(AllArgs),
+    All(Box<AllArgs>),
     /// Mint an access token.
     Token(TokenArgs),
+    /// Key material for operators.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Print a new private signing key (JWK) for `--signing-key`.
+    Generate {
+        /// EdDSA (Ed25519) or ES256 (P-256).
+        #[arg(long, default_value = "EdDSA")]
+        alg: String,
+        /// Key id (`kid`); random when omitted.
+        #[arg(long, default_value = "")]
+        kid: String,
+    },
 }
 
 #[derive(Debug, Clone, Args)]
@@ -111,22 +127,50 @@ pub struct AuthArgs {
     pub listen: SocketAddr,
     #[command(flatten)]
     pub keys: KeyArgs,
-    /// Lifetime of issued tokens, seconds.
-    #[arg(long, env = "SWITCHBOARD_TOKEN_TTL", default_value_t = 3600)]
-    pub token_ttl: u64,
-    /// Dev mode: IssueToken needs no credential.
+    #[command(flatten)]
+    pub tokens: TokenPolicyArgs,
+    /// Dev mode: IssueToken needs no credential; an ephemeral signing key is
+    /// generated when none is given.
     #[arg(long, env = "SWITCHBOARD_DEV")]
     pub dev: bool,
 }
 
-/// Token signing settings shared by `auth`, `all` and `token`.
+/// Token lifetimes, shared by `auth` and `all`.
+#[derive(Debug, Clone, Args)]
+pub struct TokenPolicyArgs {
+    /// Lifetime of issued access tokens, seconds.
+    #[arg(long, env = "SWITCHBOARD_TOKEN_TTL", default_value_t = 3600)]
+    pub token_ttl: u64,
+    /// Lifetime of access tokens made by refresh, seconds.
+    #[arg(long, env = "SWITCHBOARD_REFRESH_TTL", default_value_t = 3600)]
+    pub refresh_ttl: u64,
+    /// No refresh extends a session past its first token's issue + this, seconds.
+    #[arg(long, env = "SWITCHBOARD_MAX_SESSION", default_value_t = 12 * 3600)]
+    pub max_session: u64,
+}
+
+/// Token keys, shared by `auth`, `all` and `token`.
 #[derive(Debug, Clone, Args)]
 pub struct KeyArgs {
-    /// HS256 signing secret (at least 32 bytes). Without it, `all` and
-    /// `auth --dev` generate an ephemeral one.
-    #[arg(long, env = "SWITCHBOARD_JWT_SECRET", hide_env_values = true)]
-    pub jwt_secret: Option<String>,
-    /// Token issuer (`iss`).
+    /// Private JWK file of the key that signs new tokens (`switchboard keys generate`).
+    #[arg(long, env = "SWITCHBOARD_SIGNING_KEY")]
+    pub signing_key: Option<PathBuf>,
+    /// JWK files of older keys whose tokens still verify (key rotation), repeatable.
+    #[arg(
+        long = "verification-key",
+        env = "SWITCHBOARD_VERIFICATION_KEYS",
+        value_delimiter = ','
+    )]
+    pub verification_keys: Vec<PathBuf>,
+    /// Backend API key pairs KEY:SECRET (secret at least 32 bytes), repeatable.
+    #[arg(
+        long = "api-key",
+        env = "SWITCHBOARD_API_KEYS",
+        value_delimiter = ',',
+        hide_env_values = true
+    )]
+    pub api_keys: Vec<String>,
+    /// Token issuer (`iss`) of tokens this service signs.
     #[arg(long, env = "SWITCHBOARD_JWT_ISSUER", default_value = "switchboard")]
     pub issuer: String,
     /// Token audience (`aud`).
@@ -157,6 +201,16 @@ pub struct SignalCommon {
         value_delimiter = ','
     )]
     pub ice_servers: Vec<String>,
+    /// TURN server URL that gets ephemeral credentials (with --turn-secret), repeatable.
+    #[arg(
+        long = "turn-url",
+        env = "SWITCHBOARD_TURN_URLS",
+        value_delimiter = ','
+    )]
+    pub turn_urls: Vec<String>,
+    /// Shared secret of the TURN servers (coturn `static-auth-secret`).
+    #[arg(long, env = "SWITCHBOARD_TURN_SECRET", hide_env_values = true)]
+    pub turn_secret: Option<String>,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -209,28 +263,46 @@ pub struct AllArgs {
     pub edge: EdgeCommon,
     #[command(flatten)]
     pub signal: SignalCommon,
-    /// Lifetime of issued tokens, seconds.
-    #[arg(long, env = "SWITCHBOARD_TOKEN_TTL", default_value_t = 3600)]
-    pub token_ttl: u64,
+    #[command(flatten)]
+    pub tokens: TokenPolicyArgs,
 }
 
 #[derive(Debug, Clone, Args)]
 pub struct TokenArgs {
-    /// Room the token lets its holder join.
-    #[arg(long)]
-    pub room: String,
     /// Participant identity (`sub`).
     #[arg(long)]
     pub identity: String,
+    /// Room the token lets its holder join: a name, `prefix*`, or `*`.
+    #[arg(long, default_value = "")]
+    pub room: String,
     /// Display name.
     #[arg(long, default_value = "")]
     pub name: String,
     /// Lifetime, seconds.
     #[arg(long, default_value_t = 3600)]
     pub ttl: u64,
-    #[command(flatten)]
-    pub keys: KeyArgs,
-    /// Without a secret: ask this auth service (dev mode) instead.
+    /// Withhold the publish grant (the holder may answer but not offer).
+    #[arg(long)]
+    pub no_publish: bool,
+    /// Grant every admin right (create, list, close rooms; kick).
+    #[arg(long)]
+    pub admin: bool,
+    /// Mint offline as a backend: HS256 with this API key as `iss`.
+    #[arg(long, env = "SWITCHBOARD_API_KEY")]
+    pub api_key: Option<String>,
+    /// The API key's secret.
+    #[arg(long, env = "SWITCHBOARD_API_SECRET", hide_env_values = true)]
+    pub api_secret: Option<String>,
+    /// Mint offline with this private JWK (as the auth service would).
+    #[arg(long)]
+    pub signing_key: Option<PathBuf>,
+    /// Token issuer for --signing-key.
+    #[arg(long, env = "SWITCHBOARD_JWT_ISSUER", default_value = "switchboard")]
+    pub issuer: String,
+    /// Token audience.
+    #[arg(long, env = "SWITCHBOARD_JWT_AUDIENCE", default_value = "switchboard")]
+    pub audience: String,
+    /// Otherwise: ask this auth service (with the API credential, or in dev mode).
     #[arg(
         long,
         env = "SWITCHBOARD_AUTH_URL",

@@ -3,6 +3,7 @@
 #![forbid(unsafe_code)]
 
 mod cli;
+mod keys;
 mod services;
 mod shutdown;
 mod token;
@@ -32,8 +33,9 @@ async fn main() -> std::process::ExitCode {
         Command::Auth(args) => services::auth(args).await,
         Command::Signal(args) => services::signal(args).await,
         Command::Health(args) => services::health(args).await,
-        Command::All(args) => services::all(args).await,
+        Command::All(args) => services::all(*args).await,
         Command::Token(args) => token::run(args).await,
+        Command::Keys(command) => keys::run(command),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

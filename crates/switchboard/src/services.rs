@@ -3,51 +3,25 @@
 
 use std::{net::SocketAddr, time::Duration};
 
-use rand::RngCore;
-use switchboard_auth::{AuthConfig, TokenKeys};
+use switchboard_auth::AuthConfig;
 use switchboard_edge::{EdgeConfig, OriginPolicy};
 use switchboard_health::{HealthConfig, Target};
 use switchboard_proto::pb;
-use switchboard_signal::{JoinSettings, SignalConfig};
+use switchboard_signal::{JoinSettings, SignalConfig, TurnConfig};
 use tokio::{net::TcpListener, sync::watch};
 
 use crate::{
-    cli::{AllArgs, AuthArgs, EdgeArgs, EdgeCommon, HealthArgs, KeyArgs, SignalArgs, SignalCommon},
-    shutdown,
+    cli::{
+        AllArgs, AuthArgs, EdgeArgs, EdgeCommon, HealthArgs, SignalArgs, SignalCommon,
+        TokenPolicyArgs,
+    },
+    keys, shutdown,
 };
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
-/// Shortest HS256 secret accepted (RFC 7518 §3.2: at least the hash size).
-const MIN_SECRET_BYTES: usize = 32;
 /// How long `all` waits for every service to be ready before giving up.
 const STARTUP_DEADLINE: Duration = Duration::from_secs(20);
-
-/// Token keys from the arguments; an ephemeral secret when none is given and
-/// `dev` allows it.
-pub fn token_keys(keys: &KeyArgs, dev: bool) -> Result<TokenKeys, BoxError> {
-    let secret = match &keys.jwt_secret {
-        Some(secret) if secret.len() >= MIN_SECRET_BYTES => secret.as_bytes().to_vec(),
-        Some(_) => {
-            return Err(format!("--jwt-secret must be at least {MIN_SECRET_BYTES} bytes").into());
-        }
-        None if dev => {
-            tracing::warn!(
-                "DEV MODE: no --jwt-secret given; signing with an ephemeral random secret. \
-                 Tokens die with this process. Never run like this in production."
-            );
-            let mut secret = vec![0u8; MIN_SECRET_BYTES];
-            rand::rng().fill_bytes(&mut secret);
-            secret
-        }
-        None => return Err("--jwt-secret (SWITCHBOARD_JWT_SECRET) is required".into()),
-    };
-    Ok(TokenKeys::new(
-        &secret,
-        keys.issuer.clone(),
-        keys.audience.clone(),
-    ))
-}
 
 fn edge_config(common: &EdgeCommon, signal_url: String, dev: bool) -> EdgeConfig {
     EdgeConfig {
@@ -79,8 +53,21 @@ fn signal_config(common: &SignalCommon) -> SignalConfig {
             ..Default::default()
         })
         .collect();
+    let turn = common.turn_secret.as_ref().map(|secret| TurnConfig {
+        secret: secret.as_bytes().to_vec(),
+        urls: common.turn_urls.clone(),
+    });
     SignalConfig {
-        join: JoinSettings { ice_servers },
+        join: JoinSettings { ice_servers, turn },
+    }
+}
+
+fn auth_config(keys: switchboard_auth::Keyring, policy: &TokenPolicyArgs, dev: bool) -> AuthConfig {
+    AuthConfig {
+        keys,
+        default_ttl: Duration::from_secs(policy.token_ttl),
+        refresh_ttl: Duration::from_secs(policy.refresh_ttl),
+        dev,
     }
 }
 
@@ -119,11 +106,11 @@ pub async fn edge(args: EdgeArgs) -> Result<(), BoxError> {
 pub async fn auth(args: AuthArgs) -> Result<(), BoxError> {
     let listener = bind(args.listen).await?;
     announce("auth", "http", &listener)?;
-    let config = AuthConfig {
-        keys: token_keys(&args.keys, args.dev)?,
-        default_ttl: Duration::from_secs(args.token_ttl),
-        dev: args.dev,
-    };
+    let config = auth_config(
+        keys::keyring(&args.keys, &args.tokens, args.dev)?,
+        &args.tokens,
+        args.dev,
+    );
     switchboard_auth::run(listener, config, shutdown::signal()).await?;
     Ok(())
 }
@@ -169,11 +156,11 @@ pub async fn all(args: AllArgs) -> Result<(), BoxError> {
         edge_common.static_dir = Some("client/out".into());
     }
     let edge_config = edge_config(&edge_common, signal_url.clone(), true);
-    let auth_config = AuthConfig {
-        keys: token_keys(&args.keys, true)?,
-        default_ttl: Duration::from_secs(args.token_ttl),
-        dev: true,
-    };
+    let auth_config = auth_config(
+        keys::keyring(&args.keys, &args.tokens, true)?,
+        &args.tokens,
+        true,
+    );
     let health_config = HealthConfig {
         targets: vec![
             Target {

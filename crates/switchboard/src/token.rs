@@ -1,41 +1,80 @@
-//! `switchboard token`: mint an access token with the signing secret, or,
-//! without one, ask a dev-mode auth service.
+//! `switchboard token`: mint an access token offline (as a backend with its
+//! API key, or with a private signing key), or ask a running auth service.
 
 use std::time::Duration;
 
-use switchboard_auth::Grant;
-use switchboard_proto::{ParticipantId, RoomId, pb};
+use switchboard_auth::{ApiKey, Keyring, KeyringConfig, TokenRequest, TokenType};
+use switchboard_proto::pb;
+use tonic::metadata::MetadataValue;
 
-use crate::{
-    cli::TokenArgs,
-    services::{BoxError, token_keys},
-};
+use crate::{cli::TokenArgs, keys::read_jwk, services::BoxError};
+
+fn grants(args: &TokenArgs) -> pb::Grants {
+    pb::Grants {
+        room: args.room.clone(),
+        publish: !args.no_publish,
+        room_create: args.admin,
+        room_list: args.admin,
+        room_close: args.admin,
+        kick: args.admin,
+    }
+}
 
 pub async fn run(args: TokenArgs) -> Result<(), BoxError> {
-    let token = if args.keys.jwt_secret.is_some() {
-        let keys = token_keys(&args.keys, false)?;
-        let grant = Grant {
-            identity: ParticipantId::new(&args.identity)?,
-            room: RoomId::new(&args.room)?,
-            name: args.name,
-            ttl: Duration::from_secs(args.ttl),
-        };
-        keys.issue(&grant)?.0
-    } else {
-        let mut client = pb::auth_client::AuthClient::connect(args.auth_url.clone())
-            .await
-            .map_err(|e| format!("cannot reach auth at {}: {e}", args.auth_url))?;
-        client
-            .issue_token(pb::IssueTokenRequest {
-                identity: args.identity,
-                room: args.room,
-                name: args.name,
+    let request = TokenRequest {
+        identity: args.identity.clone(),
+        name: args.name.clone(),
+        grants: grants(&args),
+        metadata: Default::default(),
+        ttl: Duration::from_secs(args.ttl),
+        token_type: TokenType::Access,
+        auth_time: 0,
+    };
+    let token = match (&args.api_key, &args.api_secret, &args.signing_key) {
+        (Some(key), Some(secret), _) => {
+            // As a backend would: HS256 with the API key as issuer.
+            let api = ApiKey::new(key, secret)?;
+            api.mint(&request.to_claims(key, &args.audience)?)?
+        }
+        (_, _, Some(path)) => {
+            let keyring = Keyring::new(KeyringConfig {
+                signing_key: read_jwk(path)?,
+                verification_keys: vec![],
+                api_keys: vec![],
+                issuer: args.issuer.clone(),
+                audience: args.audience.clone(),
+                max_session: Duration::from_secs(args.ttl),
+            })?;
+            keyring.issue(&request)?.0
+        }
+        _ => {
+            let mut client = pb::auth_client::AuthClient::connect(args.auth_url.clone())
+                .await
+                .map_err(|e| format!("cannot reach auth at {}: {e}", args.auth_url))?;
+            let mut call = tonic::Request::new(pb::IssueTokenRequest {
+                identity: args.identity.clone(),
+                name: args.name.clone(),
+                grants: Some(grants(&args)),
                 ttl_seconds: u32::try_from(args.ttl).unwrap_or(u32::MAX),
-            })
-            .await
-            .map_err(|s| format!("auth refused: {}", s.message()))?
-            .into_inner()
-            .token
+                ..Default::default()
+            });
+            if let (Some(key), Some(secret)) = (&args.api_key, &args.api_secret) {
+                call.metadata_mut().insert(
+                    switchboard_auth::API_KEY_METADATA,
+                    MetadataValue::try_from(key.as_str())?,
+                );
+                call.metadata_mut().insert(
+                    switchboard_auth::API_SECRET_METADATA,
+                    MetadataValue::try_from(secret.as_str())?,
+                );
+            }
+            client
+                .issue_token(call)
+                .await
+                .map_err(|s| format!("auth refused: {}", s.message()))?
+                .into_inner()
+                .token
+        }
     };
     println!("{token}");
     Ok(())

@@ -7,7 +7,7 @@ use switchboard_proto::{pb::server_message::Message as Out, wire::Format};
 use switchboard_tests::{WsClient, description, http, process::Process};
 
 const BIN: &str = env!("CARGO_BIN_EXE_switchboard");
-const SECRET: &str = "cli-test-secret-0123456789-abcdefghijkl";
+const API_KEYS: &str = "cli:cli-test-secret-0123456789-abcdefghijkl";
 
 fn ephemeral() -> Vec<&'static str> {
     vec![
@@ -27,36 +27,69 @@ fn ephemeral() -> Vec<&'static str> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn all_serves_clients_with_cli_tokens_and_drains_on_sigterm() {
-    let stack = Process::start(BIN, &ephemeral(), &[("SWITCHBOARD_JWT_SECRET", SECRET)]).await;
+    let stack = Process::start(BIN, &ephemeral(), &[("SWITCHBOARD_API_KEYS", API_KEYS)]).await;
     for service in ["auth", "signal", "health", "edge"] {
-        assert!(stack.url(service).starts_with("http://127.0.0.1:"), "{service}");
+        assert!(
+            stack.url(service).starts_with("http://127.0.0.1:"),
+            "{service}"
+        );
     }
     let edge = stack.url("edge").to_owned();
     let ws = format!("{}/ws", edge.replacen("http://", "ws://", 1));
     let (status, body) = http::request(stack.url("health"), "GET", "/health/live", "").await;
     assert_eq!(status, 200, "{body}");
 
-    // Tokens minted offline by `switchboard token` with the same secret.
+    // Tokens minted offline by `switchboard token` as a backend, with the
+    // API key pair the stack knows.
     let mint = |identity: &'static str| {
         let output = std::process::Command::new(BIN)
             .args(["token", "--room", "cli", "--identity", identity])
-            .env("SWITCHBOARD_JWT_SECRET", SECRET)
+            .env("SWITCHBOARD_API_KEY", "cli")
+            .env(
+                "SWITCHBOARD_API_SECRET",
+                API_KEYS.split_once(':').expect("pair").1,
+            )
             .output()
             .expect("token command");
-        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
-        String::from_utf8(output.stdout).expect("utf8").trim().to_owned()
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8(output.stdout)
+            .expect("utf8")
+            .trim()
+            .to_owned()
     };
     let mut alice = WsClient::connect(&ws, Format::Json).await;
     let mut bob = WsClient::connect(&ws, Format::Binary).await;
     alice.join(&mint("alice")).await;
     bob.join(&mint("bob")).await;
-    alice.signal("bob", description(true, "v=0 via-the-binary")).await;
-    let got = bob.recv_until(|m| if let Out::Signal(s) = m { Some(s.clone()) } else { None }).await;
-    assert_eq!((got.from.as_str(), got.kind), ("alice", Some(description(true, "v=0 via-the-binary"))));
+    alice
+        .signal("bob", description(true, "v=0 via-the-binary"))
+        .await;
+    let got = bob
+        .recv_until(|m| {
+            if let Out::Signal(s) = m {
+                Some(s.clone())
+            } else {
+                None
+            }
+        })
+        .await;
+    assert_eq!(
+        (got.from.as_str(), got.kind),
+        ("alice", Some(description(true, "v=0 via-the-binary")))
+    );
 
     // Dev mode: the dev token endpoint is on.
-    let (status, body) =
-        http::request(&edge, "POST", "/v1/dev/token", r#"{"identity":"carol","room":"cli"}"#).await;
+    let (status, body) = http::request(
+        &edge,
+        "POST",
+        "/v1/dev/token",
+        r#"{"identity":"carol","room":"cli"}"#,
+    )
+    .await;
     assert_eq!(status, 200, "{body}");
 
     // SIGTERM: clients are told to reconnect (1012), the process exits 0
@@ -71,10 +104,10 @@ async fn all_serves_clients_with_cli_tokens_and_drains_on_sigterm() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_short_secret_is_refused_at_startup() {
+async fn a_short_api_secret_is_refused_at_startup() {
     let output = tokio::process::Command::new(BIN)
         .args(ephemeral())
-        .env("SWITCHBOARD_JWT_SECRET", "short")
+        .env("SWITCHBOARD_API_KEYS", "k:short")
         .output()
         .await
         .expect("run");

@@ -1,0 +1,60 @@
+//! Closes live connections whose token gets revoked: follows auth's
+//! revocation stream and kills every matching connection (close 4401
+//! `token_revoked`). Tokens are also re-verified at every refresh, which
+//! catches anything missed while the stream was reconnecting.
+
+use std::time::Duration;
+
+use switchboard_proto::{ErrorCode, pb};
+use tokio::sync::watch;
+
+use crate::{auth_client::AuthClient, signal_link::SignalLink};
+
+const RETRY_MIN: Duration = Duration::from_millis(100);
+const RETRY_MAX: Duration = Duration::from_secs(5);
+
+pub async fn run(auth: AuthClient, link: SignalLink, mut stop: watch::Receiver<bool>) {
+    let mut retry = RETRY_MIN;
+    loop {
+        let follow = async {
+            let mut stream = auth.watch_revocations().await?;
+            while let Some(revocation) = stream.message().await? {
+                retry = RETRY_MIN;
+                apply(&link, &revocation);
+            }
+            Ok::<(), tonic::Status>(())
+        };
+        tokio::select! {
+            result = follow => {
+                if let Err(status) = result {
+                    tracing::debug!(error = %status.message(), "revocation stream failed");
+                }
+            }
+            () = crate::stopped(&mut stop) => return,
+        }
+        tokio::select! {
+            () = tokio::time::sleep(retry) => {}
+            () = crate::stopped(&mut stop) => return,
+        }
+        retry = (retry * 2).min(RETRY_MAX);
+    }
+}
+
+fn apply(link: &SignalLink, revocation: &pb::Revocation) {
+    let closed = match &revocation.target {
+        Some(pb::revocation::Target::TokenId(jti)) => link.kill_where(
+            |auth| auth.holds(jti),
+            ErrorCode::TokenRevoked,
+            "token revoked",
+        ),
+        Some(pb::revocation::Target::Subject(s)) => link.kill_where(
+            |auth| auth.subject == s.subject && auth.auth_time <= s.before,
+            ErrorCode::TokenRevoked,
+            "user revoked",
+        ),
+        None => 0,
+    };
+    if closed > 0 {
+        tracing::info!(connections = closed, "connections closed by revocation");
+    }
+}
