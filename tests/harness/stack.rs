@@ -27,6 +27,8 @@ pub struct StackConfig {
     pub keyring: KeyringConfig,
     pub token_ttl: Duration,
     pub refresh_ttl: Duration,
+    /// Dev mode of auth: IssueToken without an API credential.
+    pub auth_dev: bool,
 }
 
 /// A running stack.
@@ -93,6 +95,7 @@ impl Stack {
             },
             token_ttl: Duration::from_secs(600),
             refresh_ttl: Duration::from_secs(600),
+            auth_dev: true,
         };
         tune(&mut config);
         let keys = Keyring::new(config.keyring.clone()).expect("keyring");
@@ -103,7 +106,7 @@ impl Stack {
             keys: keys.clone(),
             default_ttl: config.token_ttl,
             refresh_ttl: config.refresh_ttl,
-            dev: true,
+            dev: config.auth_dev,
         };
         let mut rest = vec![
             tokio::spawn({
@@ -214,6 +217,28 @@ impl Stack {
     /// (service key) or `api.mint` (HS256 with the API key).
     pub fn claims(&self, identity: &str, room: &str) -> Claims {
         self.issue(&Self::request(identity, room)).1
+    }
+
+    /// A gRPC client of the stack's auth service.
+    pub async fn auth_client(&self) -> pb::auth_client::AuthClient<tonic::transport::Channel> {
+        pb::auth_client::AuthClient::connect(self.auth_url.clone())
+            .await
+            .expect("auth client")
+    }
+
+    /// `request` with this stack's API credential in its metadata.
+    pub fn with_api_credential<T>(&self, message: T) -> tonic::Request<T> {
+        let mut request = tonic::Request::new(message);
+        let metadata = request.metadata_mut();
+        metadata.insert(
+            switchboard_auth::API_KEY_METADATA,
+            API_KEY.parse().expect("ascii"),
+        );
+        metadata.insert(
+            switchboard_auth::API_SECRET_METADATA,
+            API_SECRET.parse().expect("ascii"),
+        );
+        request
     }
 
     /// Shuts down in production order: edge first, then the rest.

@@ -2,6 +2,7 @@
 //! `127.0.0.1:0`, real gRPC between them, real WebSocket clients.
 
 mod auth_gate;
+mod auth_lifecycle;
 mod bad_input;
 mod health;
 mod presence;

@@ -47,8 +47,9 @@ impl AuthService {
         }
     }
 
-    /// Checks the caller's API credential; returns its key (or "dev").
-    fn authorize<T>(&self, request: &Request<T>) -> Result<String, Status> {
+    /// Checks the caller's API credential; returns its key. In dev mode,
+    /// `dev_open` calls may come without one (returns "dev").
+    fn authorize<T>(&self, request: &Request<T>, dev_open: bool) -> Result<String, Status> {
         let value = |name: &str| request.metadata().get(name).and_then(|v| v.to_str().ok());
         match (value(API_KEY_METADATA), value(API_SECRET_METADATA)) {
             (Some(key), Some(secret)) => match self.keys.api_key(key, secret) {
@@ -57,7 +58,7 @@ impl AuthService {
                     SignalError::new(ErrorCode::Unauthenticated, "invalid API credential").into(),
                 ),
             },
-            _ if self.dev => Ok("dev".into()),
+            _ if self.dev && dev_open => Ok("dev".into()),
             _ => Err(SignalError::new(
                 ErrorCode::Unauthenticated,
                 "API credential required (x-api-key, x-api-secret)",
@@ -75,7 +76,7 @@ impl pb::auth_server::Auth for AuthService {
         &self,
         request: Request<pb::IssueTokenRequest>,
     ) -> Result<Response<pb::IssueTokenResponse>, Status> {
-        let caller = self.authorize(&request)?;
+        let caller = self.authorize(&request, true)?;
         let req = request.into_inner();
         let grants = req.grants.unwrap_or_default();
         if grants.room.is_empty()
@@ -144,7 +145,8 @@ impl pb::auth_server::Auth for AuthService {
         &self,
         request: Request<pb::RevokeTokenRequest>,
     ) -> Result<Response<pb::RevokeResponse>, Status> {
-        let caller = self.authorize(&request)?;
+        // Revocation always needs a credential, dev mode or not.
+        let caller = self.authorize(&request, false)?;
         let req = request.into_inner();
         if req.token_id.is_empty() {
             return Err(SignalError::new(ErrorCode::BadRequest, "token_id is required").into());
@@ -163,7 +165,8 @@ impl pb::auth_server::Auth for AuthService {
         &self,
         request: Request<pb::RevokeUserRequest>,
     ) -> Result<Response<pb::RevokeResponse>, Status> {
-        let caller = self.authorize(&request)?;
+        // Revocation always needs a credential, dev mode or not.
+        let caller = self.authorize(&request, false)?;
         let subject = request.into_inner().subject;
         if subject.is_empty() {
             return Err(SignalError::new(ErrorCode::BadRequest, "subject is required").into());
