@@ -208,6 +208,42 @@ impl WsClient {
         }
     }
 
+    /// Resumes a session on this (new) connection, continuing the seq
+    /// check from `last_seq`. Returns the Resumed reply, or the error.
+    pub async fn resume(
+        &mut self,
+        session_id: &str,
+        resume_token: &str,
+        last_seq: u64,
+        token: &str,
+    ) -> Result<pb::Resumed, pb::Error> {
+        self.last_seq = last_seq;
+        let id = self
+            .send(In::Resume(pb::Resume {
+                session_id: session_id.into(),
+                resume_token: resume_token.into(),
+                last_seq,
+                token: token.into(),
+            }))
+            .await;
+        let message = self.recv().await;
+        match message.message {
+            Some(Out::Resumed(resumed)) => {
+                assert_eq!(
+                    (resumed.request_id, message.seq),
+                    (id, 0),
+                    "Resumed answers the request, seq 0"
+                );
+                Ok(resumed)
+            }
+            Some(Out::Error(error)) => {
+                assert_eq!(error.request_id, id);
+                Err(error)
+            }
+            other => panic!("expected resumed, got {other:?}"),
+        }
+    }
+
     /// Sends a signal to `to`; returns the request id.
     pub async fn signal(&mut self, to: &str, kind: pb::peer_signal::Kind) -> u32 {
         self.send(In::Signal(pb::PeerSignal {

@@ -7,3 +7,4 @@ mod bad_input;
 mod health;
 mod presence;
 mod relay;
+mod resume;

@@ -1,7 +1,10 @@
 //! Joining, the participant list with negotiation roles, presence events,
 //! leaving and disconnecting.
 
-use std::collections::HashMap;
+use std::{
+    collections::HashMap,
+    time::{Duration, Instant},
+};
 
 use switchboard_proto::{pb::server_message::Message as Out, wire::Format};
 use switchboard_tests::{Stack, WsClient};
@@ -79,7 +82,10 @@ async fn join_reply_lists_participants_with_one_polite_side_per_pair() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn leave_and_disconnect_are_announced() {
-    let stack = Stack::start().await;
+    // A lost connection is announced once the resume window passes.
+    let stack =
+        Stack::start_with(|config| config.signal.join.resume_window = Duration::from_millis(300))
+            .await;
     let mut alice = WsClient::connect(&stack.ws_url(), Format::Json).await;
     let mut bob = WsClient::connect(&stack.ws_url(), Format::Json).await;
     let carol = WsClient::connect(&stack.ws_url(), Format::Binary).await;
@@ -109,6 +115,7 @@ async fn leave_and_disconnect_are_announced() {
     );
 
     carol.drop_abruptly();
+    let dropped = Instant::now();
     let left = alice
         .recv_until(|m| {
             if let Out::ParticipantLeft(l) = m {
@@ -121,6 +128,10 @@ async fn leave_and_disconnect_are_announced() {
     assert_eq!(
         (left.participant_id.as_str(), left.reason.as_str()),
         ("carol", "disconnected")
+    );
+    assert!(
+        dropped.elapsed() >= Duration::from_millis(300),
+        "announced before the resume window passed"
     );
 
     // A newcomer sees only alice.

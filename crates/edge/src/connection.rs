@@ -38,7 +38,9 @@ use crate::{
 };
 
 /// Messages queued for one client before it counts as a slow consumer.
-pub const OUTBOUND_QUEUE: usize = 256;
+/// Above signal's resume log (512), so a full replay fits. Slots are
+/// pointer-sized and allocated as used.
+pub const OUTBOUND_QUEUE: usize = 1024;
 /// Over-rate messages tolerated (each one is dropped with an error) before
 /// the connection is closed; the allowance refills one per second.
 pub const RATE_STRIKES: u32 = 50;
@@ -288,13 +290,7 @@ impl Reader {
                 None
             }
             Some(In::Join(join)) if !self.joined => self.join(id, join).await,
-            Some(In::Resume(_)) if !self.joined => {
-                // Sessions end with their connection until resume lands, so
-                // there is never a session to resume: the client must join.
-                let err = SignalError::new(ErrorCode::NotFound, "no such session to resume");
-                self.reply_error(id, err.clone());
-                Some(ReaderEnd::Close(Some(err.code), err.message))
-            }
+            Some(In::Resume(resume)) if !self.joined => self.resume(id, resume).await,
             Some(In::Join(_) | In::Resume(_)) => {
                 self.reply_error(
                     id,
@@ -349,9 +345,10 @@ impl Reader {
         self.token.as_ref().is_some_and(|t| t.grants.publish)
     }
 
-    /// Verifies the token, checks the room grant and opens the session.
-    async fn join(&mut self, id: u32, join: pb::Join) -> Option<ReaderEnd> {
-        let verified = match (self.preauth.take(), join.token.as_str()) {
+    /// The verified token of a join or resume: the one in the message, or
+    /// the one from the upgrade's Authorization header.
+    async fn authenticate(&mut self, token: &str) -> Result<(String, pb::Claims), SignalError> {
+        match (self.preauth.take(), token) {
             (Some(preauth), "") => Ok(preauth),
             (_, token) => self
                 .ctx
@@ -359,24 +356,42 @@ impl Reader {
                 .verify(token)
                 .await
                 .map(|claims| (token.to_owned(), claims)),
-        };
-        let (token, claims) = match verified.and_then(|(token, claims)| {
-            let room = granted_room(&claims, &join.room)?;
-            Ok((token, claims, room))
-        }) {
-            Ok((token, claims, room)) => ((token, room), claims),
-            Err(err) => {
-                tracing::info!(conn = %self.conn, code = %err.code, "join refused");
-                self.reply_error(id, err.clone());
-                return Some(ReaderEnd::Close(Some(err.code), err.message));
-            }
-        };
-        let (token, room) = token;
+        }
+    }
+
+    /// Answers a refused join or resume and ends the connection.
+    fn refuse(&self, id: u32, err: SignalError) -> Option<ReaderEnd> {
+        tracing::info!(conn = %self.conn, code = %err.code, "join or resume refused");
+        self.reply_error(id, err.clone());
+        Some(ReaderEnd::Close(Some(err.code), err.message))
+    }
+
+    /// The connection now has a session: remember its token (refresh,
+    /// expiry, grants) and who holds it (revocation).
+    fn start_session(&mut self, token: String, claims: pb::Claims) {
         let _ = self.handle.auth.set(ConnAuth::new(
-            claims.subject.clone(),
+            claims.subject,
             claims.auth_time,
-            claims.token_id.clone(),
+            claims.token_id,
         ));
+        self.joined = true;
+        self.token = Some(SessionToken::new(
+            token,
+            claims.expires_at,
+            claims.grants.unwrap_or_default(),
+        ));
+    }
+
+    /// Verifies the token, checks the room grant and opens the session.
+    async fn join(&mut self, id: u32, join: pb::Join) -> Option<ReaderEnd> {
+        let (token, claims) = match self.authenticate(&join.token).await {
+            Ok(verified) => verified,
+            Err(err) => return self.refuse(id, err),
+        };
+        let room = match granted_room(&claims, &join.room) {
+            Ok(room) => room,
+            Err(err) => return self.refuse(id, err),
+        };
         let open = pb::OpenSession {
             request_id: id,
             identity: claims.subject.clone(),
@@ -400,15 +415,42 @@ impl Reader {
             .send(self.conn, pb::edge_envelope::Event::Open(open))
             .await
         {
-            self.reply_error(id, SignalError::new(code, "signal unavailable"));
-            return Some(ReaderEnd::Close(Some(code), "signal unavailable".into()));
+            return self.refuse(id, SignalError::new(code, "signal unavailable"));
         }
-        self.joined = true;
-        self.token = Some(SessionToken::new(
-            token,
-            claims.expires_at,
-            claims.grants.unwrap_or_default(),
-        ));
+        self.start_session(token, claims);
+        None
+    }
+
+    /// Verifies the token and asks signal to continue the session; signal
+    /// checks the resume token and that the token's subject owns it.
+    async fn resume(&mut self, id: u32, resume: pb::Resume) -> Option<ReaderEnd> {
+        let (token, claims) = match self.authenticate(&resume.token).await {
+            Ok(verified) => verified,
+            Err(err) => return self.refuse(id, err),
+        };
+        let request = pb::ResumeSession {
+            request_id: id,
+            session_id: resume.session_id,
+            resume_token: resume.resume_token,
+            last_seq: resume.last_seq,
+            identity: claims.subject.clone(),
+            room_grant: claims
+                .grants
+                .as_ref()
+                .map(|g| g.room.clone())
+                .unwrap_or_default(),
+            token_expires_at: claims.expires_at,
+        };
+        if let Err(code) = self
+            .ctx
+            .link
+            .send(self.conn, pb::edge_envelope::Event::Resume(request))
+            .await
+        {
+            return self.refuse(id, SignalError::new(code, "signal unavailable"));
+        }
+        // If signal refuses, it closes the connection itself.
+        self.start_session(token, claims);
         None
     }
 

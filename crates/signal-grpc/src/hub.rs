@@ -4,7 +4,7 @@
 
 use std::{
     sync::Arc,
-    time::{SystemTime, UNIX_EPOCH},
+    time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
 use switchboard_proto::{
@@ -17,7 +17,7 @@ use switchboard_proto::{
 };
 
 use crate::{
-    router::{Router, Sink},
+    router::{ResumeRefused, Router, Sink, new_resume_token},
     store::{SessionRecord, SessionStore},
     turn::TurnConfig,
 };
@@ -29,7 +29,13 @@ pub struct JoinSettings {
     pub ice_servers: Vec<pb::IceServer>,
     /// TURN servers that get per-session ephemeral credentials.
     pub turn: Option<TurnConfig>,
+    /// How long a session whose connection was lost waits for a resume
+    /// before the room hears it left. Zero: no resume.
+    pub resume_window: Duration,
 }
+
+/// Default resume window.
+pub const RESUME_WINDOW: Duration = Duration::from_secs(60);
 
 impl JoinSettings {
     /// ICE servers for `participant`, TURN credentials valid until
@@ -98,11 +104,17 @@ impl Hub {
             joined_at_ms: now_ms(),
         };
         let session = record.id;
-        self.router.open(session, sink).await?;
+        let resume_token = new_resume_token();
+        self.router
+            .open(session, sink, resume_token.clone())
+            .await?;
         let replaced = match self.store.join(record.clone()).await {
             Ok(replaced) => replaced,
             Err(err) => {
-                let _ = self.router.remove(session).await;
+                let _ = self
+                    .router
+                    .close(session, Some(ErrorCode::Unavailable), "store unavailable")
+                    .await;
                 return Err(err.into());
             }
         };
@@ -126,8 +138,7 @@ impl Hub {
         let joined = pb::Joined {
             request_id: open.request_id,
             session_id: session.to_string(),
-            // Resume tokens come with session resume; until then none.
-            resume_token: String::new(),
+            resume_token,
             room: room.to_string(),
             self_: Some(record.to_participant(None)),
             participants,
@@ -325,10 +336,109 @@ impl Hub {
         }
     }
 
-    /// The connection went away without a Leave.
-    pub async fn disconnect(&self, session: SessionId, reason: &str) {
-        if let Err(err) = self.leave(session, reason, None).await {
+    /// The connection went away without a Leave. A lost connection
+    /// ("disconnected", "timeout") keeps its session for the resume window;
+    /// an expired or revoked one ends it now.
+    pub async fn disconnect(&self, session: SessionId, sink: &Sink, reason: &str) {
+        let result =
+            if self.settings.resume_window.is_zero() || matches!(reason, "expired" | "revoked") {
+                self.leave(session, reason, None).await
+            } else {
+                self.detach(session, sink, reason).await
+            };
+        if let Err(err) = result {
             tracing::warn!(session = %session, error = %err, "disconnect cleanup failed");
+        }
+    }
+
+    async fn detach(
+        &self,
+        session: SessionId,
+        sink: &Sink,
+        reason: &str,
+    ) -> Result<(), SignalError> {
+        let Some(generation) = self.router.detach(session, sink).await? else {
+            return Ok(()); // already resumed elsewhere, or gone
+        };
+        tracing::debug!(session = %session, reason, "session detached; waiting for resume");
+        let hub = self.clone();
+        let reason = reason.to_owned();
+        tokio::spawn(async move {
+            tokio::time::sleep(hub.settings.resume_window).await;
+            if hub
+                .router
+                .detached_since(session, generation)
+                .await
+                .unwrap_or(false)
+            {
+                if let Err(err) = hub.leave(session, &reason, None).await {
+                    tracing::warn!(session = %session, error = %err, "ending an unresumed session failed");
+                }
+            }
+        });
+        Ok(())
+    }
+
+    /// Continues a detached (or still attached) session on a new
+    /// connection. Every refusal is `not_found`: sessions cannot be probed.
+    pub async fn resume(
+        &self,
+        sink: Sink,
+        request: pb::ResumeSession,
+    ) -> Result<SessionId, SignalError> {
+        let refused = || SignalError::new(ErrorCode::NotFound, "no such session to resume");
+        let session = SessionId::parse(&request.session_id).ok_or_else(refused)?;
+        let record = self.store.session(session).await?.ok_or_else(refused)?;
+        if record.participant.as_str() != request.identity
+            || !validate::room_granted(&request.room_grant, record.room.as_str())
+        {
+            tracing::info!(session = %session, "resume refused: another identity or room");
+            return Err(refused());
+        }
+        let participants = self
+            .store
+            .members(&record.room)
+            .await?
+            .iter()
+            .filter(|m| m.id != session)
+            .map(|m| m.to_participant(Some(&record.participant)))
+            .collect();
+        let first = pb::Resumed {
+            request_id: request.request_id,
+            session_id: request.session_id.clone(),
+            participants,
+            ..Default::default()
+        };
+        match self
+            .router
+            .resume(
+                session,
+                &request.resume_token,
+                request.last_seq,
+                sink,
+                first,
+            )
+            .await?
+        {
+            Ok(resumed) => {
+                tracing::info!(
+                    room = %record.room,
+                    session = %session,
+                    replayed = resumed.replayed,
+                    complete = resumed.complete,
+                    "session resumed"
+                );
+                Ok(session)
+            }
+            Err(why) => {
+                tracing::info!(session = %session, why = ?why, "resume refused");
+                Err(match why {
+                    ResumeRefused::FutureSeq => {
+                        SignalError::new(ErrorCode::BadRequest, "last_seq is ahead of the session")
+                    }
+                    ResumeRefused::Unknown | ResumeRefused::BadToken => refused(),
+                })
+            }
         }
     }
 }

@@ -19,7 +19,7 @@ use switchboard_proto::{grpc, pb};
 use tokio::{net::TcpListener, sync::watch};
 use tokio_stream::wrappers::TcpListenerStream;
 
-pub use hub::{Hub, JoinSettings};
+pub use hub::{Hub, JoinSettings, RESUME_WINDOW};
 pub use service::SignalService;
 pub use turn::TurnConfig;
 
@@ -27,9 +27,20 @@ pub use turn::TurnConfig;
 pub const SERVICE_NAME: &str = "switchboard.v1.Signal";
 
 /// Signal service configuration (parsed by the binary).
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct SignalConfig {
     pub join: JoinSettings,
+}
+
+impl Default for SignalConfig {
+    fn default() -> Self {
+        Self {
+            join: JoinSettings {
+                resume_window: hub::RESUME_WINDOW,
+                ..Default::default()
+            },
+        }
+    }
 }
 
 /// Serves the Signal API and `grpc.health.v1` on `listener` with in-memory

@@ -73,19 +73,24 @@ pub async fn serve(
     );
     let shutting_down = *shutdown.borrow();
     for (conn, session) in sessions {
+        let sink = Sink {
+            link: link.clone(),
+            conn,
+        };
         if shutting_down {
-            // Tell the client to reconnect (elsewhere); the room hears a
-            // disconnect.
-            let sink = Sink {
-                link: link.clone(),
-                conn,
-            };
+            // This process's sessions end with it: tell the client to
+            // reconnect (elsewhere) and the room that the participant left.
             sink.send_close(
                 Some(ErrorCode::ShuttingDown),
                 "signal server is shutting down",
             );
+            if let Err(err) = hub.leave(session, "disconnected", None).await {
+                tracing::warn!(session = %session, error = %err, "leave at shutdown failed");
+            }
+        } else {
+            // The edge went away: its clients will resume through another.
+            hub.disconnect(session, &sink, "disconnected").await;
         }
-        hub.disconnect(session, "disconnected").await;
     }
 }
 
@@ -142,6 +147,29 @@ async fn handle_envelope(
                 }));
             }
         },
+        Some(pb::edge_envelope::Event::Resume(resume)) => {
+            let request_id = resume.request_id;
+            let sink = Sink {
+                link: link.clone(),
+                conn,
+            };
+            if sessions.contains_key(&conn) {
+                tracing::warn!(conn = %conn, "resume for a connection that has a session");
+                return;
+            }
+            match hub.resume(sink.clone(), resume).await {
+                Ok(session) => {
+                    sessions.insert(conn, session);
+                }
+                Err(err) => {
+                    sink.send(pb::signal_envelope::Event::Message(pb::ServerMessage {
+                        seq: 0,
+                        message: Some(pb::server_message::Message::Error(err.to_proto(request_id))),
+                    }));
+                    sink.send_close(Some(err.code), &err.message);
+                }
+            }
+        }
         Some(pb::edge_envelope::Event::Refreshed(refresh)) => {
             if let Some(session) = sessions.get(&conn) {
                 hub.refreshed(*session, refresh).await;
@@ -154,7 +182,15 @@ async fn handle_envelope(
                 } else {
                     &closed.reason
                 };
-                hub.disconnect(session, reason).await;
+                hub.disconnect(
+                    session,
+                    &Sink {
+                        link: link.clone(),
+                        conn,
+                    },
+                    reason,
+                )
+                .await;
             }
         }
         None => tracing::warn!(conn = %conn, "empty envelope from edge"),

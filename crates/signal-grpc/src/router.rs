@@ -9,9 +9,14 @@ use async_trait::async_trait;
 use switchboard_proto::{ConnId, ErrorCode, SessionId, pb};
 use tokio::sync::mpsc;
 
-pub use memory::MemoryRouter;
+pub use memory::{LOG_CAPACITY, MemoryRouter};
 
 use crate::store::StoreError;
+
+/// A new resume token: 128 random bits, hex.
+pub fn new_resume_token() -> String {
+    SessionId::random().to_string()
+}
 
 /// The outbound half of one edge link (one Relay stream).
 pub type LinkSender = mpsc::UnboundedSender<pb::SignalEnvelope>;
@@ -33,6 +38,11 @@ impl Sink {
         });
     }
 
+    /// Whether both name the same connection on the same link.
+    pub fn same(&self, other: &Sink) -> bool {
+        self.conn == other.conn && self.link.same_channel(&other.link)
+    }
+
     pub fn send_close(&self, code: Option<ErrorCode>, reason: &str) {
         self.send(pb::signal_envelope::Event::Close(pb::CloseSession {
             code: code.map(|c| c.as_str().to_owned()).unwrap_or_default(),
@@ -41,19 +51,72 @@ impl Sink {
     }
 }
 
+/// Why a resume was refused. Every case looks the same to the client
+/// (`not_found`), so sessions cannot be probed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ResumeRefused {
+    /// No such session (never existed, ended, or the resume window passed).
+    Unknown,
+    /// The resume token is not the session's current one (replayed, stolen
+    /// or stale).
+    BadToken,
+    /// `last_seq` is ahead of anything the session was sent.
+    FutureSeq,
+}
+
+/// A successful resume.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Resumed {
+    /// The next resume token (the presented one is spent).
+    pub resume_token: String,
+    /// Whether every message after `last_seq` was still in the log.
+    pub complete: bool,
+    /// Messages replayed.
+    pub replayed: usize,
+}
+
 /// Per-session delivery with sequence numbers.
 #[async_trait]
 pub trait Router: Send + Sync + 'static {
-    /// Creates the session's outbound log and attaches it to `sink`.
-    async fn open(&self, session: SessionId, sink: Sink) -> Result<(), StoreError>;
+    /// Creates the session's outbound log, attached to `sink`, with its
+    /// first resume token.
+    async fn open(
+        &self,
+        session: SessionId,
+        sink: Sink,
+        resume_token: String,
+    ) -> Result<(), StoreError>;
 
     /// Gives `message` the session's next seq, logs it and delivers it to
-    /// the attached connection. `Ok(None)` when the session does not exist.
+    /// the attached connection, if any (a detached session only logs).
+    /// `Ok(None)` when the session does not exist.
     async fn deliver(
         &self,
         session: SessionId,
         message: pb::server_message::Message,
     ) -> Result<Option<u64>, StoreError>;
+
+    /// Detaches the session from `sink` (its connection went away), keeping
+    /// the log for resume. Returns the detach generation, or `None` if the
+    /// session is not attached to `sink` (it already moved on).
+    async fn detach(&self, session: SessionId, sink: &Sink) -> Result<Option<u64>, StoreError>;
+
+    /// Whether the session is still detached since `generation`.
+    async fn detached_since(&self, session: SessionId, generation: u64)
+    -> Result<bool, StoreError>;
+
+    /// Attaches the session to `sink` if `resume_token` is its current
+    /// token: sends `first` (seq 0) then every logged message after
+    /// `last_seq`, in order, before anything new. A connection still
+    /// attached is closed (`session_replaced`).
+    async fn resume(
+        &self,
+        session: SessionId,
+        resume_token: &str,
+        last_seq: u64,
+        sink: Sink,
+        first: pb::Resumed,
+    ) -> Result<Result<Resumed, ResumeRefused>, StoreError>;
 
     /// Closes the session's connection (`None` = normal closure) and drops
     /// its log.
@@ -63,7 +126,4 @@ pub trait Router: Send + Sync + 'static {
         code: Option<ErrorCode>,
         reason: &str,
     ) -> Result<(), StoreError>;
-
-    /// Drops the session's log; its connection is already gone.
-    async fn remove(&self, session: SessionId) -> Result<(), StoreError>;
 }

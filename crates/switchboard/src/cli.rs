@@ -211,6 +211,9 @@ pub struct SignalCommon {
     /// Shared secret of the TURN servers (coturn `static-auth-secret`).
     #[arg(long, env = "SWITCHBOARD_TURN_SECRET", hide_env_values = true)]
     pub turn_secret: Option<String>,
+    /// Seconds a session whose connection was lost waits for a resume (0 = no resume).
+    #[arg(long, env = "SWITCHBOARD_RESUME_WINDOW", default_value_t = 60)]
+    pub resume_window: u64,
 }
 
 #[derive(Debug, Clone, Args)]

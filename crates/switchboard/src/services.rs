@@ -58,7 +58,11 @@ fn signal_config(common: &SignalCommon) -> SignalConfig {
         urls: common.turn_urls.clone(),
     });
     SignalConfig {
-        join: JoinSettings { ice_servers, turn },
+        join: JoinSettings {
+            ice_servers,
+            turn,
+            resume_window: Duration::from_secs(common.resume_window),
+        },
     }
 }
 

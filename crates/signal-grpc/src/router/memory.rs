@@ -1,4 +1,5 @@
-//! The in-memory [`Router`]: sessions and their logs in this process.
+//! The in-memory [`Router`]: sessions, their logs and attachments in this
+//! process.
 
 use std::{
     collections::{HashMap, VecDeque},
@@ -6,9 +7,10 @@ use std::{
 };
 
 use async_trait::async_trait;
+use subtle::ConstantTimeEq;
 use switchboard_proto::{ErrorCode, SessionId, pb};
 
-use super::{Router, Sink};
+use super::{ResumeRefused, Resumed, Router, Sink, new_resume_token};
 use crate::store::StoreError;
 
 /// Messages kept per session for resume.
@@ -18,7 +20,10 @@ pub const LOG_CAPACITY: usize = 512;
 struct Outbox {
     next_seq: u64,
     log: VecDeque<pb::ServerMessage>,
-    sink: Sink,
+    sink: Option<Sink>,
+    resume_token: String,
+    /// Bumped on every attach and detach.
+    generation: u64,
 }
 
 #[derive(Debug, Default)]
@@ -38,15 +43,20 @@ impl MemoryRouter {
 
 #[async_trait]
 impl Router for MemoryRouter {
-    async fn open(&self, session: SessionId, sink: Sink) -> Result<(), StoreError> {
-        self.lock().insert(
-            session,
-            Outbox {
-                next_seq: 1,
-                log: VecDeque::new(),
-                sink,
-            },
-        );
+    async fn open(
+        &self,
+        session: SessionId,
+        sink: Sink,
+        resume_token: String,
+    ) -> Result<(), StoreError> {
+        let outbox = Outbox {
+            next_seq: 1,
+            log: VecDeque::new(),
+            sink: Some(sink),
+            resume_token,
+            generation: 0,
+        };
+        self.lock().insert(session, outbox);
         Ok(())
     }
 
@@ -71,10 +81,89 @@ impl Router for MemoryRouter {
         outbox.log.push_back(message.clone());
         // Sent under the lock: two senders racing to one session cannot
         // reorder seqs on the link.
-        outbox
-            .sink
-            .send(pb::signal_envelope::Event::Message(message));
+        if let Some(sink) = &outbox.sink {
+            sink.send(pb::signal_envelope::Event::Message(message));
+        }
         Ok(Some(seq))
+    }
+
+    async fn detach(&self, session: SessionId, sink: &Sink) -> Result<Option<u64>, StoreError> {
+        let mut outboxes = self.lock();
+        let Some(outbox) = outboxes.get_mut(&session) else {
+            return Ok(None);
+        };
+        if !outbox.sink.as_ref().is_some_and(|s| s.same(sink)) {
+            return Ok(None);
+        }
+        outbox.sink = None;
+        outbox.generation += 1;
+        Ok(Some(outbox.generation))
+    }
+
+    async fn detached_since(
+        &self,
+        session: SessionId,
+        generation: u64,
+    ) -> Result<bool, StoreError> {
+        Ok(self
+            .lock()
+            .get(&session)
+            .is_some_and(|o| o.sink.is_none() && o.generation == generation))
+    }
+
+    async fn resume(
+        &self,
+        session: SessionId,
+        resume_token: &str,
+        last_seq: u64,
+        sink: Sink,
+        mut first: pb::Resumed,
+    ) -> Result<Result<Resumed, ResumeRefused>, StoreError> {
+        let mut outboxes = self.lock();
+        let Some(outbox) = outboxes.get_mut(&session) else {
+            return Ok(Err(ResumeRefused::Unknown));
+        };
+        if resume_token.is_empty()
+            || !bool::from(
+                outbox
+                    .resume_token
+                    .as_bytes()
+                    .ct_eq(resume_token.as_bytes()),
+            )
+        {
+            return Ok(Err(ResumeRefused::BadToken));
+        }
+        if last_seq >= outbox.next_seq {
+            return Ok(Err(ResumeRefused::FutureSeq));
+        }
+        // The token is spent whatever happens next.
+        outbox.resume_token = new_resume_token();
+        if let Some(old) = outbox.sink.take() {
+            old.send_close(
+                Some(ErrorCode::SessionReplaced),
+                "session resumed on another connection",
+            );
+        }
+        let oldest = outbox.log.front().map_or(outbox.next_seq, |m| m.seq);
+        let complete = oldest <= last_seq + 1;
+        first.resume_token = outbox.resume_token.clone();
+        first.complete = complete;
+        sink.send(pb::signal_envelope::Event::Message(pb::ServerMessage {
+            seq: 0,
+            message: Some(pb::server_message::Message::Resumed(first)),
+        }));
+        let mut replayed = 0;
+        for message in outbox.log.iter().filter(|m| m.seq > last_seq) {
+            sink.send(pb::signal_envelope::Event::Message(message.clone()));
+            replayed += 1;
+        }
+        outbox.sink = Some(sink);
+        outbox.generation += 1;
+        Ok(Ok(Resumed {
+            resume_token: outbox.resume_token.clone(),
+            complete,
+            replayed,
+        }))
     }
 
     async fn close(
@@ -83,14 +172,9 @@ impl Router for MemoryRouter {
         code: Option<ErrorCode>,
         reason: &str,
     ) -> Result<(), StoreError> {
-        if let Some(outbox) = self.lock().remove(&session) {
-            outbox.sink.send_close(code, reason);
+        if let Some(sink) = self.lock().remove(&session).and_then(|o| o.sink) {
+            sink.send_close(code, reason);
         }
-        Ok(())
-    }
-
-    async fn remove(&self, session: SessionId) -> Result<(), StoreError> {
-        self.lock().remove(&session);
         Ok(())
     }
 }
