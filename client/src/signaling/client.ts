@@ -330,6 +330,8 @@ export class SignalingClient extends Emitter<SignalingEvents> {
             sessionId: this.session.sessionId,
             resumeToken: this.session.resumeToken,
             lastSeq: this.seqs.lastSeq,
+            // The server checks that this token's subject owns the session.
+            token: this.token,
           },
         },
       });

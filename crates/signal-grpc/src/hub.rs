@@ -365,15 +365,13 @@ impl Hub {
         let reason = reason.to_owned();
         tokio::spawn(async move {
             tokio::time::sleep(hub.settings.resume_window).await;
-            if hub
+            let unresumed = hub
                 .router
                 .detached_since(session, generation)
                 .await
-                .unwrap_or(false)
-            {
-                if let Err(err) = hub.leave(session, &reason, None).await {
-                    tracing::warn!(session = %session, error = %err, "ending an unresumed session failed");
-                }
+                .unwrap_or(false);
+            if unresumed && let Err(err) = hub.leave(session, &reason, None).await {
+                tracing::warn!(session = %session, error = %err, "ending an unresumed session failed");
             }
         });
         Ok(())
