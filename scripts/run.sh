@@ -10,6 +10,6 @@ if [ -f client/package.json ]; then
   client_build
 fi
 log "building switchboard (release)"
-cargo build --release --locked --bin switchboard
+cargo build --release --locked -p switchboard --bin switchboard
 log "starting: edge http://127.0.0.1:8080 (Ctrl-C stops everything)"
 exec ./target/release/switchboard all --static-dir client/out "$@"

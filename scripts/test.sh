@@ -18,7 +18,7 @@ fi
 if [ -f client/package.json ]; then
   apt_install chromium chromium
   client_build
-  cargo build --locked --bin switchboard
+  cargo build --locked -p switchboard --bin switchboard
   log "client unit tests"
   (cd client && npm test --silent)
   log "browser end-to-end tests"

@@ -8,3 +8,4 @@ mod health;
 mod presence;
 mod relay;
 mod resume;
+mod tls;

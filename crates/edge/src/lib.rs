@@ -13,6 +13,7 @@ mod revocation_watch;
 mod session_token;
 mod signal_link;
 mod static_files;
+mod tls;
 mod writer;
 
 use std::{future::Future, path::PathBuf, sync::Arc, time::Duration};
@@ -53,6 +54,9 @@ pub struct EdgeConfig {
     pub drain_deadline: Duration,
     /// Per-connection client message rate.
     pub rate: RateLimit,
+    /// TLS certificate chain and private key (PEM files); `None` serves
+    /// plain HTTP (loopback development, or behind a TLS-terminating proxy).
+    pub tls: Option<(PathBuf, PathBuf)>,
 }
 
 impl Default for EdgeConfig {
@@ -67,6 +71,7 @@ impl Default for EdgeConfig {
             lanes: 2,
             drain_deadline: Duration::from_secs(10),
             rate: RateLimit::default(),
+            tls: None,
         }
     }
 }
@@ -76,7 +81,12 @@ impl Default for EdgeConfig {
 pub enum EdgeError {
     #[error("invalid upstream address {0}: {1}")]
     Upstream(String, tonic::transport::Error),
+    #[error(transparent)]
+    Tls(#[from] tls::TlsError),
 }
+
+/// A TLS handshake slower than this is dropped.
+const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 fn endpoint(url: &str) -> Result<Endpoint, EdgeError> {
     Endpoint::from_shared(url.to_owned())
@@ -90,6 +100,30 @@ pub(crate) fn now_secs() -> u64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0)
+}
+
+/// Serves HTTP/1.1 (with WebSocket upgrades) on one connection until it
+/// ends or the edge stops (then gracefully).
+async fn serve_http<IO>(io: TokioIo<IO>, ctx: Arc<HttpContext>, stop: &mut watch::Receiver<bool>)
+where
+    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let service = service_fn({
+        let ctx = ctx.clone();
+        move |req| http::handle(ctx.clone(), req)
+    });
+    let conn = hyper::server::conn::http1::Builder::new()
+        .max_buf_size(64 * 1024)
+        .serve_connection(io, service)
+        .with_upgrades();
+    tokio::pin!(conn);
+    tokio::select! {
+        _ = conn.as_mut() => {}
+        () = stopped(stop) => {
+            conn.as_mut().graceful_shutdown();
+            let _ = conn.await;
+        }
+    }
 }
 
 /// Resolves once `stop` is true (or its sender is gone).
@@ -139,6 +173,10 @@ pub async fn run(
         link.clone(),
         link_stop_rx.clone(),
     ));
+    let tls = match &config.tls {
+        Some((cert, key)) => Some(tls::acceptor(cert, key)?),
+        None => None,
+    };
     let slots = Arc::new(Semaphore::new(config.max_connections));
 
     tokio::pin!(shutdown);
@@ -163,25 +201,22 @@ pub async fn run(
         let _ = socket.set_nodelay(true);
         let ctx = ctx.clone();
         let mut stop = stop_rx.clone();
+        let tls = tls.clone();
         tokio::spawn(async move {
-            let service = service_fn({
-                let ctx = ctx.clone();
-                move |req| http::handle(ctx.clone(), req)
-            });
-            let conn = hyper::server::conn::http1::Builder::new()
-                .max_buf_size(64 * 1024)
-                .serve_connection(TokioIo::new(socket), service)
-                .with_upgrades();
-            tokio::pin!(conn);
-            tokio::select! {
-                _ = conn.as_mut() => {}
-                () = stopped(&mut stop) => {
-                    conn.as_mut().graceful_shutdown();
-                    let _ = conn.await;
+            match tls {
+                None => serve_http(TokioIo::new(socket), ctx, &mut stop).await,
+                Some(acceptor) => {
+                    // A client that never finishes the handshake must not
+                    // hold a slot.
+                    match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(socket)).await
+                    {
+                        Ok(Ok(stream)) => serve_http(TokioIo::new(stream), ctx, &mut stop).await,
+                        Ok(Err(err)) => tracing::debug!(error = %err, "tls handshake failed"),
+                        Err(_) => tracing::debug!("tls handshake timed out"),
+                    }
                 }
             }
             drop(slot);
-            drop(ctx);
         });
     }
 

@@ -114,6 +114,16 @@ pub struct EdgeCommon {
     /// Client messages allowed in a burst above the sustained rate.
     #[arg(long, env = "SWITCHBOARD_MESSAGE_BURST", default_value_t = switchboard_proto::limits::MESSAGE_BURST)]
     pub message_burst: u32,
+    /// TLS certificate chain (PEM) the edge serves HTTPS/WSS with.
+    #[arg(long, env = "SWITCHBOARD_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// Private key (PEM) of --tls-cert.
+    #[arg(long, env = "SWITCHBOARD_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Serve plain HTTP on a non-loopback address. Only behind a proxy that
+    /// terminates TLS.
+    #[arg(long, env = "SWITCHBOARD_ALLOW_PLAINTEXT")]
+    pub allow_plaintext: bool,
 }
 
 #[derive(Debug, Clone, Args)]

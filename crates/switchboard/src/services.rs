@@ -23,6 +23,19 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 /// How long `all` waits for every service to be ready before giving up.
 const STARTUP_DEADLINE: Duration = Duration::from_secs(20);
 
+/// TLS everywhere outside loopback: plain HTTP on another address needs an
+/// explicit --allow-plaintext (a TLS-terminating proxy in front).
+fn check_plaintext(listen: SocketAddr, common: &EdgeCommon) -> Result<(), BoxError> {
+    if common.tls_cert.is_none() && !listen.ip().is_loopback() && !common.allow_plaintext {
+        return Err(format!(
+            "refusing plain HTTP on {listen}: give --tls-cert and --tls-key, or --allow-plaintext \
+             if a TLS-terminating proxy stands in front"
+        )
+        .into());
+    }
+    Ok(())
+}
+
 fn edge_config(common: &EdgeCommon, signal_url: String, dev: bool) -> EdgeConfig {
     EdgeConfig {
         signal_url,
@@ -37,6 +50,7 @@ fn edge_config(common: &EdgeCommon, signal_url: String, dev: bool) -> EdgeConfig
         max_connections: common.max_connections,
         lanes: common.lanes,
         drain_deadline: Duration::from_secs(common.drain_seconds),
+        tls: common.tls_cert.clone().zip(common.tls_key.clone()),
         rate: switchboard_edge::RateLimit {
             per_second: common.messages_per_second,
             burst: common.message_burst,
@@ -100,8 +114,17 @@ fn announce(service: &str, scheme: &str, listener: &TcpListener) -> Result<Strin
 }
 
 pub async fn edge(args: EdgeArgs) -> Result<(), BoxError> {
+    check_plaintext(args.listen, &args.common)?;
     let listener = bind(args.listen).await?;
-    announce("edge", "http", &listener)?;
+    announce(
+        "edge",
+        if args.common.tls_cert.is_some() {
+            "https"
+        } else {
+            "http"
+        },
+        &listener,
+    )?;
     let config = edge_config(&args.common, args.signal_url, false);
     switchboard_edge::run(listener, config, shutdown::signal(), |_| {}).await?;
     Ok(())
@@ -145,6 +168,7 @@ async fn stopped(mut rx: watch::Receiver<bool>) {
 /// Every service in one process. Shutdown goes edge first (clients are told
 /// to reconnect and drained), then signal, auth and health.
 pub async fn all(args: AllArgs) -> Result<(), BoxError> {
+    check_plaintext(args.edge_listen, &args.edge)?;
     let auth_listener = bind(args.auth_listen).await?;
     let signal_listener = bind(args.signal_listen).await?;
     let health_listener = bind(args.health_listen).await?;
@@ -152,7 +176,12 @@ pub async fn all(args: AllArgs) -> Result<(), BoxError> {
     let auth_url = announce("auth", "http", &auth_listener)?;
     let signal_url = announce("signal", "http", &signal_listener)?;
     let health_url = announce("health", "http", &health_listener)?;
-    let edge_url = announce("edge", "http", &edge_listener)?;
+    let edge_scheme = if args.edge.tls_cert.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    let edge_url = announce("edge", edge_scheme, &edge_listener)?;
 
     let mut edge_common = args.edge.clone();
     edge_common.auth_url = auth_url.clone();

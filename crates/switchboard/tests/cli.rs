@@ -114,3 +114,14 @@ async fn a_short_api_secret_is_refused_at_startup() {
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stderr).contains("at least 32 bytes"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plain_http_off_loopback_needs_an_explicit_opt_in() {
+    let output = tokio::process::Command::new(BIN)
+        .args(["edge", "--listen", "0.0.0.0:0"])
+        .output()
+        .await
+        .expect("run");
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("refusing plain HTTP"));
+}
