@@ -205,6 +205,7 @@ impl Stack {
             ttl: Duration::from_secs(600),
             token_type: TokenType::Access,
             auth_time: 0,
+            chain: String::new(),
         }
     }
 

@@ -113,6 +113,32 @@ async fn refresh_is_pushed_before_expiry_and_works_after_the_original_expired() 
     let mut again = WsClient::connect(&stack.ws_url(), Format::Json).await;
     let rejoined = again.join(&refreshed.token).await;
     assert_eq!(rejoined.self_.expect("self").id, "alice");
+
+    // Revoking the original token's id revokes the tokens refreshed from it.
+    auth.revoke_token(stack.with_api_credential(pb::RevokeTokenRequest {
+        token_id: claims.jti.clone(),
+        expires_at: claims.exp,
+    }))
+    .await
+    .expect("revoke");
+    let status = auth
+        .verify_token(pb::VerifyTokenRequest {
+            token: refreshed.token.clone(),
+        })
+        .await;
+    let status = status.expect_err("revoked chain");
+    assert_eq!(
+        status
+            .metadata()
+            .get("x-switchboard-error")
+            .map(|v| v.to_str().ok()),
+        Some(Some("token_revoked"))
+    );
+    assert_eq!(
+        again.closed().await.code,
+        4401,
+        "the live session holding the refreshed token closes"
+    );
     stack.shutdown().await;
 }
 
@@ -160,6 +186,20 @@ async fn revocation_closes_live_sessions_within_a_second() {
     .expect("revoke user");
     let closed = alice.closed().await;
     let took = started.elapsed();
+    // The room hears at once: a revoked session does not wait for a resume.
+    let left = bob
+        .recv_until(|m| {
+            if let Out::ParticipantLeft(l) = m {
+                Some(l.clone())
+            } else {
+                None
+            }
+        })
+        .await;
+    assert_eq!(
+        (left.participant_id.as_str(), left.reason.as_str()),
+        ("alice", "revoked")
+    );
     assert_eq!(
         (closed.code, closed.reason.starts_with("token_revoked")),
         (4401, true),

@@ -156,3 +156,74 @@ async fn a_message_flood_is_throttled_then_closed_with_1008() {
     assert!(rate_errors > 0, "throttled before being closed");
     stack.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn permessage_deflate_is_never_negotiated() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let stack = Stack::start().await;
+    let addr = stack.edge_url.trim_start_matches("http://").to_owned();
+    let mut tcp = tokio::net::TcpStream::connect(&addr)
+        .await
+        .expect("connect");
+    let request = format!(
+        "GET /ws HTTP/1.1\r\nHost: {addr}\r\nOrigin: {}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\
+         Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n\r\n",
+        stack.edge_url
+    );
+    tcp.write_all(request.as_bytes()).await.expect("write");
+    let mut head = vec![0u8; 1024];
+    let n = tokio::time::timeout(switchboard_tests::DEADLINE, tcp.read(&mut head))
+        .await
+        .expect("answer")
+        .expect("read");
+    let head = String::from_utf8_lossy(&head[..n]).to_ascii_lowercase();
+    assert!(head.starts_with("http/1.1 101"), "{head}");
+    assert!(
+        !head.contains("sec-websocket-extensions"),
+        "compression must stay off: {head}"
+    );
+    stack.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_flood_is_refused_at_accept_and_existing_sessions_carry_on() {
+    let stack = Stack::start_with(|config| config.edge.max_connections = 8).await;
+    let mut alice = WsClient::connect(&stack.ws_url(), Format::Json).await;
+    let mut bob = WsClient::connect(&stack.ws_url(), Format::Json).await;
+    alice.join(&stack.token("alice", "r1")).await;
+    bob.join(&stack.token("bob", "r1")).await;
+    // 6 more fill the edge; 20 beyond are dropped at accept.
+    let mut held = Vec::new();
+    for _ in 0..6 {
+        held.push(WsClient::connect(&stack.ws_url(), Format::Json).await);
+    }
+    let mut refused = 0;
+    for _ in 0..20 {
+        let request = stack.ws_url();
+        let attempt = tokio::time::timeout(
+            switchboard_tests::DEADLINE,
+            tokio_tungstenite::connect_async(request),
+        )
+        .await;
+        if matches!(attempt, Ok(Err(_))) {
+            refused += 1;
+        }
+    }
+    assert_eq!(refused, 20, "every connection over the limit is refused");
+    alice
+        .signal("bob", description(true, "v=0 still-fine"))
+        .await;
+    let got = bob
+        .recv_until(|m| {
+            if let Out::Signal(s) = m {
+                Some(s.from.clone())
+            } else {
+                None
+            }
+        })
+        .await;
+    assert_eq!(got, "alice");
+    drop(held);
+    stack.shutdown().await;
+}

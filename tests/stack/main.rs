@@ -8,4 +8,5 @@ mod health;
 mod presence;
 mod relay;
 mod resume;
+mod slow_consumer;
 mod tls;

@@ -43,6 +43,11 @@ pub struct Claims {
     /// What the holder may do (proto3 JSON of `switchboard.v1.Grants`).
     #[serde(default)]
     pub grants: pb::Grants,
+    /// The `jti` of the first token of this chain; refresh keeps it, so
+    /// revoking that id also revokes every token refreshed from it.
+    /// Empty = this token's own `jti`.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub chain: String,
     /// When the first token of this chain was issued; refresh keeps it, and
     /// the maximum session lifetime counts from it. 0 = `iat`.
     #[serde(default)]
@@ -50,6 +55,15 @@ pub struct Claims {
 }
 
 impl Claims {
+    /// The id of the token chain this token belongs to.
+    pub fn chain(&self) -> &str {
+        if self.chain.is_empty() {
+            &self.jti
+        } else {
+            &self.chain
+        }
+    }
+
     pub fn auth_time(&self) -> u64 {
         if self.auth_time == 0 {
             self.iat
@@ -70,6 +84,8 @@ pub struct TokenRequest {
     pub token_type: TokenType,
     /// Keep this chain's first issue time (refresh); 0 = now.
     pub auth_time: u64,
+    /// Keep this chain's id (refresh); empty = a new chain.
+    pub chain: String,
 }
 
 impl TokenRequest {
@@ -99,6 +115,7 @@ impl TokenRequest {
             name: self.name.clone(),
             metadata: self.metadata.clone(),
             grants: self.grants.clone(),
+            chain: self.chain.clone(),
             auth_time,
         })
     }
@@ -107,7 +124,9 @@ impl TokenRequest {
 impl From<Claims> for pb::Claims {
     fn from(c: Claims) -> Self {
         let auth_time = c.auth_time();
+        let chain = c.chain().to_owned();
         pb::Claims {
+            chain,
             subject: c.sub,
             name: c.name,
             issued_at: c.iat,

@@ -296,14 +296,18 @@ impl Keyring {
             })?
             .claims;
         ParticipantId::new(&claims.sub).map_err(|e| unauthenticated(&format!("sub: {e}")))?;
+        // Backends mint their own tokens; none may outlive the cap.
+        if claims.exp.saturating_sub(claims.iat) > MAX_TTL.as_secs() + LEEWAY.as_secs() {
+            return Err(unauthenticated("token lifetime exceeds 24 hours"));
+        }
         if claims.iat > now_secs() + LEEWAY.as_secs() {
             return Err(unauthenticated("token issued in the future"));
         }
-        if self
-            .inner
-            .revocations
-            .is_revoked(&claims.jti, &claims.sub, claims.auth_time())
-        {
+        if self.inner.revocations.is_revoked(
+            &[&claims.jti, claims.chain()],
+            &claims.sub,
+            claims.auth_time(),
+        ) {
             return Err(SignalError::new(ErrorCode::TokenRevoked, "token revoked"));
         }
         Ok(claims)
@@ -322,6 +326,7 @@ impl Keyring {
             ));
         }
         let ttl = ttl.min(Duration::from_secs(session_end - now));
+        let (auth_time, chain) = (old.auth_time(), old.chain().to_owned());
         let request = TokenRequest {
             identity: old.sub,
             name: old.name,
@@ -329,7 +334,9 @@ impl Keyring {
             metadata: old.metadata,
             ttl,
             token_type: TokenType::Access,
-            auth_time: old.auth_time,
+            // Backend tokens may not carry auth_time: their iat counts.
+            auth_time,
+            chain,
         };
         self.issue(&request)
     }

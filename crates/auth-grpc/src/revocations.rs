@@ -72,11 +72,15 @@ impl Revocations {
         });
     }
 
-    /// Whether a token (`jti`, `sub`, first issued at `auth_time`, issued
-    /// at `iat`) is revoked.
-    pub fn is_revoked(&self, jti: &str, sub: &str, auth_time: u64) -> bool {
+    /// Whether a token is revoked: by one of its ids (its own `jti`, its
+    /// chain's first `jti`), or as a token of `sub` whose chain began at or
+    /// before a user revocation.
+    pub fn is_revoked(&self, ids: &[&str], sub: &str, auth_time: u64) -> bool {
         let state = self.lock();
-        if !jti.is_empty() && state.tokens.contains_key(jti) {
+        if ids
+            .iter()
+            .any(|id| !id.is_empty() && state.tokens.contains_key(*id))
+        {
             return true;
         }
         // A refreshed token keeps its chain's auth_time, so revoking a user
@@ -108,12 +112,12 @@ mod tests {
         let mut events = list.subscribe();
         let now = now_secs();
         list.revoke_token("t1", now + 60);
-        assert!(list.is_revoked("t1", "alice", now));
-        assert!(!list.is_revoked("t2", "alice", now));
+        assert!(list.is_revoked(&["t1"], "alice", now));
+        assert!(!list.is_revoked(&["t2"], "alice", now));
         list.revoke_subject("bob", now + 60);
-        assert!(list.is_revoked("t3", "bob", now));
+        assert!(list.is_revoked(&["t3"], "bob", now));
         assert!(
-            !list.is_revoked("t4", "bob", now + 5),
+            !list.is_revoked(&["t4"], "bob", now + 5),
             "issued after the revocation"
         );
         assert!(matches!(
@@ -135,7 +139,7 @@ mod tests {
         let list = Revocations::default();
         list.revoke_token("old", now_secs() - 1);
         list.revoke_token("new", now_secs() + 60);
-        assert!(!list.is_revoked("old", "x", 0));
-        assert!(list.is_revoked("new", "x", 0));
+        assert!(!list.is_revoked(&["old"], "x", 0));
+        assert!(list.is_revoked(&["new"], "x", 0));
     }
 }

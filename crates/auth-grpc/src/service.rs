@@ -96,6 +96,7 @@ impl pb::auth_server::Auth for AuthService {
             ttl,
             token_type: TokenType::Access,
             auth_time: 0,
+            chain: String::new(),
         };
         let (token, claims) = self.keys.issue(&request)?;
         let mut response = pb::IssueTokenResponse {
@@ -106,6 +107,8 @@ impl pb::auth_server::Auth for AuthService {
         if req.with_refresh_token {
             request.token_type = TokenType::Refresh;
             request.auth_time = claims.auth_time;
+            // One chain: revoking the access token's id revokes this too.
+            request.chain = claims.jti.clone();
             request.ttl = self.keys.max_session();
             let (refresh, refresh_claims) = self.keys.issue(&request)?;
             response.refresh_token = refresh;

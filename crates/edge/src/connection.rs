@@ -142,10 +142,18 @@ pub async fn serve<S>(
         let _ = tokio::time::timeout(CLOSE_FLUSH, drain).await;
     }
     ctx.link.deregister(conn);
+    // A revoked or expired token ends the session now; anything else
+    // leaves it waiting for a resume.
+    let killed = handle.kill.borrow().as_ref().map(|k| k.code);
+    let leave_reason = match killed {
+        Some(ErrorCode::TokenRevoked) => "revoked",
+        Some(ErrorCode::TokenExpired) => "expired",
+        _ => reader.leave_reason,
+    };
     if reader.joined {
         let closed = pb::CloseSession {
             code: String::new(),
-            reason: reader.leave_reason.into(),
+            reason: leave_reason.into(),
         };
         let _ = ctx
             .link
@@ -372,7 +380,7 @@ impl Reader {
         let _ = self.handle.auth.set(ConnAuth::new(
             claims.subject,
             claims.auth_time,
-            claims.token_id,
+            vec![claims.token_id, claims.chain],
         ));
         self.joined = true;
         self.token = Some(SessionToken::new(
@@ -514,7 +522,7 @@ fn granted_room(claims: &pb::Claims, requested: &str) -> Result<String, SignalEr
         if grant.is_empty() || grant.contains('*') {
             return Err(SignalError::new(
                 ErrorCode::BadRequest,
-                "join.room is required: the token grants a room pattern",
+                "join.room is required unless the token grants exactly one room",
             ));
         }
         grant

@@ -38,11 +38,12 @@ pub struct ConnAuth {
 }
 
 impl ConnAuth {
-    pub fn new(subject: String, auth_time: u64, token_id: String) -> Self {
+    /// `token_ids`: the token's own id and its chain's id.
+    pub fn new(subject: String, auth_time: u64, token_ids: Vec<String>) -> Self {
         Self {
             subject,
             auth_time,
-            token_ids: Mutex::new(vec![token_id]),
+            token_ids: Mutex::new(token_ids),
         }
     }
 

@@ -219,7 +219,12 @@ pub struct SignalCommon {
     )]
     pub turn_urls: Vec<String>,
     /// Shared secret of the TURN servers (coturn `static-auth-secret`).
-    #[arg(long, env = "SWITCHBOARD_TURN_SECRET", hide_env_values = true)]
+    #[arg(
+        long,
+        env = "SWITCHBOARD_TURN_SECRET",
+        hide_env_values = true,
+        requires = "turn_urls"
+    )]
     pub turn_secret: Option<String>,
     /// Seconds a session whose connection was lost waits for a resume (0 = no resume).
     #[arg(long, env = "SWITCHBOARD_RESUME_WINDOW", default_value_t = 60)]
@@ -315,6 +320,10 @@ pub struct TokenArgs {
     /// Token audience.
     #[arg(long, env = "SWITCHBOARD_JWT_AUDIENCE", default_value = "switchboard")]
     pub audience: String,
+    /// Ask the auth service at --auth-url (with the API credential when
+    /// given) instead of minting offline.
+    #[arg(long)]
+    pub remote: bool,
     /// Otherwise: ask this auth service (with the API credential, or in dev mode).
     #[arg(
         long,

@@ -29,8 +29,10 @@ pub async fn run(args: TokenArgs) -> Result<(), BoxError> {
         ttl: Duration::from_secs(args.ttl),
         token_type: TokenType::Access,
         auth_time: 0,
+        chain: String::new(),
     };
     let token = match (&args.api_key, &args.api_secret, &args.signing_key) {
+        _ if args.remote => remote(&args).await?,
         (Some(key), Some(secret), _) => {
             // As a backend would: HS256 with the API key as issuer.
             let api = ApiKey::new(key, secret)?;
@@ -47,35 +49,37 @@ pub async fn run(args: TokenArgs) -> Result<(), BoxError> {
             })?;
             keyring.issue(&request)?.0
         }
-        _ => {
-            let mut client = pb::auth_client::AuthClient::connect(args.auth_url.clone())
-                .await
-                .map_err(|e| format!("cannot reach auth at {}: {e}", args.auth_url))?;
-            let mut call = tonic::Request::new(pb::IssueTokenRequest {
-                identity: args.identity.clone(),
-                name: args.name.clone(),
-                grants: Some(grants(&args)),
-                ttl_seconds: u32::try_from(args.ttl).unwrap_or(u32::MAX),
-                ..Default::default()
-            });
-            if let (Some(key), Some(secret)) = (&args.api_key, &args.api_secret) {
-                call.metadata_mut().insert(
-                    switchboard_auth::API_KEY_METADATA,
-                    MetadataValue::try_from(key.as_str())?,
-                );
-                call.metadata_mut().insert(
-                    switchboard_auth::API_SECRET_METADATA,
-                    MetadataValue::try_from(secret.as_str())?,
-                );
-            }
-            client
-                .issue_token(call)
-                .await
-                .map_err(|s| format!("auth refused: {}", s.message()))?
-                .into_inner()
-                .token
-        }
+        _ => remote(&args).await?,
     };
     println!("{token}");
     Ok(())
+}
+
+/// Asks the auth service (IssueToken), with the API credential when given.
+async fn remote(args: &TokenArgs) -> Result<String, BoxError> {
+    let mut client = pb::auth_client::AuthClient::connect(args.auth_url.clone())
+        .await
+        .map_err(|e| format!("cannot reach auth at {}: {e}", args.auth_url))?;
+    let mut call = tonic::Request::new(pb::IssueTokenRequest {
+        identity: args.identity.clone(),
+        name: args.name.clone(),
+        grants: Some(grants(args)),
+        ttl_seconds: u32::try_from(args.ttl).unwrap_or(u32::MAX),
+        ..Default::default()
+    });
+    if let (Some(key), Some(secret)) = (&args.api_key, &args.api_secret) {
+        call.metadata_mut().insert(
+            switchboard_auth::API_KEY_METADATA,
+            MetadataValue::try_from(key.as_str())?,
+        );
+        call.metadata_mut().insert(
+            switchboard_auth::API_SECRET_METADATA,
+            MetadataValue::try_from(secret.as_str())?,
+        );
+    }
+    let response = client
+        .issue_token(call)
+        .await
+        .map_err(|s| format!("auth refused: {}", s.message()))?;
+    Ok(response.into_inner().token)
 }
