@@ -5,6 +5,7 @@
 pub mod client;
 pub mod http;
 pub mod process;
+pub mod redis_server;
 pub mod stack;
 pub mod wait;
 

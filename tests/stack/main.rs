@@ -9,4 +9,5 @@ mod presence;
 mod relay;
 mod resume;
 mod slow_consumer;
+mod store_suite;
 mod tls;

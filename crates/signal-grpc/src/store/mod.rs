@@ -2,13 +2,16 @@
 //! in-memory implementation serves one process; a shared one (Redis) lets
 //! several signal replicas serve one room.
 
+pub mod keys;
 mod memory;
+mod redis;
 
 use std::collections::HashMap;
 
 use async_trait::async_trait;
 use switchboard_proto::{ErrorCode, ParticipantId, RoomId, SessionId, SignalError, pb};
 
+pub use self::redis::{RedisConnection, RedisStore};
 pub use memory::MemoryStore;
 
 /// Why the store could not answer. Always maps to `unavailable` for clients:

@@ -1,0 +1,192 @@
+//! The SessionStore behaviour suite, run against the in-memory store,
+//! standalone Redis and a 3-master Redis Cluster (both started here on
+//! ephemeral ports). Every implementation must pass the same assertions.
+
+use std::{collections::HashMap, sync::Arc, time::Duration};
+
+use switchboard_proto::{ParticipantId, RoomId, SessionId};
+use switchboard_signal::store::{
+    MemoryStore, RedisConnection, RedisStore, SessionRecord, SessionStore,
+};
+use switchboard_tests::redis_server::{RedisCluster, RedisServer, command};
+
+fn record(room: &str, participant: &str) -> SessionRecord {
+    SessionRecord {
+        id: SessionId::random(),
+        room: RoomId::new(room).expect("room"),
+        participant: ParticipantId::new(participant).expect("participant"),
+        name: format!("{participant} name"),
+        attributes: HashMap::from([("audio".to_string(), "on".to_string())]),
+        joined_at_ms: 1_700_000_000_000,
+    }
+}
+
+fn ids(records: &[SessionRecord]) -> Vec<String> {
+    let mut ids: Vec<String> = records.iter().map(|r| r.participant.to_string()).collect();
+    ids.sort();
+    ids
+}
+
+async fn suite(store: Arc<dyn SessionStore>) {
+    // Rooms with braces and spaces exercise the hash-tag key schema.
+    for room in ["r1", "team {red}", "x}y{z"] {
+        let alice = record(room, "alice");
+        let bob = record(room, "bob");
+        assert_eq!(store.join(alice.clone()).await.expect("join"), None);
+        assert_eq!(store.join(bob.clone()).await.expect("join"), None);
+        let room_id = RoomId::new(room).expect("room");
+        assert_eq!(
+            store.session(alice.id).await.expect("session"),
+            Some(alice.clone())
+        );
+        assert_eq!(
+            ids(&store.members(&room_id).await.expect("members")),
+            ["alice", "bob"]
+        );
+        assert_eq!(
+            store
+                .member(&room_id, &alice.participant)
+                .await
+                .expect("member"),
+            Some(alice.id)
+        );
+
+        // The same identity joining again replaces the old session.
+        let alice2 = record(room, "alice");
+        assert_eq!(
+            store.join(alice2.clone()).await.expect("join"),
+            Some(alice.clone())
+        );
+        assert_eq!(store.session(alice.id).await.expect("session"), None);
+        assert_eq!(
+            store
+                .member(&room_id, &alice.participant)
+                .await
+                .expect("member"),
+            Some(alice2.id)
+        );
+        // Leaving the replaced session changes nothing.
+        assert_eq!(store.leave(alice.id).await.expect("leave"), None);
+        assert_eq!(
+            ids(&store.members(&room_id).await.expect("members")),
+            ["alice", "bob"]
+        );
+
+        // Attributes.
+        let muted = HashMap::from([("audio".to_string(), "off".to_string())]);
+        let updated = store
+            .set_attributes(bob.id, muted.clone())
+            .await
+            .expect("set")
+            .expect("exists");
+        assert_eq!(updated.attributes, muted);
+        assert_eq!(
+            store
+                .session(bob.id)
+                .await
+                .expect("session")
+                .expect("exists")
+                .attributes,
+            muted
+        );
+        assert_eq!(
+            store
+                .set_attributes(SessionId::random(), muted)
+                .await
+                .expect("set"),
+            None
+        );
+
+        // Leaving.
+        assert_eq!(
+            store.leave(bob.id).await.expect("leave").map(|r| r.id),
+            Some(bob.id)
+        );
+        assert_eq!(store.leave(bob.id).await.expect("leave again"), None);
+        assert_eq!(
+            store
+                .member(&room_id, &bob.participant)
+                .await
+                .expect("member"),
+            None
+        );
+        assert_eq!(
+            ids(&store.members(&room_id).await.expect("members")),
+            ["alice"]
+        );
+        assert!(store.leave(alice2.id).await.expect("leave").is_some());
+        assert!(store.members(&room_id).await.expect("members").is_empty());
+    }
+    // Rooms do not see each other.
+    let a = record("ra", "same");
+    let b = record("rb", "same");
+    store.join(a.clone()).await.expect("join");
+    store.join(b.clone()).await.expect("join");
+    assert_eq!(
+        store.members(&a.room).await.expect("members"),
+        vec![a.clone()]
+    );
+    assert_eq!(
+        store.members(&b.room).await.expect("members"),
+        vec![b.clone()]
+    );
+    store.leave(a.id).await.expect("leave");
+    store.leave(b.id).await.expect("leave");
+}
+
+/// After the suite, nothing of Switchboard's is left in `port`'s keyspace.
+async fn no_keys_left(port: u16) {
+    let keys = command(port, "KEYS sb:*").await.expect("keys");
+    assert_eq!(keys.trim(), "*0", "orphaned keys on port {port}: {keys}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memory_store() {
+    suite(Arc::new(MemoryStore::new())).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_standalone_store() {
+    let redis = RedisServer::start(false).await;
+    let connection = RedisConnection::connect(&[redis.url()])
+        .await
+        .expect("connect");
+    suite(Arc::new(RedisStore::new(
+        connection,
+        Duration::from_secs(60),
+    )))
+    .await;
+    no_keys_left(redis.port).await;
+    // Every key carries a TTL while it exists.
+    let connection = RedisConnection::connect(&[redis.url()])
+        .await
+        .expect("connect");
+    let store = RedisStore::new(connection, Duration::from_secs(60));
+    store.join(record("ttl", "t")).await.expect("join");
+    let keys = command(redis.port, "KEYS sb:*").await.expect("keys");
+    let keys: Vec<&str> = keys.lines().filter(|l| l.starts_with("sb:")).collect();
+    assert_eq!(keys.len(), 3, "members, session and locator keys: {keys:?}");
+    for key in keys {
+        let ttl = command(redis.port, &format!("TTL \"{key}\""))
+            .await
+            .expect("ttl");
+        let ttl: i64 = ttl.trim().trim_start_matches(':').parse().expect("integer");
+        assert!((1..=60).contains(&ttl), "{key} has TTL {ttl}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_cluster_store() {
+    let cluster = RedisCluster::start().await;
+    let connection = RedisConnection::connect(&cluster.seeds())
+        .await
+        .expect("connect");
+    suite(Arc::new(RedisStore::new(
+        connection,
+        Duration::from_secs(60),
+    )))
+    .await;
+    for node in &cluster.nodes {
+        no_keys_left(node.port).await;
+    }
+}
