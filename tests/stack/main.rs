@@ -8,6 +8,7 @@ mod health;
 mod presence;
 mod relay;
 mod resume;
+mod router_suite;
 mod slow_consumer;
 mod store_suite;
 mod tls;

@@ -4,11 +4,13 @@
 //! to the edge link the session is attached to.
 
 mod memory;
+mod redis;
 
 use async_trait::async_trait;
 use switchboard_proto::{ConnId, ErrorCode, SessionId, pb};
 use tokio::sync::mpsc;
 
+pub use self::redis::RedisRouter;
 pub use memory::{LOG_CAPACITY, MemoryRouter};
 
 use crate::store::StoreError;

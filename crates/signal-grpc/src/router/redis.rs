@@ -1,0 +1,631 @@
+//! The Redis [`Router`]: any replica delivers to any session.
+//!
+//! Per session (hash tag `{<session id>}`, one cluster slot):
+//! - `sb:{<sid>}:out`, a hash: `next_seq`, resume `token`, the `node` the
+//!   session is attached to (empty = detached) and the attachment `gen`;
+//! - `sb:{<sid>}:log`, a stream holding the last [`LOG_CAPACITY`] messages,
+//!   entry id `<seq>-0`, so a replay is an `XRANGE` by seq.
+//!
+//! Delivery is one script on the session's slot: take the next seq, append
+//! to the log, and `PUBLISH` the message on the attached node's channel
+//! `sb:node:<node>`. The node hands messages to its local connection in
+//! seq order; a gap (pub/sub is at-most-once: a dropped subscriber loses
+//! messages) is filled from the log, and after every (re)subscribe every
+//! local session is caught up from its log. So the log, not pub/sub, is
+//! what makes delivery lossless.
+
+use std::{
+    collections::{BTreeMap, HashMap},
+    sync::{Arc, Mutex, MutexGuard},
+    time::Duration,
+};
+
+use async_trait::async_trait;
+use futures_util::StreamExt;
+use prost::Message as _;
+use redis::{Script, Value};
+use switchboard_proto::{ErrorCode, SessionId, pb};
+
+use super::{ResumeRefused, Resumed, Router, Sink, new_resume_token};
+use crate::store::{RedisConnection, StoreError};
+
+/// Messages kept per session for resume (same as the in-memory router).
+pub const LOG_CAPACITY: usize = super::LOG_CAPACITY;
+/// Backoff bounds for the node's pub/sub subscription.
+const RESUBSCRIBE_MIN: Duration = Duration::from_millis(50);
+const RESUBSCRIBE_MAX: Duration = Duration::from_secs(2);
+
+fn out_key(sid: &str) -> String {
+    format!("sb:{{{sid}}}:out")
+}
+
+fn log_key(sid: &str) -> String {
+    format!("sb:{{{sid}}}:log")
+}
+
+fn channel(node: &str) -> String {
+    format!("sb:node:{node}")
+}
+
+/// KEYS out, log. ARGV token, node, ttl.
+const OPEN: &str = r#"
+redis.call('DEL', KEYS[1], KEYS[2])
+redis.call('HSET', KEYS[1], 'next_seq', 1, 'token', ARGV[1], 'node', ARGV[2], 'gen', 1)
+redis.call('EXPIRE', KEYS[1], ARGV[3])
+return 1
+"#;
+
+/// KEYS out, log. ARGV sid, payload, ttl, maxlen. Returns the seq, or false.
+const DELIVER: &str = r#"
+if redis.call('EXISTS', KEYS[1]) == 0 then return false end
+local seq = redis.call('HINCRBY', KEYS[1], 'next_seq', 1) - 1
+redis.call('XADD', KEYS[2], 'MAXLEN', ARGV[4], seq .. '-0', 'm', ARGV[2])
+redis.call('EXPIRE', KEYS[1], ARGV[3])
+redis.call('EXPIRE', KEYS[2], ARGV[3])
+local node = redis.call('HGET', KEYS[1], 'node')
+if node and node ~= '' then
+  redis.call('PUBLISH', 'sb:node:' .. node, 'M' .. ARGV[1] .. ':' .. seq .. ':' .. ARGV[2])
+end
+return seq
+"#;
+
+/// KEYS out. ARGV node, gen. Returns the new gen, or false.
+const DETACH: &str = r#"
+if redis.call('HGET', KEYS[1], 'node') ~= ARGV[1] then return false end
+if redis.call('HGET', KEYS[1], 'gen') ~= ARGV[2] then return false end
+redis.call('HSET', KEYS[1], 'node', '')
+return redis.call('HINCRBY', KEYS[1], 'gen', 1)
+"#;
+
+/// KEYS out. ARGV token, new token, last_seq, node. Returns
+/// {status, old node, old gen, new gen, next_seq}.
+const RESUME: &str = r#"
+if redis.call('EXISTS', KEYS[1]) == 0 then return {'unknown', '', 0, 0, 0} end
+local v = redis.call('HMGET', KEYS[1], 'token', 'next_seq', 'node', 'gen')
+if ARGV[1] == '' or v[1] ~= ARGV[1] then return {'badtoken', '', 0, 0, 0} end
+if tonumber(ARGV[3]) >= tonumber(v[2]) then return {'future', '', 0, 0, 0} end
+local gen = redis.call('HINCRBY', KEYS[1], 'gen', 1)
+redis.call('HSET', KEYS[1], 'token', ARGV[2], 'node', ARGV[4])
+return {'ok', v[3], tonumber(v[4]), gen, tonumber(v[2])}
+"#;
+
+/// One session attached to a connection on this node.
+#[derive(Debug)]
+struct Attachment {
+    sink: Sink,
+    generation: u64,
+    /// The next seq to hand to the connection.
+    expected: u64,
+    /// Replaying after a resume: hold live messages until the replay is out.
+    live: bool,
+    /// Messages that arrived ahead of `expected`.
+    pending: BTreeMap<u64, Vec<u8>>,
+    filling: bool,
+}
+
+/// This node's attachments, fed by its pub/sub channel and by replays.
+struct Local {
+    attachments: Mutex<HashMap<SessionId, Attachment>>,
+    connection: RedisConnection,
+}
+
+fn send(sink: &Sink, seq: u64, payload: &[u8]) {
+    match pb::ServerMessage::decode(payload) {
+        Ok(mut message) => {
+            message.seq = seq;
+            sink.send(pb::signal_envelope::Event::Message(message));
+        }
+        Err(err) => tracing::error!(seq, error = %err, "undecodable message in a session log"),
+    }
+}
+
+impl Local {
+    fn lock(&self) -> MutexGuard<'_, HashMap<SessionId, Attachment>> {
+        self.attachments.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Takes message `seq` of `session`; hands out everything now in order,
+    /// and starts a fill from the log when a gap shows.
+    fn offer(self: &Arc<Self>, session: SessionId, seq: u64, payload: Vec<u8>) {
+        let mut attachments = self.lock();
+        let Some(a) = attachments.get_mut(&session) else {
+            return;
+        };
+        if seq < a.expected {
+            return; // already delivered
+        }
+        a.pending.insert(seq, payload);
+        if a.live {
+            flush(a);
+            if !a.pending.is_empty() && !a.filling {
+                a.filling = true;
+                let (from, to) = (
+                    a.expected,
+                    a.pending.keys().next().copied().unwrap_or(a.expected),
+                );
+                let local = self.clone();
+                tokio::spawn(async move { local.fill(session, from, to).await });
+            }
+        }
+    }
+
+    /// Reads seqs `from..to` of `session` from its log and offers them.
+    async fn fill(self: Arc<Self>, session: SessionId, from: u64, to: u64) {
+        let entries = read_log(&self.connection, session, from, to.saturating_sub(1)).await;
+        if let Some(a) = self.lock().get_mut(&session) {
+            a.filling = false;
+        }
+        match entries {
+            Ok(entries) => {
+                for (seq, payload) in entries {
+                    self.offer(session, seq, payload);
+                }
+            }
+            Err(err) => tracing::warn!(session = %session, error = %err, "gap fill failed"),
+        }
+    }
+
+    /// Catches every attached session up from its log (after a
+    /// (re)subscribe, when pub/sub may have lost messages).
+    async fn catch_up(self: &Arc<Self>) {
+        let sessions: Vec<(SessionId, u64)> =
+            self.lock().iter().map(|(s, a)| (*s, a.expected)).collect();
+        for (session, from) in sessions {
+            match read_log(&self.connection, session, from, u64::MAX).await {
+                Ok(entries) => {
+                    for (seq, payload) in entries {
+                        self.offer(session, seq, payload);
+                    }
+                }
+                Err(err) => tracing::warn!(session = %session, error = %err, "catch-up failed"),
+            }
+        }
+    }
+
+    /// A close published for a session attached here (generation `generation`,
+    /// 0 = any).
+    fn close(&self, session: SessionId, generation: u64, code: Option<ErrorCode>, reason: &str) {
+        let mut attachments = self.lock();
+        let matches = attachments
+            .get(&session)
+            .is_some_and(|a| generation == 0 || a.generation == generation);
+        if matches && let Some(a) = attachments.remove(&session) {
+            a.sink.send_close(code, reason);
+        }
+    }
+}
+
+fn flush(a: &mut Attachment) {
+    while let Some(payload) = a.pending.remove(&a.expected) {
+        send(&a.sink, a.expected, &payload);
+        a.expected += 1;
+    }
+}
+
+/// Entries `from..=to` of a session log as (seq, payload).
+async fn read_log(
+    connection: &RedisConnection,
+    session: SessionId,
+    from: u64,
+    to: u64,
+) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
+    let end = if to == u64::MAX {
+        "+".to_owned()
+    } else {
+        format!("{to}-0")
+    };
+    let reply: Value = redis::cmd("XRANGE")
+        .arg(log_key(&session.to_string()))
+        .arg(format!("{from}-0"))
+        .arg(end)
+        .query_async(&mut connection.clone())
+        .await
+        .map_err(|e| StoreError(e.to_string()))?;
+    let entries: Vec<(String, HashMap<String, Vec<u8>>)> =
+        redis::from_redis_value(reply).map_err(|e| StoreError(e.to_string()))?;
+    Ok(entries
+        .into_iter()
+        .filter_map(|(id, mut fields)| {
+            let seq = id.split('-').next()?.parse().ok()?;
+            Some((seq, fields.remove("m")?))
+        })
+        .collect())
+}
+
+/// Parses a node channel message.
+enum NodeEvent {
+    Message {
+        session: SessionId,
+        seq: u64,
+        payload: Vec<u8>,
+    },
+    Close {
+        session: SessionId,
+        generation: u64,
+        code: Option<ErrorCode>,
+        reason: String,
+    },
+}
+
+fn parse_event(raw: &[u8]) -> Option<NodeEvent> {
+    let (&kind, rest) = raw.split_first()?;
+    let session = SessionId::parse(std::str::from_utf8(rest.get(..32)?).ok()?)?;
+    let rest = rest.get(33..)?;
+    let colon = rest.iter().position(|b| *b == b':')?;
+    let number: u64 = std::str::from_utf8(&rest[..colon]).ok()?.parse().ok()?;
+    let tail = &rest[colon + 1..];
+    match kind {
+        b'M' => Some(NodeEvent::Message {
+            session,
+            seq: number,
+            payload: tail.to_vec(),
+        }),
+        b'C' => {
+            let text = std::str::from_utf8(tail).ok()?;
+            let (code, reason) = text.split_once(':')?;
+            Some(NodeEvent::Close {
+                session,
+                generation: number,
+                code: ErrorCode::parse(code),
+                reason: reason.to_owned(),
+            })
+        }
+        _ => None,
+    }
+}
+
+/// Sessions and delivery over Redis, as node `node`.
+pub struct RedisRouter {
+    connection: RedisConnection,
+    node: String,
+    ttl: Duration,
+    local: Arc<Local>,
+    open: Script,
+    deliver: Script,
+    detach: Script,
+    resume: Script,
+}
+
+impl std::fmt::Debug for RedisRouter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisRouter")
+            .field("node", &self.node)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RedisRouter {
+    /// A router for node `node` (unique per signal process). `pubsub_url`
+    /// is a Redis URL to subscribe through (any cluster node will do: a
+    /// cluster forwards PUBLISH to every node). Key lifetime `ttl` is
+    /// refreshed on every delivery.
+    pub async fn start(
+        connection: RedisConnection,
+        pubsub_url: &str,
+        node: String,
+        ttl: Duration,
+    ) -> Result<Arc<Self>, StoreError> {
+        let client = redis::Client::open(pubsub_url).map_err(|e| StoreError(e.to_string()))?;
+        let local = Arc::new(Local {
+            attachments: Mutex::default(),
+            connection: connection.clone(),
+        });
+        let (subscribed_tx, subscribed_rx) = tokio::sync::oneshot::channel();
+        tokio::spawn(subscribe(
+            client,
+            channel(&node),
+            local.clone(),
+            subscribed_tx,
+        ));
+        subscribed_rx
+            .await
+            .map_err(|_| StoreError("node subscription failed".into()))?;
+        Ok(Arc::new(Self {
+            connection,
+            node,
+            ttl,
+            local,
+            open: Script::new(OPEN),
+            deliver: Script::new(DELIVER),
+            detach: Script::new(DETACH),
+            resume: Script::new(RESUME),
+        }))
+    }
+
+    fn conn(&self) -> RedisConnection {
+        self.connection.clone()
+    }
+
+    async fn publish_close(
+        &self,
+        node: &str,
+        session: SessionId,
+        generation: u64,
+        code: Option<ErrorCode>,
+        reason: &str,
+    ) {
+        if node == self.node {
+            self.local.close(session, generation, code, reason);
+            return;
+        }
+        let code = code.map(ErrorCode::as_str).unwrap_or("");
+        let event = format!("C{session}:{generation}:{code}:{reason}");
+        let published: Result<i64, _> = redis::cmd("PUBLISH")
+            .arg(channel(node))
+            .arg(event)
+            .query_async(&mut self.conn())
+            .await;
+        if let Err(err) = published {
+            tracing::warn!(session = %session, error = %err, "close for another node not published");
+        }
+    }
+}
+
+/// Keeps this node subscribed to its channel, catching up from the logs
+/// after every (re)subscribe.
+async fn subscribe(
+    client: redis::Client,
+    channel: String,
+    local: Arc<Local>,
+    subscribed: tokio::sync::oneshot::Sender<()>,
+) {
+    let mut subscribed = Some(subscribed);
+    let mut backoff = RESUBSCRIBE_MIN;
+    loop {
+        let attempt = async {
+            let mut pubsub = client.get_async_pubsub().await?;
+            pubsub.subscribe(&channel).await?;
+            Ok::<_, redis::RedisError>(pubsub)
+        };
+        match attempt.await {
+            Ok(pubsub) => {
+                backoff = RESUBSCRIBE_MIN;
+                if let Some(tx) = subscribed.take() {
+                    let _ = tx.send(());
+                }
+                local.catch_up().await;
+                let mut messages = pubsub.into_on_message();
+                while let Some(message) = messages.next().await {
+                    match parse_event(message.get_payload_bytes()) {
+                        Some(NodeEvent::Message {
+                            session,
+                            seq,
+                            payload,
+                        }) => local.offer(session, seq, payload),
+                        Some(NodeEvent::Close {
+                            session,
+                            generation,
+                            code,
+                            reason,
+                        }) => local.close(session, generation, code, &reason),
+                        None => tracing::warn!("malformed node event"),
+                    }
+                }
+                tracing::warn!(channel = %channel, "node subscription lost; resubscribing");
+            }
+            Err(err) => {
+                tracing::warn!(channel = %channel, error = %err, "node subscription failed")
+            }
+        }
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(RESUBSCRIBE_MAX);
+    }
+}
+
+fn failed(err: redis::RedisError) -> StoreError {
+    StoreError(err.to_string())
+}
+
+#[async_trait]
+impl Router for RedisRouter {
+    async fn open(
+        &self,
+        session: SessionId,
+        sink: Sink,
+        resume_token: String,
+    ) -> Result<(), StoreError> {
+        let sid = session.to_string();
+        self.local.lock().insert(
+            session,
+            Attachment {
+                sink,
+                generation: 1,
+                expected: 1,
+                live: true,
+                pending: BTreeMap::new(),
+                filling: false,
+            },
+        );
+        let opened: Result<i64, _> = self
+            .open
+            .key(out_key(&sid))
+            .key(log_key(&sid))
+            .arg(resume_token)
+            .arg(&self.node)
+            .arg(self.ttl.as_secs().max(1))
+            .invoke_async(&mut self.conn())
+            .await;
+        if let Err(err) = opened {
+            self.local.lock().remove(&session);
+            return Err(failed(err));
+        }
+        Ok(())
+    }
+
+    async fn deliver(
+        &self,
+        session: SessionId,
+        message: pb::server_message::Message,
+    ) -> Result<Option<u64>, StoreError> {
+        let sid = session.to_string();
+        let payload = pb::ServerMessage {
+            seq: 0,
+            message: Some(message),
+        }
+        .encode_to_vec();
+        self.deliver
+            .key(out_key(&sid))
+            .key(log_key(&sid))
+            .arg(&sid)
+            .arg(payload)
+            .arg(self.ttl.as_secs().max(1))
+            .arg(LOG_CAPACITY)
+            .invoke_async(&mut self.conn())
+            .await
+            .map_err(failed)
+    }
+
+    async fn detach(&self, session: SessionId, sink: &Sink) -> Result<Option<u64>, StoreError> {
+        let generation = {
+            let attachments = self.local.lock();
+            match attachments.get(&session) {
+                Some(a) if a.sink.same(sink) => a.generation,
+                _ => return Ok(None),
+            }
+        };
+        let detached: Option<u64> = self
+            .detach
+            .key(out_key(&session.to_string()))
+            .arg(&self.node)
+            .arg(generation)
+            .invoke_async(&mut self.conn())
+            .await
+            .map_err(failed)?;
+        let mut attachments = self.local.lock();
+        if attachments
+            .get(&session)
+            .is_some_and(|a| a.generation == generation)
+        {
+            attachments.remove(&session);
+        }
+        Ok(detached)
+    }
+
+    async fn detached_since(
+        &self,
+        session: SessionId,
+        generation: u64,
+    ) -> Result<bool, StoreError> {
+        let (node, current): (Option<String>, Option<u64>) = redis::cmd("HMGET")
+            .arg(out_key(&session.to_string()))
+            .arg("node")
+            .arg("gen")
+            .query_async(&mut self.conn())
+            .await
+            .map_err(failed)?;
+        Ok(node.as_deref() == Some("") && current == Some(generation))
+    }
+
+    async fn resume(
+        &self,
+        session: SessionId,
+        resume_token: &str,
+        last_seq: u64,
+        sink: Sink,
+        mut first: pb::Resumed,
+    ) -> Result<Result<Resumed, ResumeRefused>, StoreError> {
+        let sid = session.to_string();
+        let next_token = new_resume_token();
+        let (status, old_node, old_gen, generation, next_seq): (String, String, u64, u64, u64) =
+            self.resume
+                .key(out_key(&sid))
+                .arg(resume_token)
+                .arg(&next_token)
+                .arg(last_seq)
+                .arg(&self.node)
+                .invoke_async(&mut self.conn())
+                .await
+                .map_err(failed)?;
+        match status.as_str() {
+            "ok" => {}
+            "badtoken" => return Ok(Err(ResumeRefused::BadToken)),
+            "future" => return Ok(Err(ResumeRefused::FutureSeq)),
+            _ => return Ok(Err(ResumeRefused::Unknown)),
+        }
+        if !old_node.is_empty() {
+            self.publish_close(
+                &old_node,
+                session,
+                old_gen,
+                Some(ErrorCode::SessionReplaced),
+                "session resumed on another connection",
+            )
+            .await;
+        }
+        // Attach first (holding live messages), then replay from the log:
+        // anything published before the attachment existed is in the log.
+        self.local.lock().insert(
+            session,
+            Attachment {
+                sink: sink.clone(),
+                generation,
+                expected: last_seq + 1,
+                live: false,
+                pending: BTreeMap::new(),
+                filling: false,
+            },
+        );
+        let entries = read_log(&self.connection, session, last_seq + 1, u64::MAX).await?;
+        let complete = entries
+            .first()
+            .map_or(next_seq == last_seq + 1, |(seq, _)| *seq == last_seq + 1);
+        first.resume_token = next_token.clone();
+        first.complete = complete;
+        let mut attachments = self.local.lock();
+        let Some(a) = attachments
+            .get_mut(&session)
+            .filter(|a| a.generation == generation)
+        else {
+            // Taken over again meanwhile.
+            return Ok(Err(ResumeRefused::BadToken));
+        };
+        sink.send(pb::signal_envelope::Event::Message(pb::ServerMessage {
+            seq: 0,
+            message: Some(pb::server_message::Message::Resumed(first)),
+        }));
+        if let Some((oldest, _)) = entries.first() {
+            // Incomplete: continue from the oldest message still logged.
+            a.expected = a.expected.max(*oldest);
+        }
+        let replayed = entries.len();
+        for (seq, payload) in entries {
+            a.pending.insert(seq, payload);
+        }
+        a.live = true;
+        flush(a);
+        Ok(Ok(Resumed {
+            resume_token: next_token,
+            complete,
+            replayed,
+        }))
+    }
+
+    async fn close(
+        &self,
+        session: SessionId,
+        code: Option<ErrorCode>,
+        reason: &str,
+    ) -> Result<(), StoreError> {
+        let sid = session.to_string();
+        let (node, generation): (Option<String>, Option<u64>) = redis::cmd("HMGET")
+            .arg(out_key(&sid))
+            .arg("node")
+            .arg("gen")
+            .query_async(&mut self.conn())
+            .await
+            .map_err(failed)?;
+        if let (Some(node), Some(generation)) = (node, generation)
+            && !node.is_empty()
+        {
+            self.publish_close(&node, session, generation, code, reason)
+                .await;
+        }
+        let _: i64 = redis::cmd("DEL")
+            .arg(out_key(&sid))
+            .arg(log_key(&sid))
+            .query_async(&mut self.conn())
+            .await
+            .map_err(failed)?;
+        Ok(())
+    }
+}

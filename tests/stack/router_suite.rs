@@ -1,0 +1,250 @@
+//! The Router behaviour suite: seq numbering, ordered delivery from any
+//! node, detach, resume with replay, close and the log bound. Run against
+//! the in-memory router (one node) and the Redis router with two nodes
+//! sharing standalone Redis or a 3-master cluster.
+
+use std::{sync::Arc, time::Duration};
+
+use switchboard_proto::{ConnId, ErrorCode, SessionId, pb};
+use switchboard_signal::{
+    router::{LOG_CAPACITY, MemoryRouter, RedisRouter, ResumeRefused, Router, Sink},
+    store::RedisConnection,
+};
+use switchboard_tests::redis_server::{RedisCluster, RedisServer};
+use tokio::sync::mpsc;
+
+type Envelopes = mpsc::UnboundedReceiver<pb::SignalEnvelope>;
+
+fn sink(conn: u64) -> (Sink, Envelopes) {
+    let (tx, rx) = mpsc::unbounded_channel();
+    (
+        Sink {
+            link: tx,
+            conn: ConnId(conn),
+        },
+        rx,
+    )
+}
+
+fn pong(nonce: u64) -> pb::server_message::Message {
+    pb::server_message::Message::Pong(pb::Pong { nonce })
+}
+
+/// The next envelope, within a deadline.
+async fn next(rx: &mut Envelopes) -> pb::signal_envelope::Event {
+    tokio::time::timeout(Duration::from_secs(10), rx.recv())
+        .await
+        .expect("an envelope in time")
+        .expect("link open")
+        .event
+        .expect("event")
+}
+
+async fn next_message(rx: &mut Envelopes) -> pb::ServerMessage {
+    match next(rx).await {
+        pb::signal_envelope::Event::Message(m) => m,
+        other => panic!("expected a message, got {other:?}"),
+    }
+}
+
+fn nonce(message: &pb::ServerMessage) -> u64 {
+    match &message.message {
+        Some(pb::server_message::Message::Pong(p)) => p.nonce,
+        other => panic!("expected a pong, got {other:?}"),
+    }
+}
+
+/// `a` and `b` are two nodes (the same one for the in-memory router).
+async fn suite(a: Arc<dyn Router>, b: Arc<dyn Router>) {
+    let session = SessionId::random();
+    let (sink_a, mut rx_a) = sink(1);
+    a.open(session, sink_a.clone(), "token-1".into())
+        .await
+        .expect("open");
+
+    // Deliveries from both nodes, concurrently: seqs 1..=N without gaps,
+    // each sender's messages in its order.
+    let n = 100u64;
+    let (from_a, from_b) = (a.clone(), b.clone());
+    let ta = tokio::spawn(async move {
+        for i in 0..n {
+            from_a
+                .deliver(session, pong(i))
+                .await
+                .expect("deliver")
+                .expect("exists");
+        }
+    });
+    let tb = tokio::spawn(async move {
+        for i in 0..n {
+            from_b
+                .deliver(session, pong(1_000 + i))
+                .await
+                .expect("deliver")
+                .expect("exists");
+        }
+    });
+    ta.await.expect("a");
+    tb.await.expect("b");
+    let (mut last_a, mut last_b) = (None, None);
+    for seq in 1..=2 * n {
+        let message = next_message(&mut rx_a).await;
+        assert_eq!(message.seq, seq, "seqs arrive in order without gaps");
+        let value = nonce(&message);
+        let last = if value >= 1_000 {
+            &mut last_b
+        } else {
+            &mut last_a
+        };
+        assert!(last.is_none_or(|l| l < value), "FIFO per sender");
+        *last = Some(value);
+    }
+
+    // Detach: deliveries are only logged.
+    let generation = a
+        .detach(session, &sink_a)
+        .await
+        .expect("detach")
+        .expect("was attached");
+    assert!(a.detached_since(session, generation).await.expect("state"));
+    let (other, _) = sink(99);
+    assert_eq!(
+        a.detach(session, &other).await.expect("detach"),
+        None,
+        "only the attached sink detaches"
+    );
+    for i in 0..5 {
+        b.deliver(session, pong(2_000 + i)).await.expect("deliver");
+    }
+
+    // Resume on the other node: refused with a wrong token or a future seq;
+    // then Resumed, the 5 missed messages, and what follows.
+    let (sink_b, mut rx_b) = sink(2);
+    let first = pb::Resumed {
+        session_id: session.to_string(),
+        ..Default::default()
+    };
+    let wrong = b
+        .resume(session, "nope", 2 * n, sink_b.clone(), first.clone())
+        .await
+        .expect("call");
+    assert_eq!(wrong, Err(ResumeRefused::BadToken));
+    let future = b
+        .resume(session, "token-1", 10 * n, sink_b.clone(), first.clone())
+        .await
+        .expect("call");
+    assert_eq!(future, Err(ResumeRefused::FutureSeq));
+    let resumed = b
+        .resume(session, "token-1", 2 * n, sink_b.clone(), first.clone())
+        .await
+        .expect("call")
+        .expect("ok");
+    assert!(resumed.complete);
+    assert_eq!(resumed.replayed, 5);
+    let head = next_message(&mut rx_b).await;
+    assert_eq!(head.seq, 0);
+    let Some(pb::server_message::Message::Resumed(r)) = head.message else {
+        panic!("Resumed first")
+    };
+    assert_eq!(
+        (r.resume_token.as_str(), r.complete),
+        (resumed.resume_token.as_str(), true)
+    );
+    a.deliver(session, pong(3_000)).await.expect("deliver");
+    for (seq, expected) in (2 * n + 1..).zip([2_000, 2_001, 2_002, 2_003, 2_004, 3_000]) {
+        let message = next_message(&mut rx_b).await;
+        assert_eq!((message.seq, nonce(&message)), (seq, expected));
+    }
+    // The spent token is refused.
+    let (sink_c, mut rx_c) = sink(3);
+    let replay = a
+        .resume(session, "token-1", 2 * n, sink_c.clone(), first.clone())
+        .await
+        .expect("call");
+    assert_eq!(replay, Err(ResumeRefused::BadToken));
+    // Taking over with the current token closes the previous connection.
+    a.resume(session, &resumed.resume_token, 2 * n + 6, sink_c, first)
+        .await
+        .expect("call")
+        .expect("ok");
+    assert!(matches!(next(&mut rx_c).await, pb::signal_envelope::Event::Message(m) if m.seq == 0));
+    match next(&mut rx_b).await {
+        pb::signal_envelope::Event::Close(c) => {
+            assert_eq!(c.code, ErrorCode::SessionReplaced.as_str())
+        }
+        other => panic!("expected close, got {other:?}"),
+    }
+
+    // Close: the attached connection hears it, the session is gone.
+    b.close(session, Some(ErrorCode::NotFound), "gone")
+        .await
+        .expect("close");
+    match next(&mut rx_c).await {
+        pb::signal_envelope::Event::Close(c) => {
+            assert_eq!((c.code.as_str(), c.reason.as_str()), ("not_found", "gone"))
+        }
+        other => panic!("expected close, got {other:?}"),
+    }
+    assert_eq!(a.deliver(session, pong(1)).await.expect("deliver"), None);
+
+    // The log is bounded: a long absence resumes incomplete.
+    let session = SessionId::random();
+    let (sink_d, _rx_d) = sink(4);
+    a.open(session, sink_d.clone(), "t".into())
+        .await
+        .expect("open");
+    a.detach(session, &sink_d).await.expect("detach");
+    for i in 0..(LOG_CAPACITY as u64 + 10) {
+        b.deliver(session, pong(i)).await.expect("deliver");
+    }
+    let (sink_e, mut rx_e) = sink(5);
+    let first = pb::Resumed::default();
+    let resumed = a
+        .resume(session, "t", 0, sink_e, first)
+        .await
+        .expect("call")
+        .expect("ok");
+    assert!(!resumed.complete);
+    assert_eq!(next_message(&mut rx_e).await.seq, 0);
+    let oldest = next_message(&mut rx_e).await.seq;
+    assert!(oldest > 1, "the oldest messages fell out of the log");
+    a.close(session, None, "done").await.expect("close");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memory_router() {
+    let router: Arc<dyn Router> = Arc::new(MemoryRouter::new());
+    suite(router.clone(), router).await;
+}
+
+async fn two_nodes(urls: Vec<String>, pubsub: String) -> (Arc<dyn Router>, Arc<dyn Router>) {
+    let ttl = Duration::from_secs(60);
+    let a = RedisRouter::start(
+        RedisConnection::connect(&urls).await.expect("connect"),
+        &pubsub,
+        "node-a".into(),
+        ttl,
+    );
+    let b = RedisRouter::start(
+        RedisConnection::connect(&urls).await.expect("connect"),
+        &pubsub,
+        "node-b".into(),
+        ttl,
+    );
+    (a.await.expect("node a"), b.await.expect("node b"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_router_on_two_nodes() {
+    let redis = RedisServer::start(false).await;
+    let (a, b) = two_nodes(vec![redis.url()], redis.url()).await;
+    suite(a, b).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_cluster_router_on_two_nodes() {
+    let cluster = RedisCluster::start().await;
+    let seeds = cluster.seeds();
+    let (a, b) = two_nodes(seeds.clone(), seeds[1].clone()).await;
+    suite(a, b).await;
+}
