@@ -73,7 +73,7 @@ impl Stack {
         let api = ApiKey::new(API_KEY, API_SECRET).expect("api key");
         let mut config = StackConfig {
             edge: EdgeConfig {
-                signal_url: signal_url.clone(),
+                signal_urls: vec![signal_url.clone()],
                 auth_url: auth_url.clone(),
                 origins: OriginPolicy {
                     allowed: vec!["https://app.example.com".into()],

@@ -97,14 +97,16 @@ pub async fn serve<S>(
         outbound: out_tx,
         kill: kill_tx,
         auth: Arc::default(),
+        lane: 0,
     };
-    let conn = ctx.link.register(handle.clone());
+    let (conn, lane) = ctx.link.register(handle.clone());
     let format = Arc::new(AtomicU8::new(FORMAT_JSON));
     let (sink, mut stream) = ws.split();
 
     let now = std::time::Instant::now();
     let mut reader = Reader {
         conn,
+        lane,
         ctx: ctx.clone(),
         handle: handle.clone(),
         format: format.clone(),
@@ -157,7 +159,7 @@ pub async fn serve<S>(
         };
         let _ = ctx
             .link
-            .send(conn, pb::edge_envelope::Event::Closed(closed))
+            .send(lane, conn, pb::edge_envelope::Event::Closed(closed))
             .await;
     }
     tracing::debug!(conn = %conn, "connection closed");
@@ -165,6 +167,8 @@ pub async fn serve<S>(
 
 struct Reader {
     conn: ConnId,
+    /// The signal lane this connection's session lives on.
+    lane: usize,
     ctx: ConnectionContext,
     handle: ConnHandle,
     format: Arc<AtomicU8>,
@@ -327,7 +331,11 @@ impl Reader {
                 if let Err(code) = self
                     .ctx
                     .link
-                    .send(self.conn, pb::edge_envelope::Event::Message(forwarded))
+                    .send(
+                        self.lane,
+                        self.conn,
+                        pb::edge_envelope::Event::Message(forwarded),
+                    )
                     .await
                 {
                     return Some(ReaderEnd::Close(Some(code), "signal unavailable".into()));
@@ -420,7 +428,7 @@ impl Reader {
         if let Err(code) = self
             .ctx
             .link
-            .send(self.conn, pb::edge_envelope::Event::Open(open))
+            .send(self.lane, self.conn, pb::edge_envelope::Event::Open(open))
             .await
         {
             return self.refuse(id, SignalError::new(code, "signal unavailable"));
@@ -452,7 +460,11 @@ impl Reader {
         if let Err(code) = self
             .ctx
             .link
-            .send(self.conn, pb::edge_envelope::Event::Resume(request))
+            .send(
+                self.lane,
+                self.conn,
+                pb::edge_envelope::Event::Resume(request),
+            )
             .await
         {
             return self.refuse(id, SignalError::new(code, "signal unavailable"));
@@ -479,7 +491,11 @@ impl Reader {
                 let _ = self
                     .ctx
                     .link
-                    .send(self.conn, pb::edge_envelope::Event::Refreshed(refreshed))
+                    .send(
+                        self.lane,
+                        self.conn,
+                        pb::edge_envelope::Event::Refreshed(refreshed),
+                    )
                     .await;
                 None
             }

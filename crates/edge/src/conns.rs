@@ -70,6 +70,8 @@ pub struct ConnHandle {
     pub kill: watch::Sender<Option<Kill>>,
     /// Set once the connection has joined.
     pub auth: Arc<OnceLock<ConnAuth>>,
+    /// The signal lane the connection's session lives on.
+    pub lane: usize,
 }
 
 impl ConnHandle {

@@ -89,7 +89,7 @@ pub async fn handle(
             json(StatusCode::OK, serde_json::json!({ "status": "live" }))
         }
         (&Method::GET, "/health/ready") => {
-            if ctx.conn.link.is_up() && !*ctx.shutdown.borrow() {
+            if ctx.conn.link.is_serving() && !*ctx.shutdown.borrow() {
                 json(StatusCode::OK, serde_json::json!({ "status": "ready" }))
             } else {
                 json(

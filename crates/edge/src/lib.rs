@@ -36,8 +36,8 @@ use crate::{connection::ConnectionContext, http::HttpContext};
 /// Edge configuration (parsed by the binary).
 #[derive(Debug, Clone)]
 pub struct EdgeConfig {
-    /// gRPC address of the signal service, e.g. `http://127.0.0.1:50052`.
-    pub signal_url: String,
+    /// gRPC addresses of the signal replicas, e.g. `http://127.0.0.1:50052`.
+    pub signal_urls: Vec<String>,
     /// gRPC address of the auth service.
     pub auth_url: String,
     pub origins: OriginPolicy,
@@ -48,7 +48,7 @@ pub struct EdgeConfig {
     /// Open connections (HTTP and WebSocket) at most; more are refused at
     /// accept.
     pub max_connections: usize,
-    /// Relay streams to signal.
+    /// Relay streams to each signal replica.
     pub lanes: usize,
     /// How long shutdown waits for connections to close.
     pub drain_deadline: Duration,
@@ -62,7 +62,7 @@ pub struct EdgeConfig {
 impl Default for EdgeConfig {
     fn default() -> Self {
         Self {
-            signal_url: "http://127.0.0.1:50052".into(),
+            signal_urls: vec!["http://127.0.0.1:50052".into()],
             auth_url: "http://127.0.0.1:50051".into(),
             origins: OriginPolicy::default(),
             static_dir: None,
@@ -146,11 +146,12 @@ pub async fn run(
 ) -> Result<(), EdgeError> {
     let (stop_tx, stop_rx) = watch::channel(false);
     let (link_stop_tx, link_stop_rx) = watch::channel(false);
-    let link = SignalLink::start(
-        endpoint(&config.signal_url)?,
-        config.lanes,
-        link_stop_rx.clone(),
-    );
+    let endpoints = config
+        .signal_urls
+        .iter()
+        .map(|u| endpoint(u))
+        .collect::<Result<Vec<_>, _>>()?;
+    let link = SignalLink::start(endpoints, config.lanes, link_stop_rx.clone());
     on_link(link.clone());
     let auth = AuthClient::new(endpoint(&config.auth_url)?);
     // Every task serving a connection holds a clone of `done_tx` (inside the

@@ -49,19 +49,21 @@ struct Lane {
 }
 
 impl SignalLink {
-    /// Starts `lanes` streams to `endpoint` (each reconnecting on failure)
-    /// until `shutdown` fires.
-    pub fn start(endpoint: Endpoint, lanes: usize, shutdown: watch::Receiver<bool>) -> Self {
+    /// Starts `lanes` streams to each signal replica at `endpoints` (each
+    /// reconnecting on failure) until `shutdown` fires.
+    pub fn start(endpoints: Vec<Endpoint>, lanes: usize, shutdown: watch::Receiver<bool>) -> Self {
         let lanes = lanes.max(1);
-        let mut receivers = Vec::with_capacity(lanes);
-        let mut lane_handles = Vec::with_capacity(lanes);
-        for _ in 0..lanes {
-            let (tx, rx) = mpsc::channel(LANE_QUEUE);
-            lane_handles.push(Lane {
-                tx,
-                up: AtomicBool::new(false),
-            });
-            receivers.push(rx);
+        let mut receivers = Vec::new();
+        let mut lane_handles = Vec::new();
+        for endpoint in &endpoints {
+            for _ in 0..lanes {
+                let (tx, rx) = mpsc::channel(LANE_QUEUE);
+                lane_handles.push(Lane {
+                    tx,
+                    up: AtomicBool::new(false),
+                });
+                receivers.push((endpoint.clone(), rx));
+            }
         }
         let link = Self {
             inner: Arc::new(Inner {
@@ -70,24 +72,28 @@ impl SignalLink {
                 next_conn: AtomicU64::new(1),
             }),
         };
-        let channel = endpoint.connect_lazy();
-        for (index, rx) in receivers.into_iter().enumerate() {
-            tokio::spawn(run_lane(
-                link.clone(),
-                index,
-                channel.clone(),
-                rx,
-                shutdown.clone(),
-            ));
+        for (index, (endpoint, rx)) in receivers.into_iter().enumerate() {
+            let channel = endpoint.connect_lazy();
+            tokio::spawn(run_lane(link.clone(), index, channel, rx, shutdown.clone()));
         }
         link
     }
 
-    /// Registers a new connection and returns its id.
-    pub fn register(&self, handle: ConnHandle) -> ConnId {
+    /// Registers a new connection on a lane that is up (round robin over
+    /// replicas), returning its id and lane.
+    pub fn register(&self, mut handle: ConnHandle) -> (ConnId, usize) {
         let conn = ConnId(self.inner.next_conn.fetch_add(1, Ordering::Relaxed));
+        let up: Vec<usize> = (0..self.inner.lanes.len())
+            .filter(|i| self.inner.lanes[*i].up.load(Ordering::Acquire))
+            .collect();
+        let lane = if up.is_empty() {
+            (conn.0 % self.inner.lanes.len() as u64) as usize
+        } else {
+            up[(conn.0 % up.len() as u64) as usize]
+        };
+        handle.lane = lane;
         self.inner.conns.insert(conn, handle);
-        conn
+        (conn, lane)
     }
 
     pub fn deregister(&self, conn: ConnId) {
@@ -98,10 +104,11 @@ impl SignalLink {
     /// full; fails only if the lane task is gone (shutdown).
     pub async fn send(
         &self,
+        lane: usize,
         conn: ConnId,
         event: pb::edge_envelope::Event,
     ) -> Result<(), ErrorCode> {
-        let lane = &self.inner.lanes[self.lane_of(conn)];
+        let lane = &self.inner.lanes[lane];
         if !lane.up.load(Ordering::Acquire) {
             return Err(ErrorCode::Unavailable);
         }
@@ -112,6 +119,14 @@ impl SignalLink {
             })
             .await
             .map_err(|_| ErrorCode::ShuttingDown)
+    }
+
+    /// Whether some lane has a live stream (readiness: the edge can serve).
+    pub fn is_serving(&self) -> bool {
+        self.inner
+            .lanes
+            .iter()
+            .any(|l| l.up.load(Ordering::Acquire))
     }
 
     /// Whether every lane has a live stream.
@@ -144,10 +159,6 @@ impl SignalLink {
         killed
     }
 
-    fn lane_of(&self, conn: ConnId) -> usize {
-        (conn.0 % self.inner.lanes.len() as u64) as usize
-    }
-
     fn dispatch(&self, envelope: pb::SignalEnvelope) {
         let Some(handle) = self.inner.conns.get(ConnId(envelope.conn)) else {
             return; // the connection closed meanwhile
@@ -166,13 +177,10 @@ impl SignalLink {
     /// A lane's stream died: its sessions on signal are gone, so its
     /// connections are closed and their clients reconnect.
     fn fail_lane(&self, index: usize) {
-        let lanes = self.inner.lanes.len();
-        for handle in self
-            .inner
-            .conns
-            .matching(|c| (c.0 % lanes as u64) as usize == index)
-        {
-            handle.kill(ErrorCode::Unavailable, "signal link lost");
+        for handle in self.inner.conns.matching(|_| true) {
+            if handle.lane == index {
+                handle.kill(ErrorCode::Unavailable, "signal link lost");
+            }
         }
     }
 }

@@ -13,7 +13,7 @@ mod service;
 pub mod store;
 pub mod turn;
 
-use std::{future::Future, sync::Arc};
+use std::{future::Future, sync::Arc, time::Duration};
 
 use switchboard_proto::{grpc, pb};
 use tokio::{net::TcpListener, sync::watch};
@@ -30,6 +30,17 @@ pub const SERVICE_NAME: &str = "switchboard.v1.Signal";
 #[derive(Debug, Clone)]
 pub struct SignalConfig {
     pub join: JoinSettings,
+    /// Shared state in Redis (several replicas); `None` keeps it in memory.
+    pub redis: Option<RedisConfig>,
+}
+
+/// Where and how long to keep shared state.
+#[derive(Debug, Clone)]
+pub struct RedisConfig {
+    /// One URL (standalone) or the seed nodes of a cluster.
+    pub urls: Vec<String>,
+    /// Lifetime of every key, refreshed as sessions are used.
+    pub record_ttl: Duration,
 }
 
 impl Default for SignalConfig {
@@ -39,8 +50,58 @@ impl Default for SignalConfig {
                 resume_window: hub::RESUME_WINDOW,
                 ..Default::default()
             },
+            redis: None,
         }
     }
+}
+
+/// Why the signal service stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error(transparent)]
+    Transport(#[from] tonic::transport::Error),
+    #[error(transparent)]
+    Store(#[from] store::StoreError),
+}
+
+/// How often readiness re-checks Redis.
+const REDIS_PROBE_INTERVAL: Duration = Duration::from_millis(500);
+
+type State = (
+    Arc<dyn store::SessionStore>,
+    Arc<dyn router::Router>,
+    Option<store::RedisConnection>,
+);
+
+/// Store and router for `config`: Redis when configured, else memory.
+async fn state(config: &SignalConfig) -> Result<State, RunError> {
+    let Some(redis) = &config.redis else {
+        return Ok((
+            Arc::new(store::MemoryStore::new()),
+            Arc::new(router::MemoryRouter::new()),
+            None,
+        ));
+    };
+    let connection = store::RedisConnection::connect(&redis.urls).await?;
+    let node = format!("signal-{}", switchboard_proto::SessionId::random());
+    let pubsub_url = redis
+        .urls
+        .first()
+        .map(|u| u.trim_start_matches("cluster+"))
+        .unwrap_or_default();
+    let router = router::RedisRouter::start(
+        connection.clone(),
+        pubsub_url,
+        node.clone(),
+        redis.record_ttl,
+    )
+    .await?;
+    tracing::info!(node = %node, "shared state in redis");
+    Ok((
+        Arc::new(store::RedisStore::new(connection.clone(), redis.record_ttl)),
+        router,
+        Some(connection),
+    ))
 }
 
 /// Serves the Signal API and `grpc.health.v1` on `listener` with in-memory
@@ -51,17 +112,42 @@ pub async fn run(
     listener: TcpListener,
     config: SignalConfig,
     shutdown: impl Future<Output = ()> + Send,
-) -> Result<(), tonic::transport::Error> {
-    let hub = Hub::new(
-        Arc::new(store::MemoryStore::new()),
-        Arc::new(router::MemoryRouter::new()),
-        config.join,
-    );
+) -> Result<(), RunError> {
+    let (store, router, redis) = state(&config).await?;
+    let hub = Hub::new(store, router, config.join);
     let (stop_tx, stop_rx) = watch::channel(false);
     let (health, health_service) = tonic_health::server::health_reporter();
     health
         .set_serving::<pb::signal_server::SignalServer<SignalService>>()
         .await;
+    if let Some(redis) = redis {
+        // Readiness follows Redis; liveness (the process answering) never
+        // does.
+        let (health, mut stop) = (health.clone(), stop_rx.clone());
+        tokio::spawn(async move {
+            let mut serving = true;
+            loop {
+                tokio::select! {
+                    () = tokio::time::sleep(REDIS_PROBE_INTERVAL) => {}
+                    _ = stop.wait_for(|s| *s) => return,
+                }
+                let up = redis.ping().await;
+                if up != serving {
+                    serving = up;
+                    tracing::warn!(redis_up = up, "redis availability changed");
+                    if up {
+                        health
+                            .set_serving::<pb::signal_server::SignalServer<SignalService>>()
+                            .await;
+                    } else {
+                        health
+                            .set_not_serving::<pb::signal_server::SignalServer<SignalService>>()
+                            .await;
+                    }
+                }
+            }
+        });
+    }
 
     let signal = pb::signal_server::SignalServer::new(SignalService::new(hub, stop_rx))
         .max_decoding_message_size(link::MAX_GRPC_MESSAGE_BYTES)
@@ -77,5 +163,6 @@ pub async fn run(
         .add_service(health_service)
         .add_service(signal)
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
-        .await
+        .await?;
+    Ok(())
 }

@@ -65,13 +65,14 @@ pub struct EdgeArgs {
         default_value = "127.0.0.1:8080"
     )]
     pub listen: SocketAddr,
-    /// Signal service gRPC URL.
+    /// gRPC URLs of the signal replicas (comma-separated; each gets its own lanes).
     #[arg(
-        long,
-        env = "SWITCHBOARD_SIGNAL_URL",
+        long = "signal-url",
+        env = "SWITCHBOARD_SIGNAL_URLS",
+        value_delimiter = ',',
         default_value = "http://127.0.0.1:50052"
     )]
-    pub signal_url: String,
+    pub signal_urls: Vec<String>,
     #[command(flatten)]
     pub common: EdgeCommon,
 }
@@ -229,6 +230,13 @@ pub struct SignalCommon {
     /// Seconds a session whose connection was lost waits for a resume (0 = no resume).
     #[arg(long, env = "SWITCHBOARD_RESUME_WINDOW", default_value_t = 60)]
     pub resume_window: u64,
+    /// Keep rooms and sessions in Redis so several signal replicas share
+    /// them: one URL (standalone) or several seed nodes (cluster).
+    #[arg(long = "redis", env = "SWITCHBOARD_REDIS", value_delimiter = ',')]
+    pub redis: Vec<String>,
+    /// Lifetime of Switchboard's Redis keys, seconds (refreshed while used).
+    #[arg(long, env = "SWITCHBOARD_REDIS_KEY_TTL", default_value_t = 24 * 3600)]
+    pub redis_key_ttl: u64,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -36,9 +36,9 @@ fn check_plaintext(listen: SocketAddr, common: &EdgeCommon) -> Result<(), BoxErr
     Ok(())
 }
 
-fn edge_config(common: &EdgeCommon, signal_url: String, dev: bool) -> EdgeConfig {
+fn edge_config(common: &EdgeCommon, signal_urls: Vec<String>, dev: bool) -> EdgeConfig {
     EdgeConfig {
-        signal_url,
+        signal_urls,
         auth_url: common.auth_url.clone(),
         origins: OriginPolicy {
             allowed: common.allowed_origins.clone(),
@@ -77,6 +77,10 @@ fn signal_config(common: &SignalCommon) -> SignalConfig {
             turn,
             resume_window: Duration::from_secs(common.resume_window),
         },
+        redis: (!common.redis.is_empty()).then(|| switchboard_signal::RedisConfig {
+            urls: common.redis.clone(),
+            record_ttl: Duration::from_secs(common.redis_key_ttl),
+        }),
     }
 }
 
@@ -125,7 +129,7 @@ pub async fn edge(args: EdgeArgs) -> Result<(), BoxError> {
         },
         &listener,
     )?;
-    let config = edge_config(&args.common, args.signal_url, false);
+    let config = edge_config(&args.common, args.signal_urls, false);
     switchboard_edge::run(listener, config, shutdown::signal(), |_| {}).await?;
     Ok(())
 }
@@ -188,7 +192,7 @@ pub async fn all(args: AllArgs) -> Result<(), BoxError> {
     if edge_common.static_dir.is_none() && std::path::Path::new("client/out/index.html").exists() {
         edge_common.static_dir = Some("client/out".into());
     }
-    let edge_config = edge_config(&edge_common, signal_url.clone(), true);
+    let edge_config = edge_config(&edge_common, vec![signal_url.clone()], true);
     let auth_config = auth_config(
         keys::keyring(&args.keys, &args.tokens, true)?,
         &args.tokens,

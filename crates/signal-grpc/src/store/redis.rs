@@ -8,13 +8,17 @@ use std::{collections::HashMap, time::Duration};
 use async_trait::async_trait;
 use redis::{
     Cmd, Pipeline, RedisFuture, Script, Value,
-    aio::{ConnectionLike, ConnectionManager},
+    aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig},
     cluster::ClusterClient,
     cluster_async::ClusterConnection,
 };
 use switchboard_proto::{ParticipantId, RoomId, SessionId};
 
 use super::{SessionRecord, SessionStore, StoreError, keys};
+
+/// Redis calls slower than this fail (`unavailable`) instead of queueing:
+/// while Redis is down, requests are refused fast.
+pub const REDIS_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// A connection to standalone Redis (reconnecting) or to a cluster.
 #[derive(Clone)]
@@ -32,8 +36,13 @@ impl RedisConnection {
         match urls {
             [url] if !url.starts_with("cluster+") => {
                 let client = redis::Client::open(url.as_str()).map_err(err)?;
+                let config = ConnectionManagerConfig::new()
+                    .set_connection_timeout(Some(REDIS_TIMEOUT))
+                    .set_response_timeout(Some(REDIS_TIMEOUT));
                 Ok(Self::Standalone(
-                    ConnectionManager::new(client).await.map_err(err)?,
+                    ConnectionManager::new_with_config(client, config)
+                        .await
+                        .map_err(err)?,
                 ))
             }
             seeds => {
@@ -41,12 +50,22 @@ impl RedisConnection {
                     .iter()
                     .map(|s| s.trim_start_matches("cluster+"))
                     .collect();
-                let client = ClusterClient::new(seeds).map_err(err)?;
+                let client = ClusterClient::builder(seeds)
+                    .connection_timeout(REDIS_TIMEOUT)
+                    .response_timeout(REDIS_TIMEOUT)
+                    .build()
+                    .map_err(err)?;
                 Ok(Self::Cluster(
                     client.get_async_connection().await.map_err(err)?,
                 ))
             }
         }
+    }
+
+    /// Whether Redis answers PING now.
+    pub async fn ping(&self) -> bool {
+        let pong: Result<String, _> = redis::cmd("PING").query_async(&mut self.clone()).await;
+        pong.is_ok()
     }
 }
 
