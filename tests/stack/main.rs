@@ -7,6 +7,7 @@ mod bad_input;
 mod health;
 mod presence;
 mod relay;
+mod replicas;
 mod resume;
 mod router_suite;
 mod slow_consumer;

@@ -55,6 +55,9 @@ pub struct Hub {
     store: Arc<dyn SessionStore>,
     router: Arc<dyn Router>,
     settings: Arc<JoinSettings>,
+    /// State is shared with other replicas (Redis): sessions outlive this
+    /// process and can be resumed elsewhere.
+    shared: bool,
 }
 
 fn now_ms() -> u64 {
@@ -80,6 +83,43 @@ impl Hub {
             store,
             router,
             settings: Arc::new(settings),
+            shared: false,
+        }
+    }
+
+    /// Marks the state as shared with other replicas.
+    pub fn shared(mut self, shared: bool) -> Self {
+        self.shared = shared;
+        self
+    }
+
+    pub fn is_shared(&self) -> bool {
+        self.shared
+    }
+
+    /// Ends detached sessions whose resume window passed while the replica
+    /// that detached them went away (shared state only; each due session is
+    /// claimed by exactly one replica).
+    pub async fn sweep_expired(&self) {
+        let due = match self.router.due_expiries(now_ms()).await {
+            Ok(due) => due,
+            Err(err) => {
+                tracing::debug!(error = %err, "expiry sweep failed");
+                return;
+            }
+        };
+        for (session, generation) in due {
+            if self
+                .router
+                .detached_since(session, generation)
+                .await
+                .unwrap_or(false)
+            {
+                tracing::info!(session = %session, "ending a session nobody resumed");
+                if let Err(err) = self.leave(session, "disconnected", None).await {
+                    tracing::warn!(session = %session, error = %err, "ending an expired session failed");
+                }
+            }
         }
     }
 
@@ -361,6 +401,10 @@ impl Hub {
             return Ok(()); // already resumed elsewhere, or gone
         };
         tracing::debug!(session = %session, reason, "session detached; waiting for resume");
+        let deadline = now_ms() + self.settings.resume_window.as_millis() as u64;
+        self.router
+            .schedule_expiry(session, generation, deadline)
+            .await?;
         let hub = self.clone();
         let reason = reason.to_owned();
         tokio::spawn(async move {

@@ -64,6 +64,9 @@ pub enum RunError {
     Store(#[from] store::StoreError),
 }
 
+/// How often a replica looks for detached sessions past their window.
+const SWEEP_INTERVAL: Duration = Duration::from_secs(1);
+
 /// How often readiness re-checks Redis.
 const REDIS_PROBE_INTERVAL: Duration = Duration::from_millis(500);
 
@@ -114,12 +117,26 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), RunError> {
     let (store, router, redis) = state(&config).await?;
-    let hub = Hub::new(store, router, config.join);
+    let hub = Hub::new(store, router, config.join).shared(redis.is_some());
     let (stop_tx, stop_rx) = watch::channel(false);
     let (health, health_service) = tonic_health::server::health_reporter();
     health
         .set_serving::<pb::signal_server::SignalServer<SignalService>>()
         .await;
+    if redis.is_some() {
+        // Any replica ends sessions nobody resumed, even if the one that
+        // detached them is gone.
+        let (hub, mut stop) = (hub.clone(), stop_rx.clone());
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    () = tokio::time::sleep(SWEEP_INTERVAL) => {}
+                    _ = stop.wait_for(|s| *s) => return,
+                }
+                hub.sweep_expired().await;
+            }
+        });
+    }
     if let Some(redis) = redis {
         // Readiness follows Redis; liveness (the process answering) never
         // does.

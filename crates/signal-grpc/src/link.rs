@@ -78,17 +78,19 @@ pub async fn serve(
             conn,
         };
         if shutting_down {
-            // This process's sessions end with it: tell the client to
-            // reconnect (elsewhere) and the room that the participant left.
+            // Tell the client to reconnect (elsewhere).
             sink.send_close(
                 Some(ErrorCode::ShuttingDown),
                 "signal server is shutting down",
             );
+        }
+        if shutting_down && !hub.is_shared() {
+            // In-memory sessions end with this process.
             if let Err(err) = hub.leave(session, "disconnected", None).await {
                 tracing::warn!(session = %session, error = %err, "leave at shutdown failed");
             }
         } else {
-            // The edge went away: its clients will resume through another.
+            // Shared sessions, or an edge that went away: resumable elsewhere.
             hub.disconnect(session, &sink, "disconnected").await;
         }
     }

@@ -103,6 +103,20 @@ pub trait Router: Send + Sync + 'static {
     /// session is not attached to `sink` (it already moved on).
     async fn detach(&self, session: SessionId, sink: &Sink) -> Result<Option<u64>, StoreError>;
 
+    /// Records that the session, detached at `generation`, ends at
+    /// `deadline_ms` (Unix ms) unless resumed, where any replica can find
+    /// it. In memory the detaching replica's own timer suffices.
+    async fn schedule_expiry(
+        &self,
+        session: SessionId,
+        generation: u64,
+        deadline_ms: u64,
+    ) -> Result<(), StoreError>;
+
+    /// Claims the sessions whose expiry is due at `now_ms` (each claimed by
+    /// one caller only).
+    async fn due_expiries(&self, now_ms: u64) -> Result<Vec<(SessionId, u64)>, StoreError>;
+
     /// Whether the session is still detached since `generation`.
     async fn detached_since(&self, session: SessionId, generation: u64)
     -> Result<bool, StoreError>;

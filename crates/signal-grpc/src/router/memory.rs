@@ -100,6 +100,19 @@ impl Router for MemoryRouter {
         Ok(Some(outbox.generation))
     }
 
+    async fn schedule_expiry(
+        &self,
+        _session: SessionId,
+        _generation: u64,
+        _deadline_ms: u64,
+    ) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    async fn due_expiries(&self, _now_ms: u64) -> Result<Vec<(SessionId, u64)>, StoreError> {
+        Ok(Vec::new())
+    }
+
     async fn detached_since(
         &self,
         session: SessionId,

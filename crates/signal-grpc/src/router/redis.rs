@@ -43,6 +43,11 @@ fn log_key(sid: &str) -> String {
     format!("sb:{{{sid}}}:log")
 }
 
+/// Sorted set of detached sessions (`<sid>:<generation>`) scored by the
+/// Unix ms at which they end unless resumed. Entries are removed by the
+/// replica that ends them.
+const EXPIRIES: &str = "sb:detached";
+
 fn channel(node: &str) -> String {
     format!("sb:node:{node}")
 }
@@ -499,6 +504,52 @@ impl Router for RedisRouter {
             attachments.remove(&session);
         }
         Ok(detached)
+    }
+
+    async fn schedule_expiry(
+        &self,
+        session: SessionId,
+        generation: u64,
+        deadline_ms: u64,
+    ) -> Result<(), StoreError> {
+        let _: i64 = redis::cmd("ZADD")
+            .arg(EXPIRIES)
+            .arg(deadline_ms)
+            .arg(format!("{session}:{generation}"))
+            .query_async(&mut self.conn())
+            .await
+            .map_err(failed)?;
+        Ok(())
+    }
+
+    async fn due_expiries(&self, now_ms: u64) -> Result<Vec<(SessionId, u64)>, StoreError> {
+        let due: Vec<String> = redis::cmd("ZRANGEBYSCORE")
+            .arg(EXPIRIES)
+            .arg("-inf")
+            .arg(now_ms)
+            .arg("LIMIT")
+            .arg(0)
+            .arg(100)
+            .query_async(&mut self.conn())
+            .await
+            .map_err(failed)?;
+        let mut claimed = Vec::new();
+        for member in due {
+            // ZREM succeeds for exactly one replica: that one ends it.
+            let removed: i64 = redis::cmd("ZREM")
+                .arg(EXPIRIES)
+                .arg(&member)
+                .query_async(&mut self.conn())
+                .await
+                .map_err(failed)?;
+            let parsed = member
+                .split_once(':')
+                .and_then(|(s, g)| Some((SessionId::parse(s)?, g.parse().ok()?)));
+            if let (1, Some(entry)) = (removed, parsed) {
+                claimed.push(entry);
+            }
+        }
+        Ok(claimed)
     }
 
     async fn detached_since(

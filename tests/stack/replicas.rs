@@ -1,0 +1,243 @@
+//! Two complete replicas (edge + signal + auth each) sharing one Redis:
+//! participants on different edges and signal replicas signal each other,
+//! see the same presence, and resume through either edge.
+
+use std::time::Duration;
+
+use switchboard_auth::{Jwk, KeyAlg};
+use switchboard_proto::{
+    pb::{self, peer_signal::Kind, server_message::Message as Out},
+    wire::Format,
+};
+use switchboard_signal::RedisConfig;
+use switchboard_tests::{
+    Stack, StackConfig, WsClient, candidate, description, redis_server::RedisServer,
+};
+
+fn replica(redis: &RedisServer, key: &Jwk) -> impl FnOnce(&mut StackConfig) {
+    let (url, key) = (redis.url(), key.clone());
+    move |config| {
+        config.signal.redis = Some(RedisConfig {
+            urls: vec![url],
+            record_ttl: Duration::from_secs(120),
+        });
+        config.keyring.signing_key = key;
+    }
+}
+
+fn sdp_of(message: &Out) -> Option<String> {
+    match message {
+        Out::Signal(pb::PeerSignal {
+            kind: Some(Kind::Description(d)),
+            ..
+        }) => Some(d.sdp.clone()),
+        _ => None,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn participants_on_different_replicas_signal_and_resume_across_them() {
+    let redis = RedisServer::start(false).await;
+    let key = Jwk::generate(KeyAlg::EdDsa, "shared").expect("key");
+    let one = Stack::start_with(replica(&redis, &key)).await;
+    let two = Stack::start_with(replica(&redis, &key)).await;
+
+    let mut alice = WsClient::connect(&one.ws_url(), Format::Json).await;
+    let mut bob = WsClient::connect(&two.ws_url(), Format::Binary).await;
+    alice.join(&one.token("alice", "shared-room")).await;
+    let bob_token = two.token("bob", "shared-room");
+    let joined = bob.join(&bob_token).await;
+    // Presence is the same everywhere.
+    assert_eq!(
+        joined
+            .participants
+            .iter()
+            .map(|p| p.id.as_str())
+            .collect::<Vec<_>>(),
+        ["alice"]
+    );
+    let seen = alice
+        .recv_until(|m| {
+            if let Out::ParticipantJoined(j) = m {
+                j.participant.clone()
+            } else {
+                None
+            }
+        })
+        .await;
+    assert_eq!(seen.id, "bob");
+
+    // Offer, candidates and answer across replicas, in order.
+    alice.signal("bob", description(true, "v=0 offer")).await;
+    for i in 0..10 {
+        alice
+            .signal(
+                "bob",
+                candidate(&format!(
+                    "candidate:{i} 1 udp 1 127.0.0.1 {} typ host",
+                    6000 + i
+                )),
+            )
+            .await;
+    }
+    assert_eq!(bob.recv_until(sdp_of).await, "v=0 offer");
+    for i in 0..10 {
+        let got = bob
+            .recv_until(|m| {
+                if let Out::Signal(s) = m {
+                    s.kind.clone()
+                } else {
+                    None
+                }
+            })
+            .await;
+        let Kind::Candidate(c) = got else {
+            panic!("expected candidate {i}: {got:?}")
+        };
+        assert!(
+            c.candidate.starts_with(&format!("candidate:{i} ")),
+            "{}",
+            c.candidate
+        );
+    }
+    bob.signal("alice", description(false, "v=0 answer")).await;
+    assert_eq!(alice.recv_until(sdp_of).await, "v=0 answer");
+
+    // Bob's connection drops; messages keep coming; he resumes through the
+    // other edge (and so the other signal replica) and misses nothing.
+    let last_seq = bob.last_seq;
+    bob.drop_abruptly();
+    for i in 0..20 {
+        alice
+            .signal("bob", description(true, &format!("m{i}")))
+            .await;
+    }
+    let mut bob = WsClient::connect(&one.ws_url(), Format::Binary).await;
+    let resumed = bob
+        .resume(
+            &joined.session_id,
+            &joined.resume_token,
+            last_seq,
+            &bob_token,
+        )
+        .await
+        .expect("resumed");
+    assert!(resumed.complete);
+    for i in 20..25 {
+        alice
+            .signal("bob", description(true, &format!("m{i}")))
+            .await;
+    }
+    for i in 0..25 {
+        assert_eq!(bob.recv_until(sdp_of).await, format!("m{i}"));
+    }
+    let seen = alice.barrier().await;
+    assert!(
+        !seen
+            .iter()
+            .any(|m| matches!(m.message, Some(Out::ParticipantLeft(_)))),
+        "{seen:?}"
+    );
+
+    // Leaving is seen on the other replica.
+    bob.send(pb::client_message::Message::Leave(Default::default()))
+        .await;
+    let left = alice
+        .recv_until(|m| {
+            if let Out::ParticipantLeft(l) = m {
+                Some(l.clone())
+            } else {
+                None
+            }
+        })
+        .await;
+    assert_eq!(
+        (left.participant_id.as_str(), left.reason.as_str()),
+        ("bob", "left")
+    );
+    one.shutdown().await;
+    two.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_edge_restart_drains_its_clients_who_resume_elsewhere_losing_nothing() {
+    let redis = RedisServer::start(false).await;
+    let key = Jwk::generate(KeyAlg::EdDsa, "shared").expect("key");
+    let one = Stack::start_with(replica(&redis, &key)).await;
+    let two = Stack::start_with(replica(&redis, &key)).await;
+    let mut alice = WsClient::connect(&one.ws_url(), Format::Json).await;
+    let mut bob = WsClient::connect(&two.ws_url(), Format::Json).await;
+    alice.join(&one.token("alice", "r")).await;
+    let bob_token = two.token("bob", "r");
+    let joined = bob.join(&bob_token).await;
+    for i in 0..5 {
+        alice
+            .signal("bob", description(true, &format!("m{i}")))
+            .await;
+    }
+    for i in 0..5 {
+        assert_eq!(bob.recv_until(sdp_of).await, format!("m{i}"));
+    }
+    // Replica two shuts down (SIGTERM): bob is told to reconnect (1012).
+    let stopping = tokio::spawn(two.shutdown());
+    let closed = bob.closed().await;
+    assert_eq!(closed.code, 1012, "{closed:?}");
+    stopping.await.expect("shutdown");
+    for i in 5..15 {
+        alice
+            .signal("bob", description(true, &format!("m{i}")))
+            .await;
+    }
+    let mut bob2 = WsClient::connect(&one.ws_url(), Format::Json).await;
+    let resumed = bob2
+        .resume(
+            &joined.session_id,
+            &joined.resume_token,
+            bob.last_seq,
+            &bob_token,
+        )
+        .await;
+    let resumed = resumed.expect("resumed on the other replica");
+    assert!(resumed.complete);
+    for i in 5..15 {
+        assert_eq!(bob2.recv_until(sdp_of).await, format!("m{i}"));
+    }
+    one.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_nobody_resumes_ends_even_when_its_replica_is_gone() {
+    let redis = RedisServer::start(false).await;
+    let key = Jwk::generate(KeyAlg::EdDsa, "shared").expect("key");
+    let short = || {
+        let base = replica(&redis, &key);
+        move |config: &mut StackConfig| {
+            base(config);
+            config.signal.join.resume_window = Duration::from_millis(500);
+        }
+    };
+    let one = Stack::start_with(short()).await;
+    let two = Stack::start_with(short()).await;
+    let mut alice = WsClient::connect(&one.ws_url(), Format::Json).await;
+    let mut bob = WsClient::connect(&two.ws_url(), Format::Json).await;
+    alice.join(&one.token("alice", "r")).await;
+    bob.join(&two.token("bob", "r")).await;
+    alice
+        .recv_until(|m| matches!(m, Out::ParticipantJoined(_)).then_some(()))
+        .await;
+    // Replica two goes away with bob's session detached and its timer gone;
+    // replica one's sweeper ends the session when the window passes.
+    two.shutdown().await;
+    let left = alice
+        .recv_until(|m| {
+            if let Out::ParticipantLeft(l) = m {
+                Some(l.clone())
+            } else {
+                None
+            }
+        })
+        .await;
+    assert_eq!(left.participant_id, "bob");
+    drop(bob);
+    one.shutdown().await;
+}
