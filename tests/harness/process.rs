@@ -18,8 +18,18 @@ pub struct Process {
 
 impl Process {
     /// Starts `binary args…` and waits (with a deadline) for `READY` on
-    /// stdout, or for every expected LISTEN line when `until_ready` is false.
+    /// stdout (what `switchboard all` prints once everything serves).
     pub async fn start(binary: &str, args: &[&str], env: &[(&str, &str)]) -> Self {
+        Self::start_until(binary, args, env, "READY").await
+    }
+
+    /// Starts one service (`edge`, `auth`, `signal`, `health`) and waits for
+    /// its LISTEN line.
+    pub async fn start_service(binary: &str, args: &[&str], env: &[(&str, &str)]) -> Self {
+        Self::start_until(binary, args, env, "LISTEN").await
+    }
+
+    async fn start_until(binary: &str, args: &[&str], env: &[(&str, &str)], until: &str) -> Self {
         let mut command = Command::new(binary);
         command
             .args(args)
@@ -42,8 +52,11 @@ impl Process {
                         let service = parts.next().expect("service").to_owned();
                         let url = parts.next().expect("url").to_owned();
                         listen.push((service, url));
+                        if until == "LISTEN" {
+                            return true;
+                        }
                     }
-                    Some("READY") => return true,
+                    Some("READY") if until == "READY" => return true,
                     _ => {}
                 }
             }
@@ -64,6 +77,11 @@ impl Process {
             .find(|(s, _)| s == service)
             .map(|(_, u)| u.as_str())
             .expect("service listed")
+    }
+
+    /// Kills the process with SIGKILL (no shutdown at all).
+    pub async fn kill9(mut self) {
+        let _ = self.child.kill().await;
     }
 
     /// Sends SIGTERM and waits for the exit status (at most `deadline`).

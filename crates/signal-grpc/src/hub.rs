@@ -101,6 +101,10 @@ impl Hub {
     /// that detached them went away (shared state only; each due session is
     /// claimed by exactly one replica).
     pub async fn sweep_expired(&self) {
+        let deadline = now_ms() + self.settings.resume_window.as_millis() as u64;
+        if let Err(err) = self.router.reap_dead_nodes(deadline).await {
+            tracing::debug!(error = %err, "dead node reaping failed");
+        }
         let due = match self.router.due_expiries(now_ms()).await {
             Ok(due) => due,
             Err(err) => {

@@ -117,6 +117,11 @@ pub trait Router: Send + Sync + 'static {
     /// one caller only).
     async fn due_expiries(&self, now_ms: u64) -> Result<Vec<(SessionId, u64)>, StoreError>;
 
+    /// Finds replicas that stopped heartbeating, detaches the sessions they
+    /// held and schedules those to end at `deadline_ms` unless resumed.
+    /// Returns how many sessions were detached. Memory: nothing to do.
+    async fn reap_dead_nodes(&self, deadline_ms: u64) -> Result<usize, StoreError>;
+
     /// Whether the session is still detached since `generation`.
     async fn detached_since(&self, session: SessionId, generation: u64)
     -> Result<bool, StoreError>;

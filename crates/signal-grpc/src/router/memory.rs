@@ -113,6 +113,10 @@ impl Router for MemoryRouter {
         Ok(Vec::new())
     }
 
+    async fn reap_dead_nodes(&self, _deadline_ms: u64) -> Result<usize, StoreError> {
+        Ok(0)
+    }
+
     async fn detached_since(
         &self,
         session: SessionId,

@@ -47,6 +47,29 @@ fn log_key(sid: &str) -> String {
 /// Unix ms at which they end unless resumed. Entries are removed by the
 /// replica that ends them.
 const EXPIRIES: &str = "sb:detached";
+/// Set of live signal nodes.
+const NODES: &str = "sb:nodes";
+/// A node is dead once its heartbeat key has not been refreshed for this
+/// long; it refreshes it every third of that.
+const NODE_TTL: Duration = Duration::from_secs(3);
+
+fn alive_key(node: &str) -> String {
+    format!("sb:node:{node}:alive")
+}
+
+/// Sessions a node has held (stale entries are harmless: reaping detaches
+/// only sessions still attached to the dead node).
+fn sessions_key(node: &str) -> String {
+    format!("sb:node:{node}:sessions")
+}
+
+/// KEYS out. ARGV node. Detaches the session if it is attached to `node`;
+/// returns the new generation, or false.
+const DETACH_FROM_NODE: &str = r#"
+if redis.call('HGET', KEYS[1], 'node') ~= ARGV[1] then return false end
+redis.call('HSET', KEYS[1], 'node', '')
+return redis.call('HINCRBY', KEYS[1], 'gen', 1)
+"#;
 
 fn channel(node: &str) -> String {
     format!("sb:node:{node}")
@@ -289,6 +312,7 @@ pub struct RedisRouter {
     deliver: Script,
     detach: Script,
     resume: Script,
+    detach_from_node: Script,
 }
 
 impl std::fmt::Debug for RedisRouter {
@@ -315,6 +339,8 @@ impl RedisRouter {
             attachments: Mutex::default(),
             connection: connection.clone(),
         });
+        heartbeat(&connection, &node).await.map_err(failed)?;
+        tokio::spawn(keep_alive(connection.clone(), node.clone()));
         let (subscribed_tx, subscribed_rx) = tokio::sync::oneshot::channel();
         tokio::spawn(subscribe(
             client,
@@ -334,11 +360,30 @@ impl RedisRouter {
             deliver: Script::new(DELIVER),
             detach: Script::new(DETACH),
             resume: Script::new(RESUME),
+            detach_from_node: Script::new(DETACH_FROM_NODE),
         }))
     }
 
     fn conn(&self) -> RedisConnection {
         self.connection.clone()
+    }
+
+    /// Notes that this node holds `sid` (for reaping if it dies).
+    async fn track(&self, sid: &str) -> Result<(), StoreError> {
+        let mut conn = self.conn();
+        let _: i64 = redis::cmd("SADD")
+            .arg(sessions_key(&self.node))
+            .arg(sid)
+            .query_async(&mut conn)
+            .await
+            .map_err(failed)?;
+        let _: i64 = redis::cmd("EXPIRE")
+            .arg(sessions_key(&self.node))
+            .arg(self.ttl.as_secs().max(1))
+            .query_async(&mut conn)
+            .await
+            .map_err(failed)?;
+        Ok(())
     }
 
     async fn publish_close(
@@ -362,6 +407,35 @@ impl RedisRouter {
             .await;
         if let Err(err) = published {
             tracing::warn!(session = %session, error = %err, "close for another node not published");
+        }
+    }
+}
+
+/// Registers the node and refreshes its heartbeat.
+async fn heartbeat(connection: &RedisConnection, node: &str) -> Result<(), redis::RedisError> {
+    let mut conn = connection.clone();
+    let _: () = redis::cmd("SET")
+        .arg(alive_key(node))
+        .arg(1)
+        .arg("PX")
+        .arg(NODE_TTL.as_millis() as u64)
+        .query_async(&mut conn)
+        .await?;
+    let _: i64 = redis::cmd("SADD")
+        .arg(NODES)
+        .arg(node)
+        .query_async(&mut conn)
+        .await?;
+    Ok(())
+}
+
+/// Refreshes the heartbeat until the process ends (a crashed node simply
+/// stops, and the others reap it).
+async fn keep_alive(connection: RedisConnection, node: String) {
+    loop {
+        tokio::time::sleep(NODE_TTL / 3).await;
+        if let Err(err) = heartbeat(&connection, &node).await {
+            tracing::warn!(error = %err, "node heartbeat failed");
         }
     }
 }
@@ -454,7 +528,7 @@ impl Router for RedisRouter {
             self.local.lock().remove(&session);
             return Err(failed(err));
         }
-        Ok(())
+        self.track(&sid).await
     }
 
     async fn deliver(
@@ -552,6 +626,61 @@ impl Router for RedisRouter {
         Ok(claimed)
     }
 
+    async fn reap_dead_nodes(&self, deadline_ms: u64) -> Result<usize, StoreError> {
+        let nodes: Vec<String> = redis::cmd("SMEMBERS")
+            .arg(NODES)
+            .query_async(&mut self.conn())
+            .await
+            .map_err(failed)?;
+        let mut detached = 0;
+        for node in nodes.into_iter().filter(|n| *n != self.node) {
+            let alive: bool = redis::cmd("EXISTS")
+                .arg(alive_key(&node))
+                .query_async(&mut self.conn())
+                .await
+                .map_err(failed)?;
+            if alive {
+                continue;
+            }
+            // SREM succeeds for exactly one replica: that one reaps.
+            let claimed: i64 = redis::cmd("SREM")
+                .arg(NODES)
+                .arg(&node)
+                .query_async(&mut self.conn())
+                .await
+                .map_err(failed)?;
+            if claimed == 0 {
+                continue;
+            }
+            let sessions: Vec<String> = redis::cmd("SMEMBERS")
+                .arg(sessions_key(&node))
+                .query_async(&mut self.conn())
+                .await
+                .map_err(failed)?;
+            for sid in sessions {
+                let generation: Option<u64> = self
+                    .detach_from_node
+                    .key(out_key(&sid))
+                    .arg(&node)
+                    .invoke_async(&mut self.conn())
+                    .await
+                    .map_err(failed)?;
+                if let (Some(generation), Some(session)) = (generation, SessionId::parse(&sid)) {
+                    self.schedule_expiry(session, generation, deadline_ms)
+                        .await?;
+                    detached += 1;
+                }
+            }
+            let _: i64 = redis::cmd("DEL")
+                .arg(sessions_key(&node))
+                .query_async(&mut self.conn())
+                .await
+                .map_err(failed)?;
+            tracing::warn!(node = %node, sessions = detached, "reaped a dead signal node");
+        }
+        Ok(detached)
+    }
+
     async fn detached_since(
         &self,
         session: SessionId,
@@ -593,6 +722,7 @@ impl Router for RedisRouter {
             "future" => return Ok(Err(ResumeRefused::FutureSeq)),
             _ => return Ok(Err(ResumeRefused::Unknown)),
         }
+        self.track(&sid).await?;
         if !old_node.is_empty() {
             self.publish_close(
                 &old_node,
