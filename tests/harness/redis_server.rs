@@ -17,6 +17,25 @@ pub struct RedisServer {
     child: Child,
     pub port: u16,
     dir: PathBuf,
+    args: Vec<String>,
+}
+
+async fn spawn(args: &[String]) -> Child {
+    let port: u16 = args[1].parse().expect("port");
+    let child = Command::new("redis-server")
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("redis-server is installed (scripts/test.sh installs it)");
+    wait_until("redis-server answers PING", DEADLINE, || async move {
+        command(port, "PING")
+            .await
+            .is_some_and(|r| r.starts_with("+PONG"))
+    })
+    .await;
+    child
 }
 
 async fn free_port() -> u16 {
@@ -65,20 +84,23 @@ impl RedisServer {
                 "nodes.conf".into(),
             ]);
         }
-        let child = Command::new("redis-server")
-            .args(&args)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("redis-server is installed (scripts/test.sh installs it)");
-        wait_until("redis-server answers PING", DEADLINE, || async move {
-            command(port, "PING")
-                .await
-                .is_some_and(|r| r.starts_with("+PONG"))
-        })
-        .await;
-        Self { child, port, dir }
+        let child = spawn(&args).await;
+        Self {
+            child,
+            port,
+            dir,
+            args,
+        }
+    }
+
+    /// `kill -9`: the server vanishes at once.
+    pub async fn kill9(&mut self) {
+        let _ = self.child.kill().await;
+    }
+
+    /// Starts it again on the same port (empty: nothing is persisted).
+    pub async fn restart(&mut self) {
+        self.child = spawn(&self.args).await;
     }
 
     pub fn url(&self) -> String {

@@ -231,7 +231,10 @@ impl Hub {
 
     /// Handles one client message of a joined session. Failures are
     /// answered to the session as typed errors carrying the request id.
-    pub async fn handle(&self, session: SessionId, message: pb::ClientMessage) {
+    /// `sink` is the connection the message came from: an error that cannot
+    /// go through the session's log (the store is down) is sent there
+    /// directly, outside the log (seq 0), so the client always hears it.
+    pub async fn handle(&self, session: SessionId, sink: &Sink, message: pb::ClientMessage) {
         let request_id = message.id;
         let result = match message.message {
             Some(In::Signal(signal)) => self.relay(session, signal).await,
@@ -239,12 +242,14 @@ impl Hub {
                 self.update_presence(session, request_id, update).await
             }
             Some(In::Leave(_)) => self.leave(session, "left", None).await,
-            Some(In::Ping(ping)) => self
-                .router
-                .deliver(session, Out::Pong(pb::Pong { nonce: ping.nonce }))
-                .await
-                .map(drop)
-                .map_err(Into::into),
+            // Keepalive is the edge's; a direct gRPC caller gets a Pong.
+            Some(In::Ping(ping)) => {
+                sink.send(pb::signal_envelope::Event::Message(pb::ServerMessage {
+                    seq: 0,
+                    message: Some(Out::Pong(pb::Pong { nonce: ping.nonce })),
+                }));
+                Ok(())
+            }
             Some(In::Join(_) | In::Resume(_)) => Err(SignalError::new(
                 ErrorCode::AlreadyJoined,
                 "this connection has a session",
@@ -256,10 +261,16 @@ impl Hub {
         };
         if let Err(err) = result {
             tracing::debug!(session = %session, code = %err.code, "request failed");
-            let _ = self
-                .router
-                .deliver(session, Out::Error(err.to_proto(request_id)))
-                .await;
+            let error = Out::Error(err.to_proto(request_id));
+            if !matches!(
+                self.router.deliver(session, error.clone()).await,
+                Ok(Some(_))
+            ) {
+                sink.send(pb::signal_envelope::Event::Message(pb::ServerMessage {
+                    seq: 0,
+                    message: Some(error),
+                }));
+            }
         }
     }
 

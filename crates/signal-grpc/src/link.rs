@@ -132,7 +132,15 @@ async fn handle_envelope(
             Some(session) => {
                 let leaving =
                     matches!(message.message, Some(pb::client_message::Message::Leave(_)));
-                hub.handle(*session, message).await;
+                hub.handle(
+                    *session,
+                    &Sink {
+                        link: link.clone(),
+                        conn,
+                    },
+                    message,
+                )
+                .await;
                 if leaving {
                     sessions.remove(&conn);
                 }

@@ -176,6 +176,8 @@ struct Receiver {
     client: WsClient,
     checker: Checker,
     resumes: Vec<Duration>,
+    /// Drop the socket abruptly once this many messages arrived.
+    drop_at: Option<usize>,
 }
 
 impl Receiver {
@@ -189,13 +191,31 @@ impl Receiver {
             client,
             checker: Checker::default(),
             resumes: Vec::new(),
+            drop_at: None,
         }
     }
 
     async fn receive(&mut self, total: u64, from: &str, edges: &[String]) {
         let mut attempt = 0;
         while (self.checker.received.len() as u64) < total {
-            match self.client.next().await {
+            let next = if self.drop_at == Some(self.checker.received.len()) {
+                // The network goes away under the client.
+                self.drop_at = None;
+                let client = std::mem::replace(
+                    &mut self.client,
+                    WsClient::connect(&edges[0], Format::Json).await,
+                );
+                let last_seq = client.last_seq;
+                client.drop_abruptly();
+                self.client.last_seq = last_seq;
+                Err(switchboard_tests::Closed {
+                    code: 1006,
+                    reason: "dropped".into(),
+                })
+            } else {
+                self.client.next().await
+            };
+            match next {
                 Ok(message) => {
                     if let Some(Out::Signal(signal)) = &message.message {
                         self.checker.record(signal, from);
@@ -307,4 +327,237 @@ async fn a_signal_replica_killed_mid_stream_loses_nothing() {
         .expect("carol's session ended");
     assert_eq!(left.reason, "disconnected");
     drop(carol);
+}
+
+fn percentile(samples: &mut [Duration], p: f64) -> Duration {
+    samples.sort();
+    samples[((samples.len() as f64 - 1.0) * p).round() as usize]
+}
+
+/// Alice streams `per` numbered messages to each receiver, round robin.
+async fn stream(
+    mut alice: WsClient,
+    receivers: usize,
+    per: u64,
+    third: tokio::sync::oneshot::Sender<()>,
+) -> WsClient {
+    let mut third = Some(third);
+    let mut pace = tokio::time::interval(Duration::from_millis(1));
+    for n in 0..per {
+        for r in 0..receivers {
+            pace.tick().await;
+            alice
+                .signal(&format!("r{r}"), description(true, &format!("n={n}")))
+                .await;
+        }
+        if n == per / 3 {
+            let _ = third.take().map(|t| t.send(()));
+        }
+    }
+    alice
+}
+
+async fn receivers(edge: &str, count: usize, room: &str) -> Vec<Receiver> {
+    let mut all = Vec::new();
+    for r in 0..count {
+        all.push(Receiver::join(edge, token(&format!("r{r}"), room)).await);
+    }
+    all
+}
+
+fn spawn_receivers(
+    list: Vec<Receiver>,
+    per: u64,
+    edges: Vec<String>,
+) -> Vec<tokio::task::JoinHandle<Receiver>> {
+    list.into_iter()
+        .map(|mut r| {
+            let edges = edges.clone();
+            tokio::spawn(async move {
+                r.receive(per, "alice", &edges).await;
+                r
+            })
+        })
+        .collect()
+}
+
+/// Checks every receiver; returns (total received, resume times).
+async fn check(
+    handles: Vec<tokio::task::JoinHandle<Receiver>>,
+    per: u64,
+    what: &str,
+) -> Vec<Duration> {
+    let mut resumes = Vec::new();
+    let (mut received, mut lost, mut duplicated, mut reordered, mut wrong) = (0, 0, 0, 0, 0);
+    for handle in handles {
+        let r = handle.await.expect("receiver");
+        let (l, d, o) = r.checker.counts(per);
+        received += r.checker.received.len();
+        (lost, duplicated, reordered, wrong) = (
+            lost + l,
+            duplicated + d,
+            reordered + o,
+            wrong + r.checker.wrong_sender,
+        );
+        resumes.extend(r.resumes);
+    }
+    eprintln!(
+        "{what}: received {received}, lost {lost}, duplicated {duplicated}, reordered {reordered}, wrong sender {wrong}, \
+         resumes {}",
+        resumes.len()
+    );
+    assert_eq!((lost, duplicated, reordered, wrong), (0, 0, 0, 0), "{what}");
+    resumes
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_edge_restart_and_client_drops_lose_nothing() {
+    let mut cluster = Cluster::start("30").await;
+    let (edge0, edge1) = (ws(cluster.edge(0)), ws(cluster.edge(1)));
+    const PER: u64 = 60;
+    const RECEIVERS: usize = 10;
+
+    // Edge 1 restarts (SIGTERM: drain, clients told 1012) mid-stream.
+    let mut alice = WsClient::connect(&edge0, Format::Json).await;
+    alice.join(&token("alice", "edge-restart")).await;
+    let list = receivers(&edge1, RECEIVERS, "edge-restart").await;
+    let (third, under_way) = tokio::sync::oneshot::channel();
+    let sender = tokio::spawn(stream(alice, RECEIVERS, PER, third));
+    let handles = spawn_receivers(list, PER, vec![edge0.clone()]);
+    under_way.await.expect("sender running");
+    let edge = cluster.edges[1].take().expect("running");
+    let (status, drained) = edge.terminate(Duration::from_secs(10)).await;
+    assert!(status.success(), "edge exit status {status:?}");
+    let alice = sender.await.expect("sender");
+    let mut resumes = check(handles, PER, "edge restart").await;
+    assert_eq!(
+        resumes.len(),
+        RECEIVERS,
+        "every client of the restarted edge resumed once"
+    );
+    eprintln!(
+        "edge restart: drained in {drained:?}; resume p50 {:?}, p99 {:?}",
+        percentile(&mut resumes, 0.5),
+        percentile(&mut resumes, 0.99)
+    );
+    drop(alice);
+
+    // Clients whose network drops mid-stream resume through the other edge.
+    let mut alice = WsClient::connect(&edge0, Format::Json).await;
+    alice.join(&token("alice", "drops")).await;
+    let mut list = receivers(&edge0, RECEIVERS, "drops").await;
+    for (i, r) in list.iter_mut().enumerate() {
+        r.drop_at = Some(10 + i);
+    }
+    let (third, _under_way) = tokio::sync::oneshot::channel();
+    let sender = tokio::spawn(stream(alice, RECEIVERS, PER, third));
+    let handles = spawn_receivers(list, PER, vec![edge0.clone()]);
+    let _alice = sender.await.expect("sender");
+    let resumes = check(handles, PER, "client drop").await;
+    assert_eq!(resumes.len(), RECEIVERS);
+    let _ = edge1;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redis_restart_is_refused_fast_then_recovered_from() {
+    use tonic_health::pb::{
+        HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
+    };
+    let mut cluster = Cluster::start("30").await;
+    let edge0 = ws(cluster.edge(0));
+    let mut alice = WsClient::connect(&edge0, Format::Json).await;
+    alice.join(&token("alice", "outage")).await;
+    let mut bob = WsClient::connect(&edge0, Format::Json).await;
+    bob.join(&token("bob", "outage")).await;
+    let signal_url = cluster.signals[0]
+        .as_ref()
+        .expect("signal")
+        .url("signal")
+        .to_owned();
+    let channel = tonic::transport::Endpoint::from_shared(signal_url)
+        .expect("url")
+        .connect()
+        .await
+        .expect("connect");
+    let health = HealthClient::new(channel);
+    let status = |health: HealthClient<tonic::transport::Channel>| async move {
+        let mut health = health;
+        let request = HealthCheckRequest {
+            service: "switchboard.v1.Signal".into(),
+        };
+        health
+            .check(request)
+            .await
+            .map(|r| r.into_inner().status)
+            .unwrap_or(-1)
+    };
+
+    // kill -9 Redis: readiness drops, liveness stays, requests fail fast.
+    let started = Instant::now();
+    cluster._redis.kill9().await;
+    wait_until("signal reports not serving", DEADLINE, || {
+        let health = health.clone();
+        async move { status(health).await == ServingStatus::NotServing as i32 }
+    })
+    .await;
+    let not_ready_after = started.elapsed();
+    assert_eq!(
+        http::request(cluster.edge(0).url("edge"), "GET", "/health/live", "")
+            .await
+            .0,
+        200
+    );
+    let sent = Instant::now();
+    let id = alice
+        .signal("bob", description(true, "n=during-outage"))
+        .await;
+    let err = alice
+        .recv_until(|m| {
+            if let Out::Error(e) = m {
+                Some(e.clone())
+            } else {
+                None
+            }
+        })
+        .await;
+    let refused_in = sent.elapsed();
+    assert_eq!(
+        (err.request_id, err.code.as_str(), err.retryable),
+        (id, "unavailable", true)
+    );
+    assert!(
+        refused_in < Duration::from_secs(3),
+        "refused in {refused_in:?}"
+    );
+
+    // Redis returns (empty: nothing persisted): ready again by itself.
+    let restarted = Instant::now();
+    cluster._redis.restart().await;
+    wait_until("signal serving again", Duration::from_secs(20), || {
+        let health = health.clone();
+        async move { status(health).await == ServingStatus::Serving as i32 }
+    })
+    .await;
+    let ready_after = restarted.elapsed();
+    eprintln!(
+        "redis restart: not ready after {not_ready_after:?}, a relay refused in {refused_in:?}, \
+         ready again {ready_after:?} after the restart"
+    );
+    // The data is gone with Redis; new sessions work.
+    let mut carol = WsClient::connect(&edge0, Format::Json).await;
+    carol.join(&token("carol", "after")).await;
+    let mut dave = WsClient::connect(&edge0, Format::Json).await;
+    dave.join(&token("dave", "after")).await;
+    carol.signal("dave", description(true, "n=0")).await;
+    let got = dave
+        .recv_until(|m| {
+            if let Out::Signal(s) = m {
+                Some(s.from.clone())
+            } else {
+                None
+            }
+        })
+        .await;
+    assert_eq!(got, "carol");
+    drop(bob);
 }

@@ -38,7 +38,9 @@ impl RedisConnection {
                 let client = redis::Client::open(url.as_str()).map_err(err)?;
                 let config = ConnectionManagerConfig::new()
                     .set_connection_timeout(Some(REDIS_TIMEOUT))
-                    .set_response_timeout(Some(REDIS_TIMEOUT));
+                    .set_response_timeout(Some(REDIS_TIMEOUT))
+                    .set_number_of_retries(1)
+                    .set_max_delay(REDIS_TIMEOUT);
                 Ok(Self::Standalone(
                     ConnectionManager::new_with_config(client, config)
                         .await
@@ -69,12 +71,26 @@ impl RedisConnection {
     }
 }
 
+/// Bounds a Redis call: a connection that is reconnecting must not hold a
+/// request longer than [`REDIS_TIMEOUT`].
+async fn bounded<T>(call: RedisFuture<'_, T>) -> redis::RedisResult<T> {
+    match tokio::time::timeout(REDIS_TIMEOUT, call).await {
+        Ok(result) => result,
+        Err(_) => Err(redis::RedisError::from((
+            redis::ErrorKind::Io,
+            "redis call timed out",
+        ))),
+    }
+}
+
 impl ConnectionLike for RedisConnection {
     fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
-        match self {
-            Self::Standalone(c) => c.req_packed_command(cmd),
-            Self::Cluster(c) => c.req_packed_command(cmd),
-        }
+        Box::pin(async move {
+            match self {
+                Self::Standalone(c) => bounded(c.req_packed_command(cmd)).await,
+                Self::Cluster(c) => bounded(c.req_packed_command(cmd)).await,
+            }
+        })
     }
 
     fn req_packed_commands<'a>(
@@ -83,10 +99,12 @@ impl ConnectionLike for RedisConnection {
         offset: usize,
         count: usize,
     ) -> RedisFuture<'a, Vec<Value>> {
-        match self {
-            Self::Standalone(c) => c.req_packed_commands(cmd, offset, count),
-            Self::Cluster(c) => c.req_packed_commands(cmd, offset, count),
-        }
+        Box::pin(async move {
+            match self {
+                Self::Standalone(c) => bounded(c.req_packed_commands(cmd, offset, count)).await,
+                Self::Cluster(c) => bounded(c.req_packed_commands(cmd, offset, count)).await,
+            }
+        })
     }
 
     fn get_db(&self) -> i64 {
