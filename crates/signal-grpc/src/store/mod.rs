@@ -5,6 +5,7 @@
 pub mod keys;
 mod memory;
 mod redis;
+mod redis_connection;
 
 use std::collections::HashMap;
 

@@ -6,114 +6,11 @@
 use std::{collections::HashMap, time::Duration};
 
 use async_trait::async_trait;
-use redis::{
-    Cmd, Pipeline, RedisFuture, Script, Value,
-    aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig},
-    cluster::ClusterClient,
-    cluster_async::ClusterConnection,
-};
+use redis::{Script, Value};
 use switchboard_proto::{ParticipantId, RoomId, SessionId};
 
+pub use super::redis_connection::RedisConnection;
 use super::{SessionRecord, SessionStore, StoreError, keys};
-
-/// Redis calls slower than this fail (`unavailable`) instead of queueing:
-/// while Redis is down, requests are refused fast.
-pub const REDIS_TIMEOUT: Duration = Duration::from_secs(1);
-
-/// A connection to standalone Redis (reconnecting) or to a cluster.
-#[derive(Clone)]
-pub enum RedisConnection {
-    Standalone(ConnectionManager),
-    Cluster(ClusterConnection),
-}
-
-impl RedisConnection {
-    /// Connects to `urls`: one URL is standalone Redis; several are the
-    /// seed nodes of a cluster (prefix a single seed with `cluster+` to use
-    /// cluster mode with one seed).
-    pub async fn connect(urls: &[String]) -> Result<Self, StoreError> {
-        let err = |e: redis::RedisError| StoreError(e.to_string());
-        match urls {
-            [url] if !url.starts_with("cluster+") => {
-                let client = redis::Client::open(url.as_str()).map_err(err)?;
-                let config = ConnectionManagerConfig::new()
-                    .set_connection_timeout(Some(REDIS_TIMEOUT))
-                    .set_response_timeout(Some(REDIS_TIMEOUT))
-                    .set_number_of_retries(1)
-                    .set_max_delay(REDIS_TIMEOUT);
-                Ok(Self::Standalone(
-                    ConnectionManager::new_with_config(client, config)
-                        .await
-                        .map_err(err)?,
-                ))
-            }
-            seeds => {
-                let seeds: Vec<&str> = seeds
-                    .iter()
-                    .map(|s| s.trim_start_matches("cluster+"))
-                    .collect();
-                let client = ClusterClient::builder(seeds)
-                    .connection_timeout(REDIS_TIMEOUT)
-                    .response_timeout(REDIS_TIMEOUT)
-                    .build()
-                    .map_err(err)?;
-                Ok(Self::Cluster(
-                    client.get_async_connection().await.map_err(err)?,
-                ))
-            }
-        }
-    }
-
-    /// Whether Redis answers PING now.
-    pub async fn ping(&self) -> bool {
-        let pong: Result<String, _> = redis::cmd("PING").query_async(&mut self.clone()).await;
-        pong.is_ok()
-    }
-}
-
-/// Bounds a Redis call: a connection that is reconnecting must not hold a
-/// request longer than [`REDIS_TIMEOUT`].
-async fn bounded<T>(call: RedisFuture<'_, T>) -> redis::RedisResult<T> {
-    match tokio::time::timeout(REDIS_TIMEOUT, call).await {
-        Ok(result) => result,
-        Err(_) => Err(redis::RedisError::from((
-            redis::ErrorKind::Io,
-            "redis call timed out",
-        ))),
-    }
-}
-
-impl ConnectionLike for RedisConnection {
-    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
-        Box::pin(async move {
-            match self {
-                Self::Standalone(c) => bounded(c.req_packed_command(cmd)).await,
-                Self::Cluster(c) => bounded(c.req_packed_command(cmd)).await,
-            }
-        })
-    }
-
-    fn req_packed_commands<'a>(
-        &'a mut self,
-        cmd: &'a Pipeline,
-        offset: usize,
-        count: usize,
-    ) -> RedisFuture<'a, Vec<Value>> {
-        Box::pin(async move {
-            match self {
-                Self::Standalone(c) => bounded(c.req_packed_commands(cmd, offset, count)).await,
-                Self::Cluster(c) => bounded(c.req_packed_commands(cmd, offset, count)).await,
-            }
-        })
-    }
-
-    fn get_db(&self) -> i64 {
-        match self {
-            Self::Standalone(c) => c.get_db(),
-            Self::Cluster(c) => c.get_db(),
-        }
-    }
-}
 
 /// Joins: KEYS = members, new session. ARGV = participant, session id, ttl,
 /// name, attributes JSON, joined_at_ms, room, session key prefix.
