@@ -29,6 +29,8 @@ pub struct StackConfig {
     pub refresh_ttl: Duration,
     /// Dev mode of auth: IssueToken without an API credential.
     pub auth_dev: bool,
+    /// Share auth's revocations through this Redis.
+    pub auth_redis: Option<String>,
 }
 
 /// A running stack.
@@ -96,6 +98,7 @@ impl Stack {
             token_ttl: Duration::from_secs(600),
             refresh_ttl: Duration::from_secs(600),
             auth_dev: true,
+            auth_redis: None,
         };
         tune(&mut config);
         let keys = Keyring::new(config.keyring.clone()).expect("keyring");
@@ -107,6 +110,7 @@ impl Stack {
             default_ttl: config.token_ttl,
             refresh_ttl: config.refresh_ttl,
             dev: config.auth_dev,
+            redis: config.auth_redis.clone(),
         };
         let mut rest = vec![
             tokio::spawn({

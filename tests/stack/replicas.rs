@@ -18,9 +18,11 @@ fn replica(redis: &RedisServer, key: &Jwk) -> impl FnOnce(&mut StackConfig) {
     let (url, key) = (redis.url(), key.clone());
     move |config| {
         config.signal.redis = Some(RedisConfig {
-            urls: vec![url],
+            urls: vec![url.clone()],
             record_ttl: Duration::from_secs(120),
         });
+        // Auth replicas share revocations through the same Redis.
+        config.auth_redis = Some(url);
         config.keyring.signing_key = key;
     }
 }
@@ -240,4 +242,54 @@ async fn a_session_nobody_resumes_ends_even_when_its_replica_is_gone() {
     assert_eq!(left.participant_id, "bob");
     drop(bob);
     one.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revocation_at_one_auth_replica_closes_sessions_served_by_another() {
+    let redis = RedisServer::start(false).await;
+    let key = Jwk::generate(KeyAlg::EdDsa, "shared").expect("key");
+    let one = Stack::start_with(replica(&redis, &key)).await;
+    let two = Stack::start_with(replica(&redis, &key)).await;
+    let alice_token = two.token("alice", "r");
+    let mut alice = WsClient::connect(&two.ws_url(), Format::Json).await;
+    alice.join(&alice_token).await;
+
+    let started = std::time::Instant::now();
+    let mut auth = one.auth_client().await;
+    auth.revoke_user(one.with_api_credential(pb::RevokeUserRequest {
+        subject: "alice".into(),
+    }))
+    .await
+    .expect("revoke at replica one");
+    let closed = alice.closed().await;
+    let took = started.elapsed();
+    assert_eq!(closed.code, 4401, "{closed:?}");
+    assert!(took < Duration::from_secs(1), "closed after {took:?}");
+    // Replica two's auth refuses the token too.
+    let mut auth_two = two.auth_client().await;
+    let request = pb::VerifyTokenRequest {
+        token: alice_token.clone(),
+    };
+    let status = auth_two
+        .verify_token(request)
+        .await
+        .expect_err("revoked at two");
+    assert_eq!(status.code(), tonic::Code::Unauthenticated);
+    // A replica started later loads the revocation from Redis.
+    let three = Stack::start_with(replica(&redis, &key)).await;
+    let mut auth_three = three.auth_client().await;
+    let request = pb::VerifyTokenRequest { token: alice_token };
+    let status = auth_three
+        .verify_token(request)
+        .await
+        .expect_err("revoked at three");
+    let code = status
+        .metadata()
+        .get("x-switchboard-error")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    assert_eq!(code.as_deref(), Some("token_revoked"));
+    one.shutdown().await;
+    two.shutdown().await;
+    three.shutdown().await;
 }

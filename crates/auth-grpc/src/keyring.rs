@@ -113,7 +113,7 @@ struct Inner {
     issuer: String,
     audience: String,
     max_session: Duration,
-    revocations: Revocations,
+    revocations: Arc<Revocations>,
 }
 
 impl std::fmt::Debug for Keyring {
@@ -186,7 +186,7 @@ impl Keyring {
                 issuer: config.issuer,
                 audience: config.audience,
                 max_session: config.max_session,
-                revocations: Revocations::default(),
+                revocations: Arc::default(),
             }),
         })
     }
@@ -207,7 +207,7 @@ impl Keyring {
         self.inner.max_session
     }
 
-    pub fn revocations(&self) -> &Revocations {
+    pub fn revocations(&self) -> &Arc<Revocations> {
         &self.inner.revocations
     }
 

@@ -43,6 +43,17 @@ pub struct AuthConfig {
     pub refresh_ttl: Duration,
     /// Dev mode: `IssueToken` needs no credential.
     pub dev: bool,
+    /// Share revocations with other auth replicas through this Redis.
+    pub redis: Option<String>,
+}
+
+/// Why the auth service stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error(transparent)]
+    Transport(#[from] tonic::transport::Error),
+    #[error(transparent)]
+    Revocations(#[from] revocations::RevocationStoreError),
 }
 
 /// Unary calls that take longer than this are cancelled (not the
@@ -55,7 +66,12 @@ pub async fn run(
     listener: TcpListener,
     config: AuthConfig,
     shutdown: impl Future<Output = ()> + Send,
-) -> Result<(), tonic::transport::Error> {
+) -> Result<(), RunError> {
+    if let Some(url) = &config.redis {
+        let origin = format!("auth-{}", switchboard_proto::SessionId::random());
+        config.keys.revocations().share(url, origin).await?;
+        tracing::info!("revocations shared through redis");
+    }
     let (health, health_service) = tonic_health::server::health_reporter();
     health
         .set_serving::<pb::auth_server::AuthServer<AuthService>>()
@@ -83,5 +99,6 @@ pub async fn run(
         .add_service(health_service)
         .add_service(pb::auth_server::AuthServer::new(service))
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
-        .await
+        .await?;
+    Ok(())
 }

@@ -1,12 +1,23 @@
 //! Revoked tokens and users. A revocation is kept as long as a token it
-//! covers could still be valid, then forgotten. Every revocation is also
+//! covers could still be valid, then forgotten. Every revocation is
 //! broadcast, so edges can close live sessions holding it.
+//!
+//! Verification reads the in-memory list only (fast, and it keeps working
+//! through a Redis outage). With Redis configured ([`Revocations::share`]),
+//! revocations are also written there (`sb:revoked:token:<jti>`,
+//! `sb:revoked:subject:<sub>`, each with a TTL equal to the revocation's
+//! remaining life) and published on `sb:revocations`; every auth replica
+//! applies what the others publish, and reloads the whole list after every
+//! (re)subscribe, so a missed message is never missed for long.
 
 use std::{
     collections::HashMap,
-    sync::{Mutex, MutexGuard},
+    sync::{Arc, Mutex, MutexGuard},
+    time::Duration,
 };
 
+use futures_util::StreamExt;
+use prost::Message as _;
 use switchboard_proto::pb;
 use tokio::sync::broadcast;
 
@@ -15,6 +26,10 @@ use crate::now_secs;
 /// Revocation events buffered per slow watcher before it lags (and then
 /// re-checks everything it holds).
 const EVENT_BUFFER: usize = 1024;
+/// The channel auth replicas share revocations on.
+const CHANNEL: &str = "sb:revocations";
+const TOKEN_PREFIX: &str = "sb:revoked:token:";
+const SUBJECT_PREFIX: &str = "sb:revoked:subject:";
 
 #[derive(Debug, Default)]
 struct State {
@@ -24,11 +39,25 @@ struct State {
     subjects: HashMap<String, (u64, u64)>,
 }
 
-/// The in-memory revocation list of one auth process.
-#[derive(Debug)]
+/// Where revocations are shared, once configured.
+struct Shared {
+    connection: redis::aio::ConnectionManager,
+    /// This replica's id: its own published events are not applied twice.
+    origin: String,
+}
+
+/// The revocation list of one auth process (shared through Redis when
+/// configured).
 pub struct Revocations {
     state: Mutex<State>,
     events: broadcast::Sender<pb::Revocation>,
+    shared: Mutex<Option<Arc<Shared>>>,
+}
+
+impl std::fmt::Debug for Revocations {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Revocations").finish_non_exhaustive()
+    }
 }
 
 impl Default for Revocations {
@@ -36,40 +65,102 @@ impl Default for Revocations {
         Self {
             state: Mutex::default(),
             events: broadcast::channel(EVENT_BUFFER).0,
+            shared: Mutex::default(),
         }
     }
 }
+
+/// Why a revocation could not be shared.
+#[derive(Debug, thiserror::Error)]
+#[error("revocation store unavailable: {0}")]
+pub struct RevocationStoreError(String);
 
 impl Revocations {
     fn lock(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Revokes token `jti` until `until` (its expiry).
-    pub fn revoke_token(&self, jti: &str, until: u64) {
+    fn shared(&self) -> Option<Arc<Shared>> {
+        self.shared
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Applies `event` to the local list and tells local watchers.
+    fn apply(&self, event: pb::Revocation) {
         let mut state = self.lock();
         purge(&mut state);
-        state.tokens.insert(jti.to_owned(), until);
+        match &event.target {
+            Some(pb::revocation::Target::TokenId(jti)) => {
+                state.tokens.insert(jti.clone(), event.expires_at);
+            }
+            Some(pb::revocation::Target::Subject(s)) => {
+                let entry = state.subjects.entry(s.subject.clone()).or_insert((0, 0));
+                *entry = (entry.0.max(s.before), entry.1.max(event.expires_at));
+            }
+            None => return,
+        }
         drop(state);
-        let _ = self.events.send(pb::Revocation {
+        let _ = self.events.send(event);
+    }
+
+    /// Records `event` here and, when shared, in Redis for every replica.
+    async fn record(&self, event: pb::Revocation) -> Result<(), RevocationStoreError> {
+        self.apply(event.clone());
+        let Some(shared) = self.shared() else {
+            return Ok(());
+        };
+        let ttl = event.expires_at.saturating_sub(now_secs()).max(1);
+        let (key, value) = match &event.target {
+            Some(pb::revocation::Target::TokenId(jti)) => {
+                (format!("{TOKEN_PREFIX}{jti}"), "1".to_owned())
+            }
+            Some(pb::revocation::Target::Subject(s)) => (
+                format!("{SUBJECT_PREFIX}{}", s.subject),
+                s.before.to_string(),
+            ),
+            None => return Ok(()),
+        };
+        let mut payload = format!("{}:", shared.origin).into_bytes();
+        payload.extend(event.encode_to_vec());
+        let mut connection = shared.connection.clone();
+        let result: redis::RedisResult<()> = redis::pipe()
+            .cmd("SET")
+            .arg(&key)
+            .arg(value)
+            .arg("EX")
+            .arg(ttl)
+            .ignore()
+            .cmd("PUBLISH")
+            .arg(CHANNEL)
+            .arg(payload)
+            .ignore()
+            .query_async(&mut connection)
+            .await;
+        result.map_err(|e| RevocationStoreError(e.to_string()))
+    }
+
+    /// Revokes token `jti` until `until` (its expiry).
+    pub async fn revoke_token(&self, jti: &str, until: u64) -> Result<(), RevocationStoreError> {
+        self.record(pb::Revocation {
             target: Some(pb::revocation::Target::TokenId(jti.to_owned())),
-        });
+            expires_at: until,
+        })
+        .await
     }
 
     /// Revokes everything issued to `sub` up to now, remembered until
     /// `until` (the longest a session could still run).
-    pub fn revoke_subject(&self, sub: &str, until: u64) {
-        let before = now_secs();
-        let mut state = self.lock();
-        purge(&mut state);
-        state.subjects.insert(sub.to_owned(), (before, until));
-        drop(state);
-        let _ = self.events.send(pb::Revocation {
+    pub async fn revoke_subject(&self, sub: &str, until: u64) -> Result<(), RevocationStoreError> {
+        self.record(pb::Revocation {
             target: Some(pb::revocation::Target::Subject(pb::SubjectRevocation {
                 subject: sub.to_owned(),
-                before,
+                before: now_secs(),
             })),
-        });
+            expires_at: until,
+        })
+        .await
     }
 
     /// Whether a token is revoked: by one of its ids (its own `jti`, its
@@ -94,6 +185,124 @@ impl Revocations {
     pub fn subscribe(&self) -> broadcast::Receiver<pb::Revocation> {
         self.events.subscribe()
     }
+
+    /// Shares revocations with every auth replica through Redis at `url`.
+    pub async fn share(
+        self: &Arc<Self>,
+        url: &str,
+        origin: String,
+    ) -> Result<(), RevocationStoreError> {
+        let err = |e: redis::RedisError| RevocationStoreError(e.to_string());
+        let client = redis::Client::open(url).map_err(err)?;
+        let config = redis::aio::ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(Duration::from_secs(1)))
+            .set_response_timeout(Some(Duration::from_secs(1)));
+        let connection = redis::aio::ConnectionManager::new_with_config(client.clone(), config)
+            .await
+            .map_err(err)?;
+        *self.shared.lock().unwrap_or_else(|p| p.into_inner()) = Some(Arc::new(Shared {
+            connection: connection.clone(),
+            origin: origin.clone(),
+        }));
+        let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
+        tokio::spawn(follow(self.clone(), client, connection, origin, ready_tx));
+        ready_rx
+            .await
+            .map_err(|_| RevocationStoreError("revocation subscription failed".into()))
+    }
+
+    /// Loads every revocation stored in Redis into the local list.
+    async fn load(&self, connection: &mut redis::aio::ConnectionManager) -> redis::RedisResult<()> {
+        let mut cursor: u64 = 0;
+        loop {
+            let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
+                .arg(cursor)
+                .arg("MATCH")
+                .arg("sb:revoked:*")
+                .arg("COUNT")
+                .arg(1000)
+                .query_async(connection)
+                .await?;
+            for key in keys {
+                let (value, ttl): (Option<String>, i64) = redis::pipe()
+                    .cmd("GET")
+                    .arg(&key)
+                    .cmd("TTL")
+                    .arg(&key)
+                    .query_async(connection)
+                    .await?;
+                let (Some(value), true) = (value, ttl > 0) else {
+                    continue;
+                };
+                let expires_at = now_secs() + ttl as u64;
+                let target = if let Some(jti) = key.strip_prefix(TOKEN_PREFIX) {
+                    pb::revocation::Target::TokenId(jti.to_owned())
+                } else if let Some(subject) = key.strip_prefix(SUBJECT_PREFIX) {
+                    let before = value.parse().unwrap_or(0);
+                    pb::revocation::Target::Subject(pb::SubjectRevocation {
+                        subject: subject.to_owned(),
+                        before,
+                    })
+                } else {
+                    continue;
+                };
+                self.apply(pb::Revocation {
+                    target: Some(target),
+                    expires_at,
+                });
+            }
+            if next == 0 {
+                return Ok(());
+            }
+            cursor = next;
+        }
+    }
+}
+
+/// Follows the revocation channel, reloading the list after every
+/// (re)subscribe.
+async fn follow(
+    revocations: Arc<Revocations>,
+    client: redis::Client,
+    mut connection: redis::aio::ConnectionManager,
+    origin: String,
+    ready: tokio::sync::oneshot::Sender<()>,
+) {
+    let mut ready = Some(ready);
+    let mut backoff = Duration::from_millis(50);
+    loop {
+        let subscribed = async {
+            let mut pubsub = client.get_async_pubsub().await?;
+            pubsub.subscribe(CHANNEL).await?;
+            revocations.load(&mut connection).await?;
+            Ok::<_, redis::RedisError>(pubsub)
+        };
+        match subscribed.await {
+            Ok(pubsub) => {
+                backoff = Duration::from_millis(50);
+                if let Some(tx) = ready.take() {
+                    let _ = tx.send(());
+                }
+                let mut messages = pubsub.into_on_message();
+                while let Some(message) = messages.next().await {
+                    let payload = message.get_payload_bytes();
+                    let Some(colon) = payload.iter().position(|b| *b == b':') else {
+                        continue;
+                    };
+                    if payload[..colon] == *origin.as_bytes() {
+                        continue; // applied when it was recorded
+                    }
+                    if let Ok(event) = pb::Revocation::decode(&payload[colon + 1..]) {
+                        revocations.apply(event);
+                    }
+                }
+                tracing::warn!("revocation subscription lost; resubscribing");
+            }
+            Err(err) => tracing::warn!(error = %err, "revocation subscription failed"),
+        }
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(Duration::from_secs(2));
+    }
 }
 
 fn purge(state: &mut State) {
@@ -106,15 +315,15 @@ fn purge(state: &mut State) {
 mod tests {
     use super::*;
 
-    #[test]
-    fn revocations_cover_what_they_should() {
+    #[tokio::test]
+    async fn revocations_cover_what_they_should() {
         let list = Revocations::default();
         let mut events = list.subscribe();
         let now = now_secs();
-        list.revoke_token("t1", now + 60);
+        list.revoke_token("t1", now + 60).await.expect("revoke");
         assert!(list.is_revoked(&["t1"], "alice", now));
         assert!(!list.is_revoked(&["t2"], "alice", now));
-        list.revoke_subject("bob", now + 60);
+        list.revoke_subject("bob", now + 60).await.expect("revoke");
         assert!(list.is_revoked(&["t3"], "bob", now));
         assert!(
             !list.is_revoked(&["t4"], "bob", now + 5),
@@ -123,22 +332,28 @@ mod tests {
         assert!(matches!(
             events.try_recv(),
             Ok(pb::Revocation {
-                target: Some(pb::revocation::Target::TokenId(_))
+                target: Some(pb::revocation::Target::TokenId(_)),
+                ..
             })
         ));
         assert!(matches!(
             events.try_recv(),
             Ok(pb::Revocation {
-                target: Some(pb::revocation::Target::Subject(_))
+                target: Some(pb::revocation::Target::Subject(_)),
+                ..
             })
         ));
     }
 
-    #[test]
-    fn expired_revocations_are_forgotten() {
+    #[tokio::test]
+    async fn expired_revocations_are_forgotten() {
         let list = Revocations::default();
-        list.revoke_token("old", now_secs() - 1);
-        list.revoke_token("new", now_secs() + 60);
+        list.revoke_token("old", now_secs() - 1)
+            .await
+            .expect("revoke");
+        list.revoke_token("new", now_secs() + 60)
+            .await
+            .expect("revoke");
         assert!(!list.is_revoked(&["old"], "x", 0));
         assert!(list.is_revoked(&["new"], "x", 0));
     }

@@ -68,6 +68,11 @@ impl AuthService {
     }
 }
 
+fn unavailable(err: crate::revocations::RevocationStoreError) -> Status {
+    tracing::warn!(error = %err, "revocation not shared");
+    SignalError::new(ErrorCode::Unavailable, "revocation store unavailable").into()
+}
+
 type RevocationStream = Pin<Box<dyn Stream<Item = Result<pb::Revocation, Status>> + Send>>;
 
 #[tonic::async_trait]
@@ -159,7 +164,11 @@ impl pb::auth_server::Auth for AuthService {
             0 => now_secs() + MAX_TTL.as_secs(),
             exp => exp + crate::keyring::LEEWAY.as_secs(),
         };
-        self.keys.revocations().revoke_token(&req.token_id, until);
+        self.keys
+            .revocations()
+            .revoke_token(&req.token_id, until)
+            .await
+            .map_err(unavailable)?;
         tracing::info!(caller = %caller, "token revoked");
         Ok(Response::new(pb::RevokeResponse {}))
     }
@@ -177,7 +186,11 @@ impl pb::auth_server::Auth for AuthService {
         // Refresh can keep a chain alive for max_session; a refresh token
         // lives as long.
         let until = now_secs() + self.keys.max_session().as_secs() + MAX_TTL.as_secs();
-        self.keys.revocations().revoke_subject(&subject, until);
+        self.keys
+            .revocations()
+            .revoke_subject(&subject, until)
+            .await
+            .map_err(unavailable)?;
         tracing::info!(caller = %caller, "user revoked");
         Ok(Response::new(pb::RevokeResponse {}))
     }

@@ -140,6 +140,10 @@ pub struct AuthArgs {
     pub keys: KeyArgs,
     #[command(flatten)]
     pub tokens: TokenPolicyArgs,
+    /// Share revocations with other auth replicas through this Redis
+    /// (standalone URL).
+    #[arg(long = "redis", env = "SWITCHBOARD_REDIS", value_delimiter = ',')]
+    pub redis: Vec<String>,
     /// Dev mode: IssueToken needs no credential; an ephemeral signing key is
     /// generated when none is given.
     #[arg(long, env = "SWITCHBOARD_DEV")]

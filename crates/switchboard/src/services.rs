@@ -84,8 +84,16 @@ fn signal_config(common: &SignalCommon) -> SignalConfig {
     }
 }
 
-fn auth_config(keys: switchboard_auth::Keyring, policy: &TokenPolicyArgs, dev: bool) -> AuthConfig {
+fn auth_config(
+    keys: switchboard_auth::Keyring,
+    policy: &TokenPolicyArgs,
+    dev: bool,
+    redis: &[String],
+) -> AuthConfig {
     AuthConfig {
+        redis: redis
+            .first()
+            .map(|u| u.trim_start_matches("cluster+").to_owned()),
         keys,
         default_ttl: Duration::from_secs(policy.token_ttl),
         refresh_ttl: Duration::from_secs(policy.refresh_ttl),
@@ -141,6 +149,7 @@ pub async fn auth(args: AuthArgs) -> Result<(), BoxError> {
         keys::keyring(&args.keys, &args.tokens, args.dev)?,
         &args.tokens,
         args.dev,
+        &args.redis,
     );
     switchboard_auth::run(listener, config, shutdown::signal()).await?;
     Ok(())
@@ -197,6 +206,7 @@ pub async fn all(args: AllArgs) -> Result<(), BoxError> {
         keys::keyring(&args.keys, &args.tokens, true)?,
         &args.tokens,
         true,
+        &args.signal.redis,
     );
     let health_config = HealthConfig {
         targets: vec![
