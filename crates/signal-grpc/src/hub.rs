@@ -261,15 +261,13 @@ impl Hub {
         };
         if let Err(err) = result {
             tracing::debug!(session = %session, code = %err.code, "request failed");
-            let error = Out::Error(err.to_proto(request_id));
             if !matches!(
-                self.router.deliver(session, error.clone()).await,
+                self.router
+                    .deliver(session, Out::Error(err.to_proto(request_id)))
+                    .await,
                 Ok(Some(_))
             ) {
-                sink.send(pb::signal_envelope::Event::Message(pb::ServerMessage {
-                    seq: 0,
-                    message: Some(error),
-                }));
+                sink.send_error(request_id, &err);
             }
         }
     }

@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 
 use futures_util::{Stream, stream};
-use switchboard_proto::{ConnId, ErrorCode, SessionId, pb};
+use switchboard_proto::{ConnId, ErrorCode, SessionId, SignalError, pb};
 use tokio::sync::{mpsc, watch};
 use tonic::{Status, Streaming};
 
@@ -103,13 +103,13 @@ async fn handle_envelope(
     envelope: pb::EdgeEnvelope,
 ) {
     let conn = ConnId(envelope.conn);
+    let sink = Sink {
+        link: link.clone(),
+        conn,
+    };
     match envelope.event {
         Some(pb::edge_envelope::Event::Open(open)) => {
             let request_id = open.request_id;
-            let sink = Sink {
-                link: link.clone(),
-                conn,
-            };
             if sessions.contains_key(&conn) {
                 tracing::warn!(conn = %conn, "open for a connection that has a session");
                 return;
@@ -118,51 +118,26 @@ async fn handle_envelope(
                 Ok(session) => {
                     sessions.insert(conn, session);
                 }
-                Err(err) => {
-                    // No session exists: answer with seq 0, then close.
-                    sink.send(pb::signal_envelope::Event::Message(pb::ServerMessage {
-                        seq: 0,
-                        message: Some(pb::server_message::Message::Error(err.to_proto(request_id))),
-                    }));
-                    sink.send_close(Some(err.code), &err.message);
-                }
+                // No session exists: answer outside any log, then close.
+                Err(err) => sink.refuse(request_id, &err),
             }
         }
         Some(pb::edge_envelope::Event::Message(message)) => match sessions.get(&conn) {
             Some(session) => {
                 let leaving =
                     matches!(message.message, Some(pb::client_message::Message::Leave(_)));
-                hub.handle(
-                    *session,
-                    &Sink {
-                        link: link.clone(),
-                        conn,
-                    },
-                    message,
-                )
-                .await;
+                hub.handle(*session, &sink, message).await;
                 if leaving {
                     sessions.remove(&conn);
                 }
             }
-            None => {
-                let sink = Sink {
-                    link: link.clone(),
-                    conn,
-                };
-                let err = switchboard_proto::SignalError::new(ErrorCode::NotJoined, "join first");
-                sink.send(pb::signal_envelope::Event::Message(pb::ServerMessage {
-                    seq: 0,
-                    message: Some(pb::server_message::Message::Error(err.to_proto(message.id))),
-                }));
-            }
+            None => sink.send_error(
+                message.id,
+                &SignalError::new(ErrorCode::NotJoined, "join first"),
+            ),
         },
         Some(pb::edge_envelope::Event::Resume(resume)) => {
             let request_id = resume.request_id;
-            let sink = Sink {
-                link: link.clone(),
-                conn,
-            };
             if sessions.contains_key(&conn) {
                 tracing::warn!(conn = %conn, "resume for a connection that has a session");
                 return;
@@ -171,13 +146,7 @@ async fn handle_envelope(
                 Ok(session) => {
                     sessions.insert(conn, session);
                 }
-                Err(err) => {
-                    sink.send(pb::signal_envelope::Event::Message(pb::ServerMessage {
-                        seq: 0,
-                        message: Some(pb::server_message::Message::Error(err.to_proto(request_id))),
-                    }));
-                    sink.send_close(Some(err.code), &err.message);
-                }
+                Err(err) => sink.refuse(request_id, &err),
             }
         }
         Some(pb::edge_envelope::Event::Refreshed(refresh)) => {

@@ -7,7 +7,7 @@ mod memory;
 mod redis;
 
 use async_trait::async_trait;
-use switchboard_proto::{ConnId, ErrorCode, SessionId, pb};
+use switchboard_proto::{ConnId, ErrorCode, SessionId, SignalError, pb};
 use tokio::sync::mpsc;
 
 pub use self::redis::RedisRouter;
@@ -43,6 +43,21 @@ impl Sink {
     /// Whether both name the same connection on the same link.
     pub fn same(&self, other: &Sink) -> bool {
         self.conn == other.conn && self.link.same_channel(&other.link)
+    }
+
+    /// An error outside any session log (seq 0): for requests that have no
+    /// session, or when the log cannot be written.
+    pub fn send_error(&self, request_id: u32, err: &SignalError) {
+        self.send(pb::signal_envelope::Event::Message(pb::ServerMessage {
+            seq: 0,
+            message: Some(pb::server_message::Message::Error(err.to_proto(request_id))),
+        }));
+    }
+
+    /// Answers a refused join or resume, then closes the connection.
+    pub fn refuse(&self, request_id: u32, err: &SignalError) {
+        self.send_error(request_id, err);
+        self.send_close(Some(err.code), &err.message);
     }
 
     pub fn send_close(&self, code: Option<ErrorCode>, reason: &str) {
