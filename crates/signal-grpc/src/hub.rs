@@ -234,7 +234,16 @@ impl Hub {
     /// `sink` is the connection the message came from: an error that cannot
     /// go through the session's log (the store is down) is sent there
     /// directly, outside the log (seq 0), so the client always hears it.
-    pub async fn handle(&self, session: SessionId, sink: &Sink, message: pb::ClientMessage) {
+    ///
+    /// Returns false when the session no longer exists (e.g. its state was
+    /// lost with Redis): the connection has then been refused and closed,
+    /// and its client joins again.
+    pub async fn handle(
+        &self,
+        session: SessionId,
+        sink: &Sink,
+        message: pb::ClientMessage,
+    ) -> bool {
         let request_id = message.id;
         let result = match message.message {
             Some(In::Signal(signal)) => self.relay(session, signal).await,
@@ -259,15 +268,23 @@ impl Hub {
                 "unknown message type",
             )),
         };
-        if let Err(err) = result {
-            tracing::debug!(session = %session, code = %err.code, "request failed");
-            if !matches!(
-                self.router
+        match result {
+            Ok(()) => true,
+            Err(err) if err.code == ErrorCode::NotJoined => {
+                tracing::info!(session = %session, "request for a session that no longer exists");
+                sink.refuse(request_id, &err);
+                false
+            }
+            Err(err) => {
+                tracing::debug!(session = %session, code = %err.code, "request failed");
+                let logged = self
+                    .router
                     .deliver(session, Out::Error(err.to_proto(request_id)))
-                    .await,
-                Ok(Some(_))
-            ) {
-                sink.send_error(request_id, &err);
+                    .await;
+                if !matches!(logged, Ok(Some(_))) {
+                    sink.send_error(request_id, &err);
+                }
+                true
             }
         }
     }
@@ -278,11 +295,9 @@ impl Hub {
         mut signal: pb::PeerSignal,
     ) -> Result<(), SignalError> {
         let to = validate::peer_signal(&signal)?;
-        let sender = self
-            .store
-            .session(session)
-            .await?
-            .ok_or_else(|| SignalError::new(ErrorCode::NotJoined, "session has ended"))?;
+        let sender = self.store.session(session).await?.ok_or_else(|| {
+            SignalError::new(ErrorCode::NotJoined, "the session has ended; join again")
+        })?;
         if to == sender.participant {
             return Err(not_found());
         }
@@ -311,7 +326,9 @@ impl Hub {
             .store
             .set_attributes(session, update.attributes)
             .await?
-            .ok_or_else(|| SignalError::new(ErrorCode::NotJoined, "session has ended"))?;
+            .ok_or_else(|| {
+                SignalError::new(ErrorCode::NotJoined, "the session has ended; join again")
+            })?;
         for member in self.store.members(&record.room).await? {
             if member.id == session {
                 continue;

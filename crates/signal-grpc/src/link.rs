@@ -126,8 +126,8 @@ async fn handle_envelope(
             Some(session) => {
                 let leaving =
                     matches!(message.message, Some(pb::client_message::Message::Leave(_)));
-                hub.handle(*session, &sink, message).await;
-                if leaving {
+                let alive = hub.handle(*session, &sink, message).await;
+                if leaving || !alive {
                     sessions.remove(&conn);
                 }
             }

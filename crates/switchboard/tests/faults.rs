@@ -557,7 +557,22 @@ async fn a_redis_restart_is_refused_fast_then_recovered_from() {
         "redis restart: not ready after {not_ready_after:?}, 20 relays refused within {refused_in:?}, \
          ready again {ready_after:?} after the restart"
     );
-    // The data is gone with Redis; new sessions work.
+    // The data is gone with Redis: alice's next request tells her so and
+    // closes her connection, so her client joins again.
+    let id = alice.signal("bob", description(true, "n=after")).await;
+    let err = alice
+        .recv_until(|m| {
+            if let Out::Error(e) = m {
+                Some(e.clone())
+            } else {
+                None
+            }
+        })
+        .await;
+    assert_eq!((err.request_id, err.code.as_str()), (id, "not_joined"));
+    let closed = alice.closed().await;
+    assert!(closed.reason.starts_with("not_joined"), "{closed:?}");
+    // New sessions work.
     let mut carol = WsClient::connect(&edge0, Format::Json).await;
     carol.join(&token("carol", "after")).await;
     let mut dave = WsClient::connect(&edge0, Format::Json).await;
