@@ -5,6 +5,7 @@
 
 mod memory;
 mod redis;
+mod redis_node;
 
 use async_trait::async_trait;
 use switchboard_proto::{ConnId, ErrorCode, SessionId, SignalError, pb};

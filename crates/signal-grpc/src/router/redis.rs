@@ -15,47 +15,36 @@
 //! what makes delivery lossless.
 
 use std::{
-    collections::{BTreeMap, HashMap},
-    sync::{Arc, Mutex, MutexGuard},
+    collections::BTreeMap,
+    sync::{Arc, Mutex},
     time::Duration,
 };
 
 use async_trait::async_trait;
-use futures_util::StreamExt;
 use prost::Message as _;
-use redis::{Script, Value};
+use redis::Script;
 use switchboard_proto::{ErrorCode, SessionId, pb};
 
-use super::{ResumeRefused, Resumed, Router, Sink, new_resume_token};
+use super::{
+    ResumeRefused, Resumed, Router, Sink, new_resume_token,
+    redis_node::{
+        Attachment, Local, NODES, alive_key, channel, flush, heartbeat, keep_alive, log_key,
+        read_log, subscribe,
+    },
+};
 use crate::store::{RedisConnection, StoreError};
 
 /// Messages kept per session for resume (same as the in-memory router).
 pub const LOG_CAPACITY: usize = super::LOG_CAPACITY;
-/// Backoff bounds for the node's pub/sub subscription.
-const RESUBSCRIBE_MIN: Duration = Duration::from_millis(50);
-const RESUBSCRIBE_MAX: Duration = Duration::from_secs(2);
 
 fn out_key(sid: &str) -> String {
     format!("sb:{{{sid}}}:out")
-}
-
-fn log_key(sid: &str) -> String {
-    format!("sb:{{{sid}}}:log")
 }
 
 /// Sorted set of detached sessions (`<sid>:<generation>`) scored by the
 /// Unix ms at which they end unless resumed. Entries are removed by the
 /// replica that ends them.
 const EXPIRIES: &str = "sb:detached";
-/// Set of live signal nodes.
-const NODES: &str = "sb:nodes";
-/// A node is dead once its heartbeat key has not been refreshed for this
-/// long; it refreshes it every third of that.
-const NODE_TTL: Duration = Duration::from_secs(3);
-
-fn alive_key(node: &str) -> String {
-    format!("sb:node:{node}:alive")
-}
 
 /// Sessions a node has held (stale entries are harmless: reaping detaches
 /// only sessions still attached to the dead node).
@@ -70,10 +59,6 @@ if redis.call('HGET', KEYS[1], 'node') ~= ARGV[1] then return false end
 redis.call('HSET', KEYS[1], 'node', '')
 return redis.call('HINCRBY', KEYS[1], 'gen', 1)
 "#;
-
-fn channel(node: &str) -> String {
-    format!("sb:node:{node}")
-}
 
 /// KEYS out, log. ARGV token, node, ttl.
 const OPEN: &str = r#"
@@ -116,191 +101,6 @@ local gen = redis.call('HINCRBY', KEYS[1], 'gen', 1)
 redis.call('HSET', KEYS[1], 'token', ARGV[2], 'node', ARGV[4])
 return {'ok', v[3], tonumber(v[4]), gen, tonumber(v[2])}
 "#;
-
-/// One session attached to a connection on this node.
-#[derive(Debug)]
-struct Attachment {
-    sink: Sink,
-    generation: u64,
-    /// The next seq to hand to the connection.
-    expected: u64,
-    /// Replaying after a resume: hold live messages until the replay is out.
-    live: bool,
-    /// Messages that arrived ahead of `expected`.
-    pending: BTreeMap<u64, Vec<u8>>,
-    filling: bool,
-}
-
-/// This node's attachments, fed by its pub/sub channel and by replays.
-struct Local {
-    attachments: Mutex<HashMap<SessionId, Attachment>>,
-    connection: RedisConnection,
-}
-
-fn send(sink: &Sink, seq: u64, payload: &[u8]) {
-    match pb::ServerMessage::decode(payload) {
-        Ok(mut message) => {
-            message.seq = seq;
-            sink.send(pb::signal_envelope::Event::Message(message));
-        }
-        Err(err) => tracing::error!(seq, error = %err, "undecodable message in a session log"),
-    }
-}
-
-impl Local {
-    fn lock(&self) -> MutexGuard<'_, HashMap<SessionId, Attachment>> {
-        self.attachments.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// Takes message `seq` of `session`; hands out everything now in order,
-    /// and starts a fill from the log when a gap shows.
-    fn offer(self: &Arc<Self>, session: SessionId, seq: u64, payload: Vec<u8>) {
-        let mut attachments = self.lock();
-        let Some(a) = attachments.get_mut(&session) else {
-            return;
-        };
-        if seq < a.expected {
-            return; // already delivered
-        }
-        a.pending.insert(seq, payload);
-        if a.live {
-            flush(a);
-            if !a.pending.is_empty() && !a.filling {
-                a.filling = true;
-                let (from, to) = (
-                    a.expected,
-                    a.pending.keys().next().copied().unwrap_or(a.expected),
-                );
-                let local = self.clone();
-                tokio::spawn(async move { local.fill(session, from, to).await });
-            }
-        }
-    }
-
-    /// Reads seqs `from..to` of `session` from its log and offers them.
-    async fn fill(self: Arc<Self>, session: SessionId, from: u64, to: u64) {
-        let entries = read_log(&self.connection, session, from, to.saturating_sub(1)).await;
-        if let Some(a) = self.lock().get_mut(&session) {
-            a.filling = false;
-        }
-        match entries {
-            Ok(entries) => {
-                for (seq, payload) in entries {
-                    self.offer(session, seq, payload);
-                }
-            }
-            Err(err) => tracing::warn!(session = %session, error = %err, "gap fill failed"),
-        }
-    }
-
-    /// Catches every attached session up from its log (after a
-    /// (re)subscribe, when pub/sub may have lost messages).
-    async fn catch_up(self: &Arc<Self>) {
-        let sessions: Vec<(SessionId, u64)> =
-            self.lock().iter().map(|(s, a)| (*s, a.expected)).collect();
-        for (session, from) in sessions {
-            match read_log(&self.connection, session, from, u64::MAX).await {
-                Ok(entries) => {
-                    for (seq, payload) in entries {
-                        self.offer(session, seq, payload);
-                    }
-                }
-                Err(err) => tracing::warn!(session = %session, error = %err, "catch-up failed"),
-            }
-        }
-    }
-
-    /// A close published for a session attached here (generation `generation`,
-    /// 0 = any).
-    fn close(&self, session: SessionId, generation: u64, code: Option<ErrorCode>, reason: &str) {
-        let mut attachments = self.lock();
-        let matches = attachments
-            .get(&session)
-            .is_some_and(|a| generation == 0 || a.generation == generation);
-        if matches && let Some(a) = attachments.remove(&session) {
-            a.sink.send_close(code, reason);
-        }
-    }
-}
-
-fn flush(a: &mut Attachment) {
-    while let Some(payload) = a.pending.remove(&a.expected) {
-        send(&a.sink, a.expected, &payload);
-        a.expected += 1;
-    }
-}
-
-/// Entries `from..=to` of a session log as (seq, payload).
-async fn read_log(
-    connection: &RedisConnection,
-    session: SessionId,
-    from: u64,
-    to: u64,
-) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
-    let end = if to == u64::MAX {
-        "+".to_owned()
-    } else {
-        format!("{to}-0")
-    };
-    let reply: Value = redis::cmd("XRANGE")
-        .arg(log_key(&session.to_string()))
-        .arg(format!("{from}-0"))
-        .arg(end)
-        .query_async(&mut connection.clone())
-        .await
-        .map_err(|e| StoreError(e.to_string()))?;
-    let entries: Vec<(String, HashMap<String, Vec<u8>>)> =
-        redis::from_redis_value(reply).map_err(|e| StoreError(e.to_string()))?;
-    Ok(entries
-        .into_iter()
-        .filter_map(|(id, mut fields)| {
-            let seq = id.split('-').next()?.parse().ok()?;
-            Some((seq, fields.remove("m")?))
-        })
-        .collect())
-}
-
-/// Parses a node channel message.
-enum NodeEvent {
-    Message {
-        session: SessionId,
-        seq: u64,
-        payload: Vec<u8>,
-    },
-    Close {
-        session: SessionId,
-        generation: u64,
-        code: Option<ErrorCode>,
-        reason: String,
-    },
-}
-
-fn parse_event(raw: &[u8]) -> Option<NodeEvent> {
-    let (&kind, rest) = raw.split_first()?;
-    let session = SessionId::parse(std::str::from_utf8(rest.get(..32)?).ok()?)?;
-    let rest = rest.get(33..)?;
-    let colon = rest.iter().position(|b| *b == b':')?;
-    let number: u64 = std::str::from_utf8(&rest[..colon]).ok()?.parse().ok()?;
-    let tail = &rest[colon + 1..];
-    match kind {
-        b'M' => Some(NodeEvent::Message {
-            session,
-            seq: number,
-            payload: tail.to_vec(),
-        }),
-        b'C' => {
-            let text = std::str::from_utf8(tail).ok()?;
-            let (code, reason) = text.split_once(':')?;
-            Some(NodeEvent::Close {
-                session,
-                generation: number,
-                code: ErrorCode::parse(code),
-                reason: reason.to_owned(),
-            })
-        }
-        _ => None,
-    }
-}
 
 /// Sessions and delivery over Redis, as node `node`.
 pub struct RedisRouter {
@@ -408,86 +208,6 @@ impl RedisRouter {
         if let Err(err) = published {
             tracing::warn!(session = %session, error = %err, "close for another node not published");
         }
-    }
-}
-
-/// Registers the node and refreshes its heartbeat.
-async fn heartbeat(connection: &RedisConnection, node: &str) -> Result<(), redis::RedisError> {
-    let mut conn = connection.clone();
-    let _: () = redis::cmd("SET")
-        .arg(alive_key(node))
-        .arg(1)
-        .arg("PX")
-        .arg(NODE_TTL.as_millis() as u64)
-        .query_async(&mut conn)
-        .await?;
-    let _: i64 = redis::cmd("SADD")
-        .arg(NODES)
-        .arg(node)
-        .query_async(&mut conn)
-        .await?;
-    Ok(())
-}
-
-/// Refreshes the heartbeat until the process ends (a crashed node simply
-/// stops, and the others reap it).
-async fn keep_alive(connection: RedisConnection, node: String) {
-    loop {
-        tokio::time::sleep(NODE_TTL / 3).await;
-        if let Err(err) = heartbeat(&connection, &node).await {
-            tracing::warn!(error = %err, "node heartbeat failed");
-        }
-    }
-}
-
-/// Keeps this node subscribed to its channel, catching up from the logs
-/// after every (re)subscribe.
-async fn subscribe(
-    client: redis::Client,
-    channel: String,
-    local: Arc<Local>,
-    subscribed: tokio::sync::oneshot::Sender<()>,
-) {
-    let mut subscribed = Some(subscribed);
-    let mut backoff = RESUBSCRIBE_MIN;
-    loop {
-        let attempt = async {
-            let mut pubsub = client.get_async_pubsub().await?;
-            pubsub.subscribe(&channel).await?;
-            Ok::<_, redis::RedisError>(pubsub)
-        };
-        match attempt.await {
-            Ok(pubsub) => {
-                backoff = RESUBSCRIBE_MIN;
-                if let Some(tx) = subscribed.take() {
-                    let _ = tx.send(());
-                }
-                local.catch_up().await;
-                let mut messages = pubsub.into_on_message();
-                while let Some(message) = messages.next().await {
-                    match parse_event(message.get_payload_bytes()) {
-                        Some(NodeEvent::Message {
-                            session,
-                            seq,
-                            payload,
-                        }) => local.offer(session, seq, payload),
-                        Some(NodeEvent::Close {
-                            session,
-                            generation,
-                            code,
-                            reason,
-                        }) => local.close(session, generation, code, &reason),
-                        None => tracing::warn!("malformed node event"),
-                    }
-                }
-                tracing::warn!(channel = %channel, "node subscription lost; resubscribing");
-            }
-            Err(err) => {
-                tracing::warn!(channel = %channel, error = %err, "node subscription failed")
-            }
-        }
-        tokio::time::sleep(backoff).await;
-        backoff = (backoff * 2).min(RESUBSCRIBE_MAX);
     }
 }
 
