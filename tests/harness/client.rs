@@ -171,6 +171,42 @@ impl WsClient {
         }
     }
 
+    /// The next peer signal (skipping other messages).
+    pub async fn next_signal(&mut self) -> pb::PeerSignal {
+        self.recv_until(|m| {
+            if let Out::Signal(s) = m {
+                Some(s.clone())
+            } else {
+                None
+            }
+        })
+        .await
+    }
+
+    /// The next error (skipping other messages).
+    pub async fn next_error(&mut self) -> pb::Error {
+        self.recv_until(|m| {
+            if let Out::Error(e) = m {
+                Some(e.clone())
+            } else {
+                None
+            }
+        })
+        .await
+    }
+
+    /// The next `participantLeft` (skipping other messages).
+    pub async fn next_left(&mut self) -> pb::ParticipantLeft {
+        self.recv_until(|m| {
+            if let Out::ParticipantLeft(l) = m {
+                Some(l.clone())
+            } else {
+                None
+            }
+        })
+        .await
+    }
+
     /// Waits for the close frame (skipping messages before it).
     pub async fn closed(&mut self) -> Closed {
         loop {

@@ -289,15 +289,7 @@ async fn grants_are_enforced() {
     let offer = viewer
         .signal("watcher", description(true, "v=0 offer"))
         .await;
-    let err = viewer
-        .recv_until(|m| {
-            if let Out::Error(e) = m {
-                Some(e.clone())
-            } else {
-                None
-            }
-        })
-        .await;
+    let err = viewer.next_error().await;
     assert_eq!(
         (err.code.as_str(), err.request_id),
         ("permission_denied", offer)
@@ -305,15 +297,7 @@ async fn grants_are_enforced() {
     viewer
         .signal("watcher", description(false, "v=0 answer"))
         .await;
-    let got = watcher
-        .recv_until(|m| {
-            if let Out::Signal(s) = m {
-                Some(s.clone())
-            } else {
-                None
-            }
-        })
-        .await;
+    let got = watcher.next_signal().await;
     assert_eq!(
         (got.from.as_str(), got.kind),
         ("viewer", Some(description(false, "v=0 answer")))

@@ -187,15 +187,7 @@ async fn revocation_closes_live_sessions_within_a_second() {
     let closed = alice.closed().await;
     let took = started.elapsed();
     // The room hears at once: a revoked session does not wait for a resume.
-    let left = bob
-        .recv_until(|m| {
-            if let Out::ParticipantLeft(l) = m {
-                Some(l.clone())
-            } else {
-                None
-            }
-        })
-        .await;
+    let left = bob.next_left().await;
     assert_eq!(
         (left.participant_id.as_str(), left.reason.as_str()),
         ("alice", "revoked")
@@ -320,15 +312,7 @@ async fn rotated_keys_verify_until_removed_and_new_tokens_use_the_new_key() {
             ..Default::default()
         }))
         .await;
-    let err = client
-        .recv_until(|m| {
-            if let Out::Error(e) = m {
-                Some(e.clone())
-            } else {
-                None
-            }
-        })
-        .await;
+    let err = client.next_error().await;
     assert_eq!(err.code, "unauthenticated");
     stack.shutdown().await;
 }

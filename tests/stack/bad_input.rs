@@ -57,15 +57,7 @@ async fn malformed_and_unknown_messages_get_typed_errors_and_the_session_goes_on
     alice
         .signal("bob", description(true, "v=0 still-here"))
         .await;
-    let got = bob
-        .recv_until(|m| {
-            if let Out::Signal(s) = m {
-                Some(s.clone())
-            } else {
-                None
-            }
-        })
-        .await;
+    let got = bob.next_signal().await;
     assert_eq!(got.kind, Some(description(true, "v=0 still-here")));
     stack.shutdown().await;
 }

@@ -100,15 +100,7 @@ async fn leave_and_disconnect_are_announced() {
     .await;
     let closed = bob.closed().await;
     assert_eq!(closed.code, 1000, "leave closes normally: {closed:?}");
-    let left = alice
-        .recv_until(|m| {
-            if let Out::ParticipantLeft(l) = m {
-                Some(l.clone())
-            } else {
-                None
-            }
-        })
-        .await;
+    let left = alice.next_left().await;
     assert_eq!(
         (left.participant_id.as_str(), left.reason.as_str()),
         ("bob", "left")
@@ -116,15 +108,7 @@ async fn leave_and_disconnect_are_announced() {
 
     carol.drop_abruptly();
     let dropped = Instant::now();
-    let left = alice
-        .recv_until(|m| {
-            if let Out::ParticipantLeft(l) = m {
-                Some(l.clone())
-            } else {
-                None
-            }
-        })
-        .await;
+    let left = alice.next_left().await;
     assert_eq!(
         (left.participant_id.as_str(), left.reason.as_str()),
         ("carol", "disconnected")
@@ -169,15 +153,7 @@ async fn a_second_join_with_the_same_identity_replaces_the_first() {
     let closed = bob_old.closed().await;
     assert_eq!(closed.code, 4409);
     assert!(closed.reason.starts_with("session_replaced"), "{closed:?}");
-    let left = alice
-        .recv_until(|m| {
-            if let Out::ParticipantLeft(l) = m {
-                Some(l.clone())
-            } else {
-                None
-            }
-        })
-        .await;
+    let left = alice.next_left().await;
     assert_eq!(
         (left.participant_id.as_str(), left.reason.as_str()),
         ("bob", "replaced")

@@ -115,27 +115,11 @@ async fn a_target_in_another_room_looks_exactly_like_a_missing_one() {
     mallory.join(&stack.token("mallory", "r2")).await;
 
     let to_other_room = mallory.signal("bob", description(true, "v=0 sneaky")).await;
-    let other_room = mallory
-        .recv_until(|m| {
-            if let Out::Error(e) = m {
-                Some(e.clone())
-            } else {
-                None
-            }
-        })
-        .await;
+    let other_room = mallory.next_error().await;
     let to_nobody = mallory
         .signal("nobody", description(true, "v=0 sneaky"))
         .await;
-    let missing = mallory
-        .recv_until(|m| {
-            if let Out::Error(e) = m {
-                Some(e.clone())
-            } else {
-                None
-            }
-        })
-        .await;
+    let missing = mallory.next_error().await;
     assert_eq!(other_room.request_id, to_other_room);
     assert_eq!(missing.request_id, to_nobody);
     assert_eq!(other_room.code, "not_found");

@@ -144,15 +144,7 @@ async fn participants_on_different_replicas_signal_and_resume_across_them() {
     // Leaving is seen on the other replica.
     bob.send(pb::client_message::Message::Leave(Default::default()))
         .await;
-    let left = alice
-        .recv_until(|m| {
-            if let Out::ParticipantLeft(l) = m {
-                Some(l.clone())
-            } else {
-                None
-            }
-        })
-        .await;
+    let left = alice.next_left().await;
     assert_eq!(
         (left.participant_id.as_str(), left.reason.as_str()),
         ("bob", "left")
@@ -230,15 +222,7 @@ async fn a_session_nobody_resumes_ends_even_when_its_replica_is_gone() {
     // Replica two goes away with bob's session detached and its timer gone;
     // replica one's sweeper ends the session when the window passes.
     two.shutdown().await;
-    let left = alice
-        .recv_until(|m| {
-            if let Out::ParticipantLeft(l) = m {
-                Some(l.clone())
-            } else {
-                None
-            }
-        })
-        .await;
+    let left = alice.next_left().await;
     assert_eq!(left.participant_id, "bob");
     drop(bob);
     one.shutdown().await;

@@ -193,15 +193,7 @@ async fn after_the_window_the_session_is_gone_and_the_room_saw_it_leave() {
     let (mut alice, bob, session, resume_token, bob_token) = pair(&stack, Format::Json).await;
     let last_seq = bob.last_seq;
     bob.drop_abruptly();
-    let left = alice
-        .recv_until(|m| {
-            if let Out::ParticipantLeft(l) = m {
-                Some(l.clone())
-            } else {
-                None
-            }
-        })
-        .await;
+    let left = alice.next_left().await;
     assert_eq!(left.participant_id, "bob");
     let mut late = WsClient::connect(&stack.ws_url(), Format::Json).await;
     let err = late

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use switchboard_proto::{pb::server_message::Message as Out, wire::Format};
+use switchboard_proto::wire::Format;
 use switchboard_tests::{WsClient, description, http, process::Process};
 
 const BIN: &str = env!("CARGO_BIN_EXE_switchboard");
@@ -68,15 +68,7 @@ async fn all_serves_clients_with_cli_tokens_and_drains_on_sigterm() {
     alice
         .signal("bob", description(true, "v=0 via-the-binary"))
         .await;
-    let got = bob
-        .recv_until(|m| {
-            if let Out::Signal(s) = m {
-                Some(s.clone())
-            } else {
-                None
-            }
-        })
-        .await;
+    let got = bob.next_signal().await;
     assert_eq!(
         (got.from.as_str(), got.kind),
         ("alice", Some(description(true, "v=0 via-the-binary")))

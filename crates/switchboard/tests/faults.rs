@@ -520,15 +520,7 @@ async fn a_redis_restart_is_refused_fast_then_recovered_from() {
     }
     let mut refused = Vec::new();
     while refused.len() < ids.len() {
-        let err = alice
-            .recv_until(|m| {
-                if let Out::Error(e) = m {
-                    Some(e.clone())
-                } else {
-                    None
-                }
-            })
-            .await;
+        let err = alice.next_error().await;
         assert_eq!(
             (err.code.as_str(), err.retryable),
             ("unavailable", true),
@@ -560,15 +552,7 @@ async fn a_redis_restart_is_refused_fast_then_recovered_from() {
     // The data is gone with Redis: alice's next request tells her so and
     // closes her connection, so her client joins again.
     let id = alice.signal("bob", description(true, "n=after")).await;
-    let err = alice
-        .recv_until(|m| {
-            if let Out::Error(e) = m {
-                Some(e.clone())
-            } else {
-                None
-            }
-        })
-        .await;
+    let err = alice.next_error().await;
     assert_eq!((err.request_id, err.code.as_str()), (id, "not_joined"));
     let closed = alice.closed().await;
     assert!(closed.reason.starts_with("not_joined"), "{closed:?}");
