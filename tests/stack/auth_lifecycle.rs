@@ -223,15 +223,7 @@ async fn revocation_closes_live_sessions_within_a_second() {
                 ..Default::default()
             }))
             .await;
-        let err = retry
-            .recv_until(|m| {
-                if let Out::Error(e) = m {
-                    Some(e.code.clone())
-                } else {
-                    None
-                }
-            })
-            .await;
+        let err = retry.next_error().await.code;
         assert_eq!(err, "token_revoked");
     }
     stack.shutdown().await;

@@ -111,15 +111,7 @@ async fn oversized_frames_close_with_1009_and_others_are_unaffected() {
     alice
         .signal("bob", description(true, "v=0 after-the-flood"))
         .await;
-    let got = bob
-        .recv_until(|m| {
-            if let Out::Signal(s) = m {
-                Some(s.from.clone())
-            } else {
-                None
-            }
-        })
-        .await;
+    let got = bob.next_signal().await.from;
     assert_eq!(got, "alice");
     stack.shutdown().await;
 }
@@ -206,15 +198,7 @@ async fn a_connection_flood_is_refused_at_accept_and_existing_sessions_carry_on(
     alice
         .signal("bob", description(true, "v=0 still-fine"))
         .await;
-    let got = bob
-        .recv_until(|m| {
-            if let Out::Signal(s) = m {
-                Some(s.from.clone())
-            } else {
-                None
-            }
-        })
-        .await;
+    let got = bob.next_signal().await.from;
     assert_eq!(got, "alice");
     drop(held);
     stack.shutdown().await;

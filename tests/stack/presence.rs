@@ -163,15 +163,7 @@ async fn a_second_join_with_the_same_identity_replaces_the_first() {
     alice
         .signal("bob", switchboard_tests::description(true, "v=0"))
         .await;
-    let got = bob_new
-        .recv_until(|m| {
-            if let Out::Signal(s) = m {
-                Some(s.from.clone())
-            } else {
-                None
-            }
-        })
-        .await;
+    let got = bob_new.next_signal().await.from;
     assert_eq!(got, "alice");
     stack.shutdown().await;
 }

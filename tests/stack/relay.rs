@@ -137,15 +137,7 @@ async fn a_target_in_another_room_looks_exactly_like_a_missing_one() {
     );
     // Signalling oneself is refused the same way.
     alice.signal("alice", description(true, "v=0")).await;
-    let own = alice
-        .recv_until(|m| {
-            if let Out::Error(e) = m {
-                Some(e.code.clone())
-            } else {
-                None
-            }
-        })
-        .await;
+    let own = alice.next_error().await.code;
     assert_eq!(own, "not_found");
     stack.shutdown().await;
 }

@@ -51,15 +51,7 @@ async fn a_stalled_reader_is_closed_alone() {
     assert!(closed.reason.starts_with("slow_consumer"), "{closed:?}");
     // Alice and bob are still fine.
     alice.signal("bob", description(true, "after")).await;
-    let got = bob
-        .recv_until(|m| {
-            if let Out::Signal(s) = m {
-                Some(s.kind.clone())
-            } else {
-                None
-            }
-        })
-        .await;
+    let got = bob.next_signal().await.kind;
     assert_eq!(got, Some(description(true, "after")));
     stack.shutdown().await;
 }

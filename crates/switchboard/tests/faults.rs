@@ -562,15 +562,7 @@ async fn a_redis_restart_is_refused_fast_then_recovered_from() {
     let mut dave = WsClient::connect(&edge0, Format::Json).await;
     dave.join(&token("dave", "after")).await;
     carol.signal("dave", description(true, "n=0")).await;
-    let got = dave
-        .recv_until(|m| {
-            if let Out::Signal(s) = m {
-                Some(s.from.clone())
-            } else {
-                None
-            }
-        })
-        .await;
+    let got = dave.next_signal().await.from;
     assert_eq!(got, "carol");
     drop(bob);
 }
