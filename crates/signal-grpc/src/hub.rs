@@ -250,7 +250,13 @@ impl Hub {
             Some(In::UpdatePresence(update)) => {
                 self.update_presence(session, request_id, update).await
             }
-            Some(In::Leave(_)) => self.leave(session, "left", None).await,
+            Some(In::Leave(_)) => {
+                let left = self.leave(session, "left", None).await;
+                // The router closes the connection it knows; if the
+                // session's state was already gone, close it here.
+                sink.send_close(None, "left");
+                left
+            }
             // Keepalive is the edge's; a direct gRPC caller gets a Pong.
             Some(In::Ping(ping)) => {
                 sink.send(pb::signal_envelope::Event::Message(pb::ServerMessage {

@@ -69,8 +69,8 @@ impl Sink {
     }
 }
 
-/// Why a resume was refused. Every case looks the same to the client
-/// (`not_found`), so sessions cannot be probed.
+/// Why a resume was refused. The client sees `not_found` for all but
+/// `FutureSeq` (`bad_request`), so sessions cannot be probed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ResumeRefused {
     /// No such session (never existed, ended, or the resume window passed).
