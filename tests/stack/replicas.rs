@@ -277,3 +277,38 @@ async fn a_revocation_at_one_auth_replica_closes_sessions_served_by_another() {
     two.shutdown().await;
     three.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_pubsub_connections_lose_nothing() {
+    use switchboard_tests::redis_server::command;
+    let redis = RedisServer::start(false).await;
+    let key = Jwk::generate(KeyAlg::EdDsa, "shared").expect("key");
+    let one = Stack::start_with(replica(&redis, &key)).await;
+    let two = Stack::start_with(replica(&redis, &key)).await;
+    let mut alice = WsClient::connect(&one.ws_url(), Format::Json).await;
+    let mut bob = WsClient::connect(&two.ws_url(), Format::Json).await;
+    alice.join(&one.token("alice", "pubsub")).await;
+    bob.join(&two.token("bob", "pubsub")).await;
+
+    // Every message to bob travels over replica two's pub/sub channel; kill
+    // every pub/sub connection (CLIENT KILL TYPE pubsub) twice mid-stream.
+    const N: usize = 200;
+    for n in 0..N {
+        alice
+            .signal("bob", description(true, &format!("n={n}")))
+            .await;
+        if n == N / 3 || n == 2 * N / 3 {
+            let killed = command(redis.port, "CLIENT KILL TYPE pubsub")
+                .await
+                .expect("client kill");
+            assert!(killed.starts_with(':'), "{killed}");
+        }
+    }
+    // Bob gets all of them, in order, without resuming: gaps are filled from
+    // the session log and the node catches up after resubscribing.
+    for n in 0..N {
+        assert_eq!(bob.recv_until(sdp_of).await, format!("n={n}"));
+    }
+    one.shutdown().await;
+    two.shutdown().await;
+}
