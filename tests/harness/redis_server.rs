@@ -93,6 +93,11 @@ impl RedisServer {
         }
     }
 
+    /// The server's process id (for `kill -STOP` / `-CONT`).
+    pub fn pid(&self) -> u32 {
+        self.child.id().expect("redis-server running")
+    }
+
     /// `kill -9`: the server vanishes at once.
     pub async fn kill9(&mut self) {
         let _ = self.child.kill().await;

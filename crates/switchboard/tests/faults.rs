@@ -566,3 +566,106 @@ async fn a_redis_restart_is_refused_fast_then_recovered_from() {
     assert_eq!(got, "carol");
     drop(bob);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paused_redis_opens_the_circuit_and_closes_it_when_back() {
+    use tonic_health::pb::{
+        HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
+    };
+    let cluster = Cluster::start("30").await;
+    let edge0 = ws(cluster.edge(0));
+    let mut alice = WsClient::connect(&edge0, Format::Json).await;
+    alice.join(&token("alice", "paused")).await;
+    let mut bob = WsClient::connect(&edge0, Format::Json).await;
+    bob.join(&token("bob", "paused")).await;
+    let signal_url = cluster.signals[0]
+        .as_ref()
+        .expect("signal")
+        .url("signal")
+        .to_owned();
+    let channel = tonic::transport::Endpoint::from_shared(signal_url)
+        .expect("url")
+        .connect()
+        .await
+        .expect("connect");
+    let health = HealthClient::new(channel);
+    let serving = |health: HealthClient<tonic::transport::Channel>| async move {
+        let mut health = health;
+        let request = HealthCheckRequest {
+            service: "switchboard.v1.Signal".into(),
+        };
+        health
+            .check(request)
+            .await
+            .map(|r| r.into_inner().status)
+            .unwrap_or(-1)
+            == ServingStatus::Serving as i32
+    };
+    let signal = |pid: u32, sig: &str| {
+        let status = std::process::Command::new("kill")
+            .args([sig, &pid.to_string()])
+            .status()
+            .expect("kill");
+        assert!(status.success());
+    };
+
+    // SIGSTOP: Redis accepts nothing and answers nothing.
+    let pid = cluster._redis.pid();
+    let paused = Instant::now();
+    signal(pid, "-STOP");
+    let mut ids = Vec::new();
+    for n in 0..10 {
+        ids.push(
+            alice
+                .signal("bob", description(true, &format!("n=paused-{n}")))
+                .await,
+        );
+    }
+    let first = alice.next_error().await;
+    let opened_after = paused.elapsed();
+    let mut refused = vec![first.request_id];
+    while refused.len() < ids.len() {
+        let err = alice.next_error().await;
+        assert_eq!(err.code, "unavailable");
+        refused.push(err.request_id);
+    }
+    let all_refused_after = paused.elapsed();
+    assert_eq!(first.code, "unavailable");
+    assert_eq!(refused, ids);
+    assert!(
+        opened_after < Duration::from_secs(3),
+        "circuit opened after {opened_after:?}"
+    );
+    wait_until("signal not serving", DEADLINE, || {
+        let health = health.clone();
+        async move { !serving(health).await }
+    })
+    .await;
+
+    // SIGCONT: the probe closes the circuit and signal is ready again; the
+    // sessions (still in Redis) carry on.
+    let resumed = Instant::now();
+    signal(pid, "-CONT");
+    wait_until("signal serving again", DEADLINE, || serving(health.clone())).await;
+    let closed_after = resumed.elapsed();
+    for n in 0..10 {
+        alice
+            .signal("bob", description(true, &format!("n={n}")))
+            .await;
+    }
+    for n in 0..10 {
+        let got = bob.next_signal().await;
+        let Some(Kind::Description(d)) = got.kind else {
+            panic!("{got:?}")
+        };
+        assert_eq!(
+            d.sdp,
+            format!("n={n}"),
+            "nothing from the pause leaks through, nothing after it is lost"
+        );
+    }
+    eprintln!(
+        "redis paused: circuit open after {opened_after:?} (first request), 10 of 10 refused within \
+         {all_refused_after:?}, ready again {closed_after:?} after SIGCONT, 10 of 10 delivered after"
+    );
+}
