@@ -65,6 +65,13 @@ async fn suite(store: Arc<dyn SessionStore>) {
                 .expect("member"),
             Some(alice2.id)
         );
+        // One lookup answers for several participants, in order.
+        let nobody = ParticipantId::new("nobody").expect("id");
+        let holders = store
+            .lookup(&room_id, &[&alice.participant, &nobody, &bob.participant])
+            .await
+            .expect("lookup");
+        assert_eq!(holders, vec![Some(alice2.id), None, Some(bob.id)]);
         // Leaving the replaced session changes nothing.
         assert_eq!(store.leave(alice.id).await.expect("leave"), None);
         assert_eq!(

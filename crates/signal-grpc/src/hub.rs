@@ -18,7 +18,7 @@ use switchboard_proto::{
 
 use crate::{
     router::{ResumeRefused, Router, Sink, new_resume_token},
-    store::{SessionRecord, SessionStore},
+    store::{SessionRecord, SessionRef, SessionStore},
     turn::TurnConfig,
 };
 
@@ -130,7 +130,7 @@ impl Hub {
     /// Joins an authenticated connection to its room. On success the
     /// session exists, is attached to `sink`, has received Joined (seq 1)
     /// and the room has been told. On failure nothing is left behind.
-    pub async fn open(&self, sink: Sink, open: pb::OpenSession) -> Result<SessionId, SignalError> {
+    pub async fn open(&self, sink: Sink, open: pb::OpenSession) -> Result<SessionRef, SignalError> {
         let bad = |e: switchboard_proto::ids::IdError| {
             SignalError::new(ErrorCode::BadRequest, e.to_string())
         };
@@ -226,7 +226,7 @@ impl Hub {
                 .await?;
         }
         tracing::info!(room = %room, session = %session, "participant joined");
-        Ok(session)
+        Ok(record.to_ref())
     }
 
     /// Handles one client message of a joined session. Failures are
@@ -240,13 +240,14 @@ impl Hub {
     /// and its client joins again.
     pub async fn handle(
         &self,
-        session: SessionId,
+        session: &SessionRef,
         sink: &Sink,
         message: pb::ClientMessage,
     ) -> bool {
+        let (this, session) = (session, session.id);
         let request_id = message.id;
         let result = match message.message {
-            Some(In::Signal(signal)) => self.relay(session, signal).await,
+            Some(In::Signal(signal)) => self.relay(this, signal).await,
             Some(In::UpdatePresence(update)) => {
                 self.update_presence(session, request_id, update).await
             }
@@ -297,21 +298,26 @@ impl Hub {
 
     async fn relay(
         &self,
-        session: SessionId,
+        sender: &SessionRef,
         mut signal: pb::PeerSignal,
     ) -> Result<(), SignalError> {
         let to = validate::peer_signal(&signal)?;
-        let sender = self.store.session(session).await?.ok_or_else(|| {
-            SignalError::new(ErrorCode::NotJoined, "the session has ended; join again")
-        })?;
         if to == sender.participant {
             return Err(not_found());
         }
-        let target = self
+        // One lookup answers both: is the sender still the room's holder of
+        // its identity, and who holds the target?
+        let holders = self
             .store
-            .member(&sender.room, &to)
-            .await?
-            .ok_or_else(not_found)?;
+            .lookup(&sender.room, &[&sender.participant, &to])
+            .await?;
+        if holders.first().copied().flatten() != Some(sender.id) {
+            return Err(SignalError::new(
+                ErrorCode::NotJoined,
+                "the session has ended; join again",
+            ));
+        }
+        let target = holders.get(1).copied().flatten().ok_or_else(not_found)?;
         // The sender is who the token says, whatever the client wrote.
         signal.from = sender.participant.to_string();
         self.router
@@ -463,7 +469,7 @@ impl Hub {
         &self,
         sink: Sink,
         request: pb::ResumeSession,
-    ) -> Result<SessionId, SignalError> {
+    ) -> Result<SessionRef, SignalError> {
         let refused = || SignalError::new(ErrorCode::NotFound, "no such session to resume");
         let session = SessionId::parse(&request.session_id).ok_or_else(refused)?;
         let record = self.store.session(session).await?.ok_or_else(refused)?;
@@ -506,7 +512,7 @@ impl Hub {
                     complete = resumed.complete,
                     "session resumed"
                 );
-                Ok(session)
+                Ok(record.to_ref())
             }
             Err(why) => {
                 tracing::info!(session = %session, why = ?why, "resume refused");

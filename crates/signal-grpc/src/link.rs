@@ -5,13 +5,14 @@
 use std::collections::HashMap;
 
 use futures_util::{Stream, stream};
-use switchboard_proto::{ConnId, ErrorCode, SessionId, SignalError, pb};
+use switchboard_proto::{ConnId, ErrorCode, SignalError, pb};
 use tokio::sync::{mpsc, watch};
 use tonic::{Status, Streaming};
 
 use crate::{
     hub::Hub,
     router::{LinkSender, Sink},
+    store::SessionRef,
 };
 
 /// Most envelopes per outbound batch. With 64 KiB messages a batch stays
@@ -47,7 +48,7 @@ pub async fn serve(
     link: LinkSender,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let mut sessions: HashMap<ConnId, SessionId> = HashMap::new();
+    let mut sessions: HashMap<ConnId, SessionRef> = HashMap::new();
     let end_reason = loop {
         let batch = tokio::select! {
             biased;
@@ -73,6 +74,7 @@ pub async fn serve(
     );
     let shutting_down = *shutdown.borrow();
     for (conn, session) in sessions {
+        let session = session.id;
         let sink = Sink {
             link: link.clone(),
             conn,
@@ -99,7 +101,7 @@ pub async fn serve(
 async fn handle_envelope(
     hub: &Hub,
     link: &LinkSender,
-    sessions: &mut HashMap<ConnId, SessionId>,
+    sessions: &mut HashMap<ConnId, SessionRef>,
     envelope: pb::EdgeEnvelope,
 ) {
     let conn = ConnId(envelope.conn);
@@ -126,7 +128,7 @@ async fn handle_envelope(
             Some(session) => {
                 let leaving =
                     matches!(message.message, Some(pb::client_message::Message::Leave(_)));
-                let alive = hub.handle(*session, &sink, message).await;
+                let alive = hub.handle(session, &sink, message).await;
                 if leaving || !alive {
                     sessions.remove(&conn);
                 }
@@ -151,11 +153,11 @@ async fn handle_envelope(
         }
         Some(pb::edge_envelope::Event::Refreshed(refresh)) => {
             if let Some(session) = sessions.get(&conn) {
-                hub.refreshed(*session, refresh).await;
+                hub.refreshed(session.id, refresh).await;
             }
         }
         Some(pb::edge_envelope::Event::Closed(closed)) => {
-            if let Some(session) = sessions.remove(&conn) {
+            if let Some(session) = sessions.remove(&conn).map(|s| s.id) {
                 let reason = if closed.reason.is_empty() {
                     "disconnected"
                 } else {

@@ -98,6 +98,19 @@ impl SessionStore for MemoryStore {
             .copied())
     }
 
+    async fn lookup(
+        &self,
+        room: &RoomId,
+        participants: &[&ParticipantId],
+    ) -> Result<Vec<Option<SessionId>>, StoreError> {
+        let state = self.lock();
+        let members = state.rooms.get(room);
+        Ok(participants
+            .iter()
+            .map(|p| members.and_then(|m| m.get(*p)).copied())
+            .collect())
+    }
+
     async fn members(&self, room: &RoomId) -> Result<Vec<SessionRecord>, StoreError> {
         let state = self.lock();
         Ok(state

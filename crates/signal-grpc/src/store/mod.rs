@@ -29,6 +29,15 @@ impl From<StoreError> for SignalError {
     }
 }
 
+/// What a link remembers of a session it carries: immutable for the
+/// session's life, so relaying needs no record lookup.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionRef {
+    pub id: SessionId,
+    pub room: RoomId,
+    pub participant: ParticipantId,
+}
+
 /// One participant's session as the room sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SessionRecord {
@@ -41,6 +50,14 @@ pub struct SessionRecord {
 }
 
 impl SessionRecord {
+    pub fn to_ref(&self) -> SessionRef {
+        SessionRef {
+            id: self.id,
+            room: self.room.clone(),
+            participant: self.participant.clone(),
+        }
+    }
+
     /// The participant as `viewer` sees it (with `viewer`'s negotiation role).
     pub fn to_participant(&self, viewer: Option<&ParticipantId>) -> pb::Participant {
         pb::Participant {
@@ -79,6 +96,14 @@ pub trait SessionStore: Send + Sync + 'static {
         room: &RoomId,
         participant: &ParticipantId,
     ) -> Result<Option<SessionId>, StoreError>;
+
+    /// The sessions holding `participants` in `room`, in order (one round
+    /// trip: the relay's hot path).
+    async fn lookup(
+        &self,
+        room: &RoomId,
+        participants: &[&ParticipantId],
+    ) -> Result<Vec<Option<SessionId>>, StoreError>;
 
     /// Every session in the room.
     async fn members(&self, room: &RoomId) -> Result<Vec<SessionRecord>, StoreError>;

@@ -247,6 +247,23 @@ impl SessionStore for RedisStore {
         Ok(id.as_deref().and_then(SessionId::parse))
     }
 
+    async fn lookup(
+        &self,
+        room: &RoomId,
+        participants: &[&ParticipantId],
+    ) -> Result<Vec<Option<SessionId>>, StoreError> {
+        let mut cmd = redis::cmd("HMGET");
+        cmd.arg(keys::members(room.as_str()));
+        for participant in participants {
+            cmd.arg(participant.as_str());
+        }
+        let ids: Vec<Option<String>> = cmd.query_async(&mut self.conn()).await.map_err(failed)?;
+        Ok(ids
+            .into_iter()
+            .map(|id| id.as_deref().and_then(SessionId::parse))
+            .collect())
+    }
+
     async fn members(&self, room: &RoomId) -> Result<Vec<SessionRecord>, StoreError> {
         let raw: Vec<Value> = self
             .members
