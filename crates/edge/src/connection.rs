@@ -183,55 +183,53 @@ struct Reader {
     strikes: TokenBucket,
 }
 
-/// Resolves at `at`, or never.
-async fn sleep_until(at: Option<Instant>) {
-    match at {
-        Some(at) => tokio::time::sleep_until(at).await,
-        None => std::future::pending().await,
-    }
-}
-
 impl Reader {
     async fn run<S>(&mut self, stream: &mut SplitStream<WebSocketStream<S>>) -> ReaderEnd
     where
         S: AsyncRead + AsyncWrite + Unpin,
     {
-        // Before the join: the auth deadline; after: the keepalive timeout.
-        let mut deadline = Instant::now() + AUTH_DEADLINE;
+        // One timer for whatever comes first: the auth deadline (before the
+        // join), the keepalive timeout (after), the token refresh or its
+        // expiry. Frames only note the time; the timer is re-armed when it
+        // fires, so the hot path touches no timer.
+        let mut heard = Instant::now();
+        let timer = tokio::time::sleep_until(self.next_wakeup(heard));
+        tokio::pin!(timer);
         loop {
-            let refresh_at = self.token.as_ref().and_then(SessionToken::refresh_at);
-            let expires_at = self.token.as_ref().map(SessionToken::expires_at);
             let frame = tokio::select! {
                 frame = stream.next() => frame,
-                () = tokio::time::sleep_until(deadline) => {
-                    return if self.joined {
-                        self.leave_reason = "timeout";
-                        ReaderEnd::Close(Some(ErrorCode::KeepaliveTimeout), "no message within the keepalive timeout".into())
-                    } else {
-                        ReaderEnd::Close(Some(ErrorCode::Unauthenticated), "no join within the auth deadline".into())
-                    };
-                }
-                () = sleep_until(refresh_at) => {
-                    if let Some(end) = self.refresh().await {
+                () = &mut timer => {
+                    let now = Instant::now();
+                    if now >= self.silence_deadline(heard) {
+                        return if self.joined {
+                            self.leave_reason = "timeout";
+                            ReaderEnd::Close(Some(ErrorCode::KeepaliveTimeout), "no message within the keepalive timeout".into())
+                        } else {
+                            ReaderEnd::Close(Some(ErrorCode::Unauthenticated), "no join within the auth deadline".into())
+                        };
+                    }
+                    if self.token.as_ref().is_some_and(|t| now >= t.expires_at()) {
+                        self.leave_reason = "expired";
+                        return ReaderEnd::Close(Some(ErrorCode::TokenExpired), "token expired".into());
+                    }
+                    if self.token.as_ref().and_then(SessionToken::refresh_at).is_some_and(|at| now >= at)
+                        && let Some(end) = self.refresh().await
+                    {
                         return end;
                     }
+                    timer.as_mut().reset(self.next_wakeup(heard));
                     continue;
                 }
-                () = sleep_until(expires_at) => {
-                    self.leave_reason = "expired";
-                    return ReaderEnd::Close(Some(ErrorCode::TokenExpired), "token expired".into());
-                }
             };
+            let was_joined = self.joined;
+            if was_joined {
+                heard = Instant::now();
+            }
             let (format, data) = match frame {
                 None => return ReaderEnd::Gone,
                 Some(Ok(Message::Text(text))) => (Format::Json, text.as_bytes().to_vec()),
                 Some(Ok(Message::Binary(bytes))) => (Format::Binary, bytes.to_vec()),
-                Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => {
-                    if self.joined {
-                        deadline = Instant::now() + KEEPALIVE_TIMEOUT;
-                    }
-                    continue;
-                }
+                Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => continue,
                 // Answer the client's close (tungstenite queued the reply;
                 // the writer flushes it).
                 Some(Ok(Message::Close(_))) => {
@@ -273,10 +271,36 @@ impl Reader {
                 }
                 Err(err) => self.reply_error(err.request_id, err.error),
             }
-            if self.joined {
-                deadline = Instant::now() + KEEPALIVE_TIMEOUT;
+            if self.joined != was_joined {
+                // Joined (the keepalive starts now and the token's timers
+                // exist) or left: re-arm for the new state.
+                heard = Instant::now();
+                timer.as_mut().reset(self.next_wakeup(heard));
             }
         }
+    }
+
+    /// When silence ends the connection: the auth deadline before the join
+    /// (counted from the upgrade), the keepalive timeout after.
+    fn silence_deadline(&self, heard: Instant) -> Instant {
+        heard
+            + if self.joined {
+                KEEPALIVE_TIMEOUT
+            } else {
+                AUTH_DEADLINE
+            }
+    }
+
+    /// The earliest moment the reader has something to do without a frame.
+    fn next_wakeup(&self, heard: Instant) -> Instant {
+        let mut at = self.silence_deadline(heard);
+        if let Some(token) = &self.token {
+            at = at.min(token.expires_at());
+            if let Some(refresh) = token.refresh_at() {
+                at = at.min(refresh);
+            }
+        }
+        at
     }
 
     /// Answers with an error outside any session log (seq 0).
