@@ -56,13 +56,15 @@ impl SignalLink {
         let mut receivers = Vec::new();
         let mut lane_handles = Vec::new();
         for endpoint in &endpoints {
+            // The lanes to one replica share its HTTP/2 connection.
+            let channel = endpoint.connect_lazy();
             for _ in 0..lanes {
                 let (tx, rx) = mpsc::channel(LANE_QUEUE);
                 lane_handles.push(Lane {
                     tx,
                     up: AtomicBool::new(false),
                 });
-                receivers.push((endpoint.clone(), rx));
+                receivers.push((channel.clone(), rx));
             }
         }
         let link = Self {
@@ -72,8 +74,7 @@ impl SignalLink {
                 next_conn: AtomicU64::new(1),
             }),
         };
-        for (index, (endpoint, rx)) in receivers.into_iter().enumerate() {
-            let channel = endpoint.connect_lazy();
+        for (index, (channel, rx)) in receivers.into_iter().enumerate() {
             tokio::spawn(run_lane(link.clone(), index, channel, rx, shutdown.clone()));
         }
         link
