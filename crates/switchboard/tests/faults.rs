@@ -137,6 +137,43 @@ impl Drop for Cluster {
     }
 }
 
+/// `grpc.health.v1` of signal replica 0 (readiness follows Redis).
+#[derive(Clone)]
+struct SignalHealth(tonic_health::pb::health_client::HealthClient<tonic::transport::Channel>);
+
+impl SignalHealth {
+    async fn connect(cluster: &Cluster) -> Self {
+        let url = cluster.signals[0]
+            .as_ref()
+            .expect("signal")
+            .url("signal")
+            .to_owned();
+        let channel = tonic::transport::Endpoint::from_shared(url)
+            .expect("url")
+            .connect()
+            .await
+            .expect("connect");
+        Self(tonic_health::pb::health_client::HealthClient::new(channel))
+    }
+
+    /// Whether signal reports SERVING (`None`: the check itself failed).
+    async fn serving(&self) -> Option<bool> {
+        use tonic_health::pb::{HealthCheckRequest, health_check_response::ServingStatus};
+        let request = HealthCheckRequest {
+            service: "switchboard.v1.Signal".into(),
+        };
+        let status = self
+            .0
+            .clone()
+            .check(request)
+            .await
+            .ok()?
+            .into_inner()
+            .status;
+        Some(status == ServingStatus::Serving as i32)
+    }
+}
+
 /// What the receiver saw of a numbered stream.
 #[derive(Debug, Default)]
 struct Checker {
@@ -460,44 +497,20 @@ async fn an_edge_restart_and_client_drops_lose_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_redis_restart_is_refused_fast_then_recovered_from() {
-    use tonic_health::pb::{
-        HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
-    };
     let mut cluster = Cluster::start("30").await;
     let edge0 = ws(cluster.edge(0));
     let mut alice = WsClient::connect(&edge0, Format::Json).await;
     alice.join(&token("alice", "outage")).await;
     let mut bob = WsClient::connect(&edge0, Format::Json).await;
     bob.join(&token("bob", "outage")).await;
-    let signal_url = cluster.signals[0]
-        .as_ref()
-        .expect("signal")
-        .url("signal")
-        .to_owned();
-    let channel = tonic::transport::Endpoint::from_shared(signal_url)
-        .expect("url")
-        .connect()
-        .await
-        .expect("connect");
-    let health = HealthClient::new(channel);
-    let status = |health: HealthClient<tonic::transport::Channel>| async move {
-        let mut health = health;
-        let request = HealthCheckRequest {
-            service: "switchboard.v1.Signal".into(),
-        };
-        health
-            .check(request)
-            .await
-            .map(|r| r.into_inner().status)
-            .unwrap_or(-1)
-    };
+    let health = SignalHealth::connect(&cluster).await;
 
     // kill -9 Redis: readiness drops, liveness stays, requests fail fast.
     let started = Instant::now();
     cluster._redis.kill9().await;
     wait_until("signal reports not serving", DEADLINE, || {
         let health = health.clone();
-        async move { status(health).await == ServingStatus::NotServing as i32 }
+        async move { health.serving().await == Some(false) }
     })
     .await;
     let not_ready_after = started.elapsed();
@@ -541,7 +554,7 @@ async fn a_redis_restart_is_refused_fast_then_recovered_from() {
     cluster._redis.restart().await;
     wait_until("signal serving again", Duration::from_secs(20), || {
         let health = health.clone();
-        async move { status(health).await == ServingStatus::Serving as i32 }
+        async move { health.serving().await == Some(true) }
     })
     .await;
     let ready_after = restarted.elapsed();
@@ -569,38 +582,13 @@ async fn a_redis_restart_is_refused_fast_then_recovered_from() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_paused_redis_opens_the_circuit_and_closes_it_when_back() {
-    use tonic_health::pb::{
-        HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
-    };
     let cluster = Cluster::start("30").await;
     let edge0 = ws(cluster.edge(0));
     let mut alice = WsClient::connect(&edge0, Format::Json).await;
     alice.join(&token("alice", "paused")).await;
     let mut bob = WsClient::connect(&edge0, Format::Json).await;
     bob.join(&token("bob", "paused")).await;
-    let signal_url = cluster.signals[0]
-        .as_ref()
-        .expect("signal")
-        .url("signal")
-        .to_owned();
-    let channel = tonic::transport::Endpoint::from_shared(signal_url)
-        .expect("url")
-        .connect()
-        .await
-        .expect("connect");
-    let health = HealthClient::new(channel);
-    let serving = |health: HealthClient<tonic::transport::Channel>| async move {
-        let mut health = health;
-        let request = HealthCheckRequest {
-            service: "switchboard.v1.Signal".into(),
-        };
-        health
-            .check(request)
-            .await
-            .map(|r| r.into_inner().status)
-            .unwrap_or(-1)
-            == ServingStatus::Serving as i32
-    };
+    let health = SignalHealth::connect(&cluster).await;
     let signal = |pid: u32, sig: &str| {
         let status = std::process::Command::new("kill")
             .args([sig, &pid.to_string()])
@@ -638,7 +626,7 @@ async fn a_paused_redis_opens_the_circuit_and_closes_it_when_back() {
     );
     wait_until("signal not serving", DEADLINE, || {
         let health = health.clone();
-        async move { !serving(health).await }
+        async move { health.serving().await == Some(false) }
     })
     .await;
 
@@ -646,7 +634,11 @@ async fn a_paused_redis_opens_the_circuit_and_closes_it_when_back() {
     // sessions (still in Redis) carry on.
     let resumed = Instant::now();
     signal(pid, "-CONT");
-    wait_until("signal serving again", DEADLINE, || serving(health.clone())).await;
+    wait_until("signal serving again", DEADLINE, || {
+        let health = health.clone();
+        async move { health.serving().await == Some(true) }
+    })
+    .await;
     let closed_after = resumed.elapsed();
     for n in 0..10 {
         alice
