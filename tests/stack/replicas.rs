@@ -27,6 +27,15 @@ fn replica(redis: &RedisServer, key: &Jwk) -> impl FnOnce(&mut StackConfig) {
     }
 }
 
+/// A Redis started here and two replicas sharing it (and a signing key).
+async fn two_replicas() -> (RedisServer, Jwk, Stack, Stack) {
+    let redis = RedisServer::start(false).await;
+    let key = Jwk::generate(KeyAlg::EdDsa, "shared").expect("key");
+    let one = Stack::start_with(replica(&redis, &key)).await;
+    let two = Stack::start_with(replica(&redis, &key)).await;
+    (redis, key, one, two)
+}
+
 fn sdp_of(message: &Out) -> Option<String> {
     match message {
         Out::Signal(pb::PeerSignal {
@@ -39,10 +48,7 @@ fn sdp_of(message: &Out) -> Option<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn participants_on_different_replicas_signal_and_resume_across_them() {
-    let redis = RedisServer::start(false).await;
-    let key = Jwk::generate(KeyAlg::EdDsa, "shared").expect("key");
-    let one = Stack::start_with(replica(&redis, &key)).await;
-    let two = Stack::start_with(replica(&redis, &key)).await;
+    let (_redis, _key, one, two) = two_replicas().await;
 
     let mut alice = WsClient::connect(&one.ws_url(), Format::Json).await;
     let mut bob = WsClient::connect(&two.ws_url(), Format::Binary).await;
@@ -155,10 +161,7 @@ async fn participants_on_different_replicas_signal_and_resume_across_them() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_edge_restart_drains_its_clients_who_resume_elsewhere_losing_nothing() {
-    let redis = RedisServer::start(false).await;
-    let key = Jwk::generate(KeyAlg::EdDsa, "shared").expect("key");
-    let one = Stack::start_with(replica(&redis, &key)).await;
-    let two = Stack::start_with(replica(&redis, &key)).await;
+    let (_redis, _key, one, two) = two_replicas().await;
     let mut alice = WsClient::connect(&one.ws_url(), Format::Json).await;
     let mut bob = WsClient::connect(&two.ws_url(), Format::Json).await;
     alice.join(&one.token("alice", "r")).await;
@@ -230,10 +233,7 @@ async fn a_session_nobody_resumes_ends_even_when_its_replica_is_gone() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_revocation_at_one_auth_replica_closes_sessions_served_by_another() {
-    let redis = RedisServer::start(false).await;
-    let key = Jwk::generate(KeyAlg::EdDsa, "shared").expect("key");
-    let one = Stack::start_with(replica(&redis, &key)).await;
-    let two = Stack::start_with(replica(&redis, &key)).await;
+    let (redis, key, one, two) = two_replicas().await;
     let alice_token = two.token("alice", "r");
     let mut alice = WsClient::connect(&two.ws_url(), Format::Json).await;
     alice.join(&alice_token).await;
@@ -281,10 +281,7 @@ async fn a_revocation_at_one_auth_replica_closes_sessions_served_by_another() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killed_pubsub_connections_lose_nothing() {
     use switchboard_tests::redis_server::command;
-    let redis = RedisServer::start(false).await;
-    let key = Jwk::generate(KeyAlg::EdDsa, "shared").expect("key");
-    let one = Stack::start_with(replica(&redis, &key)).await;
-    let two = Stack::start_with(replica(&redis, &key)).await;
+    let (redis, _key, one, two) = two_replicas().await;
     let mut alice = WsClient::connect(&one.ws_url(), Format::Json).await;
     let mut bob = WsClient::connect(&two.ws_url(), Format::Json).await;
     alice.join(&one.token("alice", "pubsub")).await;
