@@ -101,6 +101,7 @@ impl WsClient {
             self.format,
             &pb::ClientMessage {
                 id,
+                seq: 0,
                 message: Some(message),
             },
         );

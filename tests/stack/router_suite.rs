@@ -7,7 +7,9 @@ use std::{sync::Arc, time::Duration};
 
 use switchboard_proto::{ConnId, ErrorCode, SessionId, pb};
 use switchboard_signal::{
-    router::{LOG_CAPACITY, MemoryRouter, RedisRouter, ResumeRefused, Router, Sink},
+    router::{
+        Delivery, LOG_CAPACITY, MemoryRouter, Origin, RedisRouter, ResumeRefused, Router, Sink,
+    },
     store::RedisConnection,
 };
 use switchboard_tests::redis_server::{RedisCluster, RedisServer};
@@ -69,7 +71,7 @@ async fn suite(a: Arc<dyn Router>, b: Arc<dyn Router>) {
     let ta = tokio::spawn(async move {
         for i in 0..n {
             from_a
-                .deliver(session, pong(i))
+                .deliver(session, pong(i), None)
                 .await
                 .expect("deliver")
                 .expect("exists");
@@ -78,7 +80,7 @@ async fn suite(a: Arc<dyn Router>, b: Arc<dyn Router>) {
     let tb = tokio::spawn(async move {
         for i in 0..n {
             from_b
-                .deliver(session, pong(1_000 + i))
+                .deliver(session, pong(1_000 + i), None)
                 .await
                 .expect("deliver")
                 .expect("exists");
@@ -114,7 +116,9 @@ async fn suite(a: Arc<dyn Router>, b: Arc<dyn Router>) {
         "only the attached sink detaches"
     );
     for i in 0..5 {
-        b.deliver(session, pong(2_000 + i)).await.expect("deliver");
+        b.deliver(session, pong(2_000 + i), None)
+            .await
+            .expect("deliver");
     }
 
     // Resume on the other node: refused with a wrong token or a future seq;
@@ -150,7 +154,9 @@ async fn suite(a: Arc<dyn Router>, b: Arc<dyn Router>) {
         (r.resume_token.as_str(), r.complete),
         (resumed.resume_token.as_str(), true)
     );
-    a.deliver(session, pong(3_000)).await.expect("deliver");
+    a.deliver(session, pong(3_000), None)
+        .await
+        .expect("deliver");
     for (seq, expected) in (2 * n + 1..).zip([2_000, 2_001, 2_002, 2_003, 2_004, 3_000]) {
         let message = next_message(&mut rx_b).await;
         assert_eq!((message.seq, nonce(&message)), (seq, expected));
@@ -185,7 +191,39 @@ async fn suite(a: Arc<dyn Router>, b: Arc<dyn Router>) {
         }
         other => panic!("expected close, got {other:?}"),
     }
-    assert_eq!(a.deliver(session, pong(1)).await.expect("deliver"), None);
+    assert_eq!(
+        a.deliver(session, pong(1), None).await.expect("deliver"),
+        None
+    );
+
+    // Exactly once: a message caused by (origin, client seq) is logged once,
+    // however often the origin sends it again; other seqs and other
+    // origins are not affected.
+    let session = SessionId::random();
+    let (sink_f, mut rx_f) = sink(6);
+    a.open(session, sink_f, "t".into()).await.expect("open");
+    let (one, two) = (SessionId::random(), SessionId::random());
+    let origin = |session, seq| Some(Origin { session, seq });
+    let sent = [
+        (one, 1, Some(Delivery::Logged(1))),
+        (one, 1, Some(Delivery::Duplicate)),
+        (two, 1, Some(Delivery::Logged(2))),
+        (one, 2, Some(Delivery::Logged(3))),
+        (one, 1, Some(Delivery::Duplicate)),
+        (one, 2, Some(Delivery::Duplicate)),
+    ];
+    for (i, (from, seq, expected)) in sent.into_iter().enumerate() {
+        let got = b
+            .deliver(session, pong(i as u64), origin(from, seq))
+            .await
+            .expect("deliver");
+        assert_eq!(got, expected, "message {i}");
+    }
+    for (seq, value) in [(1, 0), (2, 2), (3, 3)] {
+        let message = next_message(&mut rx_f).await;
+        assert_eq!((message.seq, nonce(&message)), (seq, value));
+    }
+    a.close(session, None, "done").await.expect("close");
 
     // The log is bounded: a long absence resumes incomplete.
     let session = SessionId::random();
@@ -195,7 +233,7 @@ async fn suite(a: Arc<dyn Router>, b: Arc<dyn Router>) {
         .expect("open");
     a.detach(session, &sink_d).await.expect("detach");
     for i in 0..(LOG_CAPACITY as u64 + 10) {
-        b.deliver(session, pong(i)).await.expect("deliver");
+        b.deliver(session, pong(i), None).await.expect("deliver");
     }
     let (sink_e, mut rx_e) = sink(5);
     let first = pb::Resumed::default();
@@ -222,13 +260,13 @@ async fn two_nodes(urls: Vec<String>, pubsub: String) -> (Arc<dyn Router>, Arc<d
     let a = RedisRouter::start(
         RedisConnection::connect(&urls).await.expect("connect"),
         &pubsub,
-        "node-a".into(),
+        Some("node-a".into()),
         ttl,
     );
     let b = RedisRouter::start(
         RedisConnection::connect(&urls).await.expect("connect"),
         &pubsub,
-        "node-b".into(),
+        Some("node-b".into()),
         ttl,
     );
     (a.await.expect("node a"), b.await.expect("node b"))
@@ -247,4 +285,73 @@ async fn redis_cluster_router_on_two_nodes() {
     let seeds = cluster.seeds();
     let (a, b) = two_nodes(seeds.clone(), seeds[1].clone()).await;
     suite(a, b).await;
+}
+
+/// A node whose pub/sub connection is down while a session receives more
+/// than its log holds must not wedge the session: it either delivers
+/// everything or closes the connection with a retryable code, and a resume
+/// then says the history is incomplete. Never silence.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gap_older_than_the_log_is_reported_not_silent() {
+    use switchboard_tests::redis_server::command;
+    let redis = RedisServer::start(false).await;
+    let (a, b) = two_nodes(vec![redis.url()], redis.url()).await;
+    let session = SessionId::random();
+    let (sink_a, mut rx_a) = sink(1);
+    a.open(session, sink_a, "t".into()).await.expect("open");
+    a.deliver(session, pong(0), None).await.expect("deliver");
+    assert_eq!(nonce(&next_message(&mut rx_a).await), 0);
+
+    // Keep node a from resubscribing while its subscription is killed, so
+    // everything published meanwhile is lost to pub/sub.
+    let denied = command(redis.port, "ACL SETUSER default -subscribe").await;
+    assert_eq!(denied.as_deref(), Some("+OK\r\n"));
+    let killed = command(redis.port, "CLIENT KILL TYPE pubsub").await;
+    let killed: u64 = killed
+        .as_deref()
+        .and_then(|r| r.trim().strip_prefix(':'))
+        .and_then(|n| n.parse().ok())
+        .expect("kill count");
+    assert!(killed >= 2, "both nodes' subscriptions killed: {killed}");
+    let total = LOG_CAPACITY as u64 + 100;
+    for i in 1..=total {
+        b.deliver(session, pong(i), None).await.expect("deliver");
+    }
+    let allowed = command(redis.port, "ACL SETUSER default +subscribe").await;
+    assert_eq!(allowed.as_deref(), Some("+OK\r\n"));
+    // One more, after the subscription is back.
+    let later = tokio::spawn({
+        let b = b.clone();
+        async move {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            b.deliver(session, pong(total + 1), None).await
+        }
+    });
+
+    let mut expected = 1;
+    let closed = loop {
+        match next(&mut rx_a).await {
+            pb::signal_envelope::Event::Message(m) => {
+                assert_eq!(nonce(&m), expected, "in order, no gap");
+                expected += 1;
+                if expected > total + 1 {
+                    break None;
+                }
+            }
+            pb::signal_envelope::Event::Close(c) => break Some(c),
+        }
+    };
+    later.await.expect("later").expect("deliver");
+    let closed = closed.expect("more than the log holds was lost: the connection is closed");
+    let code = ErrorCode::parse(&closed.code).expect("a known code");
+    assert!(code.retryable(), "the client is told to resume: {closed:?}");
+    // The resume says what was lost.
+    let (sink_c, mut rx_c) = sink(3);
+    let resumed = b
+        .resume(session, "t", expected - 1, sink_c, pb::Resumed::default())
+        .await
+        .expect("call")
+        .expect("ok");
+    assert!(!resumed.complete, "history beyond the log is reported lost");
+    assert_eq!(next_message(&mut rx_c).await.seq, 0);
 }

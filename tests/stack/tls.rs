@@ -52,6 +52,7 @@ async fn wss_through_the_edge_with_its_own_certificate() {
         .expect("websocket over tls");
     let join = pb::ClientMessage {
         id: 1,
+        seq: 0,
         message: Some(pb::client_message::Message::Join(pb::Join {
             token: stack.token("secure", "r1"),
             ..Default::default()

@@ -13,12 +13,20 @@
  * resume the server cannot honour (error, or `complete: false`) falls back
  * to a fresh Join; listeners then get `joined` with `rejoin: true` and must
  * renegotiate every peer from scratch.
+ *
+ * Exactly-once sending (see outbox.ts): signals and presence updates are
+ * numbered with ClientMessage.seq and kept until the server's Accepted
+ * covers them. After a complete resume, whatever is still kept is sent
+ * again, in order and unchanged, before anything new; the server drops
+ * what it already accepted. A fresh Join starts numbering at 1 again and
+ * forgets the old session's messages (peers are renegotiated anyway).
  */
 import { create, type MessageInitShape } from "@bufbuild/protobuf";
 import { Backoff, type BackoffOptions } from "./backoff";
 import { classifyClose, type CloseAction } from "./close";
 import { decodeServerMessage, encodeClientMessage, type ClientMessageInit } from "./codec";
 import { Emitter } from "./emitter";
+import { Outbox } from "./outbox";
 import { SeqTracker } from "./sequence";
 import {
   ErrorSchema,
@@ -106,8 +114,6 @@ export interface SignalingOptions {
   handshakeTimeoutMs?: number;
   /** Keepalive used until Joined says otherwise. */
   defaultKeepalive?: { intervalMs: number; timeoutMs: number };
-  /** Outgoing signals held while reconnecting (oldest dropped beyond it). */
-  maxQueuedSignals?: number;
 }
 
 /** Counters that tests and the UI read. */
@@ -117,6 +123,8 @@ export interface SignalingStats {
   resumes: number;
   resumeFallbacks: number;
   duplicatesDropped: number;
+  /** Numbered messages sent again after a resume (not yet accepted). */
+  resent: number;
 }
 
 interface Session {
@@ -140,12 +148,14 @@ const CLIENT_ABANDON = 4000;
 
 export class SignalingClient extends Emitter<SignalingEvents> {
   private readonly opts: Required<
-    Pick<SignalingOptions, "handshakeTimeoutMs" | "maxQueuedSignals" | "defaultKeepalive">
+    Pick<SignalingOptions, "handshakeTimeoutMs" | "defaultKeepalive">
   > &
     SignalingOptions;
   private readonly clock: Clock;
   private readonly backoff: Backoff;
   private readonly seqs = new SeqTracker();
+  /** Numbered messages not yet covered by Accepted (our side of exactly-once). */
+  private readonly outbox = new Outbox();
   private readonly createSocket: (url: string) => SocketLike;
 
   private socket: SocketLike | null = null;
@@ -154,8 +164,6 @@ export class SignalingClient extends Emitter<SignalingEvents> {
   private hadSession = false;
   private token: string;
   private attributes: Record<string, string>;
-  /** Attributes changed while not joined: send them after a resume. */
-  private presenceDirty = false;
   private nextId = 1;
   private resumeRequestId = 0;
   private joinRequestId = 0;
@@ -165,7 +173,6 @@ export class SignalingClient extends Emitter<SignalingEvents> {
   private keepaliveTimer: unknown = null;
   private handshakeTimer: unknown = null;
   private retryTimer: unknown = null;
-  private queue: ClientMessageInit[] = [];
   private readonly pending = new Map<number, Pending>();
   private current: ConnectionState = "idle";
   private leaving = false;
@@ -177,13 +184,13 @@ export class SignalingClient extends Emitter<SignalingEvents> {
     resumes: 0,
     resumeFallbacks: 0,
     duplicatesDropped: 0,
+    resent: 0,
   };
 
   constructor(opts: SignalingOptions) {
     super();
     this.opts = {
       handshakeTimeoutMs: 10_000,
-      maxQueuedSignals: 512,
       defaultKeepalive: { intervalMs: 15_000, timeoutMs: 45_000 },
       ...opts,
     };
@@ -214,6 +221,10 @@ export class SignalingClient extends Emitter<SignalingEvents> {
   get self(): Participant | undefined {
     return this.selfInfo;
   }
+  /** Numbered messages sent (or waiting to be sent) but not yet accepted. */
+  get unaccepted(): number {
+    return this.outbox.size;
+  }
 
   /** Opens the first connection. */
   connect(): void {
@@ -224,32 +235,45 @@ export class SignalingClient extends Emitter<SignalingEvents> {
   }
 
   /**
-   * Sends a peer signal. While reconnecting with a live session, signals
-   * are queued and flushed after a complete resume; a fresh Join drops them
-   * (peers are renegotiated then anyway).
+   * Sends a peer signal, numbered (exactly once, see outbox.ts). While
+   * reconnecting with a live session, it is numbered and kept, and goes out
+   * after a complete resume; a fresh Join drops it (peers are renegotiated
+   * then anyway). Without a session it is dropped.
+   *
+   * Throws FrameTooLargeError for a frame over the server's limit, and
+   * OutboxFullError when OUTBOX_MAX_MESSAGES / OUTBOX_MAX_BYTES of messages
+   * are still waiting for Accepted: then this signal is refused as a whole
+   * (not numbered, not sent, not kept) while everything already kept stays.
+   * Refusing the new message, rather than evicting an old one, keeps the
+   * promise that what was sent arrives, and the caller learns of the loss
+   * the same way it learns of an oversize frame.
    */
   sendSignal(to: string, kind: SignalKindInit): void {
-    const msg: ClientMessageInit = { message: { case: "signal", value: { to, kind } } };
-    if (this.current === "joined" && this.socket?.readyState === OPEN) {
-      this.sendNow(msg);
-    } else if (this.session && this.current !== "closed") {
-      this.queue.push(msg);
-      if (this.queue.length > this.opts.maxQueuedSignals) this.queue.shift();
-    }
+    if (!this.session || this.current === "closed") return;
+    const entry = this.outbox.push({ message: { case: "signal", value: { to, kind } } });
+    if (this.live()) this.sendFrame(entry.frame);
   }
 
   /**
-   * Replaces our presence attributes. Resolves on the server's Ack; while
-   * disconnected, resolves at once and the attributes are sent on the next
-   * Join or after the resume.
+   * Replaces our presence attributes, as a numbered message (exactly once).
+   * Resolves on the server's Ack. While disconnected it resolves at once:
+   * with a session, the update is numbered, kept and sent after the resume;
+   * without one, the attributes go with the next Join. Rejects with
+   * FrameTooLargeError or OutboxFullError (see sendSignal) when the update
+   * cannot be kept; the attributes are still the ones the next Join sends.
    */
   updatePresence(attributes: Record<string, string>): Promise<void> {
     this.attributes = { ...attributes };
-    if (this.current !== "joined" || this.socket?.readyState !== OPEN) {
-      this.presenceDirty = true;
-      return Promise.resolve();
+    const msg: ClientMessageInit = { message: { case: "updatePresence", value: { attributes } } };
+    if (this.live()) return this.request(msg);
+    if (this.session && this.current !== "closed") {
+      try {
+        this.outbox.push({ ...msg, id: this.takeId() });
+      } catch (err) {
+        return Promise.reject(err);
+      }
     }
-    return this.request({ message: { case: "updatePresence", value: { attributes } } });
+    return Promise.resolve();
   }
 
   /** Leaves the room; the server closes with 1000. */
@@ -336,7 +360,9 @@ export class SignalingClient extends Emitter<SignalingEvents> {
         },
       });
     } else {
+      // A new session: server seqs and our numbering both start again.
       this.seqs.reset();
+      this.outbox.reset();
       this.joinRequestId = this.takeId();
       this.sendNow({
         id: this.joinRequestId,
@@ -352,6 +378,12 @@ export class SignalingClient extends Emitter<SignalingEvents> {
       msg = decodeServerMessage(text);
     } catch (err) {
       console.warn("switchboard: undecodable frame dropped", err);
+      return;
+    }
+    if (msg.message.case === "accepted") {
+      // Connection-scoped (seq 0, never replayed): it must not take part in
+      // the server-seq bookkeeping, whatever seq it carries.
+      this.outbox.accept(msg.message.value.seq);
       return;
     }
     if (this.seqs.accept(msg.seq) === "duplicate") {
@@ -412,9 +444,9 @@ export class SignalingClient extends Emitter<SignalingEvents> {
     }
     const rejoin = this.hadSession;
     this.hadSession = true;
-    // Queued signals belonged to the old session's negotiations.
-    this.queue = [];
-    this.presenceDirty = false;
+    // A new session: what the old one had not delivered belonged to its
+    // negotiations (renegotiated now), and numbering restarts at 1.
+    this.outbox.reset();
     this.stats.joins += 1;
     this.backoff.reset();
     this.setState("joined", 0);
@@ -427,7 +459,10 @@ export class SignalingClient extends Emitter<SignalingEvents> {
     this.resumeRequestId = 0;
     if (!resumed.complete) {
       // Messages were lost: the session's state cannot be trusted. Start a
-      // new session; the server replaces the old one on our Join.
+      // new session; the server replaces the old one on our Join. The
+      // session would continue, so the protocol allows resending the outbox
+      // here, but we abandon it at once: its messages are dropped with it
+      // (forgetSession) instead of being sent into a session about to end.
       this.stats.resumeFallbacks += 1;
       this.forgetSession();
       this.abandon("resume_incomplete", 0);
@@ -441,12 +476,13 @@ export class SignalingClient extends Emitter<SignalingEvents> {
     this.backoff.reset();
     this.setState("joined", 0);
     this.startKeepalive();
-    const queued = this.queue;
-    this.queue = [];
-    for (const msg of queued) this.sendNow(msg);
-    if (this.presenceDirty) {
-      this.presenceDirty = false;
-      void this.updatePresence(this.attributes).catch(() => undefined);
+    // Everything not yet accepted goes again, oldest first, as the same
+    // frames (same id and seq), before anything new: messages sent while we
+    // were away are in the outbox too and keep their place. The server
+    // drops the ones it already accepted.
+    for (const entry of this.outbox.pending()) {
+      this.sendFrame(entry.frame);
+      this.stats.resent += 1;
     }
     this.emit("resumed", { resumed });
   }
@@ -521,7 +557,7 @@ export class SignalingClient extends Emitter<SignalingEvents> {
 
   private forgetSession(): void {
     this.session = null;
-    this.queue = [];
+    this.outbox.reset();
     this.resumeRequestId = 0;
   }
 
@@ -529,7 +565,7 @@ export class SignalingClient extends Emitter<SignalingEvents> {
     this.clearTimers();
     this.socket = null;
     this.session = null;
-    this.queue = [];
+    this.outbox.reset();
     const closed = create(ErrorSchema, { code: "closed", message: reason || "connection closed" });
     for (const [, p] of this.pending) p.reject(closed);
     this.pending.clear();
@@ -590,12 +626,14 @@ export class SignalingClient extends Emitter<SignalingEvents> {
     return id;
   }
 
+  /** Sends a numbered request now; resolves on its Ack, rejects on Error. */
   private request(msg: ClientMessageInit): Promise<void> {
     const id = this.takeId();
     return new Promise<void>((resolve, reject) => {
-      this.pending.set(id, { resolve, reject });
       try {
-        this.sendNow({ ...msg, id });
+        const entry = this.outbox.push({ ...msg, id });
+        this.pending.set(id, { resolve, reject });
+        this.sendFrame(entry.frame);
       } catch (err) {
         this.pending.delete(id);
         reject(err);
@@ -611,10 +649,22 @@ export class SignalingClient extends Emitter<SignalingEvents> {
     else p.resolve();
   }
 
+  /** In the room on an open socket: numbered messages may go out now. */
+  private live(): boolean {
+    return this.current === "joined" && this.socket?.readyState === OPEN;
+  }
+
+  /** Sends an unnumbered message (Join, Resume, Ping, Leave). */
   private sendNow(msg: ClientMessageInit): void {
     const sock = this.socket;
     if (!sock || sock.readyState !== OPEN) return;
     sock.send(encodeClientMessage(msg));
+  }
+
+  private sendFrame(frame: string): void {
+    const sock = this.socket;
+    if (!sock || sock.readyState !== OPEN) return;
+    sock.send(frame);
   }
 
   private setState(state: ConnectionState, attempt: number, retryInMs?: number): void {

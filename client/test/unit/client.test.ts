@@ -1,6 +1,8 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { SignalingClient, type SignalingEvents } from "../../src/signaling/client";
+import { decodeClientMessage } from "../../src/signaling/codec";
+import { OUTBOX_MAX_BYTES, OUTBOX_MAX_MESSAGES, OutboxFullError } from "../../src/signaling/outbox";
 import { ManualClock, SocketFactory, flush } from "./fakes";
 
 const URL = "ws://edge.test/ws";
@@ -394,4 +396,247 @@ test("a spoiled resume token is sent as is (diagnostics for the fall-back path)"
   s2.open();
   const m = s2.last();
   assert.equal(m.message.case === "resume" && m.message.value.resumeToken, "spoiled");
+});
+
+// ---- exactly-once sending (ClientMessage.seq, Accepted) -----------------
+
+function resumedFrame(requestId: number, complete = true) {
+  return {
+    seq: 0n,
+    message: { case: "resumed" as const, value: { requestId, sessionId: "sess-1", resumeToken: "rt-2", complete } },
+  };
+}
+
+function acceptedFrame(seq: bigint) {
+  return { seq: 0n, message: { case: "accepted" as const, value: { seq } } };
+}
+
+const eoc = { case: "endOfCandidates" as const, value: {} };
+
+/** The numbered messages a socket carried, as [seq, id, case]. */
+function numbered(s: ReturnType<typeof joinFirst>) {
+  return s
+    .messages()
+    .filter((m) => m.seq !== 0n)
+    .map((m) => [m.seq, m.id, m.message.case] as const);
+}
+
+/** Drops the socket like a network cut and opens the next one (Resume sent). */
+function reconnect(ctx: ReturnType<typeof setup>, s: ReturnType<typeof joinFirst>) {
+  s.serverClose(1006);
+  ctx.clock.advance(ctx.clock.nextDelay() ?? 0);
+  const next = ctx.sockets.latest;
+  assert.notEqual(next, s);
+  next.open();
+  return next;
+}
+
+test("signals and presence updates are numbered from 1; Join, Ping, Resume and Leave are not", async () => {
+  const ctx = setup();
+  const s = joinFirst(ctx);
+  assert.equal(s.messages()[0]?.message.case, "join");
+  assert.equal(s.messages()[0]?.seq, 0n, "Join is not numbered");
+  ctx.client.sendSignal("bob-2", { case: "description", value: { type: 1, sdp: "v=0" } });
+  ctx.client.sendSignal("bob-2", eoc);
+  const p = ctx.client.updatePresence({ audio: "off" });
+  ctx.clock.advance(10_000); // a keepalive Ping
+  ctx.client.sendSignal("bob-2", eoc);
+  const msgs = s.messages();
+  assert.deepEqual(
+    msgs.map((m) => [m.message.case, m.seq]),
+    [
+      ["join", 0n],
+      ["signal", 1n],
+      ["signal", 2n],
+      ["updatePresence", 3n],
+      ["ping", 0n],
+      ["signal", 4n],
+    ],
+  );
+  const up = msgs[3];
+  assert.ok(up && up.id > 0, "a numbered request keeps its own id");
+  s.push({ seq: 2n, message: { case: "ack", value: { requestId: up.id } } });
+  await p;
+  assert.equal(ctx.client.unaccepted, 4, "Ack alone does not release anything: only Accepted does");
+  // Resume and Leave are not numbered either.
+  const s2 = reconnect(ctx, s);
+  assert.equal(s2.last().message.case, "resume");
+  assert.equal(s2.last().seq, 0n);
+  s2.push(resumedFrame(s2.last().id));
+  ctx.client.leave();
+  assert.equal(s2.last().message.case, "leave");
+  assert.equal(s2.last().seq, 0n);
+});
+
+test("Accepted releases every message up to its seq (cumulative); only the rest is resent", () => {
+  const ctx = setup();
+  const s = joinFirst(ctx);
+  for (let i = 0; i < 5; i++) ctx.client.sendSignal("bob-2", eoc);
+  assert.equal(ctx.client.unaccepted, 5);
+  s.push(acceptedFrame(3n)); // one Accepted covers 1, 2 and 3
+  assert.equal(ctx.client.unaccepted, 2);
+  s.push(acceptedFrame(2n)); // stale: changes nothing
+  assert.equal(ctx.client.unaccepted, 2);
+  const s2 = reconnect(ctx, s);
+  s2.push(resumedFrame(s2.last().id));
+  assert.deepEqual(
+    numbered(s2).map(([seq]) => seq),
+    [4n, 5n],
+  );
+  s2.push(acceptedFrame(5n));
+  assert.equal(ctx.client.unaccepted, 0);
+  const s3 = reconnect(ctx, s2);
+  s3.push(resumedFrame(s3.last().id));
+  assert.deepEqual(numbered(s3), [], "nothing left to resend");
+});
+
+test("after a drop and Resumed, unaccepted messages go again in order, same seq and id, before new ones", async () => {
+  const ctx = setup();
+  const s = joinFirst(ctx);
+  ctx.client.sendSignal("bob-2", { case: "description", value: { type: 1, sdp: "offer-1" } }); // seq 1
+  const presence = ctx.client.updatePresence({ audio: "off" }); // seq 2
+  ctx.client.sendSignal("bob-2", { case: "candidate", value: { candidate: "c1", sdpMid: "0" } }); // seq 3
+  s.push(acceptedFrame(1n));
+  const sentBefore = s.sent.filter((f) => decodeClientMessage(f).seq >= 2n);
+  assert.equal(sentBefore.length, 2);
+  s.serverClose(1006);
+  // While the socket is down: numbered and kept, not lost.
+  ctx.client.sendSignal("bob-2", eoc); // seq 4
+  await ctx.client.updatePresence({ audio: "on" }); // seq 5, resolves at once
+  ctx.clock.advance(ctx.clock.nextDelay() ?? 0);
+  const s2 = ctx.sockets.latest;
+  s2.open();
+  // During the resume handshake: kept too, and held until Resumed.
+  ctx.client.sendSignal("bob-2", eoc); // seq 6
+  assert.deepEqual(s2.messages().map((m) => m.message.case), ["resume"]);
+  // A listener that reacts to `resumed` by sending: that is "new".
+  ctx.client.on("resumed", () => ctx.client.sendSignal("bob-2", eoc)); // seq 7
+  s2.push(resumedFrame(s2.last().id));
+  assert.deepEqual(
+    numbered(s2).map(([seq, , kind]) => [seq, kind]),
+    [
+      [2n, "updatePresence"],
+      [3n, "signal"],
+      [4n, "signal"],
+      [5n, "updatePresence"],
+      [6n, "signal"],
+      [7n, "signal"],
+    ],
+  );
+  // The resent frames are exactly the ones sent before the drop.
+  const resent = s2.sent.filter((f) => {
+    const seq = decodeClientMessage(f).seq;
+    return seq === 2n || seq === 3n;
+  });
+  assert.deepEqual(resent, sentBefore);
+  assert.equal(ctx.client.stats.resent, 5);
+  // The Ack of the resent presence update settles the original request.
+  const id2 = numbered(s2)[0]?.[1];
+  assert.ok(id2 && id2 > 0);
+  s2.push({ seq: 2n, message: { case: "ack", value: { requestId: id2 } } });
+  await presence;
+  // Numbering simply continues.
+  ctx.client.sendSignal("bob-2", eoc);
+  assert.equal(s2.last().seq, 8n);
+});
+
+for (const how of ["an incomplete resume", "a refused resume"] as const) {
+  test(`after ${how}, the fresh Join numbers from 1 again and old messages are not resent`, () => {
+    const ctx = setup();
+    const s = joinFirst(ctx);
+    ctx.client.sendSignal("bob-2", eoc); // seq 1
+    ctx.client.sendSignal("bob-2", eoc); // seq 2
+    s.push(acceptedFrame(1n));
+    const s2 = reconnect(ctx, s);
+    ctx.client.sendSignal("bob-2", eoc); // seq 3, kept for the resume
+    const resumeId = s2.last().id;
+    if (how === "an incomplete resume") s2.push(resumedFrame(resumeId, false));
+    else s2.push({ seq: 0n, message: { case: "error", value: { requestId: resumeId, code: "not_found" } } });
+    assert.deepEqual(numbered(s2), [], "nothing resent into the abandoned session");
+    assert.equal(ctx.client.unaccepted, 0);
+    ctx.clock.advance(0);
+    const s3 = ctx.sockets.latest;
+    assert.notEqual(s3, s2);
+    s3.open();
+    const join = s3.last();
+    assert.equal(join.message.case, "join");
+    s3.push(joinedFrame(join.id));
+    assert.equal(ctx.events.joined?.at(-1)?.rejoin, true);
+    assert.deepEqual(numbered(s3), [], "old messages are not resent into the new session");
+    ctx.client.sendSignal("bob-2", eoc);
+    void ctx.client.updatePresence({ audio: "off" }).catch(() => undefined);
+    assert.deepEqual(
+      numbered(s3).map(([seq]) => seq),
+      [1n, 2n],
+    );
+  });
+}
+
+test("Accepted (connection-scoped) does not disturb the server-seq tracking", () => {
+  const ctx = setup();
+  const s = joinFirst(ctx);
+  s.push(signalFrame(2n, "a"));
+  for (let i = 0; i < 5; i++) ctx.client.sendSignal("bob-2", eoc);
+  s.push(acceptedFrame(5n));
+  // Even a (misbehaving) Accepted with a ServerMessage.seq is not counted.
+  s.push({ seq: 9n, message: { case: "accepted", value: { seq: 5n } } });
+  assert.equal(ctx.client.lastSeq, 2n);
+  assert.equal(ctx.client.unaccepted, 0);
+  s.push(signalFrame(3n, "b"));
+  assert.equal(ctx.client.stats.duplicatesDropped, 0);
+  assert.deepEqual(
+    ctx.events.signal?.map((x) => (x.kind.case === "description" ? x.kind.value.sdp : "")),
+    ["a", "b"],
+  );
+  const s2 = reconnect(ctx, s);
+  const resume = s2.last();
+  assert.equal(resume.message.case === "resume" && resume.message.value.lastSeq, 3n);
+});
+
+test("the outbox holds at most 1024 messages; beyond that a send is refused, nothing is dropped", async () => {
+  const ctx = setup();
+  const s = joinFirst(ctx);
+  for (let i = 0; i < OUTBOX_MAX_MESSAGES; i++) ctx.client.sendSignal("bob-2", eoc);
+  assert.equal(ctx.client.unaccepted, 1024);
+  const before = s.sent.length;
+  assert.throws(() => ctx.client.sendSignal("bob-2", eoc), OutboxFullError);
+  await assert.rejects(ctx.client.updatePresence({ audio: "off" }), OutboxFullError);
+  assert.equal(s.sent.length, before, "a refused message is not sent");
+  assert.equal(ctx.client.unaccepted, 1024, "nothing already kept was dropped");
+  s.push(acceptedFrame(1n));
+  ctx.client.sendSignal("bob-2", eoc);
+  assert.equal(s.last().seq, 1025n, "refused messages took no seq: no gap");
+  // Also while the socket is down.
+  s.serverClose(1006);
+  assert.throws(() => ctx.client.sendSignal("bob-2", eoc), OutboxFullError);
+  const s2 = reconnect(ctx, s);
+  s2.push(resumedFrame(s2.last().id));
+  const seqs = numbered(s2).map(([seq]) => seq);
+  assert.equal(seqs.length, 1024);
+  assert.equal(seqs[0], 2n);
+  assert.equal(seqs.at(-1), 1025n);
+});
+
+test("the outbox holds at most 1 MiB of encoded frames", () => {
+  const ctx = setup();
+  const s = joinFirst(ctx);
+  const sdp = "x".repeat(60_000);
+  const offer = { case: "description" as const, value: { type: 1, sdp } };
+  let kept = 0;
+  for (;;) {
+    try {
+      ctx.client.sendSignal("bob-2", offer);
+      kept += 1;
+    } catch (err) {
+      assert.ok(err instanceof OutboxFullError, String(err));
+      break;
+    }
+    assert.ok(kept < 100, "the byte bound was never hit");
+  }
+  const bytes = s.sent.slice(1).reduce((n, f) => n + new TextEncoder().encode(f).byteLength, 0);
+  assert.equal(kept, 17);
+  assert.ok(bytes <= OUTBOX_MAX_BYTES && bytes + 60_000 > OUTBOX_MAX_BYTES, `kept ${bytes} bytes`);
+  // Small messages still fit in what is left.
+  ctx.client.sendSignal("bob-2", eoc);
+  assert.equal(s.last().seq, 18n);
 });

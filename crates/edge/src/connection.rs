@@ -318,7 +318,7 @@ impl Reader {
 
     /// Handles one parsed message; `Some` ends the connection.
     async fn dispatch(&mut self, message: pb::ClientMessage) -> Option<ReaderEnd> {
-        let id = message.id;
+        let (id, seq) = (message.id, message.seq);
         match message.message {
             // Keepalive is answered here: no need to bother signal.
             Some(In::Ping(ping)) => {
@@ -350,6 +350,7 @@ impl Reader {
                 let leaving = matches!(other, In::Leave(_));
                 let forwarded = pb::ClientMessage {
                     id,
+                    seq,
                     message: Some(other),
                 };
                 if let Err(code) = self

@@ -2,10 +2,7 @@
 //! its own: rooms and sessions are in the [`SessionStore`], delivery goes
 //! through the [`Router`]; so any replica can serve any request.
 
-use std::{
-    sync::Arc,
-    time::{Duration, SystemTime, UNIX_EPOCH},
-};
+use std::{sync::Arc, time::Duration};
 
 use switchboard_proto::{
     ErrorCode, ParticipantId, RoomId, SessionId, SignalError,
@@ -17,7 +14,7 @@ use switchboard_proto::{
 };
 
 use crate::{
-    router::{ResumeRefused, Router, Sink, new_resume_token},
+    router::{Origin, ResumeRefused, Router, Sink, new_resume_token, now_ms},
     store::{SessionRecord, SessionRef, SessionStore},
     turn::TurnConfig,
 };
@@ -58,13 +55,6 @@ pub struct Hub {
     /// State is shared with other replicas (Redis): sessions outlive this
     /// process and can be resumed elsewhere.
     shared: bool,
-}
-
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
 }
 
 fn not_found() -> SignalError {
@@ -201,7 +191,9 @@ impl Hub {
                 burst: MESSAGE_BURST,
             })),
         };
-        self.router.deliver(session, Out::Joined(joined)).await?;
+        self.router
+            .deliver(session, Out::Joined(joined), None)
+            .await?;
 
         for member in members.iter().filter(|m| m.id != session) {
             if let Some(old) = &replaced {
@@ -212,6 +204,7 @@ impl Hub {
                             participant_id: old.participant.to_string(),
                             reason: "replaced".into(),
                         }),
+                        None,
                     )
                     .await?;
             }
@@ -222,6 +215,7 @@ impl Hub {
                     Out::ParticipantJoined(pb::ParticipantJoined {
                         participant: Some(participant),
                     }),
+                    None,
                 )
                 .await?;
         }
@@ -246,10 +240,17 @@ impl Hub {
     ) -> bool {
         let (this, session) = (session, session.id);
         let request_id = message.id;
+        // Numbered messages are delivered exactly once: what they cause is
+        // dropped if it was already delivered for this (session, seq).
+        let origin = (message.seq > 0).then_some(Origin {
+            session,
+            seq: message.seq,
+        });
         let result = match message.message {
-            Some(In::Signal(signal)) => self.relay(this, signal).await,
+            Some(In::Signal(signal)) => self.relay(this, signal, origin).await,
             Some(In::UpdatePresence(update)) => {
-                self.update_presence(session, request_id, update).await
+                self.update_presence(session, request_id, update, origin)
+                    .await
             }
             Some(In::Leave(_)) => {
                 let left = self.leave(session, "left", None).await;
@@ -286,7 +287,7 @@ impl Hub {
                 tracing::debug!(session = %session, code = %err.code, "request failed");
                 let logged = self
                     .router
-                    .deliver(session, Out::Error(err.to_proto(request_id)))
+                    .deliver(session, Out::Error(err.to_proto(request_id)), origin)
                     .await;
                 if !matches!(logged, Ok(Some(_))) {
                     sink.send_error(request_id, &err);
@@ -300,6 +301,7 @@ impl Hub {
         &self,
         sender: &SessionRef,
         mut signal: pb::PeerSignal,
+        origin: Option<Origin>,
     ) -> Result<(), SignalError> {
         let to = validate::peer_signal(&signal)?;
         if to == sender.participant {
@@ -321,7 +323,7 @@ impl Hub {
         // The sender is who the token says, whatever the client wrote.
         signal.from = sender.participant.to_string();
         self.router
-            .deliver(target, Out::Signal(signal))
+            .deliver(target, Out::Signal(signal), origin)
             .await?
             .ok_or_else(not_found)?;
         Ok(())
@@ -332,6 +334,7 @@ impl Hub {
         session: SessionId,
         request_id: u32,
         update: pb::UpdatePresence,
+        origin: Option<Origin>,
     ) -> Result<(), SignalError> {
         validate::attributes(&update.attributes)?;
         let record = self
@@ -352,11 +355,12 @@ impl Hub {
                     Out::ParticipantUpdated(pb::ParticipantUpdated {
                         participant: Some(participant),
                     }),
+                    origin,
                 )
                 .await?;
         }
         self.router
-            .deliver(session, Out::Ack(pb::Ack { request_id }))
+            .deliver(session, Out::Ack(pb::Ack { request_id }), origin)
             .await?;
         Ok(())
     }
@@ -387,6 +391,7 @@ impl Hub {
                         participant_id: record.participant.to_string(),
                         reason: reason.to_owned(),
                     }),
+                    None,
                 )
                 .await?;
         }
@@ -409,7 +414,7 @@ impl Hub {
                 expires_at: refresh.expires_at,
             };
             self.router
-                .deliver(session, Out::TokenRefreshed(message))
+                .deliver(session, Out::TokenRefreshed(message), None)
                 .await
                 .map(drop)
         };

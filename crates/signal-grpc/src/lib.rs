@@ -86,20 +86,14 @@ async fn state(config: &SignalConfig) -> Result<State, RunError> {
         ));
     };
     let connection = store::RedisConnection::connect(&redis.urls).await?;
-    let node = format!("signal-{}", switchboard_proto::SessionId::random());
     let pubsub_url = redis
         .urls
         .first()
         .map(|u| u.trim_start_matches("cluster+"))
         .unwrap_or_default();
-    let router = router::RedisRouter::start(
-        connection.clone(),
-        pubsub_url,
-        node.clone(),
-        redis.record_ttl,
-    )
-    .await?;
-    tracing::info!(node = %node, "shared state in redis");
+    let router =
+        router::RedisRouter::start(connection.clone(), pubsub_url, None, redis.record_ttl).await?;
+    tracing::info!(node = %router.node(), "shared state in redis");
     Ok((
         Arc::new(store::RedisStore::new(connection.clone(), redis.record_ttl)),
         router,
@@ -117,7 +111,7 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), RunError> {
     let (store, router, redis) = state(&config).await?;
-    let hub = Hub::new(store, router, config.join).shared(redis.is_some());
+    let hub = Hub::new(store, router.clone(), config.join).shared(redis.is_some());
     let (stop_tx, stop_rx) = watch::channel(false);
     let (health, health_service) = tonic_health::server::health_reporter();
     health
@@ -138,8 +132,8 @@ pub async fn run(
         });
     }
     if let Some(redis) = redis {
-        // Readiness follows Redis; liveness (the process answering) never
-        // does.
+        // Readiness follows Redis, and is off while this replica is fenced;
+        // liveness (the process answering) never depends on either.
         let (health, mut stop) = (health.clone(), stop_rx.clone());
         tokio::spawn(async move {
             let mut serving = true;
@@ -148,10 +142,10 @@ pub async fn run(
                     () = tokio::time::sleep(REDIS_PROBE_INTERVAL) => {}
                     _ = stop.wait_for(|s| *s) => return,
                 }
-                let up = redis.ping().await;
+                let up = redis.ping().await && !router.fenced();
                 if up != serving {
                     serving = up;
-                    tracing::warn!(redis_up = up, "redis availability changed");
+                    tracing::warn!(ready = up, "signal readiness changed");
                     if up {
                         health
                             .set_serving::<pb::signal_server::SignalServer<SignalService>>()

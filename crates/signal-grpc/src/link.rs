@@ -63,8 +63,30 @@ pub async fn serve(
                 break "edge link failed";
             }
         };
+        // The highest numbered client message handled per connection in
+        // this batch: one Accepted each, after the batch (cumulative).
+        let mut accepted: Vec<(ConnId, u64)> = Vec::new();
         for envelope in batch.envelopes {
+            if let Some(pb::edge_envelope::Event::Message(m)) = &envelope.event
+                && m.seq > 0
+            {
+                let conn = ConnId(envelope.conn);
+                match accepted.iter_mut().find(|(c, _)| *c == conn) {
+                    Some((_, seq)) => *seq = (*seq).max(m.seq),
+                    None => accepted.push((conn, m.seq)),
+                }
+            }
             handle_envelope(&hub, &link, &mut sessions, envelope).await;
+        }
+        for (conn, seq) in accepted {
+            let sink = Sink {
+                link: link.clone(),
+                conn,
+            };
+            sink.send(pb::signal_envelope::Event::Message(pb::ServerMessage {
+                seq: 0,
+                message: Some(pb::server_message::Message::Accepted(pb::Accepted { seq })),
+            }));
         }
     };
     tracing::info!(

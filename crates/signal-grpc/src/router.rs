@@ -13,8 +13,17 @@ use tokio::sync::mpsc;
 
 pub use self::redis::RedisRouter;
 pub use memory::{LOG_CAPACITY, MemoryRouter};
+pub use redis_node::NODE_TTL;
 
 use crate::store::StoreError;
+
+/// Unix time in milliseconds.
+pub(crate) fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
 
 /// A new resume token: 128 random bits, hex.
 pub fn new_resume_token() -> String {
@@ -69,6 +78,27 @@ impl Sink {
     }
 }
 
+/// Where a message comes from, for exactly-once delivery: the sending
+/// session and the client seq of the message that caused it. A receiver's
+/// log takes at most one message per (origin session, client seq): a
+/// client that sends again what was already accepted (after a resume)
+/// causes no duplicate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Origin {
+    pub session: SessionId,
+    /// `ClientMessage.seq`, > 0.
+    pub seq: u64,
+}
+
+/// What a delivery did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Delivery {
+    /// Logged (and sent, if attached) with this seq.
+    Logged(u64),
+    /// Already delivered for this origin: dropped.
+    Duplicate,
+}
+
 /// Why a resume was refused. The client sees `not_found` for all but
 /// `FutureSeq` (`bad_request`), so sessions cannot be probed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -107,12 +137,15 @@ pub trait Router: Send + Sync + 'static {
 
     /// Gives `message` the session's next seq, logs it and delivers it to
     /// the attached connection, if any (a detached session only logs).
+    /// With an `origin`, a message already delivered for that origin is
+    /// dropped ([`Delivery::Duplicate`]), atomically with the log write.
     /// `Ok(None)` when the session does not exist.
     async fn deliver(
         &self,
         session: SessionId,
         message: pb::server_message::Message,
-    ) -> Result<Option<u64>, StoreError>;
+        origin: Option<Origin>,
+    ) -> Result<Option<Delivery>, StoreError>;
 
     /// Detaches the session from `sink` (its connection went away), keeping
     /// the log for resume. Returns the detach generation, or `None` if the
@@ -154,6 +187,12 @@ pub trait Router: Send + Sync + 'static {
         sink: Sink,
         first: pb::Resumed,
     ) -> Result<Result<Resumed, ResumeRefused>, StoreError>;
+
+    /// Whether this replica is fenced (it found itself reaped after a
+    /// stall and is re-registering): it should not be sent traffic.
+    fn fenced(&self) -> bool {
+        false
+    }
 
     /// Closes the session's connection (`None` = normal closure) and drops
     /// its log.

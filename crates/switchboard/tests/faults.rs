@@ -500,7 +500,8 @@ async fn a_redis_restart_is_refused_fast_then_recovered_from() {
     let mut cluster = Cluster::start("30").await;
     let edge0 = ws(cluster.edge(0));
     let mut alice = WsClient::connect(&edge0, Format::Json).await;
-    alice.join(&token("alice", "outage")).await;
+    let alice_token = token("alice", "outage");
+    let alice_joined = alice.join(&alice_token).await;
     let mut bob = WsClient::connect(&edge0, Format::Json).await;
     bob.join(&token("bob", "outage")).await;
     let health = SignalHealth::connect(&cluster).await;
@@ -562,13 +563,24 @@ async fn a_redis_restart_is_refused_fast_then_recovered_from() {
         "redis restart: not ready after {not_ready_after:?}, 20 relays refused within {refused_in:?}, \
          ready again {ready_after:?} after the restart"
     );
-    // The data is gone with Redis: alice's next request tells her so and
-    // closes her connection, so her client joins again.
-    let id = alice.signal("bob", description(true, "n=after")).await;
-    let err = alice.next_error().await;
-    assert_eq!((err.request_id, err.code.as_str()), (id, "not_joined"));
+    // The data is gone with Redis, the replicas' registrations with it:
+    // each replica finds itself unregistered and closes its connections
+    // with a retryable code (never silence); alice's resume is refused (her
+    // session is gone), so her client joins again.
     let closed = alice.closed().await;
-    assert!(closed.reason.starts_with("not_joined"), "{closed:?}");
+    assert_eq!(closed.code, 1013, "{closed:?}");
+    assert!(closed.reason.contains("resume"), "{closed:?}");
+    let mut again = WsClient::connect(&edge0, Format::Json).await;
+    let refused = again
+        .resume(
+            &alice_joined.session_id,
+            &alice_joined.resume_token,
+            alice.last_seq,
+            &alice_token,
+        )
+        .await
+        .expect_err("the session is gone");
+    assert_eq!(refused.code, "not_found");
     // New sessions work.
     let mut carol = WsClient::connect(&edge0, Format::Json).await;
     carol.join(&token("carol", "after")).await;

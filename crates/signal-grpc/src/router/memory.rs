@@ -10,7 +10,7 @@ use async_trait::async_trait;
 use subtle::ConstantTimeEq;
 use switchboard_proto::{ErrorCode, SessionId, pb};
 
-use super::{ResumeRefused, Resumed, Router, Sink, new_resume_token};
+use super::{Delivery, Origin, ResumeRefused, Resumed, Router, Sink, new_resume_token};
 use crate::store::StoreError;
 
 /// Messages kept per session for resume.
@@ -24,6 +24,8 @@ struct Outbox {
     resume_token: String,
     /// Bumped on every attach and detach.
     generation: u64,
+    /// Highest client seq delivered per origin session (exactly once).
+    accepted: HashMap<SessionId, u64>,
 }
 
 #[derive(Debug, Default)]
@@ -55,6 +57,7 @@ impl Router for MemoryRouter {
             sink: Some(sink),
             resume_token,
             generation: 0,
+            accepted: HashMap::new(),
         };
         self.lock().insert(session, outbox);
         Ok(())
@@ -64,11 +67,19 @@ impl Router for MemoryRouter {
         &self,
         session: SessionId,
         message: pb::server_message::Message,
-    ) -> Result<Option<u64>, StoreError> {
+        origin: Option<Origin>,
+    ) -> Result<Option<Delivery>, StoreError> {
         let mut outboxes = self.lock();
         let Some(outbox) = outboxes.get_mut(&session) else {
             return Ok(None);
         };
+        if let Some(origin) = origin {
+            let last = outbox.accepted.entry(origin.session).or_default();
+            if origin.seq <= *last {
+                return Ok(Some(Delivery::Duplicate));
+            }
+            *last = origin.seq;
+        }
         let seq = outbox.next_seq;
         outbox.next_seq += 1;
         let message = pb::ServerMessage {
@@ -84,7 +95,7 @@ impl Router for MemoryRouter {
         if let Some(sink) = &outbox.sink {
             sink.send(pb::signal_envelope::Event::Message(message));
         }
-        Ok(Some(seq))
+        Ok(Some(Delivery::Logged(seq)))
     }
 
     async fn detach(&self, session: SessionId, sink: &Sink) -> Result<Option<u64>, StoreError> {

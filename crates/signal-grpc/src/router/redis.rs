@@ -16,7 +16,10 @@
 
 use std::{
     collections::BTreeMap,
-    sync::{Arc, Mutex},
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicBool, Ordering},
+    },
     time::Duration,
 };
 
@@ -24,32 +27,29 @@ use async_trait::async_trait;
 use prost::Message as _;
 use redis::Script;
 use switchboard_proto::{ErrorCode, SessionId, pb};
+use tokio::sync::watch;
 
 use super::{
-    ResumeRefused, Resumed, Router, Sink, new_resume_token,
+    Delivery, Origin, ResumeRefused, Resumed, Router, Sink, new_resume_token,
     redis_node::{
-        Attachment, Local, NODES, alive_key, channel, flush, heartbeat, keep_alive, log_key,
-        read_log, subscribe,
+        Attachment, CLAIM_DEAD, Local, flush, heartbeat, keep_alive, new_node_name, read_log,
+        subscribe,
     },
 };
-use crate::store::{RedisConnection, StoreError};
+use crate::store::{
+    RedisConnection, StoreError,
+    keys::{self, EXPIRIES, NODES},
+};
 
 /// Messages kept per session for resume (same as the in-memory router).
 pub const LOG_CAPACITY: usize = super::LOG_CAPACITY;
 
 fn out_key(sid: &str) -> String {
-    format!("sb:{{{sid}}}:out")
+    keys::outbox(sid)
 }
 
-/// Sorted set of detached sessions (`<sid>:<generation>`) scored by the
-/// Unix ms at which they end unless resumed. Entries are removed by the
-/// replica that ends them.
-const EXPIRIES: &str = "sb:detached";
-
-/// Sessions a node has held (stale entries are harmless: reaping detaches
-/// only sessions still attached to the dead node).
-fn sessions_key(node: &str) -> String {
-    format!("sb:node:{node}:sessions")
+fn log_key(sid: &str) -> String {
+    keys::log(sid)
 }
 
 /// KEYS out. ARGV node. Detaches the session if it is attached to `node`;
@@ -68,9 +68,17 @@ redis.call('EXPIRE', KEYS[1], ARGV[3])
 return 1
 "#;
 
-/// KEYS out, log. ARGV sid, payload, ttl, maxlen. Returns the seq, or false.
+/// KEYS out, log. ARGV sid, payload, ttl, maxlen, origin sid ('' = none),
+/// origin client seq. Returns the seq, -1 for a duplicate of what this
+/// origin already delivered, or false.
 const DELIVER: &str = r#"
 if redis.call('EXISTS', KEYS[1]) == 0 then return false end
+if ARGV[5] ~= '' then
+  local field = 'c:' .. ARGV[5]
+  local last = tonumber(redis.call('HGET', KEYS[1], field) or '0')
+  if tonumber(ARGV[6]) <= last then return -1 end
+  redis.call('HSET', KEYS[1], field, ARGV[6])
+end
 local seq = redis.call('HINCRBY', KEYS[1], 'next_seq', 1) - 1
 redis.call('XADD', KEYS[2], 'MAXLEN', ARGV[4], seq .. '-0', 'm', ARGV[2])
 redis.call('EXPIRE', KEYS[1], ARGV[3])
@@ -102,10 +110,10 @@ redis.call('HSET', KEYS[1], 'token', ARGV[2], 'node', ARGV[4])
 return {'ok', v[3], tonumber(v[4]), gen, tonumber(v[2])}
 "#;
 
-/// Sessions and delivery over Redis, as node `node`.
+/// Sessions and delivery over Redis, as one node (its name changes when it
+/// is fenced).
 pub struct RedisRouter {
     connection: RedisConnection,
-    node: String,
     ttl: Duration,
     local: Arc<Local>,
     open: Script,
@@ -113,47 +121,55 @@ pub struct RedisRouter {
     detach: Script,
     resume: Script,
     detach_from_node: Script,
+    claim_dead: Script,
+    /// Stops the heartbeat and subscriber tasks when the router is dropped.
+    stop: watch::Sender<bool>,
 }
 
 impl std::fmt::Debug for RedisRouter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RedisRouter")
-            .field("node", &self.node)
+            .field("node", &self.local.node())
             .finish_non_exhaustive()
     }
 }
 
+impl Drop for RedisRouter {
+    fn drop(&mut self) {
+        let _ = self.stop.send(true);
+    }
+}
+
 impl RedisRouter {
-    /// A router for node `node` (unique per signal process). `pubsub_url`
-    /// is a Redis URL to subscribe through (any cluster node will do: a
-    /// cluster forwards PUBLISH to every node). Key lifetime `ttl` is
-    /// refreshed on every delivery.
+    /// A router for a node named `node` (unique per signal process; `None`
+    /// picks one). `pubsub_url` is a Redis URL to subscribe through (any
+    /// cluster node will do: a cluster forwards PUBLISH to every node). Key
+    /// lifetime `ttl` is refreshed on every delivery. Its heartbeat and
+    /// subscriber tasks stop when the router is dropped.
     pub async fn start(
         connection: RedisConnection,
         pubsub_url: &str,
-        node: String,
+        node: Option<String>,
         ttl: Duration,
     ) -> Result<Arc<Self>, StoreError> {
         let client = redis::Client::open(pubsub_url).map_err(|e| StoreError(e.to_string()))?;
+        let node: Arc<str> = node.unwrap_or_else(new_node_name).into();
         let local = Arc::new(Local {
             attachments: Mutex::default(),
             connection: connection.clone(),
+            node: watch::Sender::new(node.clone()),
+            fenced: AtomicBool::new(false),
         });
-        heartbeat(&connection, &node).await.map_err(failed)?;
-        tokio::spawn(keep_alive(connection.clone(), node.clone()));
+        heartbeat(&connection, &node, false).await.map_err(failed)?;
+        let (stop, stop_rx) = watch::channel(false);
+        tokio::spawn(keep_alive(local.clone(), stop_rx.clone()));
         let (subscribed_tx, subscribed_rx) = tokio::sync::oneshot::channel();
-        tokio::spawn(subscribe(
-            client,
-            channel(&node),
-            local.clone(),
-            subscribed_tx,
-        ));
+        tokio::spawn(subscribe(client, local.clone(), subscribed_tx, stop_rx));
         subscribed_rx
             .await
             .map_err(|_| StoreError("node subscription failed".into()))?;
         Ok(Arc::new(Self {
             connection,
-            node,
             ttl,
             local,
             open: Script::new(OPEN),
@@ -161,7 +177,14 @@ impl RedisRouter {
             detach: Script::new(DETACH),
             resume: Script::new(RESUME),
             detach_from_node: Script::new(DETACH_FROM_NODE),
+            claim_dead: Script::new(CLAIM_DEAD),
+            stop,
         }))
+    }
+
+    /// This node's current name.
+    pub fn node(&self) -> Arc<str> {
+        self.local.node()
     }
 
     fn conn(&self) -> RedisConnection {
@@ -169,21 +192,34 @@ impl RedisRouter {
     }
 
     /// Notes that this node holds `sid` (for reaping if it dies).
-    async fn track(&self, sid: &str) -> Result<(), StoreError> {
+    async fn track(&self, node: &str, sid: &str) -> Result<(), StoreError> {
         let mut conn = self.conn();
         let _: i64 = redis::cmd("SADD")
-            .arg(sessions_key(&self.node))
+            .arg(keys::node_sessions(node))
             .arg(sid)
             .query_async(&mut conn)
             .await
             .map_err(failed)?;
         let _: i64 = redis::cmd("EXPIRE")
-            .arg(sessions_key(&self.node))
+            .arg(keys::node_sessions(node))
             .arg(self.ttl.as_secs().max(1))
             .query_async(&mut conn)
             .await
             .map_err(failed)?;
         Ok(())
+    }
+
+    /// Whether this node was fenced since it attached a session as `node`:
+    /// then the attachment is closed (the client resumes).
+    fn check_fence(&self, node: &str, session: SessionId, generation: u64) {
+        if *self.local.node() != *node {
+            self.local.close(
+                session,
+                generation,
+                Some(ErrorCode::Unavailable),
+                "signal replica lost its registration; resume to continue",
+            );
+        }
     }
 
     async fn publish_close(
@@ -194,14 +230,14 @@ impl RedisRouter {
         code: Option<ErrorCode>,
         reason: &str,
     ) {
-        if node == self.node {
+        if *node == *self.local.node() {
             self.local.close(session, generation, code, reason);
             return;
         }
         let code = code.map(ErrorCode::as_str).unwrap_or("");
         let event = format!("C{session}:{generation}:{code}:{reason}");
         let published: Result<i64, _> = redis::cmd("PUBLISH")
-            .arg(channel(node))
+            .arg(keys::channel(node))
             .arg(event)
             .query_async(&mut self.conn())
             .await;
@@ -224,6 +260,7 @@ impl Router for RedisRouter {
         resume_token: String,
     ) -> Result<(), StoreError> {
         let sid = session.to_string();
+        let node = self.local.node();
         self.local.lock().insert(
             session,
             Attachment {
@@ -240,7 +277,7 @@ impl Router for RedisRouter {
             .key(out_key(&sid))
             .key(log_key(&sid))
             .arg(resume_token)
-            .arg(&self.node)
+            .arg(&*node)
             .arg(self.ttl.as_secs().max(1))
             .invoke_async(&mut self.conn())
             .await;
@@ -248,30 +285,43 @@ impl Router for RedisRouter {
             self.local.lock().remove(&session);
             return Err(failed(err));
         }
-        self.track(&sid).await
+        self.track(&node, &sid).await?;
+        self.check_fence(&node, session, 1);
+        Ok(())
     }
 
     async fn deliver(
         &self,
         session: SessionId,
         message: pb::server_message::Message,
-    ) -> Result<Option<u64>, StoreError> {
+        origin: Option<Origin>,
+    ) -> Result<Option<Delivery>, StoreError> {
         let sid = session.to_string();
         let payload = pb::ServerMessage {
             seq: 0,
             message: Some(message),
         }
         .encode_to_vec();
-        self.deliver
+        let (origin_session, origin_seq) = origin
+            .map(|o| (o.session.to_string(), o.seq))
+            .unwrap_or_default();
+        let seq: Option<i64> = self
+            .deliver
             .key(out_key(&sid))
             .key(log_key(&sid))
             .arg(&sid)
             .arg(payload)
             .arg(self.ttl.as_secs().max(1))
             .arg(LOG_CAPACITY)
+            .arg(origin_session)
+            .arg(origin_seq)
             .invoke_async(&mut self.conn())
             .await
-            .map_err(failed)
+            .map_err(failed)?;
+        Ok(seq.map(|seq| match u64::try_from(seq) {
+            Ok(seq) => Delivery::Logged(seq),
+            Err(_) => Delivery::Duplicate,
+        }))
     }
 
     async fn detach(&self, session: SessionId, sink: &Sink) -> Result<Option<u64>, StoreError> {
@@ -285,7 +335,7 @@ impl Router for RedisRouter {
         let detached: Option<u64> = self
             .detach
             .key(out_key(&session.to_string()))
-            .arg(&self.node)
+            .arg(&*self.local.node())
             .arg(generation)
             .invoke_async(&mut self.conn())
             .await
@@ -352,28 +402,25 @@ impl Router for RedisRouter {
             .query_async(&mut self.conn())
             .await
             .map_err(failed)?;
+        let me = self.local.node();
         let mut detached = 0;
-        for node in nodes.into_iter().filter(|n| *n != self.node) {
-            let alive: bool = redis::cmd("EXISTS")
-                .arg(alive_key(&node))
-                .query_async(&mut self.conn())
-                .await
-                .map_err(failed)?;
-            if alive {
-                continue;
-            }
-            // SREM succeeds for exactly one replica: that one reaps.
-            let claimed: i64 = redis::cmd("SREM")
-                .arg(NODES)
+        for node in nodes.into_iter().filter(|n| **n != *me) {
+            // Exactly one replica claims a node whose heartbeat lapsed, and
+            // atomically with the node's own renewal: a node that renews is
+            // not reaped, a reaped node finds out at its next beat.
+            let claimed: i64 = self
+                .claim_dead
+                .key(NODES)
+                .key(keys::alive(&node))
                 .arg(&node)
-                .query_async(&mut self.conn())
+                .invoke_async(&mut self.conn())
                 .await
                 .map_err(failed)?;
             if claimed == 0 {
                 continue;
             }
             let sessions: Vec<String> = redis::cmd("SMEMBERS")
-                .arg(sessions_key(&node))
+                .arg(keys::node_sessions(&node))
                 .query_async(&mut self.conn())
                 .await
                 .map_err(failed)?;
@@ -392,7 +439,7 @@ impl Router for RedisRouter {
                 }
             }
             let _: i64 = redis::cmd("DEL")
-                .arg(sessions_key(&node))
+                .arg(keys::node_sessions(&node))
                 .query_async(&mut self.conn())
                 .await
                 .map_err(failed)?;
@@ -422,17 +469,18 @@ impl Router for RedisRouter {
         resume_token: &str,
         last_seq: u64,
         sink: Sink,
-        mut first: pb::Resumed,
+        first: pb::Resumed,
     ) -> Result<Result<Resumed, ResumeRefused>, StoreError> {
         let sid = session.to_string();
         let next_token = new_resume_token();
+        let node = self.local.node();
         let (status, old_node, old_gen, generation, next_seq): (String, String, u64, u64, u64) =
             self.resume
                 .key(out_key(&sid))
                 .arg(resume_token)
                 .arg(&next_token)
                 .arg(last_seq)
-                .arg(&self.node)
+                .arg(&*node)
                 .invoke_async(&mut self.conn())
                 .await
                 .map_err(failed)?;
@@ -442,10 +490,99 @@ impl Router for RedisRouter {
             "future" => return Ok(Err(ResumeRefused::FutureSeq)),
             _ => return Ok(Err(ResumeRefused::Unknown)),
         }
-        self.track(&sid).await?;
+        // The token is spent: from here a failure must not leave a ghost
+        // session attached to a connection that was refused. Detach it and
+        // let it expire.
+        let granted = Granted {
+            generation,
+            next_seq,
+            old_node,
+            old_gen,
+            last_seq,
+            next_token,
+        };
+        let replayed = self
+            .attach_resumed(session, &node, &granted, sink, first)
+            .await;
+        match replayed {
+            Ok(Some(resumed)) => {
+                self.check_fence(&node, session, generation);
+                Ok(Ok(resumed))
+            }
+            Ok(None) => Ok(Err(ResumeRefused::BadToken)),
+            Err(err) => {
+                self.local.lock().remove(&session);
+                let detached: Result<Option<u64>, _> = self
+                    .detach
+                    .key(out_key(&sid))
+                    .arg(&*node)
+                    .arg(generation)
+                    .invoke_async(&mut self.conn())
+                    .await;
+                // Its client cannot resume it (the new token never reached
+                // it): the next sweep ends it and the room hears it left.
+                if let Ok(Some(generation)) = detached {
+                    let _ = self
+                        .schedule_expiry(session, generation, super::now_ms())
+                        .await;
+                }
+                Err(err)
+            }
+        }
+    }
+
+    async fn close(
+        &self,
+        session: SessionId,
+        code: Option<ErrorCode>,
+        reason: &str,
+    ) -> Result<(), StoreError> {
+        self.close_session(session, code, reason).await
+    }
+
+    fn fenced(&self) -> bool {
+        self.local.fenced.load(Ordering::Acquire)
+    }
+}
+
+/// What the RESUME script granted.
+struct Granted {
+    /// The new attachment generation.
+    generation: u64,
+    /// The session's next seq (what it was sent so far + 1).
+    next_seq: u64,
+    /// Where the session was attached before ('' = detached), and as which
+    /// generation.
+    old_node: String,
+    old_gen: u64,
+    last_seq: u64,
+    next_token: String,
+}
+
+impl RedisRouter {
+    /// The rest of a resume after the RESUME script: attach locally, replay
+    /// the log. `Ok(None)`: taken over again meanwhile.
+    async fn attach_resumed(
+        &self,
+        session: SessionId,
+        node: &str,
+        granted: &Granted,
+        sink: Sink,
+        mut first: pb::Resumed,
+    ) -> Result<Option<Resumed>, StoreError> {
+        let Granted {
+            generation,
+            next_seq,
+            ref old_node,
+            old_gen,
+            last_seq,
+            ref next_token,
+        } = *granted;
+        let sid = session.to_string();
+        self.track(node, &sid).await?;
         if !old_node.is_empty() {
             self.publish_close(
-                &old_node,
+                old_node,
                 session,
                 old_gen,
                 Some(ErrorCode::SessionReplaced),
@@ -470,7 +607,7 @@ impl Router for RedisRouter {
         let complete = entries
             .first()
             .map_or(next_seq == last_seq + 1, |(seq, _)| *seq == last_seq + 1);
-        first.resume_token = next_token.clone();
+        first.resume_token = next_token.to_owned();
         first.complete = complete;
         let mut attachments = self.local.lock();
         let Some(a) = attachments
@@ -478,7 +615,7 @@ impl Router for RedisRouter {
             .filter(|a| a.generation == generation)
         else {
             // Taken over again meanwhile.
-            return Ok(Err(ResumeRefused::BadToken));
+            return Ok(None);
         };
         sink.send(pb::signal_envelope::Event::Message(pb::ServerMessage {
             seq: 0,
@@ -494,14 +631,14 @@ impl Router for RedisRouter {
         }
         a.live = true;
         flush(a);
-        Ok(Ok(Resumed {
-            resume_token: next_token,
+        Ok(Some(Resumed {
+            resume_token: next_token.to_owned(),
             complete,
             replayed,
         }))
     }
 
-    async fn close(
+    async fn close_session(
         &self,
         session: SessionId,
         code: Option<ErrorCode>,

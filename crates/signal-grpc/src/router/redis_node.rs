@@ -4,37 +4,60 @@
 
 use std::{
     collections::{BTreeMap, HashMap},
-    sync::{Arc, Mutex, MutexGuard},
+    sync::{
+        Arc, Mutex, MutexGuard,
+        atomic::{AtomicBool, Ordering},
+    },
     time::Duration,
 };
 
 use futures_util::StreamExt;
 use prost::Message as _;
-use redis::Value;
+use redis::{Script, Value};
 use switchboard_proto::{ErrorCode, SessionId, pb};
+use tokio::sync::watch;
 
 use super::Sink;
-use crate::store::{RedisConnection, StoreError};
+use crate::store::{RedisConnection, StoreError, keys};
 
 /// Backoff bounds for the node's pub/sub subscription.
 const RESUBSCRIBE_MIN: Duration = Duration::from_millis(50);
 const RESUBSCRIBE_MAX: Duration = Duration::from_secs(2);
-pub(super) fn log_key(sid: &str) -> String {
-    format!("sb:{{{sid}}}:log")
-}
 
-/// Set of live signal nodes.
-pub(super) const NODES: &str = "sb:nodes";
-/// A node is dead once its heartbeat key has not been refreshed for this
-/// long; it refreshes it every third of that.
-pub(super) const NODE_TTL: Duration = Duration::from_secs(3);
-pub(super) fn alive_key(node: &str) -> String {
-    format!("sb:node:{node}:alive")
-}
+/// The stall budget: a node is dead, and may be reaped, once its heartbeat
+/// has not been refreshed for this long. A replica that stalls for less
+/// (CPU starvation, a pause, a short partition from Redis) keeps its
+/// sessions; one that stalls for longer may find itself reaped on waking,
+/// and is then fenced ([`Local::fence`]).
+pub const NODE_TTL: Duration = Duration::from_secs(5);
+/// How often a node refreshes its heartbeat.
+const HEARTBEAT_EVERY: Duration = Duration::from_secs(1);
+/// Messages held for one session ahead of a gap before it is given up on
+/// (the connection is closed and the client resumes from the log).
+pub(super) const PENDING_CAP: usize = super::LOG_CAPACITY;
 
-pub(super) fn channel(node: &str) -> String {
-    format!("sb:node:{node}")
-}
+/// KEYS nodes, alive. ARGV node, ttl ms. Registers the node.
+const REGISTER: &str = r#"
+redis.call('SADD', KEYS[1], ARGV[1])
+redis.call('SET', KEYS[2], 1, 'PX', ARGV[2])
+return 1
+"#;
+
+/// KEYS nodes, alive. ARGV node, ttl ms. Refreshes the heartbeat of a
+/// registered node; 0 when the node was reaped (fenced).
+const RENEW: &str = r#"
+if redis.call('SISMEMBER', KEYS[1], ARGV[1]) == 0 then return 0 end
+redis.call('SET', KEYS[2], 1, 'PX', ARGV[2])
+return 1
+"#;
+
+/// KEYS nodes, alive. ARGV node. Claims a dead node for reaping: 1 for
+/// exactly one caller, and only once its heartbeat lapsed (atomic with
+/// [`RENEW`], so a node either renews or is reaped, never both).
+pub(super) const CLAIM_DEAD: &str = r#"
+if redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
+return redis.call('SREM', KEYS[1], ARGV[1])
+"#;
 
 /// One session attached to a connection on this node.
 #[derive(Debug)]
@@ -54,6 +77,11 @@ pub(super) struct Attachment {
 pub(super) struct Local {
     pub(super) attachments: Mutex<HashMap<SessionId, Attachment>>,
     pub(super) connection: RedisConnection,
+    /// The node's current name (a new one after every fence); its channel
+    /// is `sb:node:<name>`.
+    pub(super) node: watch::Sender<Arc<str>>,
+    /// Between finding itself reaped and registering again.
+    pub(super) fenced: AtomicBool,
 }
 
 fn send(sink: &Sink, seq: u64, payload: &[u8]) {
@@ -71,6 +99,11 @@ impl Local {
         self.attachments.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// The node's current name.
+    pub(super) fn node(&self) -> Arc<str> {
+        self.node.borrow().clone()
+    }
+
     /// Takes message `seq` of `session`; hands out everything now in order,
     /// and starts a fill from the log when a gap shows.
     pub(super) fn offer(self: &Arc<Self>, session: SessionId, seq: u64, payload: Vec<u8>) {
@@ -82,6 +115,13 @@ impl Local {
             return; // already delivered
         }
         a.pending.insert(seq, payload);
+        if a.pending.len() > PENDING_CAP {
+            // Bounded: a gap this wide is not worth waiting for.
+            let generation = a.generation;
+            drop(attachments);
+            self.lost(session, generation, "too many messages behind a gap");
+            return;
+        }
         if a.live {
             flush(a);
             if !a.pending.is_empty() && !a.filling {
@@ -96,13 +136,36 @@ impl Local {
         }
     }
 
+    /// The connection can no longer be fed in order (what it misses is no
+    /// longer in the log, or too much piled up behind a gap): close it
+    /// with a retryable code, so the client resumes and learns from
+    /// `Resumed.complete` whether history was lost. Never silence.
+    fn lost(&self, session: SessionId, generation: u64, why: &str) {
+        tracing::warn!(session = %session, why, "session stream broken; client told to resume");
+        self.close(
+            session,
+            generation,
+            Some(ErrorCode::Unavailable),
+            "messages were lost in transit; resume to continue",
+        );
+    }
+
     /// Reads seqs `from..to` of `session` from its log and offers them.
     pub(super) async fn fill(self: Arc<Self>, session: SessionId, from: u64, to: u64) {
         let entries = read_log(&self.connection, session, from, to.saturating_sub(1)).await;
-        if let Some(a) = self.lock().get_mut(&session) {
+        let generation = {
+            let mut attachments = self.lock();
+            let Some(a) = attachments.get_mut(&session) else {
+                return;
+            };
             a.filling = false;
-        }
+            a.generation
+        };
         match entries {
+            // The log no longer holds the start of the gap: it was trimmed.
+            Ok(entries) if entries.first().is_none_or(|(seq, _)| *seq != from) => {
+                self.lost(session, generation, "gap older than the log")
+            }
             Ok(entries) => {
                 for (seq, payload) in entries {
                     self.offer(session, seq, payload);
@@ -115,10 +178,16 @@ impl Local {
     /// Catches every attached session up from its log (after a
     /// (re)subscribe, when pub/sub may have lost messages).
     pub(super) async fn catch_up(self: &Arc<Self>) {
-        let sessions: Vec<(SessionId, u64)> =
-            self.lock().iter().map(|(s, a)| (*s, a.expected)).collect();
-        for (session, from) in sessions {
+        let sessions: Vec<(SessionId, u64, u64)> = self
+            .lock()
+            .iter()
+            .map(|(s, a)| (*s, a.expected, a.generation))
+            .collect();
+        for (session, from, generation) in sessions {
             match read_log(&self.connection, session, from, u64::MAX).await {
+                Ok(entries) if entries.first().is_some_and(|(seq, _)| *seq > from) => {
+                    self.lost(session, generation, "missed more than the log holds")
+                }
                 Ok(entries) => {
                     for (seq, payload) in entries {
                         self.offer(session, seq, payload);
@@ -146,6 +215,36 @@ impl Local {
             a.sink.send_close(code, reason);
         }
     }
+
+    /// This node was reaped while it stalled: the others detached its
+    /// sessions, and nothing published for them reaches it any more. Close
+    /// every attachment at once with a retryable code (clients resume, on
+    /// any replica, from the logs: nothing is lost) and take a new name, so
+    /// the reaper's late work on the old name cannot touch sessions
+    /// attached afresh.
+    pub(super) fn fence(&self) -> Arc<str> {
+        self.fenced.store(true, Ordering::Release);
+        let attachments: Vec<Attachment> = self.lock().drain().map(|(_, a)| a).collect();
+        tracing::warn!(
+            node = %self.node(),
+            sessions = attachments.len(),
+            "this node was reaped while it stalled; its clients resume"
+        );
+        for a in attachments {
+            a.sink.send_close(
+                Some(ErrorCode::Unavailable),
+                "signal replica lost its registration; resume to continue",
+            );
+        }
+        let name: Arc<str> = new_node_name().into();
+        self.node.send_replace(name.clone());
+        name
+    }
+}
+
+/// A fresh, unique node name.
+pub(super) fn new_node_name() -> String {
+    format!("signal-{}", SessionId::random())
 }
 
 pub(super) fn flush(a: &mut Attachment) {
@@ -168,7 +267,7 @@ pub(super) async fn read_log(
         format!("{to}-0")
     };
     let reply: Value = redis::cmd("XRANGE")
-        .arg(log_key(&session.to_string()))
+        .arg(keys::log(&session.to_string()))
         .arg(format!("{from}-0"))
         .arg(end)
         .query_async(&mut connection.clone())
@@ -227,55 +326,79 @@ fn parse_event(raw: &[u8]) -> Option<NodeEvent> {
     }
 }
 
-/// Registers the node and refreshes its heartbeat.
+/// Registers the node (or, with `renew`, refreshes its heartbeat; false
+/// when it was reaped). Bypasses the breaker.
 pub(super) async fn heartbeat(
     connection: &RedisConnection,
     node: &str,
-) -> Result<(), redis::RedisError> {
-    let mut conn = connection.clone();
-    let _: () = redis::cmd("SET")
-        .arg(alive_key(node))
-        .arg(1)
-        .arg("PX")
-        .arg(NODE_TTL.as_millis() as u64)
-        .query_async(&mut conn)
-        .await?;
-    let _: i64 = redis::cmd("SADD")
-        .arg(NODES)
+    renew: bool,
+) -> Result<bool, redis::RedisError> {
+    let script = Script::new(if renew { RENEW } else { REGISTER });
+    let registered: i64 = script
+        .key(keys::NODES)
+        .key(keys::alive(node))
         .arg(node)
-        .query_async(&mut conn)
+        .arg(NODE_TTL.as_millis() as u64)
+        .invoke_async(&mut connection.unguarded())
         .await?;
-    Ok(())
+    Ok(registered == 1)
 }
 
-/// Refreshes the heartbeat until the process ends (a crashed node simply
-/// stops, and the others reap it).
-pub(super) async fn keep_alive(connection: RedisConnection, node: String) {
+/// Refreshes the heartbeat until `stop`; a node that finds itself reaped
+/// is fenced and registers again under a new name.
+pub(super) async fn keep_alive(local: Arc<Local>, mut stop: watch::Receiver<bool>) {
     loop {
-        tokio::time::sleep(NODE_TTL / 3).await;
-        if let Err(err) = heartbeat(&connection, &node).await {
-            tracing::warn!(error = %err, "node heartbeat failed");
+        tokio::select! {
+            () = tokio::time::sleep(HEARTBEAT_EVERY) => {}
+            _ = stop.wait_for(|s| *s) => return,
+        }
+        loop {
+            let (node, fenced) = (local.node(), local.fenced.load(Ordering::Acquire));
+            match heartbeat(&local.connection, &node, !fenced).await {
+                Ok(true) => {
+                    if fenced {
+                        local.fenced.store(false, Ordering::Release);
+                        tracing::info!(node = %node, "registered again after a fence");
+                    }
+                    break;
+                }
+                // Reaped: fence, then register the new name at once.
+                Ok(false) => {
+                    local.fence();
+                }
+                // A fenced node stays fenced (not ready) until it registers.
+                Err(err) => {
+                    tracing::warn!(error = %err, fenced, "node heartbeat failed");
+                    break;
+                }
+            }
         }
     }
 }
 
-/// Keeps this node subscribed to its channel, catching up from the logs
-/// after every (re)subscribe.
+/// Keeps this node subscribed to its channel (following its name),
+/// catching up from the logs after every (re)subscribe, until `stop`.
 pub(super) async fn subscribe(
     client: redis::Client,
-    channel: String,
     local: Arc<Local>,
     subscribed: tokio::sync::oneshot::Sender<()>,
+    mut stop: watch::Receiver<bool>,
 ) {
     let mut subscribed = Some(subscribed);
     let mut backoff = RESUBSCRIBE_MIN;
+    let mut names = local.node.subscribe();
     loop {
+        let channel = keys::channel(&names.borrow_and_update());
         let attempt = async {
             let mut pubsub = client.get_async_pubsub().await?;
             pubsub.subscribe(&channel).await?;
             Ok::<_, redis::RedisError>(pubsub)
         };
-        match attempt.await {
+        let attempt = tokio::select! {
+            attempt = attempt => attempt,
+            _ = stop.wait_for(|s| *s) => return,
+        };
+        match attempt {
             Ok(pubsub) => {
                 backoff = RESUBSCRIBE_MIN;
                 if let Some(tx) = subscribed.take() {
@@ -283,7 +406,17 @@ pub(super) async fn subscribe(
                 }
                 local.catch_up().await;
                 let mut messages = pubsub.into_on_message();
-                while let Some(message) = messages.next().await {
+                loop {
+                    let message = tokio::select! {
+                        message = messages.next() => message,
+                        // Renamed (fenced): subscribe to the new channel now.
+                        _ = names.changed() => break,
+                        _ = stop.wait_for(|s| *s) => return,
+                    };
+                    let Some(message) = message else {
+                        tracing::warn!(channel = %channel, "node subscription lost; resubscribing");
+                        break;
+                    };
                     match parse_event(message.get_payload_bytes()) {
                         Some(NodeEvent::Message {
                             session,
@@ -299,13 +432,19 @@ pub(super) async fn subscribe(
                         None => tracing::warn!("malformed node event"),
                     }
                 }
-                tracing::warn!(channel = %channel, "node subscription lost; resubscribing");
+                if names.has_changed().unwrap_or(false) {
+                    continue;
+                }
             }
             Err(err) => {
                 tracing::warn!(channel = %channel, error = %err, "node subscription failed")
             }
         }
-        tokio::time::sleep(backoff).await;
+        tokio::select! {
+            () = tokio::time::sleep(backoff) => {}
+            _ = names.changed() => {}
+            _ = stop.wait_for(|s| *s) => return,
+        }
         backoff = (backoff * 2).min(RESUBSCRIBE_MAX);
     }
 }

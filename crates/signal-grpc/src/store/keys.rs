@@ -1,14 +1,26 @@
-//! The Redis key schema: every key Switchboard writes, its hash tag and its
-//! lifetime, in one place (docs/architecture.md repeats this table).
+//! The Redis key schema: every key and channel the signal service writes,
+//! its hash tag and its lifetime, in one place (docs/architecture.md
+//! repeats this table).
 //!
 //! | key | type | slot | lifetime |
 //! |---|---|---|---|
 //! | `sb:{<room>}:members` | hash participant → session id | the room's | `record_ttl`, refreshed on every join; deleted with the last member |
 //! | `sb:{<room>}:session:<sid>` | hash: participant, name, attributes (JSON), joined_at_ms | the room's | `record_ttl`; deleted on leave or replacement |
 //! | `sb:session:<sid>:room` | string: the room of a session | its own | `record_ttl`; deleted on leave or replacement |
+//! | `sb:{<sid>}:out` | hash: `next_seq`, resume `token`, attached `node` (empty = detached), attachment `gen`, `c:<sender sid>` = highest client seq accepted from that sender | the session's | `record_ttl`, refreshed on every delivery; deleted when the session ends |
+//! | `sb:{<sid>}:log` | stream, entry id `<seq>-0`, field `m` = the encoded ServerMessage | the session's | as `out` |
+//! | `sb:{nodes}` | set of registered signal nodes | the nodes' | owned by the nodes: a node adds itself, the replica that reaps it removes it |
+//! | `sb:{nodes}:alive:<node>` | string, the node's heartbeat | the nodes' | [`NODE_TTL`](crate::router::NODE_TTL), refreshed every second |
+//! | `sb:{nodes}:sessions:<node>` | set of sessions the node holds | the nodes' | `record_ttl`, refreshed as the node attaches sessions; deleted by the reaper |
+//! | `sb:detached` | sorted set `<sid>:<gen>` by end time (Unix ms) | its own | owned: each entry removed by the replica that ends the session |
+//!
+//! Channels: `sb:node:<node>`, one per node: what is delivered to the
+//! sessions attached to it (see `router::redis_node` for the format).
 //!
 //! The `{<room>}` hash tag keeps a room's keys in one Redis Cluster slot,
-//! so the scripts that update a room are atomic there too.
+//! so the scripts that update a room are atomic there too; `{<sid>}` does
+//! the same for a session's outbound state, and `{nodes}` for node
+//! membership (the heartbeat and the reaper's claim are one script each).
 
 /// Prefix of every Switchboard key.
 pub const PREFIX: &str = "sb:";
@@ -30,14 +42,50 @@ pub fn locator(session: &str) -> String {
     format!("sb:session:{session}:room")
 }
 
+/// A session's outbound state (seq counter, resume token, attachment).
+pub fn outbox(session: &str) -> String {
+    format!("sb:{{{session}}}:out")
+}
+
+/// A session's message log.
+pub fn log(session: &str) -> String {
+    format!("sb:{{{session}}}:log")
+}
+
+/// The set of registered signal nodes.
+pub const NODES: &str = "sb:{nodes}";
+
+/// A node's heartbeat.
+pub fn alive(node: &str) -> String {
+    format!("sb:{{nodes}}:alive:{node}")
+}
+
+/// The sessions a node has held.
+pub fn node_sessions(node: &str) -> String {
+    format!("sb:{{nodes}}:sessions:{node}")
+}
+
+/// Detached sessions by the time they end unless resumed.
+pub const EXPIRIES: &str = "sb:detached";
+
+/// A node's pub/sub channel.
+pub fn channel(node: &str) -> String {
+    format!("sb:node:{node}")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn a_rooms_keys_share_a_hash_tag() {
+    fn keys_that_scripts_share_share_a_hash_tag() {
         assert_eq!(members("lobby"), "sb:{lobby}:members");
         assert_eq!(session("lobby", "abc"), "sb:{lobby}:session:abc");
         assert!(locator("abc").starts_with(PREFIX));
+        assert_eq!(outbox("s1"), "sb:{s1}:out");
+        assert_eq!(log("s1"), "sb:{s1}:log");
+        for key in [NODES.to_owned(), alive("n"), node_sessions("n")] {
+            assert!(key.starts_with("sb:{nodes}"), "{key}");
+        }
     }
 }

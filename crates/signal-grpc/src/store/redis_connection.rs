@@ -2,19 +2,25 @@
 //! or cluster, every call bounded by [`REDIS_TIMEOUT`], behind a circuit
 //! breaker.
 //!
-//! Circuit breaker: the first call that fails on I/O (or times out) opens
-//! the circuit; while it is open every call fails at once with an error,
-//! without touching the network, so a Redis outage costs each request
-//! microseconds, not a timeout, and a lane of requests never queues behind
-//! a dead server. The readiness probe keeps sending PING (which bypasses
-//! the breaker); the first PING that succeeds closes it.
+//! Circuit breaker (error rate over a window): calls are counted in a
+//! tumbling window of [`BREAKER_WINDOW`]; when at least
+//! [`BREAKER_MIN_FAILURES`] of them failed on I/O (or timed out) and the
+//! failures are at least half of the calls, the circuit opens. While it is
+//! open every call fails at once, without touching the network, so a Redis
+//! outage costs each request microseconds, not a timeout, and a lane of
+//! requests never queues behind a dead server. One slow call (a replica
+//! waking from a stall, a GC-like pause) does not open it. The readiness
+//! probe keeps sending PING (which bypasses the breaker); the first PING
+//! that succeeds closes it. The node heartbeat also bypasses it
+//! ([`RedisConnection::unguarded`]), so a breaker opened by a burst of
+//! timeouts never costs a node its registration.
 
 use std::{
     sync::{
-        Arc,
+        Arc, Mutex,
         atomic::{AtomicBool, Ordering},
     },
-    time::Duration,
+    time::{Duration, Instant},
 };
 
 use redis::{
@@ -28,6 +34,39 @@ use super::StoreError;
 
 /// Redis calls slower than this fail (`unavailable`) instead of queueing.
 pub const REDIS_TIMEOUT: Duration = Duration::from_secs(1);
+/// The breaker's counting window.
+pub const BREAKER_WINDOW: Duration = Duration::from_secs(5);
+/// Failures within a window that may open the breaker (if they are also at
+/// least half of the window's calls).
+pub const BREAKER_MIN_FAILURES: u32 = 3;
+
+/// Calls and failures in the current window.
+#[derive(Debug)]
+struct Window {
+    started: Instant,
+    calls: u32,
+    failures: u32,
+}
+
+impl Window {
+    fn new(now: Instant) -> Self {
+        Self {
+            started: now,
+            calls: 0,
+            failures: 0,
+        }
+    }
+
+    /// Counts one call; true when the breaker should open.
+    fn record(&mut self, failed: bool, now: Instant) -> bool {
+        if now.duration_since(self.started) >= BREAKER_WINDOW {
+            *self = Self::new(now);
+        }
+        self.calls += 1;
+        self.failures += u32::from(failed);
+        failed && self.failures >= BREAKER_MIN_FAILURES && self.failures * 2 >= self.calls
+    }
+}
 
 #[derive(Clone)]
 enum Link {
@@ -41,6 +80,9 @@ pub struct RedisConnection {
     link: Link,
     /// Open circuit: Redis is considered down.
     open: Arc<AtomicBool>,
+    window: Arc<Mutex<Window>>,
+    /// Calls through this handle skip the breaker (see [`Self::unguarded`]).
+    guarded: bool,
 }
 
 impl RedisConnection {
@@ -79,17 +121,38 @@ impl RedisConnection {
         Ok(Self {
             link,
             open: Arc::default(),
+            window: Arc::new(Mutex::new(Window::new(Instant::now()))),
+            guarded: true,
         })
     }
 
-    /// Whether Redis answers PING now. Bypasses the breaker, and closes it
-    /// (or opens it) by the answer.
+    /// The same connection, but calls through it neither wait on nor feed
+    /// the breaker (still bounded by [`REDIS_TIMEOUT`]): for the node
+    /// heartbeat, which must reach Redis whenever Redis answers.
+    pub fn unguarded(&self) -> Self {
+        Self {
+            guarded: false,
+            ..self.clone()
+        }
+    }
+
+    /// Whether Redis answers PING now. Bypasses the breaker; an answer
+    /// closes it, a failure counts towards opening it.
     pub async fn ping(&self) -> bool {
         let mut link = self.link.clone();
         let cmd = redis::cmd("PING");
         let pong = bounded(link.request(&cmd)).await;
         let up = matches!(pong, Ok(Value::SimpleString(ref s)) if s == "PONG");
-        self.open.store(!up, Ordering::Release);
+        if up {
+            *self.lock_window() = Window::new(Instant::now());
+            if self.open.swap(false, Ordering::AcqRel) {
+                tracing::info!("redis circuit closed");
+            }
+        } else if self.lock_window().record(true, Instant::now())
+            && !self.open.swap(true, Ordering::AcqRel)
+        {
+            tracing::warn!("redis circuit opened (ping failed)");
+        }
         up
     }
 
@@ -105,14 +168,23 @@ impl RedisConnection {
         )))
     }
 
+    fn lock_window(&self) -> std::sync::MutexGuard<'_, Window> {
+        self.window.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     fn observe<T>(&self, result: redis::RedisResult<T>) -> redis::RedisResult<T> {
+        if !self.guarded {
+            return result;
+        }
         let failed = result.as_ref().err().filter(|err| {
             err.is_io_error()
                 || err.is_timeout()
                 || err.is_connection_dropped()
                 || err.is_connection_refusal()
         });
-        if let Some(err) = failed
+        let trip = self.lock_window().record(failed.is_some(), Instant::now());
+        if trip
+            && let Some(err) = failed
             && !self.open.swap(true, Ordering::AcqRel)
         {
             tracing::warn!(error = %err, "redis circuit opened");
@@ -145,7 +217,7 @@ async fn bounded<T>(call: RedisFuture<'_, T>) -> redis::RedisResult<T> {
 impl ConnectionLike for RedisConnection {
     fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
         Box::pin(async move {
-            if self.is_open() {
+            if self.guarded && self.is_open() {
                 return Self::refused();
             }
             let result = bounded(self.link.request(cmd)).await;
@@ -160,7 +232,7 @@ impl ConnectionLike for RedisConnection {
         count: usize,
     ) -> RedisFuture<'a, Vec<Value>> {
         Box::pin(async move {
-            if self.is_open() {
+            if self.guarded && self.is_open() {
                 return Self::refused();
             }
             let call = match &mut self.link {
@@ -177,5 +249,27 @@ impl ConnectionLike for RedisConnection {
             Link::Standalone(c) => c.get_db(),
             Link::Cluster(c) => c.get_db(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_timeout_does_not_open_the_breaker_a_failure_rate_does() {
+        let start = Instant::now();
+        let mut window = Window::new(start);
+        for _ in 0..20 {
+            assert!(!window.record(false, start));
+        }
+        assert!(!window.record(true, start), "one slow call");
+        assert!(!window.record(true, start));
+        assert!(!window.record(true, start), "3 of 23 is no outage");
+        // A new window: three failures out of three open it.
+        let later = start + BREAKER_WINDOW;
+        assert!(!window.record(true, later));
+        assert!(!window.record(true, later));
+        assert!(window.record(true, later));
     }
 }
