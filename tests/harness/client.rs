@@ -97,19 +97,34 @@ impl WsClient {
     }
 
     pub async fn send_with_id(&mut self, id: u32, message: In) {
-        let frame = wire::encode_client(
-            self.format,
-            &pb::ClientMessage {
-                id,
-                seq: 0,
-                message: Some(message),
-            },
-        );
+        self.send_message(&pb::ClientMessage {
+            id,
+            seq: 0,
+            message: Some(message),
+        })
+        .await;
+    }
+
+    /// Sends a whole client message as it is (id and seq included).
+    pub async fn send_message(&mut self, message: &pb::ClientMessage) {
+        let frame = wire::encode_client(self.format, message);
         let frame = match frame {
             EncodedFrame::Text(text) => Message::text(text),
             EncodedFrame::Binary(bytes) => Message::binary(bytes),
         };
         self.send_raw(frame).await;
+    }
+
+    /// Sends a whole client message; fails if the connection is gone.
+    pub async fn try_send_message(
+        &mut self,
+        message: &pb::ClientMessage,
+    ) -> Result<(), tungstenite::Error> {
+        let frame = match wire::encode_client(self.format, message) {
+            EncodedFrame::Text(text) => Message::text(text),
+            EncodedFrame::Binary(bytes) => Message::binary(bytes),
+        };
+        self.ws.send(frame).await
     }
 
     pub async fn send_raw(&mut self, frame: Message) {
@@ -131,10 +146,20 @@ impl WsClient {
 
     /// The next server message, or how the connection closed.
     pub async fn next(&mut self) -> Result<pb::ServerMessage, Closed> {
-        loop {
-            let frame = tokio::time::timeout(DEADLINE, self.ws.next())
-                .await
-                .expect("timed out waiting for a frame");
+        self.next_within(DEADLINE)
+            .await
+            .expect("timed out waiting for a frame")
+    }
+
+    /// The next server message, or how the connection closed; `None` when
+    /// nothing came within `within`.
+    pub async fn next_within(
+        &mut self,
+        within: Duration,
+    ) -> Option<Result<pb::ServerMessage, Closed>> {
+        let until = tokio::time::Instant::now() + within;
+        Some(loop {
+            let frame = tokio::time::timeout_at(until, self.ws.next()).await.ok()?;
             let (format, data) = match frame {
                 Some(Ok(Message::Text(text))) => (Format::Json, text.as_bytes().to_vec()),
                 Some(Ok(Message::Binary(bytes))) => (Format::Binary, bytes.to_vec()),
@@ -142,11 +167,11 @@ impl WsClient {
                     let (code, reason) = frame
                         .map(|f| (u16::from(f.code), f.reason.to_string()))
                         .unwrap_or((1005, String::new()));
-                    return Err(Closed { code, reason });
+                    break Err(Closed { code, reason });
                 }
                 Some(Ok(_)) => continue,
                 Some(Err(_)) | None => {
-                    return Err(Closed {
+                    break Err(Closed {
                         code: 1006,
                         reason: "abnormal".into(),
                     });
@@ -158,8 +183,8 @@ impl WsClient {
                 assert_eq!(message.seq, self.last_seq + 1, "seq must increase by one");
                 self.last_seq = message.seq;
             }
-            return Ok(message);
-        }
+            break Ok(message);
+        })
     }
 
     /// Skips messages until one matches `pick`.
