@@ -33,6 +33,8 @@ pub enum ErrorCode {
     NotJoined,
     /// A second join on one connection.
     AlreadyJoined,
+    /// The room holds its maximum number of participants.
+    RoomFull,
     /// The connection sends faster than its rate allows.
     RateLimited,
     /// The connection does not read its messages fast enough.
@@ -76,6 +78,7 @@ const TABLE: &[Row] = &[
     row(ErrorCode::NotFound,         "not_found",          tonic::Code::NotFound,              404, 4404, false),
     row(ErrorCode::NotJoined,        "not_joined",         tonic::Code::FailedPrecondition,    409, 4409, false),
     row(ErrorCode::AlreadyJoined,    "already_joined",     tonic::Code::FailedPrecondition,    409, 4409, false),
+    row(ErrorCode::RoomFull,         "room_full",          tonic::Code::ResourceExhausted,     403, 4429, false),
     row(ErrorCode::RateLimited,      "rate_limited",       tonic::Code::ResourceExhausted,     429, 1008, true),
     row(ErrorCode::SlowConsumer,     "slow_consumer",      tonic::Code::ResourceExhausted,     429, 1008, true),
     row(ErrorCode::KeepaliveTimeout, "keepalive_timeout",  tonic::Code::DeadlineExceeded,      408, 4408, true),

@@ -4,6 +4,7 @@
 mod auth_gate;
 mod auth_lifecycle;
 mod bad_input;
+mod concurrent_joins;
 mod health;
 mod presence;
 mod relay;

@@ -6,7 +6,10 @@ use std::{
     time::{Duration, Instant},
 };
 
-use switchboard_proto::{pb::server_message::Message as Out, wire::Format};
+use switchboard_proto::{
+    pb::{self, client_message::Message as In, server_message::Message as Out},
+    wire::Format,
+};
 use switchboard_tests::{Stack, WsClient};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -166,4 +169,28 @@ async fn a_second_join_with_the_same_identity_replaces_the_first() {
     let got = bob_new.next_signal().await.from;
     assert_eq!(got, "alice");
     stack.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_room_refuses_the_next_join_with_room_full() {
+    let stack = Stack::start_with(|c| c.signal.join.max_participants = 2).await;
+    let mut a = WsClient::connect(&stack.ws_url(), Format::Json).await;
+    let joined = a.join(&stack.token("a", "small")).await;
+    assert_eq!(joined.limits.expect("limits").max_participants, 2);
+    let mut b = WsClient::connect(&stack.ws_url(), Format::Json).await;
+    b.join(&stack.token("b", "small")).await;
+    let mut c = WsClient::connect(&stack.ws_url(), Format::Json).await;
+    let id = c
+        .send(In::Join(pb::Join {
+            token: stack.token("c", "small"),
+            ..Default::default()
+        }))
+        .await;
+    let err = c.next_error().await;
+    assert_eq!((err.request_id, err.code.as_str()), (id, "room_full"));
+    let closed = c.closed().await;
+    assert_eq!(closed.code, 4429, "{closed:?}");
+    // The same identity may still join again (replacing its session).
+    let mut a2 = WsClient::connect(&stack.ws_url(), Format::Json).await;
+    a2.join(&stack.token("a", "small")).await;
 }

@@ -63,6 +63,19 @@ async fn suite(a: Arc<dyn Router>, b: Arc<dyn Router>) {
     a.open(session, sink_a.clone(), "token-1".into())
         .await
         .expect("open");
+    // Until the session starts, deliveries are held; the first message of
+    // start is seq 1, then what was held.
+    assert_eq!(
+        b.deliver(session, pong(8_888), None)
+            .await
+            .expect("deliver"),
+        Some(Delivery::Held)
+    );
+    a.start(session, pong(7_777)).await.expect("start");
+    for (seq, value) in [(1, 7_777), (2, 8_888)] {
+        let message = next_message(&mut rx_a).await;
+        assert_eq!((message.seq, nonce(&message)), (seq, value), "Joined first");
+    }
 
     // Deliveries from both nodes, concurrently: seqs 1..=N without gaps,
     // each sender's messages in its order.
@@ -89,7 +102,7 @@ async fn suite(a: Arc<dyn Router>, b: Arc<dyn Router>) {
     ta.await.expect("a");
     tb.await.expect("b");
     let (mut last_a, mut last_b) = (None, None);
-    for seq in 1..=2 * n {
+    for seq in 3..=2 * n + 2 {
         let message = next_message(&mut rx_a).await;
         assert_eq!(message.seq, seq, "seqs arrive in order without gaps");
         let value = nonce(&message);
@@ -129,7 +142,7 @@ async fn suite(a: Arc<dyn Router>, b: Arc<dyn Router>) {
         ..Default::default()
     };
     let wrong = b
-        .resume(session, "nope", 2 * n, sink_b.clone(), first.clone())
+        .resume(session, "nope", 2 * n + 2, sink_b.clone(), first.clone())
         .await
         .expect("call");
     assert_eq!(wrong, Err(ResumeRefused::BadToken));
@@ -139,7 +152,7 @@ async fn suite(a: Arc<dyn Router>, b: Arc<dyn Router>) {
         .expect("call");
     assert_eq!(future, Err(ResumeRefused::FutureSeq));
     let resumed = b
-        .resume(session, "token-1", 2 * n, sink_b.clone(), first.clone())
+        .resume(session, "token-1", 2 * n + 2, sink_b.clone(), first.clone())
         .await
         .expect("call")
         .expect("ok");
@@ -157,19 +170,19 @@ async fn suite(a: Arc<dyn Router>, b: Arc<dyn Router>) {
     a.deliver(session, pong(3_000), None)
         .await
         .expect("deliver");
-    for (seq, expected) in (2 * n + 1..).zip([2_000, 2_001, 2_002, 2_003, 2_004, 3_000]) {
+    for (seq, expected) in (2 * n + 3..).zip([2_000, 2_001, 2_002, 2_003, 2_004, 3_000]) {
         let message = next_message(&mut rx_b).await;
         assert_eq!((message.seq, nonce(&message)), (seq, expected));
     }
     // The spent token is refused.
     let (sink_c, mut rx_c) = sink(3);
     let replay = a
-        .resume(session, "token-1", 2 * n, sink_c.clone(), first.clone())
+        .resume(session, "token-1", 2 * n + 2, sink_c.clone(), first.clone())
         .await
         .expect("call");
     assert_eq!(replay, Err(ResumeRefused::BadToken));
     // Taking over with the current token closes the previous connection.
-    a.resume(session, &resumed.resume_token, 2 * n + 6, sink_c, first)
+    a.resume(session, &resumed.resume_token, 2 * n + 8, sink_c, first)
         .await
         .expect("call")
         .expect("ok");
@@ -202,13 +215,15 @@ async fn suite(a: Arc<dyn Router>, b: Arc<dyn Router>) {
     let session = SessionId::random();
     let (sink_f, mut rx_f) = sink(6);
     a.open(session, sink_f, "t".into()).await.expect("open");
+    a.start(session, pong(99)).await.expect("start");
+    assert_eq!(next_message(&mut rx_f).await.seq, 1);
     let (one, two) = (SessionId::random(), SessionId::random());
     let origin = |session, seq| Some(Origin { session, seq });
     let sent = [
-        (one, 1, Some(Delivery::Logged(1))),
+        (one, 1, Some(Delivery::Logged(2))),
         (one, 1, Some(Delivery::Duplicate)),
-        (two, 1, Some(Delivery::Logged(2))),
-        (one, 2, Some(Delivery::Logged(3))),
+        (two, 1, Some(Delivery::Logged(3))),
+        (one, 2, Some(Delivery::Logged(4))),
         (one, 1, Some(Delivery::Duplicate)),
         (one, 2, Some(Delivery::Duplicate)),
     ];
@@ -219,7 +234,7 @@ async fn suite(a: Arc<dyn Router>, b: Arc<dyn Router>) {
             .expect("deliver");
         assert_eq!(got, expected, "message {i}");
     }
-    for (seq, value) in [(1, 0), (2, 2), (3, 3)] {
+    for (seq, value) in [(2, 0), (3, 2), (4, 3)] {
         let message = next_message(&mut rx_f).await;
         assert_eq!((message.seq, nonce(&message)), (seq, value));
     }
@@ -231,6 +246,7 @@ async fn suite(a: Arc<dyn Router>, b: Arc<dyn Router>) {
     a.open(session, sink_d.clone(), "t".into())
         .await
         .expect("open");
+    a.start(session, pong(0)).await.expect("start");
     a.detach(session, &sink_d).await.expect("detach");
     for i in 0..(LOG_CAPACITY as u64 + 10) {
         b.deliver(session, pong(i), None).await.expect("deliver");
@@ -299,7 +315,7 @@ async fn a_gap_older_than_the_log_is_reported_not_silent() {
     let session = SessionId::random();
     let (sink_a, mut rx_a) = sink(1);
     a.open(session, sink_a, "t".into()).await.expect("open");
-    a.deliver(session, pong(0), None).await.expect("deliver");
+    a.start(session, pong(0)).await.expect("start");
     assert_eq!(nonce(&next_message(&mut rx_a).await), 0);
 
     // Keep node a from resubscribing while its subscription is killed, so

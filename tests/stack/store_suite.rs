@@ -6,7 +6,7 @@ use std::{collections::HashMap, sync::Arc, time::Duration};
 
 use switchboard_proto::{ParticipantId, RoomId, SessionId};
 use switchboard_signal::store::{
-    MemoryStore, RedisConnection, RedisStore, SessionRecord, SessionStore,
+    JoinOutcome, MemoryStore, RedisConnection, RedisStore, SessionRecord, SessionStore,
 };
 use switchboard_tests::redis_server::{RedisCluster, RedisServer, command};
 
@@ -27,13 +27,62 @@ fn ids(records: &[SessionRecord]) -> Vec<String> {
     ids
 }
 
+/// Joins with room to spare: (replaced, the others listed, sorted).
+async fn join(
+    store: &Arc<dyn SessionStore>,
+    record: &SessionRecord,
+) -> (Option<SessionRecord>, Vec<String>) {
+    match store.join(record.clone(), 1_000).await.expect("join") {
+        JoinOutcome::Joined { replaced, others } => (replaced, ids(&others)),
+        JoinOutcome::Full => panic!("room full"),
+    }
+}
+
 async fn suite(store: Arc<dyn SessionStore>) {
+    // A room admits `max_participants`; a participant already in it may
+    // join again (replacing its session) when it is full.
+    let (x, y, z) = (
+        record("capped", "x"),
+        record("capped", "y"),
+        record("capped", "z"),
+    );
+    for r in [&x, &y] {
+        assert!(matches!(
+            store.join(r.clone(), 2).await.expect("join"),
+            JoinOutcome::Joined { .. }
+        ));
+    }
+    assert_eq!(
+        store.join(z.clone(), 2).await.expect("join"),
+        JoinOutcome::Full
+    );
+    assert_eq!(
+        store.session(z.id).await.expect("session"),
+        None,
+        "nothing left behind"
+    );
+    let x2 = record("capped", "x");
+    assert!(matches!(
+        store.join(x2.clone(), 2).await.expect("join"),
+        JoinOutcome::Joined {
+            replaced: Some(_),
+            ..
+        }
+    ));
+    for r in [&x2, &y] {
+        store.leave(r.id).await.expect("leave");
+    }
+
     // Rooms with braces and spaces exercise the hash-tag key schema.
     for room in ["r1", "team {red}", "x}y{z"] {
         let alice = record(room, "alice");
         let bob = record(room, "bob");
-        assert_eq!(store.join(alice.clone()).await.expect("join"), None);
-        assert_eq!(store.join(bob.clone()).await.expect("join"), None);
+        assert_eq!(join(&store, &alice).await, (None, vec![]));
+        assert_eq!(
+            join(&store, &bob).await,
+            (None, vec!["alice".to_string()]),
+            "the join lists who was there at that instant"
+        );
         let room_id = RoomId::new(room).expect("room");
         assert_eq!(
             store.session(alice.id).await.expect("session"),
@@ -54,8 +103,8 @@ async fn suite(store: Arc<dyn SessionStore>) {
         // The same identity joining again replaces the old session.
         let alice2 = record(room, "alice");
         assert_eq!(
-            store.join(alice2.clone()).await.expect("join"),
-            Some(alice.clone())
+            join(&store, &alice2).await,
+            (Some(alice.clone()), vec!["bob".to_string()])
         );
         assert_eq!(store.session(alice.id).await.expect("session"), None);
         assert_eq!(
@@ -127,8 +176,8 @@ async fn suite(store: Arc<dyn SessionStore>) {
     // Rooms do not see each other.
     let a = record("ra", "same");
     let b = record("rb", "same");
-    store.join(a.clone()).await.expect("join");
-    store.join(b.clone()).await.expect("join");
+    join(&store, &a).await;
+    join(&store, &b).await;
     assert_eq!(
         store.members(&a.room).await.expect("members"),
         vec![a.clone()]
@@ -169,7 +218,7 @@ async fn redis_standalone_store() {
         .await
         .expect("connect");
     let store = RedisStore::new(connection, Duration::from_secs(60));
-    store.join(record("ttl", "t")).await.expect("join");
+    store.join(record("ttl", "t"), 1_000).await.expect("join");
     let keys = command(redis.port, "KEYS sb:*").await.expect("keys");
     let keys: Vec<&str> = keys.lines().filter(|l| l.starts_with("sb:")).collect();
     assert_eq!(keys.len(), 3, "members, session and locator keys: {keys:?}");

@@ -41,6 +41,7 @@ export function classifyClose({ code, reason }: CloseInfo, resuming: boolean): C
       return "rejoin";
     case "origin_not_allowed":
     case "permission_denied":
+    case "room_full": // the room holds its maximum; retrying will not help
       return "stop";
     default:
       break;

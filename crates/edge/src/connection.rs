@@ -448,6 +448,8 @@ impl Reader {
                 max_message_bytes: MAX_MESSAGE_BYTES as u32,
                 messages_per_second: self.ctx.rate.per_second,
                 burst: self.ctx.rate.burst,
+                // Signal's to say.
+                max_participants: 0,
             }),
         };
         if let Err(code) = self

@@ -15,12 +15,12 @@ use switchboard_proto::{
 
 use crate::{
     router::{Origin, ResumeRefused, Router, Sink, new_resume_token, now_ms},
-    store::{SessionRecord, SessionRef, SessionStore},
+    store::{JoinOutcome, SessionRecord, SessionRef, SessionStore},
     turn::TurnConfig,
 };
 
 /// What every Joined reply carries besides the room state.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct JoinSettings {
     /// Static ICE servers (STUN, or TURN with fixed credentials).
     pub ice_servers: Vec<pb::IceServer>,
@@ -29,10 +29,28 @@ pub struct JoinSettings {
     /// How long a session whose connection was lost waits for a resume
     /// before the room hears it left. Zero: no resume.
     pub resume_window: Duration,
+    /// Most participants in one room; a join beyond it is refused
+    /// (`room_full`).
+    pub max_participants: usize,
 }
 
 /// Default resume window.
 pub const RESUME_WINDOW: Duration = Duration::from_secs(60);
+/// Default most participants per room: a full mesh of this many is far
+/// past what browsers sustain, and the Joined list stays well under the
+/// gRPC message limit (256 × ≈ 1.4 KiB at the presence limits).
+pub const MAX_PARTICIPANTS: usize = 256;
+
+impl Default for JoinSettings {
+    fn default() -> Self {
+        Self {
+            ice_servers: Vec::new(),
+            turn: None,
+            resume_window: RESUME_WINDOW,
+            max_participants: MAX_PARTICIPANTS,
+        }
+    }
+}
 
 impl JoinSettings {
     /// ICE servers for `participant`, TURN credentials valid until
@@ -139,16 +157,30 @@ impl Hub {
         };
         let session = record.id;
         let resume_token = new_resume_token();
+        // The session's log starts now, but holds anything delivered to it
+        // until Joined is its seq 1 (someone who joins just after may
+        // announce itself before our Joined is written).
         self.router
-            .open(session, sink, resume_token.clone())
+            .open(session, sink.clone(), resume_token.clone())
             .await?;
-        let replaced = match self.store.join(record.clone()).await {
-            Ok(replaced) => replaced,
+        let joined = self
+            .store
+            .join(record.clone(), self.settings.max_participants)
+            .await;
+        let (replaced, others) = match joined {
+            Ok(JoinOutcome::Joined { replaced, others }) => (replaced, others),
+            Ok(JoinOutcome::Full) => {
+                self.discard(session, &sink).await;
+                return Err(SignalError::new(
+                    ErrorCode::RoomFull,
+                    format!(
+                        "the room holds its maximum of {} participants",
+                        self.settings.max_participants
+                    ),
+                ));
+            }
             Err(err) => {
-                let _ = self
-                    .router
-                    .close(session, Some(ErrorCode::Unavailable), "store unavailable")
-                    .await;
+                self.discard(session, &sink).await;
                 return Err(err.into());
             }
         };
@@ -163,10 +195,11 @@ impl Hub {
                 .await?;
         }
 
-        let members = self.store.members(&room).await?;
-        let participants = members
+        // `others` is the room at the instant of the join: the joiner lists
+        // exactly them and announces itself to exactly them; whoever joins
+        // later lists the joiner. So each pair learns of each other once.
+        let participants = others
             .iter()
-            .filter(|m| m.id != session)
             .map(|m| m.to_participant(Some(&participant)))
             .collect();
         let joined = pb::Joined {
@@ -185,17 +218,19 @@ impl Hub {
                 interval_ms: PING_INTERVAL.as_millis() as u32,
                 timeout_ms: KEEPALIVE_TIMEOUT.as_millis() as u32,
             })),
-            limits: Some(open.limits.unwrap_or(pb::Limits {
-                max_message_bytes: MAX_MESSAGE_BYTES as u32,
-                messages_per_second: MESSAGES_PER_SECOND,
-                burst: MESSAGE_BURST,
-            })),
+            limits: Some(pb::Limits {
+                max_participants: self.settings.max_participants as u32,
+                ..open.limits.unwrap_or(pb::Limits {
+                    max_message_bytes: MAX_MESSAGE_BYTES as u32,
+                    messages_per_second: MESSAGES_PER_SECOND,
+                    burst: MESSAGE_BURST,
+                    max_participants: 0,
+                })
+            }),
         };
-        self.router
-            .deliver(session, Out::Joined(joined), None)
-            .await?;
+        self.router.start(session, Out::Joined(joined)).await?;
 
-        for member in members.iter().filter(|m| m.id != session) {
+        for member in &others {
             if let Some(old) = &replaced {
                 self.router
                     .deliver(
@@ -221,6 +256,13 @@ impl Hub {
         }
         tracing::info!(room = %room, session = %session, "participant joined");
         Ok(record.to_ref())
+    }
+
+    /// Drops a session that never started, leaving its connection to the
+    /// caller (which answers the join with the error, then closes).
+    async fn discard(&self, session: SessionId, sink: &Sink) {
+        let _ = self.router.detach(session, sink).await;
+        let _ = self.router.close(session, None, "").await;
     }
 
     /// Handles one client message of a joined session. Failures are

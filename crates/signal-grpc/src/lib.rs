@@ -19,7 +19,7 @@ use switchboard_proto::{grpc, pb};
 use tokio::{net::TcpListener, sync::watch};
 use tokio_stream::wrappers::TcpListenerStream;
 
-pub use hub::{Hub, JoinSettings, RESUME_WINDOW};
+pub use hub::{Hub, JoinSettings, MAX_PARTICIPANTS, RESUME_WINDOW};
 pub use service::SignalService;
 pub use turn::TurnConfig;
 
@@ -27,7 +27,7 @@ pub use turn::TurnConfig;
 pub const SERVICE_NAME: &str = "switchboard.v1.Signal";
 
 /// Signal service configuration (parsed by the binary).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct SignalConfig {
     pub join: JoinSettings,
     /// Shared state in Redis (several replicas); `None` keeps it in memory.
@@ -41,18 +41,6 @@ pub struct RedisConfig {
     pub urls: Vec<String>,
     /// Lifetime of every key, refreshed as sessions are used.
     pub record_ttl: Duration,
-}
-
-impl Default for SignalConfig {
-    fn default() -> Self {
-        Self {
-            join: JoinSettings {
-                resume_window: hub::RESUME_WINDOW,
-                ..Default::default()
-            },
-            redis: None,
-        }
-    }
 }
 
 /// Why the signal service stopped.

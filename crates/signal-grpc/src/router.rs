@@ -95,6 +95,8 @@ pub struct Origin {
 pub enum Delivery {
     /// Logged (and sent, if attached) with this seq.
     Logged(u64),
+    /// Held until the session starts ([`Router::start`]), then logged.
+    Held,
     /// Already delivered for this origin: dropped.
     Duplicate,
 }
@@ -127,7 +129,8 @@ pub struct Resumed {
 #[async_trait]
 pub trait Router: Send + Sync + 'static {
     /// Creates the session's outbound log, attached to `sink`, with its
-    /// first resume token.
+    /// first resume token. Until [`Router::start`], deliveries are held
+    /// (not yet numbered).
     async fn open(
         &self,
         session: SessionId,
@@ -146,6 +149,14 @@ pub trait Router: Send + Sync + 'static {
         message: pb::server_message::Message,
         origin: Option<Origin>,
     ) -> Result<Option<Delivery>, StoreError>;
+
+    /// Logs `first` (Joined) as the session's seq 1, then everything held
+    /// for it since `open`, in arrival order.
+    async fn start(
+        &self,
+        session: SessionId,
+        first: pb::server_message::Message,
+    ) -> Result<(), StoreError>;
 
     /// Detaches the session from `sink` (its connection went away), keeping
     /// the log for resume. Returns the detach generation, or `None` if the

@@ -234,6 +234,9 @@ pub struct SignalCommon {
     /// Seconds a session whose connection was lost waits for a resume (0 = no resume).
     #[arg(long, env = "SWITCHBOARD_RESUME_WINDOW", default_value_t = 60)]
     pub resume_window: u64,
+    /// Most participants per room; a join beyond it is refused (room_full).
+    #[arg(long, env = "SWITCHBOARD_MAX_PARTICIPANTS", default_value_t = switchboard_signal::MAX_PARTICIPANTS)]
+    pub max_participants: usize,
     /// Keep rooms and sessions in Redis so several signal replicas share
     /// them: one URL (standalone) or several seed nodes (cluster).
     #[arg(long = "redis", env = "SWITCHBOARD_REDIS", value_delimiter = ',')]

@@ -76,6 +76,7 @@ fn signal_config(common: &SignalCommon) -> SignalConfig {
             ice_servers,
             turn,
             resume_window: Duration::from_secs(common.resume_window),
+            max_participants: common.max_participants.max(1),
         },
         redis: (!common.redis.is_empty()).then(|| switchboard_signal::RedisConfig {
             urls: common.redis.clone(),

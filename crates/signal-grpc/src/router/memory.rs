@@ -26,6 +26,30 @@ struct Outbox {
     generation: u64,
     /// Highest client seq delivered per origin session (exactly once).
     accepted: HashMap<SessionId, u64>,
+    /// Deliveries before the session started (Joined not yet logged).
+    held: Option<Vec<pb::server_message::Message>>,
+}
+
+impl Outbox {
+    /// Numbers, logs and sends one message.
+    fn append(&mut self, message: pb::server_message::Message) -> u64 {
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        let message = pb::ServerMessage {
+            seq,
+            message: Some(message),
+        };
+        if self.log.len() == LOG_CAPACITY {
+            self.log.pop_front();
+        }
+        self.log.push_back(message.clone());
+        // Sent under the router's lock: two senders racing to one session
+        // cannot reorder seqs on the link.
+        if let Some(sink) = &self.sink {
+            sink.send(pb::signal_envelope::Event::Message(message));
+        }
+        seq
+    }
 }
 
 #[derive(Debug, Default)]
@@ -58,6 +82,7 @@ impl Router for MemoryRouter {
             resume_token,
             generation: 0,
             accepted: HashMap::new(),
+            held: Some(Vec::new()),
         };
         self.lock().insert(session, outbox);
         Ok(())
@@ -80,22 +105,28 @@ impl Router for MemoryRouter {
             }
             *last = origin.seq;
         }
-        let seq = outbox.next_seq;
-        outbox.next_seq += 1;
-        let message = pb::ServerMessage {
-            seq,
-            message: Some(message),
+        if let Some(held) = &mut outbox.held {
+            held.push(message);
+            return Ok(Some(Delivery::Held));
+        }
+        Ok(Some(Delivery::Logged(outbox.append(message))))
+    }
+
+    async fn start(
+        &self,
+        session: SessionId,
+        first: pb::server_message::Message,
+    ) -> Result<(), StoreError> {
+        let mut outboxes = self.lock();
+        let Some(outbox) = outboxes.get_mut(&session) else {
+            return Ok(());
         };
-        if outbox.log.len() == LOG_CAPACITY {
-            outbox.log.pop_front();
+        let held = outbox.held.take().unwrap_or_default();
+        outbox.append(first);
+        for message in held {
+            outbox.append(message);
         }
-        outbox.log.push_back(message.clone());
-        // Sent under the lock: two senders racing to one session cannot
-        // reorder seqs on the link.
-        if let Some(sink) = &outbox.sink {
-            sink.send(pb::signal_envelope::Event::Message(message));
-        }
-        Ok(Some(Delivery::Logged(seq)))
+        Ok(())
     }
 
     async fn detach(&self, session: SessionId, sink: &Sink) -> Result<Option<u64>, StoreError> {

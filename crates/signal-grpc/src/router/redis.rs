@@ -60,17 +60,38 @@ redis.call('HSET', KEYS[1], 'node', '')
 return redis.call('HINCRBY', KEYS[1], 'gen', 1)
 "#;
 
-/// KEYS out, log. ARGV token, node, ttl.
+/// KEYS out, log, held. ARGV token, node, ttl. The session is not started:
+/// deliveries are held until START.
 const OPEN: &str = r#"
-redis.call('DEL', KEYS[1], KEYS[2])
-redis.call('HSET', KEYS[1], 'next_seq', 1, 'token', ARGV[1], 'node', ARGV[2], 'gen', 1)
+redis.call('DEL', KEYS[1], KEYS[2], KEYS[3])
+redis.call('HSET', KEYS[1], 'next_seq', 1, 'token', ARGV[1], 'node', ARGV[2], 'gen', 1, 'started', 0)
 redis.call('EXPIRE', KEYS[1], ARGV[3])
 return 1
 "#;
 
-/// KEYS out, log. ARGV sid, payload, ttl, maxlen, origin sid ('' = none),
-/// origin client seq. Returns the seq, -1 for a duplicate of what this
-/// origin already delivered, or false.
+/// KEYS out, log, held. ARGV sid, first payload, ttl, maxlen. Logs the
+/// first message as seq 1, then every held one, publishing each.
+const START: &str = r#"
+if redis.call('EXISTS', KEYS[1]) == 0 then return false end
+redis.call('HSET', KEYS[1], 'started', 1)
+local node = redis.call('HGET', KEYS[1], 'node')
+local function append(payload)
+  local seq = redis.call('HINCRBY', KEYS[1], 'next_seq', 1) - 1
+  redis.call('XADD', KEYS[2], 'MAXLEN', ARGV[4], seq .. '-0', 'm', payload)
+  if node and node ~= '' then
+    redis.call('PUBLISH', 'sb:node:' .. node, 'M' .. ARGV[1] .. ':' .. seq .. ':' .. payload)
+  end
+end
+append(ARGV[2])
+for _, payload in ipairs(redis.call('LRANGE', KEYS[3], 0, -1)) do append(payload) end
+redis.call('DEL', KEYS[3])
+redis.call('EXPIRE', KEYS[2], ARGV[3])
+return 1
+"#;
+
+/// KEYS out, log, held. ARGV sid, payload, ttl, maxlen, origin sid ('' =
+/// none), origin client seq. Returns the seq, 0 when held (not started),
+/// -1 for a duplicate of what this origin already delivered, or false.
 const DELIVER: &str = r#"
 if redis.call('EXISTS', KEYS[1]) == 0 then return false end
 if ARGV[5] ~= '' then
@@ -78,6 +99,11 @@ if ARGV[5] ~= '' then
   local last = tonumber(redis.call('HGET', KEYS[1], field) or '0')
   if tonumber(ARGV[6]) <= last then return -1 end
   redis.call('HSET', KEYS[1], field, ARGV[6])
+end
+if redis.call('HGET', KEYS[1], 'started') == '0' then
+  redis.call('RPUSH', KEYS[3], ARGV[2])
+  redis.call('EXPIRE', KEYS[3], ARGV[3])
+  return 0
 end
 local seq = redis.call('HINCRBY', KEYS[1], 'next_seq', 1) - 1
 redis.call('XADD', KEYS[2], 'MAXLEN', ARGV[4], seq .. '-0', 'm', ARGV[2])
@@ -117,6 +143,7 @@ pub struct RedisRouter {
     ttl: Duration,
     local: Arc<Local>,
     open: Script,
+    start: Script,
     deliver: Script,
     detach: Script,
     resume: Script,
@@ -173,6 +200,7 @@ impl RedisRouter {
             ttl,
             local,
             open: Script::new(OPEN),
+            start: Script::new(START),
             deliver: Script::new(DELIVER),
             detach: Script::new(DETACH),
             resume: Script::new(RESUME),
@@ -276,6 +304,7 @@ impl Router for RedisRouter {
             .open
             .key(out_key(&sid))
             .key(log_key(&sid))
+            .key(keys::held(&sid))
             .arg(resume_token)
             .arg(&*node)
             .arg(self.ttl.as_secs().max(1))
@@ -309,6 +338,7 @@ impl Router for RedisRouter {
             .deliver
             .key(out_key(&sid))
             .key(log_key(&sid))
+            .key(keys::held(&sid))
             .arg(&sid)
             .arg(payload)
             .arg(self.ttl.as_secs().max(1))
@@ -318,10 +348,37 @@ impl Router for RedisRouter {
             .invoke_async(&mut self.conn())
             .await
             .map_err(failed)?;
-        Ok(seq.map(|seq| match u64::try_from(seq) {
-            Ok(seq) => Delivery::Logged(seq),
-            Err(_) => Delivery::Duplicate,
+        Ok(seq.map(|seq| match seq {
+            0 => Delivery::Held,
+            seq if seq < 0 => Delivery::Duplicate,
+            seq => Delivery::Logged(seq as u64),
         }))
+    }
+
+    async fn start(
+        &self,
+        session: SessionId,
+        first: pb::server_message::Message,
+    ) -> Result<(), StoreError> {
+        let sid = session.to_string();
+        let payload = pb::ServerMessage {
+            seq: 0,
+            message: Some(first),
+        }
+        .encode_to_vec();
+        let _: Option<i64> = self
+            .start
+            .key(out_key(&sid))
+            .key(log_key(&sid))
+            .key(keys::held(&sid))
+            .arg(&sid)
+            .arg(payload)
+            .arg(self.ttl.as_secs().max(1))
+            .arg(LOG_CAPACITY)
+            .invoke_async(&mut self.conn())
+            .await
+            .map_err(failed)?;
+        Ok(())
     }
 
     async fn detach(&self, session: SessionId, sink: &Sink) -> Result<Option<u64>, StoreError> {
@@ -661,6 +718,7 @@ impl RedisRouter {
         let _: i64 = redis::cmd("DEL")
             .arg(out_key(&sid))
             .arg(log_key(&sid))
+            .arg(keys::held(&sid))
             .query_async(&mut self.conn())
             .await
             .map_err(failed)?;

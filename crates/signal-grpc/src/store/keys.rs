@@ -8,6 +8,7 @@
 //! | `sb:{<room>}:session:<sid>` | hash: participant, name, attributes (JSON), joined_at_ms | the room's | `record_ttl`; deleted on leave or replacement |
 //! | `sb:session:<sid>:room` | string: the room of a session | its own | `record_ttl`; deleted on leave or replacement |
 //! | `sb:{<sid>}:out` | hash: `next_seq`, resume `token`, attached `node` (empty = detached), attachment `gen`, `c:<sender sid>` = highest client seq accepted from that sender | the session's | `record_ttl`, refreshed on every delivery; deleted when the session ends |
+//! | `sb:{<sid>}:held` | list of encoded messages that arrived before the session's Joined | the session's | `record_ttl`; deleted when the session starts or ends |
 //! | `sb:{<sid>}:log` | stream, entry id `<seq>-0`, field `m` = the encoded ServerMessage | the session's | as `out` |
 //! | `sb:{nodes}` | set of registered signal nodes | the nodes' | owned by the nodes: a node adds itself, the replica that reaps it removes it |
 //! | `sb:{nodes}:alive:<node>` | string, the node's heartbeat | the nodes' | [`NODE_TTL`](crate::router::NODE_TTL), refreshed every second |
@@ -52,6 +53,12 @@ pub fn log(session: &str) -> String {
     format!("sb:{{{session}}}:log")
 }
 
+/// Messages held for a session that has not started (its Joined is not
+/// logged yet).
+pub fn held(session: &str) -> String {
+    format!("sb:{{{session}}}:held")
+}
+
 /// The set of registered signal nodes.
 pub const NODES: &str = "sb:{nodes}";
 
@@ -84,6 +91,7 @@ mod tests {
         assert!(locator("abc").starts_with(PREFIX));
         assert_eq!(outbox("s1"), "sb:{s1}:out");
         assert_eq!(log("s1"), "sb:{s1}:log");
+        assert_eq!(held("s1"), "sb:{s1}:held");
         for key in [NODES.to_owned(), alive("n"), node_sessions("n")] {
             assert!(key.starts_with("sb:{nodes}"), "{key}");
         }

@@ -8,7 +8,7 @@ use std::{
 use async_trait::async_trait;
 use switchboard_proto::{ParticipantId, RoomId, SessionId};
 
-use super::{SessionRecord, SessionStore, StoreError};
+use super::{JoinOutcome, SessionRecord, SessionStore, StoreError};
 
 #[derive(Debug, Default)]
 struct State {
@@ -41,16 +41,30 @@ impl MemoryStore {
 
 #[async_trait]
 impl SessionStore for MemoryStore {
-    async fn join(&self, record: SessionRecord) -> Result<Option<SessionRecord>, StoreError> {
+    async fn join(
+        &self,
+        record: SessionRecord,
+        max_participants: usize,
+    ) -> Result<JoinOutcome, StoreError> {
         let mut state = self.lock();
-        let replaced = state
-            .rooms
-            .entry(record.room.clone())
-            .or_default()
-            .insert(record.participant.clone(), record.id);
-        let replaced = replaced.and_then(|old| state.sessions.remove(&old));
-        state.sessions.insert(record.id, record);
-        Ok(replaced)
+        let State { sessions, rooms } = &mut *state;
+        let members = rooms.entry(record.room.clone()).or_default();
+        let present = members.contains_key(&record.participant);
+        if !present && members.len() >= max_participants {
+            if members.is_empty() {
+                rooms.remove(&record.room);
+            }
+            return Ok(JoinOutcome::Full);
+        }
+        let others = members
+            .iter()
+            .filter(|(p, _)| **p != record.participant)
+            .filter_map(|(_, id)| sessions.get(id).cloned())
+            .collect();
+        let replaced = members.insert(record.participant.clone(), record.id);
+        let replaced = replaced.and_then(|old| sessions.remove(&old));
+        sessions.insert(record.id, record);
+        Ok(JoinOutcome::Joined { replaced, others })
     }
 
     async fn leave(&self, id: SessionId) -> Result<Option<SessionRecord>, StoreError> {

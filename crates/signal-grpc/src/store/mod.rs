@@ -70,12 +70,32 @@ impl SessionRecord {
     }
 }
 
+/// What a join did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JoinOutcome {
+    /// The session is the room's member for its participant id.
+    Joined {
+        /// The session it replaced, if that identity was present.
+        replaced: Option<SessionRecord>,
+        /// Every other member at the instant of the join (atomic with it):
+        /// the joiner lists exactly these, and announces itself to exactly
+        /// these; anyone who joins later lists the joiner instead.
+        others: Vec<SessionRecord>,
+    },
+    /// The room already holds `max_participants` other participants.
+    Full,
+}
+
 /// Sessions and room membership. Every method is atomic on its own.
 #[async_trait]
 pub trait SessionStore: Send + Sync + 'static {
     /// Stores `record` and makes it the room's member for its participant
-    /// id. Returns the session it replaced, if that identity was present.
-    async fn join(&self, record: SessionRecord) -> Result<Option<SessionRecord>, StoreError>;
+    /// id, unless the room holds `max_participants` others already.
+    async fn join(
+        &self,
+        record: SessionRecord,
+        max_participants: usize,
+    ) -> Result<JoinOutcome, StoreError>;
 
     /// Removes the session, and its room membership if it still holds it.
     /// Returns the record if it existed.

@@ -10,13 +10,26 @@ use redis::{Script, Value};
 use switchboard_proto::{ParticipantId, RoomId, SessionId};
 
 pub use super::redis_connection::RedisConnection;
-use super::{SessionRecord, SessionStore, StoreError, keys};
+use super::{JoinOutcome, SessionRecord, SessionStore, StoreError, keys};
 
 /// Joins: KEYS = members, new session. ARGV = participant, session id, ttl,
-/// name, attributes JSON, joined_at_ms, room, session key prefix.
-/// Returns false, or {old session id, old record fields}.
+/// name, attributes JSON, joined_at_ms, room, session key prefix, max
+/// participants. Returns 'full', or {old session id or '', old record
+/// fields, {session id, record fields}... of every other member}: the
+/// snapshot is taken atomically with the join.
 const JOIN: &str = r#"
 local old = redis.call('HGET', KEYS[1], ARGV[1])
+if not old and redis.call('HLEN', KEYS[1]) >= tonumber(ARGV[9]) then return 'full' end
+local others = {}
+for _, id in ipairs(redis.call('HVALS', KEYS[1])) do
+  if id ~= old then
+    local record = redis.call('HGETALL', ARGV[8] .. id)
+    if #record > 0 then
+      table.insert(others, id)
+      table.insert(others, record)
+    end
+  end
+end
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
 redis.call('EXPIRE', KEYS[1], ARGV[3])
 redis.call('HSET', KEYS[2], 'participant', ARGV[1], 'name', ARGV[4], 'attributes', ARGV[5], 'joined_at_ms', ARGV[6], 'room', ARGV[7])
@@ -25,9 +38,9 @@ if old and old ~= ARGV[2] then
   local old_key = ARGV[8] .. old
   local record = redis.call('HGETALL', old_key)
   redis.call('DEL', old_key)
-  return {old, record}
+  return {old, record, others}
 end
-return false
+return {'', {}, others}
 "#;
 
 /// Leaves: KEYS = members, session. ARGV = session id. Returns the record
@@ -110,6 +123,24 @@ fn decode_record(id: SessionId, fields: Vec<String>) -> Option<SessionRecord> {
     })
 }
 
+/// A flat list {session id, record fields, ...} as records.
+fn decode_records(raw: Vec<Value>) -> Result<Vec<SessionRecord>, StoreError> {
+    let mut records = Vec::with_capacity(raw.len() / 2);
+    for pair in raw.chunks(2) {
+        let (Some(id), Some(fields)) = (pair.first(), pair.get(1)) else {
+            continue;
+        };
+        let id: String =
+            redis::from_redis_value(id.clone()).map_err(|e| StoreError(e.to_string()))?;
+        let fields: Vec<String> =
+            redis::from_redis_value(fields.clone()).map_err(|e| StoreError(e.to_string()))?;
+        if let Some(record) = SessionId::parse(&id).and_then(|id| decode_record(id, fields)) {
+            records.push(record);
+        }
+    }
+    Ok(records)
+}
+
 impl RedisStore {
     pub fn new(connection: RedisConnection, record_ttl: Duration) -> Self {
         Self {
@@ -137,12 +168,16 @@ impl RedisStore {
 
 #[async_trait]
 impl SessionStore for RedisStore {
-    async fn join(&self, record: SessionRecord) -> Result<Option<SessionRecord>, StoreError> {
+    async fn join(
+        &self,
+        record: SessionRecord,
+        max_participants: usize,
+    ) -> Result<JoinOutcome, StoreError> {
         let (room, sid) = (record.room.as_str(), record.id.to_string());
         let attributes = serde_json::to_string(&record.attributes).unwrap_or_else(|_| "{}".into());
         let ttl = self.record_ttl.as_secs().max(1);
         let mut conn = self.conn();
-        let replaced: Option<(String, Vec<String>)> = self
+        let reply: Value = self
             .join
             .key(keys::members(room))
             .key(keys::session(room, &sid))
@@ -154,9 +189,17 @@ impl SessionStore for RedisStore {
             .arg(record.joined_at_ms)
             .arg(room)
             .arg(keys::session_prefix(room))
+            .arg(max_participants)
             .invoke_async(&mut conn)
             .await
             .map_err(failed)?;
+        if matches!(&reply, Value::BulkString(b) if b == b"full")
+            || matches!(&reply, Value::SimpleString(s) if s == "full")
+        {
+            return Ok(JoinOutcome::Full);
+        }
+        let (old_id, old_fields, others): (String, Vec<String>, Vec<Value>) =
+            redis::from_redis_value(reply).map_err(|e| StoreError(e.to_string()))?;
         let _: () = redis::cmd("SET")
             .arg(keys::locator(&sid))
             .arg(room)
@@ -165,15 +208,22 @@ impl SessionStore for RedisStore {
             .query_async(&mut conn)
             .await
             .map_err(failed)?;
-        let Some((old_id, fields)) = replaced else {
-            return Ok(None);
-        };
+        let others = decode_records(others)?;
+        if old_id.is_empty() {
+            return Ok(JoinOutcome::Joined {
+                replaced: None,
+                others,
+            });
+        }
         let _: () = redis::cmd("DEL")
             .arg(keys::locator(&old_id))
             .query_async(&mut conn)
             .await
             .map_err(failed)?;
-        Ok(SessionId::parse(&old_id).and_then(|id| decode_record(id, fields)))
+        Ok(JoinOutcome::Joined {
+            replaced: SessionId::parse(&old_id).and_then(|id| decode_record(id, old_fields)),
+            others,
+        })
     }
 
     async fn leave(&self, id: SessionId) -> Result<Option<SessionRecord>, StoreError> {
@@ -272,19 +322,6 @@ impl SessionStore for RedisStore {
             .invoke_async(&mut self.conn())
             .await
             .map_err(failed)?;
-        let mut records = Vec::with_capacity(raw.len() / 2);
-        for pair in raw.chunks(2) {
-            let (Some(id), Some(fields)) = (pair.first(), pair.get(1)) else {
-                continue;
-            };
-            let id: String =
-                redis::from_redis_value(id.clone()).map_err(|e| StoreError(e.to_string()))?;
-            let fields: Vec<String> =
-                redis::from_redis_value(fields.clone()).map_err(|e| StoreError(e.to_string()))?;
-            if let Some(record) = SessionId::parse(&id).and_then(|id| decode_record(id, fields)) {
-                records.push(record);
-            }
-        }
-        Ok(records)
+        decode_records(raw)
     }
 }
