@@ -6,6 +6,7 @@
 use std::{sync::Arc, time::Duration};
 
 use switchboard_proto::{ConnId, ErrorCode, SessionId, pb};
+use switchboard_signal::link_queue::{LINK_QUEUE_BYTES, LinkReceiver, link_queue};
 use switchboard_signal::{
     router::{
         Delivery, LOG_CAPACITY, MemoryRouter, Origin, RedisRouter, ResumeRefused, Router, Sink,
@@ -13,12 +14,15 @@ use switchboard_signal::{
     store::RedisConnection,
 };
 use switchboard_tests::redis_server::{RedisCluster, RedisServer};
-use tokio::sync::mpsc;
 
-type Envelopes = mpsc::UnboundedReceiver<pb::SignalEnvelope>;
+type Envelopes = LinkReceiver;
 
 fn sink(conn: u64) -> (Sink, Envelopes) {
-    let (tx, rx) = mpsc::unbounded_channel();
+    sink_bounded(conn, LINK_QUEUE_BYTES)
+}
+
+fn sink_bounded(conn: u64, bytes: usize) -> (Sink, Envelopes) {
+    let (tx, rx) = link_queue(bytes);
     (
         Sink {
             link: tx,
@@ -38,6 +42,7 @@ async fn next(rx: &mut Envelopes) -> pb::signal_envelope::Event {
         .await
         .expect("an envelope in time")
         .expect("link open")
+        .0
         .event
         .expect("event")
 }
@@ -370,4 +375,55 @@ async fn a_gap_older_than_the_log_is_reported_not_silent() {
         .expect("ok");
     assert!(!resumed.complete, "history beyond the log is reported lost");
     assert_eq!(next_message(&mut rx_c).await.seq, 0);
+}
+
+/// The queue to an edge link is bounded in bytes: a connection whose
+/// messages no longer fit is closed as a slow consumer (its session keeps
+/// everything in its log), and the queue never holds more than its bound.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_link_queue_closes_the_connection_not_the_link() {
+    let router: Arc<dyn Router> = Arc::new(MemoryRouter::new());
+    let (slow, mut rx) = sink_bounded(1, 16 * 1024);
+    let session = SessionId::random();
+    router
+        .open(session, slow.clone(), "t".into())
+        .await
+        .expect("open");
+    router.start(session, pong(0)).await.expect("start");
+    // Nobody drains the link: 100 messages of ~1 KiB do not fit in 16 KiB.
+    let payload = |i: u64| {
+        pb::server_message::Message::Error(pb::Error {
+            request_id: i as u32,
+            message: "x".repeat(1_000),
+            ..Default::default()
+        })
+    };
+    for i in 1..=100 {
+        router
+            .deliver(session, payload(i), None)
+            .await
+            .expect("deliver")
+            .expect("exists");
+        assert!(slow.link.queued_bytes() <= 16 * 1024 + 1024 * 1024);
+    }
+    let mut messages = 0;
+    let close = loop {
+        match next(&mut rx).await {
+            pb::signal_envelope::Event::Message(_) => messages += 1,
+            pb::signal_envelope::Event::Close(c) => break c,
+        }
+    };
+    assert!(messages < 20, "only what fits was queued: {messages}");
+    assert_eq!(close.code, ErrorCode::SlowConsumer.as_str(), "{close:?}");
+    // Everything is in the log: a resume gets the rest.
+    let (fresh, mut rx2) = sink(2);
+    router.detach(session, &slow).await.expect("detach");
+    let resumed = router
+        .resume(session, "t", messages, fresh, pb::Resumed::default())
+        .await
+        .expect("call")
+        .expect("ok");
+    assert!(resumed.complete);
+    assert_eq!(resumed.replayed as u64, 101 - messages);
+    assert_eq!(next_message(&mut rx2).await.seq, 0);
 }

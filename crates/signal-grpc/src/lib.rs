@@ -7,6 +7,7 @@
 
 pub mod hub;
 pub mod link;
+pub mod link_queue;
 pub mod roles;
 pub mod router;
 mod service;

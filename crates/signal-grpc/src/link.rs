@@ -6,18 +6,22 @@ use std::collections::HashMap;
 
 use futures_util::{Stream, stream};
 use switchboard_proto::{ConnId, ErrorCode, SignalError, pb};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 use tonic::{Status, Streaming};
 
 use crate::{
     hub::Hub,
+    link_queue::LinkReceiver,
     router::{LinkSender, Sink},
     store::SessionRef,
 };
 
-/// Most envelopes per outbound batch. With 64 KiB messages a batch stays
-/// under 9 MiB, below [`MAX_GRPC_MESSAGE_BYTES`].
+/// Most envelopes per outbound batch.
 pub const MAX_BATCH_ENVELOPES: usize = 128;
+/// A batch is closed once it holds this many encoded bytes, so it stays
+/// far below [`MAX_GRPC_MESSAGE_BYTES`] whatever it carries (one envelope
+/// is at most a Joined of a full room, well under 1 MiB).
+pub const MAX_BATCH_BYTES: usize = 4 * 1024 * 1024;
 /// Largest gRPC message either side of a link accepts.
 pub const MAX_GRPC_MESSAGE_BYTES: usize = 16 * 1024 * 1024;
 
@@ -25,16 +29,19 @@ pub const MAX_GRPC_MESSAGE_BYTES: usize = 16 * 1024 * 1024;
 /// queued when the stream is polled goes into one batch, so batches grow
 /// under load and single messages go out at once when idle (no timers).
 pub fn batches(
-    rx: mpsc::UnboundedReceiver<pb::SignalEnvelope>,
+    rx: LinkReceiver,
 ) -> impl Stream<Item = Result<pb::SignalBatch, Status>> + Send + 'static {
     stream::unfold(rx, |mut rx| async move {
-        let first = rx.recv().await?;
+        let (first, mut bytes) = rx.recv().await?;
         let mut envelopes = Vec::with_capacity(8);
         envelopes.push(first);
-        while envelopes.len() < MAX_BATCH_ENVELOPES {
+        while envelopes.len() < MAX_BATCH_ENVELOPES && bytes < MAX_BATCH_BYTES {
             match rx.try_recv() {
-                Ok(envelope) => envelopes.push(envelope),
-                Err(_) => break,
+                Some((envelope, size)) => {
+                    envelopes.push(envelope);
+                    bytes += size;
+                }
+                None => break,
             }
         }
         Some((Ok(pb::SignalBatch { envelopes }), rx))
@@ -197,5 +204,42 @@ async fn handle_envelope(
             }
         }
         None => tracing::warn!(conn = %conn, "empty envelope from edge"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use futures_util::StreamExt;
+    use prost::Message as _;
+
+    use super::*;
+    use crate::link_queue::link_queue;
+
+    #[tokio::test]
+    async fn batches_are_split_by_bytes() {
+        let (tx, rx) = link_queue(64 * 1024 * 1024);
+        let big = pb::SignalEnvelope {
+            conn: 1,
+            event: Some(pb::signal_envelope::Event::Message(pb::ServerMessage {
+                seq: 1,
+                message: Some(pb::server_message::Message::Error(pb::Error {
+                    message: "x".repeat(512 * 1024),
+                    ..Default::default()
+                })),
+            })),
+        };
+        for _ in 0..40 {
+            tx.send(big.clone()).expect("queued");
+        }
+        drop(tx);
+        let batches: Vec<_> = batches(rx).collect().await;
+        let mut total = 0;
+        for batch in &batches {
+            let batch = batch.as_ref().expect("batch");
+            assert!(batch.encoded_len() <= MAX_BATCH_BYTES + big.encoded_len());
+            total += batch.envelopes.len();
+        }
+        assert_eq!(total, 40);
+        assert!(batches.len() >= 4, "20 MiB went out in several batches");
     }
 }

@@ -9,7 +9,6 @@ mod redis_node;
 
 use async_trait::async_trait;
 use switchboard_proto::{ConnId, ErrorCode, SessionId, SignalError, pb};
-use tokio::sync::mpsc;
 
 pub use self::redis::RedisRouter;
 pub use memory::{LOG_CAPACITY, MemoryRouter};
@@ -30,8 +29,8 @@ pub fn new_resume_token() -> String {
     SessionId::random().to_string()
 }
 
-/// The outbound half of one edge link (one Relay stream).
-pub type LinkSender = mpsc::UnboundedSender<pb::SignalEnvelope>;
+pub use crate::link_queue::LinkSender;
+use crate::link_queue::Refused;
 
 /// Where a session's messages go: one connection on one edge link.
 #[derive(Debug, Clone)]
@@ -42,12 +41,28 @@ pub struct Sink {
 
 impl Sink {
     pub fn send(&self, event: pb::signal_envelope::Event) {
-        // A closed link means the edge is gone; its sessions are being torn
-        // down by the link task, so there is no one left to tell.
-        let _ = self.link.send(pb::SignalEnvelope {
+        let envelope = pb::SignalEnvelope {
             conn: self.conn.0,
             event: Some(event),
-        });
+        };
+        match self.link.send(envelope) {
+            // A closed link means the edge is gone; its sessions are being
+            // torn down by the link task, so there is no one left to tell.
+            Ok(()) | Err(Refused::Closed) => {}
+            // The link's byte bound: this connection is closed (its session
+            // resumable, the message is in its log), not the whole link.
+            Err(Refused::Full) => {
+                tracing::warn!(conn = %self.conn, "link queue full; closing a slow consumer");
+                let close = pb::SignalEnvelope {
+                    conn: self.conn.0,
+                    event: Some(pb::signal_envelope::Event::Close(pb::CloseSession {
+                        code: ErrorCode::SlowConsumer.as_str().to_owned(),
+                        reason: "signal link queue full; resume to continue".to_owned(),
+                    })),
+                };
+                let _ = self.link.send(close);
+            }
+        }
     }
 
     /// Whether both name the same connection on the same link.

@@ -4,10 +4,14 @@ use std::pin::Pin;
 
 use futures_util::Stream;
 use switchboard_proto::pb;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 use tonic::{Request, Response, Status, Streaming};
 
-use crate::{hub::Hub, link};
+use crate::{
+    hub::Hub,
+    link,
+    link_queue::{LINK_QUEUE_BYTES, link_queue},
+};
 
 #[derive(Clone)]
 pub struct SignalService {
@@ -34,7 +38,7 @@ impl pb::signal_server::Signal for SignalService {
         if *self.shutdown.borrow() {
             return Err(Status::unavailable("shutting_down"));
         }
-        let (tx, rx) = mpsc::unbounded_channel();
+        let (tx, rx) = link_queue(LINK_QUEUE_BYTES);
         tokio::spawn(link::serve(
             self.hub.clone(),
             request.into_inner(),
