@@ -17,10 +17,14 @@ pub enum IdError {
     TooLong { kind: &'static str },
     #[error("{kind} contains a control character")]
     Control { kind: &'static str },
+    /// `*` is the wildcard of room grants (`team-*`): a room named with it
+    /// would turn a backend's concrete grant into a pattern.
+    #[error("{kind} contains '*'")]
+    Wildcard { kind: &'static str },
 }
 
 macro_rules! string_id {
-    ($(#[$doc:meta])* $name:ident, $kind:literal) => {
+    ($(#[$doc:meta])* $name:ident, $kind:literal, wildcard: $wildcard:literal) => {
         $(#[$doc])*
         #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
         pub struct $name(Arc<str>);
@@ -30,6 +34,9 @@ macro_rules! string_id {
             /// characters) and wraps it.
             pub fn new(raw: &str) -> Result<Self, IdError> {
                 check_id(raw, $kind)?;
+                if !$wildcard && raw.contains('*') {
+                    return Err(IdError::Wildcard { kind: $kind });
+                }
                 Ok(Self(Arc::from(raw)))
             }
 
@@ -53,14 +60,16 @@ macro_rules! string_id {
 }
 
 string_id!(
-    /// A room name, taken from the token's room claim.
+    /// A room name, taken from the token's room claim. Never contains `*`.
     RoomId,
-    "room"
+    "room",
+    wildcard: false
 );
 string_id!(
     /// A participant: the token's `sub`. Unique within a room.
     ParticipantId,
-    "participant id"
+    "participant id",
+    wildcard: true
 );
 
 fn check_id(raw: &str, kind: &'static str) -> Result<(), IdError> {
@@ -126,6 +135,12 @@ mod tests {
     fn ids_are_checked() {
         assert!(RoomId::new("lobby").is_ok());
         assert_eq!(RoomId::new(""), Err(IdError::Empty { kind: "room" }));
+        assert_eq!(
+            RoomId::new("team-*"),
+            Err(IdError::Wildcard { kind: "room" }),
+            "a room name is never a grant pattern"
+        );
+        assert!(RoomId::new("}x{").is_ok());
         assert!(matches!(
             ParticipantId::new(&"x".repeat(MAX_ID_BYTES + 1)),
             Err(IdError::TooLong { .. })

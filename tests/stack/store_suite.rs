@@ -74,7 +74,7 @@ async fn suite(store: Arc<dyn SessionStore>) {
     }
 
     // Rooms with braces and spaces exercise the hash-tag key schema.
-    for room in ["r1", "team {red}", "x}y{z"] {
+    for room in ["r1", "team {red}", "x}y{z", "}x", "{"] {
         let alice = record(room, "alice");
         let bob = record(room, "bob");
         assert_eq!(join(&store, &alice).await, (None, vec![]));

@@ -4,8 +4,8 @@
 //!
 //! | key | type | slot | lifetime |
 //! |---|---|---|---|
-//! | `sb:{<room>}:members` | hash participant → session id | the room's | `record_ttl`, refreshed on every join; deleted with the last member |
-//! | `sb:{<room>}:session:<sid>` | hash: participant, name, attributes (JSON), joined_at_ms | the room's | `record_ttl`; deleted on leave or replacement |
+//! | `sb:{<room tag>}:members` | hash participant → session id | the room's | `record_ttl`, refreshed on every join; gone with the last member |
+//! | `sb:{<room tag>}:records` | hash session id → record JSON (id, room, participant, name, attributes JSON, joined_at_ms) | the room's | `record_ttl`, refreshed on every join; a record is deleted on leave or replacement |
 //! | `sb:session:<sid>:room` | string: the room of a session | its own | `record_ttl`; deleted on leave or replacement |
 //! | `sb:{<sid>}:out` | hash: `next_seq`, resume `token`, attached `node` (empty = detached), attachment `gen`, `c:<sender sid>` = highest client seq accepted from that sender | the session's | `record_ttl`, refreshed on every delivery; deleted when the session ends |
 //! | `sb:{<sid>}:held` | list of encoded messages that arrived before the session's Joined | the session's | `record_ttl`; deleted when the session starts or ends |
@@ -18,25 +18,31 @@
 //! Channels: `sb:node:<node>`, one per node: what is delivered to the
 //! sessions attached to it (see `router::redis_node` for the format).
 //!
-//! The `{<room>}` hash tag keeps a room's keys in one Redis Cluster slot,
-//! so the scripts that update a room are atomic there too; `{<sid>}` does
+//! The room tag is a digest of the room name (the first 16 bytes of its
+//! SHA-1, hex): any name, braces included, slots correctly, and a room's
+//! keys share one Redis Cluster slot, so the scripts that update a room
+//! (which declare every key they touch) are atomic there too; `{<sid>}` does
 //! the same for a session's outbound state, and `{nodes}` for node
 //! membership (the heartbeat and the reaper's claim are one script each).
 
 /// Prefix of every Switchboard key.
 pub const PREFIX: &str = "sb:";
 
+use sha1::{Digest, Sha1};
+
+/// The hash tag of a room's keys.
+fn room_tag(room: &str) -> String {
+    hex::encode(&Sha1::digest(room.as_bytes())[..16])
+}
+
+/// A room's members: participant → session id.
 pub fn members(room: &str) -> String {
-    format!("sb:{{{room}}}:members")
+    format!("sb:{{{}}}:members", room_tag(room))
 }
 
-/// The room's session keys are this prefix followed by the session id.
-pub fn session_prefix(room: &str) -> String {
-    format!("sb:{{{room}}}:session:")
-}
-
-pub fn session(room: &str, session: &str) -> String {
-    format!("{}{session}", session_prefix(room))
+/// A room's session records: session id → record.
+pub fn records(room: &str) -> String {
+    format!("sb:{{{}}}:records", room_tag(room))
 }
 
 pub fn locator(session: &str) -> String {
@@ -86,8 +92,17 @@ mod tests {
 
     #[test]
     fn keys_that_scripts_share_share_a_hash_tag() {
-        assert_eq!(members("lobby"), "sb:{lobby}:members");
-        assert_eq!(session("lobby", "abc"), "sb:{lobby}:session:abc");
+        let tag = |key: &str| key.split(['{', '}']).nth(1).map(str::to_owned);
+        for room in ["lobby", "}x", "a{b}c", "{"] {
+            let (m, r) = (members(room), records(room));
+            assert_eq!(tag(&m), tag(&r), "{room}: one slot");
+            let t = tag(&m).expect("tag");
+            assert!(
+                t.len() == 32 && t.chars().all(|c| c.is_ascii_hexdigit()),
+                "{m}"
+            );
+        }
+        assert_ne!(members("a"), members("b"));
         assert!(locator("abc").starts_with(PREFIX));
         assert_eq!(outbox("s1"), "sb:{s1}:out");
         assert_eq!(log("s1"), "sb:{s1}:log");

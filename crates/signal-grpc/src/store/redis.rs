@@ -1,82 +1,68 @@
 //! The Redis [`SessionStore`]: rooms and sessions shared by every signal
-//! replica, on standalone Redis or Redis Cluster. Each operation on a room
-//! is one Lua script on the room's slot (atomic); the session → room
-//! locator is a separate key. Key schema and lifetimes: [`super::keys`].
+//! replica, on standalone Redis or Redis Cluster. A room is two hashes in
+//! one slot (the hash tag is a digest of the room name, so any name slots
+//! correctly): its members and their records. Each operation on a room is
+//! one Lua script that declares every key it touches (atomic in a cluster
+//! too); the session → room locator is a separate key. Key schema and
+//! lifetimes: [`super::keys`].
 
 use std::{collections::HashMap, time::Duration};
 
 use async_trait::async_trait;
 use redis::{Script, Value};
+use serde_json::json;
 use switchboard_proto::{ParticipantId, RoomId, SessionId};
 
 pub use super::redis_connection::RedisConnection;
 use super::{JoinOutcome, SessionRecord, SessionStore, StoreError, keys};
 
-/// Joins: KEYS = members, new session. ARGV = participant, session id, ttl,
-/// name, attributes JSON, joined_at_ms, room, session key prefix, max
-/// participants. Returns 'full', or {old session id or '', old record
-/// fields, {session id, record fields}... of every other member}: the
+/// Joins: KEYS = members, records. ARGV = participant, session id, ttl,
+/// record JSON, max participants. Returns 'full', or {old session id or '',
+/// old record JSON or '', {record JSON of every other member}}: the
 /// snapshot is taken atomically with the join.
 const JOIN: &str = r#"
 local old = redis.call('HGET', KEYS[1], ARGV[1])
-if not old and redis.call('HLEN', KEYS[1]) >= tonumber(ARGV[9]) then return 'full' end
+if not old and redis.call('HLEN', KEYS[1]) >= tonumber(ARGV[5]) then return 'full' end
 local others = {}
-for _, id in ipairs(redis.call('HVALS', KEYS[1])) do
-  if id ~= old then
-    local record = redis.call('HGETALL', ARGV[8] .. id)
-    if #record > 0 then
-      table.insert(others, id)
-      table.insert(others, record)
-    end
-  end
+local all = redis.call('HGETALL', KEYS[2])
+for i = 1, #all, 2 do
+  if all[i] ~= old and all[i] ~= ARGV[2] then table.insert(others, all[i + 1]) end
+end
+local old_record = ''
+if old and old ~= ARGV[2] then
+  old_record = redis.call('HGET', KEYS[2], old) or ''
+  redis.call('HDEL', KEYS[2], old)
 end
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+redis.call('HSET', KEYS[2], ARGV[2], ARGV[4])
 redis.call('EXPIRE', KEYS[1], ARGV[3])
-redis.call('HSET', KEYS[2], 'participant', ARGV[1], 'name', ARGV[4], 'attributes', ARGV[5], 'joined_at_ms', ARGV[6], 'room', ARGV[7])
 redis.call('EXPIRE', KEYS[2], ARGV[3])
-if old and old ~= ARGV[2] then
-  local old_key = ARGV[8] .. old
-  local record = redis.call('HGETALL', old_key)
-  redis.call('DEL', old_key)
-  return {old, record, others}
-end
-return {'', {}, others}
+return {old or '', old_record, others}
 "#;
 
-/// Leaves: KEYS = members, session. ARGV = session id. Returns the record
-/// fields, or false.
+/// Leaves: KEYS = members, records. ARGV = session id. Returns the record
+/// JSON, or false. The membership goes only if the session still holds it.
 const LEAVE: &str = r#"
-local record = redis.call('HGETALL', KEYS[2])
-if #record == 0 then return false end
-redis.call('DEL', KEYS[2])
-for i = 1, #record, 2 do
-  if record[i] == 'participant' and redis.call('HGET', KEYS[1], record[i + 1]) == ARGV[1] then
-    redis.call('HDEL', KEYS[1], record[i + 1])
-  end
+local record = redis.call('HGET', KEYS[2], ARGV[1])
+if not record then return false end
+redis.call('HDEL', KEYS[2], ARGV[1])
+local participant = cjson.decode(record).participant
+if redis.call('HGET', KEYS[1], participant) == ARGV[1] then
+  redis.call('HDEL', KEYS[1], participant)
 end
 return record
 "#;
 
-/// Sets attributes: KEYS = session. ARGV = attributes JSON. Returns the
-/// record fields, or false.
+/// Sets attributes: KEYS = records. ARGV = session id, attributes JSON.
+/// Returns the new record JSON, or false.
 const SET_ATTRIBUTES: &str = r#"
-if redis.call('EXISTS', KEYS[1]) == 0 then return false end
-redis.call('HSET', KEYS[1], 'attributes', ARGV[1])
-return redis.call('HGETALL', KEYS[1])
-"#;
-
-/// Members: KEYS = members. ARGV = session key prefix. Returns a flat list
-/// of {session id, record fields}.
-const MEMBERS: &str = r#"
-local out = {}
-for _, id in ipairs(redis.call('HVALS', KEYS[1])) do
-  local record = redis.call('HGETALL', ARGV[1] .. id)
-  if #record > 0 then
-    table.insert(out, id)
-    table.insert(out, record)
-  end
-end
-return out
+local record = redis.call('HGET', KEYS[1], ARGV[1])
+if not record then return false end
+local fields = cjson.decode(record)
+fields.attributes = ARGV[2]
+record = cjson.encode(fields)
+redis.call('HSET', KEYS[1], ARGV[1], record)
+return record
 "#;
 
 /// Sessions and rooms in Redis.
@@ -87,7 +73,6 @@ pub struct RedisStore {
     join: Script,
     leave: Script,
     set_attributes: Script,
-    members: Script,
 }
 
 impl std::fmt::Debug for RedisStore {
@@ -102,43 +87,37 @@ fn failed(err: redis::RedisError) -> StoreError {
     StoreError(err.to_string())
 }
 
-fn decode_record(id: SessionId, fields: Vec<String>) -> Option<SessionRecord> {
-    let map: HashMap<String, String> = fields
-        .chunks(2)
-        .filter_map(|pair| Some((pair.first()?.clone(), pair.get(1)?.clone())))
-        .collect();
+/// A record as stored: every field a string (Lua's JSON keeps numbers as
+/// doubles), attributes as their own JSON.
+fn encode_record(record: &SessionRecord) -> String {
+    let attributes = serde_json::to_string(&record.attributes).unwrap_or_else(|_| "{}".into());
+    json!({
+        "id": record.id.to_string(),
+        "room": record.room.as_str(),
+        "participant": record.participant.as_str(),
+        "name": record.name,
+        "attributes": attributes,
+        "joined_at_ms": record.joined_at_ms.to_string(),
+    })
+    .to_string()
+}
+
+fn decode_record(stored: &str) -> Option<SessionRecord> {
+    let fields: HashMap<String, String> = serde_json::from_str(stored).ok()?;
     Some(SessionRecord {
-        id,
-        room: RoomId::new(map.get("room")?).ok()?,
-        participant: ParticipantId::new(map.get("participant")?).ok()?,
-        name: map.get("name").cloned().unwrap_or_default(),
-        attributes: map
+        id: SessionId::parse(fields.get("id")?)?,
+        room: RoomId::new(fields.get("room")?).ok()?,
+        participant: ParticipantId::new(fields.get("participant")?).ok()?,
+        name: fields.get("name").cloned().unwrap_or_default(),
+        attributes: fields
             .get("attributes")
             .and_then(|a| serde_json::from_str(a).ok())
             .unwrap_or_default(),
-        joined_at_ms: map
+        joined_at_ms: fields
             .get("joined_at_ms")
             .and_then(|t| t.parse().ok())
             .unwrap_or(0),
     })
-}
-
-/// A flat list {session id, record fields, ...} as records.
-fn decode_records(raw: Vec<Value>) -> Result<Vec<SessionRecord>, StoreError> {
-    let mut records = Vec::with_capacity(raw.len() / 2);
-    for pair in raw.chunks(2) {
-        let (Some(id), Some(fields)) = (pair.first(), pair.get(1)) else {
-            continue;
-        };
-        let id: String =
-            redis::from_redis_value(id.clone()).map_err(|e| StoreError(e.to_string()))?;
-        let fields: Vec<String> =
-            redis::from_redis_value(fields.clone()).map_err(|e| StoreError(e.to_string()))?;
-        if let Some(record) = SessionId::parse(&id).and_then(|id| decode_record(id, fields)) {
-            records.push(record);
-        }
-    }
-    Ok(records)
 }
 
 impl RedisStore {
@@ -149,7 +128,6 @@ impl RedisStore {
             join: Script::new(JOIN),
             leave: Script::new(LEAVE),
             set_attributes: Script::new(SET_ATTRIBUTES),
-            members: Script::new(MEMBERS),
         }
     }
 
@@ -174,21 +152,16 @@ impl SessionStore for RedisStore {
         max_participants: usize,
     ) -> Result<JoinOutcome, StoreError> {
         let (room, sid) = (record.room.as_str(), record.id.to_string());
-        let attributes = serde_json::to_string(&record.attributes).unwrap_or_else(|_| "{}".into());
         let ttl = self.record_ttl.as_secs().max(1);
         let mut conn = self.conn();
         let reply: Value = self
             .join
             .key(keys::members(room))
-            .key(keys::session(room, &sid))
+            .key(keys::records(room))
             .arg(record.participant.as_str())
             .arg(&sid)
             .arg(ttl)
-            .arg(&record.name)
-            .arg(attributes)
-            .arg(record.joined_at_ms)
-            .arg(room)
-            .arg(keys::session_prefix(room))
+            .arg(encode_record(&record))
             .arg(max_participants)
             .invoke_async(&mut conn)
             .await
@@ -198,7 +171,7 @@ impl SessionStore for RedisStore {
         {
             return Ok(JoinOutcome::Full);
         }
-        let (old_id, old_fields, others): (String, Vec<String>, Vec<Value>) =
+        let (old_id, old_record, others): (String, String, Vec<String>) =
             redis::from_redis_value(reply).map_err(|e| StoreError(e.to_string()))?;
         let _: () = redis::cmd("SET")
             .arg(keys::locator(&sid))
@@ -208,20 +181,16 @@ impl SessionStore for RedisStore {
             .query_async(&mut conn)
             .await
             .map_err(failed)?;
-        let others = decode_records(others)?;
-        if old_id.is_empty() {
-            return Ok(JoinOutcome::Joined {
-                replaced: None,
-                others,
-            });
+        let others = others.iter().filter_map(|r| decode_record(r)).collect();
+        if !old_id.is_empty() {
+            let _: () = redis::cmd("DEL")
+                .arg(keys::locator(&old_id))
+                .query_async(&mut conn)
+                .await
+                .map_err(failed)?;
         }
-        let _: () = redis::cmd("DEL")
-            .arg(keys::locator(&old_id))
-            .query_async(&mut conn)
-            .await
-            .map_err(failed)?;
         Ok(JoinOutcome::Joined {
-            replaced: SessionId::parse(&old_id).and_then(|id| decode_record(id, old_fields)),
+            replaced: decode_record(&old_record),
             others,
         })
     }
@@ -232,10 +201,10 @@ impl SessionStore for RedisStore {
         };
         let sid = id.to_string();
         let mut conn = self.conn();
-        let fields: Option<Vec<String>> = self
+        let record: Option<String> = self
             .leave
             .key(keys::members(&room))
-            .key(keys::session(&room, &sid))
+            .key(keys::records(&room))
             .arg(&sid)
             .invoke_async(&mut conn)
             .await
@@ -245,23 +214,20 @@ impl SessionStore for RedisStore {
             .query_async(&mut conn)
             .await
             .map_err(failed)?;
-        Ok(fields.and_then(|f| decode_record(id, f)))
+        Ok(record.as_deref().and_then(decode_record))
     }
 
     async fn session(&self, id: SessionId) -> Result<Option<SessionRecord>, StoreError> {
         let Some(room) = self.room_of(id).await? else {
             return Ok(None);
         };
-        let fields: Vec<String> = redis::cmd("HGETALL")
-            .arg(keys::session(&room, &id.to_string()))
+        let record: Option<String> = redis::cmd("HGET")
+            .arg(keys::records(&room))
+            .arg(id.to_string())
             .query_async(&mut self.conn())
             .await
             .map_err(failed)?;
-        Ok(if fields.is_empty() {
-            None
-        } else {
-            decode_record(id, fields)
-        })
+        Ok(record.as_deref().and_then(decode_record))
     }
 
     async fn set_attributes(
@@ -273,14 +239,15 @@ impl SessionStore for RedisStore {
             return Ok(None);
         };
         let json = serde_json::to_string(&attributes).unwrap_or_else(|_| "{}".into());
-        let fields: Option<Vec<String>> = self
+        let record: Option<String> = self
             .set_attributes
-            .key(keys::session(&room, &id.to_string()))
+            .key(keys::records(&room))
+            .arg(id.to_string())
             .arg(json)
             .invoke_async(&mut self.conn())
             .await
             .map_err(failed)?;
-        Ok(fields.and_then(|f| decode_record(id, f)))
+        Ok(record.as_deref().and_then(decode_record))
     }
 
     async fn member(
@@ -315,13 +282,11 @@ impl SessionStore for RedisStore {
     }
 
     async fn members(&self, room: &RoomId) -> Result<Vec<SessionRecord>, StoreError> {
-        let raw: Vec<Value> = self
-            .members
-            .key(keys::members(room.as_str()))
-            .arg(keys::session_prefix(room.as_str()))
-            .invoke_async(&mut self.conn())
+        let records: Vec<String> = redis::cmd("HVALS")
+            .arg(keys::records(room.as_str()))
+            .query_async(&mut self.conn())
             .await
             .map_err(failed)?;
-        decode_records(raw)
+        Ok(records.iter().filter_map(|r| decode_record(r)).collect())
     }
 }
