@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use switchboard_auth::{Jwk, KeyAlg};
 use switchboard_proto::{
-    pb::{self, peer_signal::Kind, server_message::Message as Out},
+    pb::{self, client_message::Message as In, peer_signal::Kind, server_message::Message as Out},
     wire::Format,
 };
 use switchboard_signal::RedisConfig;
@@ -308,4 +308,90 @@ async fn killed_pubsub_connections_lose_nothing() {
     }
     one.shutdown().await;
     two.shutdown().await;
+}
+
+/// Every key Switchboard writes has a TTL or an owner that deletes it:
+/// after join/leave/resume/drop churn across two replicas, once every
+/// session has ended, Redis holds what it held before the churn (the nodes'
+/// registrations) and nothing else.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn churn_across_replicas_leaves_no_keys_behind() {
+    use switchboard_tests::{redis_server::command, wait_until};
+    let redis = RedisServer::start(false).await;
+    let key = Jwk::generate(KeyAlg::EdDsa, "shared").expect("key");
+    let start = || {
+        let tune = replica(&redis, &key);
+        Stack::start_with(move |config: &mut StackConfig| {
+            tune(config);
+            config.signal.join.resume_window = Duration::from_secs(1);
+        })
+    };
+    let one = start().await;
+    let two = start().await;
+    let keys = |port: u16| async move {
+        let reply = command(port, "KEYS sb:*").await.unwrap_or_default();
+        let mut keys: Vec<String> = reply
+            .lines()
+            .filter(|l| l.starts_with("sb:"))
+            .map(str::to_owned)
+            .collect();
+        keys.sort();
+        keys
+    };
+    let baseline = keys(redis.port).await;
+    assert_eq!(
+        baseline.len(),
+        3,
+        "the nodes set and two heartbeats: {baseline:?}"
+    );
+
+    let stacks = [&one, &two];
+    let mut clients = Vec::new();
+    for i in 0..12 {
+        let stack = stacks[i % 2];
+        let mut client = WsClient::connect(&stack.ws_url(), Format::Json).await;
+        let token = stack.token(&format!("c{i}"), "churn");
+        let joined = client.join(&token).await;
+        clients.push((i, client, token, joined));
+    }
+    for (_, client, _, _) in &mut clients {
+        client.signal("c0", description(true, "hello")).await;
+        client.barrier().await;
+    }
+    for (i, mut client, token, joined) in clients {
+        match i % 3 {
+            // Leaves.
+            0 => {
+                client.send(In::Leave(pb::Leave {})).await;
+                client.closed().await;
+            }
+            // Drops, resumes on the other replica, then leaves.
+            1 => {
+                let last_seq = client.last_seq;
+                client.drop_abruptly();
+                let other = stacks[(i + 1) % 2];
+                let mut again = WsClient::connect(&other.ws_url(), Format::Json).await;
+                again
+                    .resume(&joined.session_id, &joined.resume_token, last_seq, &token)
+                    .await
+                    .expect("resumed");
+                again.send(In::Leave(pb::Leave {})).await;
+                again.closed().await;
+            }
+            // Drops and never comes back: ends after the resume window.
+            _ => client.drop_abruptly(),
+        }
+    }
+    wait_until(
+        "every key of the churn gone",
+        Duration::from_secs(20),
+        || {
+            let baseline = baseline.clone();
+            async move {
+                let now = keys(redis.port).await;
+                now == baseline
+            }
+        },
+    )
+    .await;
 }

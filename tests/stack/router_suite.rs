@@ -427,3 +427,32 @@ async fn a_full_link_queue_closes_the_connection_not_the_link() {
     assert_eq!(resumed.replayed as u64, 101 - messages);
     assert_eq!(next_message(&mut rx2).await.seq, 0);
 }
+
+/// A Redis router's tasks (heartbeat, subscriber) have an owner: dropping
+/// the router stops them, so its pub/sub connection goes away.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dropped_redis_router_stops_its_tasks() {
+    use switchboard_tests::{redis_server::command, wait_until};
+    let redis = RedisServer::start(false).await;
+    let subscribers = |port: u16| async move {
+        command(port, "CLIENT LIST TYPE pubsub")
+            .await
+            .map_or(usize::MAX, |r| r.matches("sub=1").count())
+    };
+    let router = RedisRouter::start(
+        RedisConnection::connect(&[redis.url()])
+            .await
+            .expect("connect"),
+        &redis.url(),
+        None,
+        Duration::from_secs(60),
+    )
+    .await
+    .expect("router");
+    assert_eq!(subscribers(redis.port).await, 1);
+    drop(router);
+    wait_until("the subscriber is gone", Duration::from_secs(5), || async {
+        subscribers(redis.port).await == 0
+    })
+    .await;
+}

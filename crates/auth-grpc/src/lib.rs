@@ -67,16 +67,20 @@ pub async fn run(
     config: AuthConfig,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), RunError> {
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     if let Some(url) = &config.redis {
         let origin = format!("auth-{}", switchboard_proto::SessionId::random());
-        config.keys.revocations().share(url, origin).await?;
+        config
+            .keys
+            .revocations()
+            .share(url, origin, stop_rx.clone())
+            .await?;
         tracing::info!("revocations shared through redis");
     }
     let (health, health_service) = tonic_health::server::health_reporter();
     health
         .set_serving::<pb::auth_server::AuthServer<AuthService>>()
         .await;
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let service = AuthService::new(
         config.keys,
         config.default_ttl,
@@ -89,7 +93,8 @@ pub async fn run(
         health
             .set_not_serving::<pb::auth_server::AuthServer<AuthService>>()
             .await;
-        // Ends the revocation streams, so the drain can finish.
+        // Ends the revocation streams, so the drain can finish, and the
+        // Redis follower.
         let _ = stop_tx.send(true);
     };
     grpc::server_builder()

@@ -186,11 +186,13 @@ impl Revocations {
         self.events.subscribe()
     }
 
-    /// Shares revocations with every auth replica through Redis at `url`.
+    /// Shares revocations with every auth replica through Redis at `url`,
+    /// following the others' until `stop`.
     pub async fn share(
         self: &Arc<Self>,
         url: &str,
         origin: String,
+        stop: tokio::sync::watch::Receiver<bool>,
     ) -> Result<(), RevocationStoreError> {
         let err = |e: redis::RedisError| RevocationStoreError(e.to_string());
         let client = redis::Client::open(url).map_err(err)?;
@@ -205,7 +207,14 @@ impl Revocations {
             origin: origin.clone(),
         }));
         let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
-        tokio::spawn(follow(self.clone(), client, connection, origin, ready_tx));
+        tokio::spawn(follow(
+            self.clone(),
+            client,
+            connection,
+            origin,
+            ready_tx,
+            stop,
+        ));
         ready_rx
             .await
             .map_err(|_| RevocationStoreError("revocation subscription failed".into()))
@@ -260,13 +269,14 @@ impl Revocations {
 }
 
 /// Follows the revocation channel, reloading the list after every
-/// (re)subscribe.
+/// (re)subscribe, until `stop`.
 async fn follow(
     revocations: Arc<Revocations>,
     client: redis::Client,
     mut connection: redis::aio::ConnectionManager,
     origin: String,
     ready: tokio::sync::oneshot::Sender<()>,
+    mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
     let mut ready = Some(ready);
     let mut backoff = Duration::from_millis(50);
@@ -277,14 +287,23 @@ async fn follow(
             revocations.load(&mut connection).await?;
             Ok::<_, redis::RedisError>(pubsub)
         };
-        match subscribed.await {
+        let subscribed = tokio::select! {
+            subscribed = subscribed => subscribed,
+            _ = stop.wait_for(|s| *s) => return,
+        };
+        match subscribed {
             Ok(pubsub) => {
                 backoff = Duration::from_millis(50);
                 if let Some(tx) = ready.take() {
                     let _ = tx.send(());
                 }
                 let mut messages = pubsub.into_on_message();
-                while let Some(message) = messages.next().await {
+                loop {
+                    let message = tokio::select! {
+                        message = messages.next() => message,
+                        _ = stop.wait_for(|s| *s) => return,
+                    };
+                    let Some(message) = message else { break };
                     let payload = message.get_payload_bytes();
                     let Some(colon) = payload.iter().position(|b| *b == b':') else {
                         continue;
@@ -300,7 +319,10 @@ async fn follow(
             }
             Err(err) => tracing::warn!(error = %err, "revocation subscription failed"),
         }
-        tokio::time::sleep(backoff).await;
+        tokio::select! {
+            () = tokio::time::sleep(backoff) => {}
+            _ = stop.wait_for(|s| *s) => return,
+        }
         backoff = (backoff * 2).min(Duration::from_secs(2));
     }
 }

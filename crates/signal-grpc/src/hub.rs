@@ -14,7 +14,7 @@ use switchboard_proto::{
 };
 
 use crate::{
-    router::{Origin, ResumeRefused, Router, Sink, new_resume_token, now_ms},
+    router::{Expiry, Lost, Origin, ResumeRefused, Router, Sink, new_resume_token, now_ms},
     store::{JoinOutcome, SessionRecord, SessionRef, SessionStore},
     turn::TurnConfig,
 };
@@ -105,9 +105,9 @@ impl Hub {
         self.shared
     }
 
-    /// Ends detached sessions whose resume window passed while the replica
-    /// that detached them went away (shared state only; each due session is
-    /// claimed by exactly one replica).
+    /// Ends detached sessions whose resume window passed and that nobody
+    /// resumed (with shared state, whichever replica detached them; each
+    /// due session is claimed by exactly one replica).
     pub async fn sweep_expired(&self) {
         let deadline = now_ms() + self.settings.resume_window.as_millis() as u64;
         if let Err(err) = self.router.reap_dead_nodes(deadline).await {
@@ -120,7 +120,12 @@ impl Hub {
                 return;
             }
         };
-        for (session, generation) in due {
+        for Expiry {
+            session,
+            generation,
+            reason,
+        } in due
+        {
             if self
                 .router
                 .detached_since(session, generation)
@@ -128,7 +133,7 @@ impl Hub {
                 .unwrap_or(false)
             {
                 tracing::info!(session = %session, "ending a session nobody resumed");
-                if let Err(err) = self.leave(session, "disconnected", None).await {
+                if let Err(err) = self.leave(session, reason.as_str(), None).await {
                     tracing::warn!(session = %session, error = %err, "ending an expired session failed");
                 }
             }
@@ -492,21 +497,10 @@ impl Hub {
         tracing::debug!(session = %session, reason, "session detached; waiting for resume");
         let deadline = now_ms() + self.settings.resume_window.as_millis() as u64;
         self.router
-            .schedule_expiry(session, generation, deadline)
+            .schedule_expiry(session, generation, deadline, Lost::from_reason(reason))
             .await?;
-        let hub = self.clone();
-        let reason = reason.to_owned();
-        tokio::spawn(async move {
-            tokio::time::sleep(hub.settings.resume_window).await;
-            let unresumed = hub
-                .router
-                .detached_since(session, generation)
-                .await
-                .unwrap_or(false);
-            if unresumed && let Err(err) = hub.leave(session, &reason, None).await {
-                tracing::warn!(session = %session, error = %err, "ending an unresumed session failed");
-            }
-        });
+        // The sweeper (one per process) ends it once the deadline passes,
+        // unless it was resumed by then.
         Ok(())
     }
 

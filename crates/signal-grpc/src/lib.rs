@@ -106,9 +106,10 @@ pub async fn run(
     health
         .set_serving::<pb::signal_server::SignalServer<SignalService>>()
         .await;
-    if redis.is_some() {
-        // Any replica ends sessions nobody resumed, even if the one that
-        // detached them is gone.
+    {
+        // Ends sessions nobody resumed within the window: one task per
+        // process (with Redis, any replica ends them, even if the one that
+        // detached them is gone).
         let (hub, mut stop) = (hub.clone(), stop_rx.clone());
         tokio::spawn(async move {
             loop {

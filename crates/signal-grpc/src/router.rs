@@ -116,6 +116,43 @@ pub enum Delivery {
     Duplicate,
 }
 
+/// Why a detached session ends if nobody resumes it: what the room hears
+/// (`ParticipantLeft.reason`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lost {
+    /// Its connection went away.
+    Disconnected,
+    /// Its connection was closed for keepalive timeout.
+    Timeout,
+}
+
+impl Lost {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Disconnected => "disconnected",
+            Self::Timeout => "timeout",
+        }
+    }
+
+    /// The reason the edge gave for a lost connection.
+    pub fn from_reason(reason: &str) -> Self {
+        if reason == Self::Timeout.as_str() {
+            Self::Timeout
+        } else {
+            Self::Disconnected
+        }
+    }
+}
+
+/// A detached session whose resume window passed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Expiry {
+    pub session: SessionId,
+    /// The detach generation it was scheduled at (a resume since bumps it).
+    pub generation: u64,
+    pub reason: Lost,
+}
+
 /// Why a resume was refused. The client sees `not_found` for all but
 /// `FutureSeq` (`bad_request`), so sessions cannot be probed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -186,11 +223,12 @@ pub trait Router: Send + Sync + 'static {
         session: SessionId,
         generation: u64,
         deadline_ms: u64,
+        reason: Lost,
     ) -> Result<(), StoreError>;
 
     /// Claims the sessions whose expiry is due at `now_ms` (each claimed by
     /// one caller only).
-    async fn due_expiries(&self, now_ms: u64) -> Result<Vec<(SessionId, u64)>, StoreError>;
+    async fn due_expiries(&self, now_ms: u64) -> Result<Vec<Expiry>, StoreError>;
 
     /// Finds replicas that stopped heartbeating, detaches the sessions they
     /// held and schedules those to end at `deadline_ms` unless resumed.

@@ -2,7 +2,7 @@
 //! process.
 
 use std::{
-    collections::{HashMap, VecDeque},
+    collections::{BTreeMap, HashMap, VecDeque},
     sync::{Mutex, MutexGuard},
 };
 
@@ -10,7 +10,9 @@ use async_trait::async_trait;
 use subtle::ConstantTimeEq;
 use switchboard_proto::{ErrorCode, SessionId, pb};
 
-use super::{Delivery, Origin, ResumeRefused, Resumed, Router, Sink, new_resume_token};
+use super::{
+    Delivery, Expiry, Lost, Origin, ResumeRefused, Resumed, Router, Sink, new_resume_token,
+};
 use crate::store::StoreError;
 
 /// Messages kept per session for resume.
@@ -55,6 +57,9 @@ impl Outbox {
 #[derive(Debug, Default)]
 pub struct MemoryRouter {
     outboxes: Mutex<HashMap<SessionId, Outbox>>,
+    /// Detached sessions by (deadline ms, session) → detach generation:
+    /// the process's one expiry wheel, turned by the hub's sweeper.
+    expiries: Mutex<BTreeMap<(u64, SessionId), (u64, Lost)>>,
 }
 
 impl MemoryRouter {
@@ -144,15 +149,30 @@ impl Router for MemoryRouter {
 
     async fn schedule_expiry(
         &self,
-        _session: SessionId,
-        _generation: u64,
-        _deadline_ms: u64,
+        session: SessionId,
+        generation: u64,
+        deadline_ms: u64,
+        reason: Lost,
     ) -> Result<(), StoreError> {
+        self.expiries
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert((deadline_ms, session), (generation, reason));
         Ok(())
     }
 
-    async fn due_expiries(&self, _now_ms: u64) -> Result<Vec<(SessionId, u64)>, StoreError> {
-        Ok(Vec::new())
+    async fn due_expiries(&self, now_ms: u64) -> Result<Vec<Expiry>, StoreError> {
+        let mut expiries = self.expiries.lock().unwrap_or_else(|p| p.into_inner());
+        let mut due = Vec::new();
+        while let Some(entry) = expiries.first_entry().filter(|e| e.key().0 <= now_ms) {
+            let ((_, session), (generation, reason)) = entry.remove_entry();
+            due.push(Expiry {
+                session,
+                generation,
+                reason,
+            });
+        }
+        Ok(due)
     }
 
     async fn reap_dead_nodes(&self, _deadline_ms: u64) -> Result<usize, StoreError> {

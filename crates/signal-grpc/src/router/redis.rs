@@ -30,7 +30,7 @@ use switchboard_proto::{ErrorCode, SessionId, pb};
 use tokio::sync::watch;
 
 use super::{
-    Delivery, Origin, ResumeRefused, Resumed, Router, Sink, new_resume_token,
+    Delivery, Expiry, Lost, Origin, ResumeRefused, Resumed, Router, Sink, new_resume_token,
     redis_node::{
         Attachment, CLAIM_DEAD, Local, flush, heartbeat, keep_alive, new_node_name, read_log,
         subscribe,
@@ -149,8 +149,9 @@ pub struct RedisRouter {
     resume: Script,
     detach_from_node: Script,
     claim_dead: Script,
-    /// Stops the heartbeat and subscriber tasks when the router is dropped.
-    stop: watch::Sender<bool>,
+    /// The heartbeat and subscriber tasks watch it: dropping the router
+    /// drops it, and they stop.
+    _stop: watch::Sender<bool>,
 }
 
 impl std::fmt::Debug for RedisRouter {
@@ -158,12 +159,6 @@ impl std::fmt::Debug for RedisRouter {
         f.debug_struct("RedisRouter")
             .field("node", &self.local.node())
             .finish_non_exhaustive()
-    }
-}
-
-impl Drop for RedisRouter {
-    fn drop(&mut self) {
-        let _ = self.stop.send(true);
     }
 }
 
@@ -206,7 +201,7 @@ impl RedisRouter {
             resume: Script::new(RESUME),
             detach_from_node: Script::new(DETACH_FROM_NODE),
             claim_dead: Script::new(CLAIM_DEAD),
-            stop,
+            _stop: stop,
         }))
     }
 
@@ -235,6 +230,19 @@ impl RedisRouter {
             .await
             .map_err(failed)?;
         Ok(())
+    }
+
+    /// The session is no longer attached to `node` (best effort: a stale
+    /// entry is harmless, the set expires, and the reaper deletes it).
+    async fn untrack(&self, node: &str, sid: &str) {
+        let removed: Result<i64, _> = redis::cmd("SREM")
+            .arg(keys::node_sessions(node))
+            .arg(sid)
+            .query_async(&mut self.conn())
+            .await;
+        if let Err(err) = removed {
+            tracing::debug!(error = %err, "untracking a session failed");
+        }
     }
 
     /// Whether this node was fenced since it attached a session as `node`:
@@ -389,20 +397,26 @@ impl Router for RedisRouter {
                 _ => return Ok(None),
             }
         };
+        let (sid, node) = (session.to_string(), self.local.node());
         let detached: Option<u64> = self
             .detach
-            .key(out_key(&session.to_string()))
-            .arg(&*self.local.node())
+            .key(out_key(&sid))
+            .arg(&*node)
             .arg(generation)
             .invoke_async(&mut self.conn())
             .await
             .map_err(failed)?;
-        let mut attachments = self.local.lock();
-        if attachments
-            .get(&session)
-            .is_some_and(|a| a.generation == generation)
         {
-            attachments.remove(&session);
+            let mut attachments = self.local.lock();
+            if attachments
+                .get(&session)
+                .is_some_and(|a| a.generation == generation)
+            {
+                attachments.remove(&session);
+            }
+        }
+        if detached.is_some() {
+            self.untrack(&node, &sid).await;
         }
         Ok(detached)
     }
@@ -412,18 +426,19 @@ impl Router for RedisRouter {
         session: SessionId,
         generation: u64,
         deadline_ms: u64,
+        reason: Lost,
     ) -> Result<(), StoreError> {
         let _: i64 = redis::cmd("ZADD")
             .arg(EXPIRIES)
             .arg(deadline_ms)
-            .arg(format!("{session}:{generation}"))
+            .arg(format!("{session}:{generation}:{}", reason.as_str()))
             .query_async(&mut self.conn())
             .await
             .map_err(failed)?;
         Ok(())
     }
 
-    async fn due_expiries(&self, now_ms: u64) -> Result<Vec<(SessionId, u64)>, StoreError> {
+    async fn due_expiries(&self, now_ms: u64) -> Result<Vec<Expiry>, StoreError> {
         let due: Vec<String> = redis::cmd("ZRANGEBYSCORE")
             .arg(EXPIRIES)
             .arg("-inf")
@@ -443,9 +458,14 @@ impl Router for RedisRouter {
                 .query_async(&mut self.conn())
                 .await
                 .map_err(failed)?;
-            let parsed = member
-                .split_once(':')
-                .and_then(|(s, g)| Some((SessionId::parse(s)?, g.parse().ok()?)));
+            let mut parts = member.splitn(3, ':');
+            let parsed = (|| {
+                Some(Expiry {
+                    session: SessionId::parse(parts.next()?)?,
+                    generation: parts.next()?.parse().ok()?,
+                    reason: Lost::from_reason(parts.next().unwrap_or_default()),
+                })
+            })();
             if let (1, Some(entry)) = (removed, parsed) {
                 claimed.push(entry);
             }
@@ -490,7 +510,7 @@ impl Router for RedisRouter {
                     .await
                     .map_err(failed)?;
                 if let (Some(generation), Some(session)) = (generation, SessionId::parse(&sid)) {
-                    self.schedule_expiry(session, generation, deadline_ms)
+                    self.schedule_expiry(session, generation, deadline_ms, Lost::Disconnected)
                         .await?;
                     detached += 1;
                 }
@@ -580,7 +600,7 @@ impl Router for RedisRouter {
                 // it): the next sweep ends it and the room hears it left.
                 if let Ok(Some(generation)) = detached {
                     let _ = self
-                        .schedule_expiry(session, generation, super::now_ms())
+                        .schedule_expiry(session, generation, super::now_ms(), Lost::Disconnected)
                         .await;
                 }
                 Err(err)
@@ -638,6 +658,9 @@ impl RedisRouter {
         let sid = session.to_string();
         self.track(node, &sid).await?;
         if !old_node.is_empty() {
+            if old_node != node {
+                self.untrack(old_node, &sid).await;
+            }
             self.publish_close(
                 old_node,
                 session,
@@ -714,6 +737,7 @@ impl RedisRouter {
         {
             self.publish_close(&node, session, generation, code, reason)
                 .await;
+            self.untrack(&node, &sid).await;
         }
         let _: i64 = redis::cmd("DEL")
             .arg(out_key(&sid))

@@ -344,13 +344,14 @@ pub(super) async fn heartbeat(
     Ok(registered == 1)
 }
 
-/// Refreshes the heartbeat until `stop`; a node that finds itself reaped
-/// is fenced and registers again under a new name.
+/// Refreshes the heartbeat until `stop` closes (its router is dropped); a
+/// node that finds itself reaped is fenced and registers again under a new
+/// name.
 pub(super) async fn keep_alive(local: Arc<Local>, mut stop: watch::Receiver<bool>) {
     loop {
         tokio::select! {
             () = tokio::time::sleep(HEARTBEAT_EVERY) => {}
-            _ = stop.wait_for(|s| *s) => return,
+            _ = stop.changed() => return,
         }
         loop {
             let (node, fenced) = (local.node(), local.fenced.load(Ordering::Acquire));
@@ -377,7 +378,8 @@ pub(super) async fn keep_alive(local: Arc<Local>, mut stop: watch::Receiver<bool
 }
 
 /// Keeps this node subscribed to its channel (following its name),
-/// catching up from the logs after every (re)subscribe, until `stop`.
+/// catching up from the logs after every (re)subscribe, until `stop`
+/// closes (its router is dropped).
 pub(super) async fn subscribe(
     client: redis::Client,
     local: Arc<Local>,
@@ -396,7 +398,7 @@ pub(super) async fn subscribe(
         };
         let attempt = tokio::select! {
             attempt = attempt => attempt,
-            _ = stop.wait_for(|s| *s) => return,
+            _ = stop.changed() => return,
         };
         match attempt {
             Ok(pubsub) => {
@@ -411,7 +413,7 @@ pub(super) async fn subscribe(
                         message = messages.next() => message,
                         // Renamed (fenced): subscribe to the new channel now.
                         _ = names.changed() => break,
-                        _ = stop.wait_for(|s| *s) => return,
+                        _ = stop.changed() => return,
                     };
                     let Some(message) = message else {
                         tracing::warn!(channel = %channel, "node subscription lost; resubscribing");
@@ -443,7 +445,7 @@ pub(super) async fn subscribe(
         tokio::select! {
             () = tokio::time::sleep(backoff) => {}
             _ = names.changed() => {}
-            _ = stop.wait_for(|s| *s) => return,
+            _ = stop.changed() => return,
         }
         backoff = (backoff * 2).min(RESUBSCRIBE_MAX);
     }
