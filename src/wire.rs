@@ -134,6 +134,7 @@ mod tests {
         let msg = pb::ClientMessage {
             id: 1,
             seq: 0,
+            ack: 0,
             message: Some(pb::client_message::Message::Ping(pb::Ping { nonce: 5 })),
         };
         let EncodedFrame::Binary(bytes) = encode_client(Format::Binary, &msg) else {

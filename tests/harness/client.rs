@@ -100,6 +100,7 @@ impl WsClient {
         self.send_message(&pb::ClientMessage {
             id,
             seq: 0,
+            ack: 0,
             message: Some(message),
         })
         .await;

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use switchboard_proto::{
-    pb::{self, peer_signal::Kind, server_message::Message as Out},
+    pb::{self, client_message::Message as In, peer_signal::Kind, server_message::Message as Out},
     wire::Format,
 };
 use switchboard_tests::{Stack, WsClient, description};
@@ -232,4 +232,51 @@ async fn a_gap_larger_than_the_log_is_reported_as_incomplete() {
         "the oldest missed messages fell out of the log"
     );
     stack.shutdown().await;
+}
+
+/// What the client acknowledged (`ack` on a Ping) is dropped from its
+/// session's log: a connected, idle session holds no history.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acknowledged_messages_leave_the_log() {
+    let stack = Stack::start().await;
+    let mut alice = WsClient::connect(&stack.ws_url(), Format::Json).await;
+    let token = stack.token("alice", "acks");
+    let joined = alice.join(&token).await;
+    let mut bob = WsClient::connect(&stack.ws_url(), Format::Json).await;
+    bob.join(&stack.token("bob", "acks")).await;
+    for i in 0..5 {
+        bob.signal("alice", description(true, &format!("n={i}")))
+            .await;
+    }
+    for _ in 0..5 {
+        alice.next_signal().await;
+    }
+    let acked = alice.last_seq;
+    alice
+        .send_message(&pb::ClientMessage {
+            id: 0,
+            seq: 0,
+            ack: acked,
+            message: Some(In::Ping(pb::Ping { nonce: 1 })),
+        })
+        .await;
+    // Ordered after the ack on the session's path.
+    alice.barrier().await;
+    let last_seq = alice.last_seq;
+    alice.drop_abruptly();
+    let mut again = WsClient::connect(&stack.ws_url(), Format::Json).await;
+    let resumed = again
+        .resume(&joined.session_id, &joined.resume_token, acked - 2, &token)
+        .await
+        .expect("resumed");
+    assert!(
+        !resumed.complete,
+        "seqs up to {acked} were acknowledged, so the log no longer has them"
+    );
+    // Everything after the ack is still there (the seq check goes on from
+    // where the log now starts).
+    again.last_seq = acked;
+    let first = again.recv().await;
+    assert_eq!(first.seq, acked + 1, "replay starts after the ack");
+    assert!(last_seq > acked);
 }

@@ -9,7 +9,8 @@ use switchboard_proto::{ConnId, ErrorCode, SessionId, pb};
 use switchboard_signal::link_queue::{LINK_QUEUE_BYTES, LinkReceiver, link_queue};
 use switchboard_signal::{
     router::{
-        Delivery, LOG_CAPACITY, MemoryRouter, Origin, RedisRouter, ResumeRefused, Router, Sink,
+        Delivery, LOG_BYTES, LOG_CAPACITY, MemoryRouter, Origin, RedisRouter, ResumeRefused,
+        Router, Sink,
     },
     store::RedisConnection,
 };
@@ -243,6 +244,64 @@ async fn suite(a: Arc<dyn Router>, b: Arc<dyn Router>) {
         let message = next_message(&mut rx_f).await;
         assert_eq!((message.seq, nonce(&message)), (seq, value));
     }
+    a.close(session, None, "done").await.expect("close");
+
+    // The log keeps only what the client did not acknowledge.
+    let session = SessionId::random();
+    let (sink_g, _rx_g) = sink(7);
+    a.open(session, sink_g.clone(), "t".into())
+        .await
+        .expect("open");
+    a.start(session, pong(0)).await.expect("start");
+    for i in 1..=9 {
+        b.deliver(session, pong(i), None).await.expect("deliver");
+    }
+    b.trim(session, 5).await.expect("trim");
+    a.detach(session, &sink_g).await.expect("detach");
+    let (sink_h, mut rx_h) = sink(8);
+    let resumed = b
+        .resume(session, "t", 3, sink_h, pb::Resumed::default())
+        .await
+        .expect("call")
+        .expect("ok");
+    assert!(
+        !resumed.complete,
+        "seqs 4 and 5 were acknowledged and dropped"
+    );
+    assert_eq!(resumed.replayed, 5);
+    assert_eq!(next_message(&mut rx_h).await.seq, 0);
+    assert_eq!(next_message(&mut rx_h).await.seq, 6);
+    a.close(session, None, "done").await.expect("close");
+
+    // The log is bounded in bytes: big messages keep less history.
+    let session = SessionId::random();
+    let (sink_i, _rx_i) = sink(9);
+    a.open(session, sink_i.clone(), "t".into())
+        .await
+        .expect("open");
+    a.start(session, pong(0)).await.expect("start");
+    a.detach(session, &sink_i).await.expect("detach");
+    let big = pb::server_message::Message::Error(pb::Error {
+        message: "x".repeat(4096),
+        ..Default::default()
+    });
+    for _ in 0..100 {
+        b.deliver(session, big.clone(), None)
+            .await
+            .expect("deliver");
+    }
+    let (sink_j, _rx_j) = sink(10);
+    let resumed = a
+        .resume(session, "t", 0, sink_j, pb::Resumed::default())
+        .await
+        .expect("call")
+        .expect("ok");
+    assert!(!resumed.complete);
+    assert!(
+        resumed.replayed * 4096 <= LOG_BYTES + 4200,
+        "{} messages of 4 KiB kept, over {LOG_BYTES} bytes",
+        resumed.replayed
+    );
     a.close(session, None, "done").await.expect("close");
 
     // The log is bounded: a long absence resumes incomplete.

@@ -53,6 +53,7 @@ async fn wss_through_the_edge_with_its_own_certificate() {
     let join = pb::ClientMessage {
         id: 1,
         seq: 0,
+        ack: 0,
         message: Some(pb::client_message::Message::Join(pb::Join {
             token: stack.token("secure", "r1"),
             ..Default::default()

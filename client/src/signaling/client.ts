@@ -595,7 +595,9 @@ export class SignalingClient extends Emitter<SignalingEvents> {
         return;
       }
       const nonce = this.nextNonce++;
-      this.sendNow({ message: { case: "ping", value: { nonce } } });
+      // The Ping acknowledges what we processed, so the server's log for
+      // this session keeps only what follows (what a resume would replay).
+      this.sendNow({ ack: this.seqs.lastSeq, message: { case: "ping", value: { nonce } } });
       this.keepaliveTimer = this.clock.setTimeout(tick, this.keepalive.intervalMs);
     };
     this.keepaliveTimer = this.clock.setTimeout(tick, this.keepalive.intervalMs);

@@ -122,6 +122,18 @@ test("keepalive sends Ping every interval from Joined", () => {
   assert.notEqual(pings[0]?.message.value, pings[1]?.message.value);
 });
 
+test("each Ping acknowledges the highest server seq processed", () => {
+  const ctx = setup();
+  const s = joinFirst(ctx);
+  ctx.clock.advance(10_000);
+  assert.equal(s.last().message.case, "ping");
+  assert.equal(s.last().ack, 1n, "Joined (seq 1) processed");
+  s.push({ seq: 2n, message: { case: "ack", value: { requestId: 9 } } });
+  ctx.clock.advance(10_000);
+  assert.equal(s.last().message.case, "ping");
+  assert.equal(s.last().ack, 2n);
+});
+
 test("a silent connection is abandoned after the keepalive timeout and resumed", () => {
   const ctx = setup();
   const s = joinFirst(ctx);

@@ -114,6 +114,7 @@ pub async fn serve<S>(
         joined: false,
         token: None,
         leave_reason: "disconnected",
+        acked: 0,
         bucket: TokenBucket::new(ctx.rate.per_second, ctx.rate.burst, now),
         strikes: TokenBucket::new(1, RATE_STRIKES, now),
     };
@@ -179,6 +180,8 @@ struct Reader {
     token: Option<SessionToken>,
     /// What the room hears when the connection goes away.
     leave_reason: &'static str,
+    /// The highest `ClientMessage.ack` forwarded to signal.
+    acked: u64,
     bucket: TokenBucket,
     strikes: TokenBucket,
 }
@@ -319,6 +322,14 @@ impl Reader {
     /// Handles one parsed message; `Some` ends the connection.
     async fn dispatch(&mut self, message: pb::ClientMessage) -> Option<ReaderEnd> {
         let (id, seq) = (message.id, message.seq);
+        if self.joined && message.ack > self.acked {
+            // The client processed this far: signal trims the session's log.
+            self.acked = message.ack;
+            let acked = pb::edge_envelope::Event::Acked(pb::Acked { seq: message.ack });
+            if let Err(code) = self.ctx.link.send(self.lane, self.conn, acked).await {
+                return Some(ReaderEnd::Close(Some(code), "signal unavailable".into()));
+            }
+        }
         match message.message {
             // Keepalive is answered here: no need to bother signal.
             Some(In::Ping(ping)) => {
@@ -351,6 +362,7 @@ impl Reader {
                 let forwarded = pb::ClientMessage {
                     id,
                     seq,
+                    ack: 0,
                     message: Some(other),
                 };
                 if let Err(code) = self

@@ -446,6 +446,14 @@ impl Hub {
         Ok(())
     }
 
+    /// The client processed everything through `seq`: its log keeps only
+    /// what follows (plus whatever arrives while it is away).
+    pub async fn acked(&self, session: SessionId, seq: u64) {
+        if let Err(err) = self.router.trim(session, seq).await {
+            tracing::debug!(session = %session, error = %err, "log trim failed");
+        }
+    }
+
     /// The edge refreshed the session's token: push it (with renewed TURN
     /// credentials) through the session's outbound path.
     pub async fn refreshed(&self, session: SessionId, refresh: pb::TokenRefresh) {

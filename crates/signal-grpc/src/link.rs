@@ -180,6 +180,11 @@ async fn handle_envelope(
                 Err(err) => sink.refuse(request_id, &err),
             }
         }
+        Some(pb::edge_envelope::Event::Acked(acked)) => {
+            if let Some(session) = sessions.get(&conn) {
+                hub.acked(session.id, acked.seq).await;
+            }
+        }
         Some(pb::edge_envelope::Event::Refreshed(refresh)) => {
             if let Some(session) = sessions.get(&conn) {
                 hub.refreshed(session.id, refresh).await;

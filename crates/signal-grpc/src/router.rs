@@ -11,7 +11,7 @@ use async_trait::async_trait;
 use switchboard_proto::{ConnId, ErrorCode, SessionId, SignalError, pb};
 
 pub use self::redis::RedisRouter;
-pub use memory::{LOG_CAPACITY, MemoryRouter};
+pub use memory::{LOG_BYTES, LOG_CAPACITY, MemoryRouter};
 pub use redis_node::NODE_TTL;
 
 use crate::store::StoreError;
@@ -201,6 +201,10 @@ pub trait Router: Send + Sync + 'static {
         message: pb::server_message::Message,
         origin: Option<Origin>,
     ) -> Result<Option<Delivery>, StoreError>;
+
+    /// The client processed every message through `seq`: the log drops
+    /// them (a resume from `seq` or later needs none of them).
+    async fn trim(&self, session: SessionId, seq: u64) -> Result<(), StoreError>;
 
     /// Logs `first` (Joined) as the session's seq 1, then everything held
     /// for it since `open`, in arrival order.

@@ -7,6 +7,7 @@ use std::{
 };
 
 use async_trait::async_trait;
+use prost::Message as _;
 use subtle::ConstantTimeEq;
 use switchboard_proto::{ErrorCode, SessionId, pb};
 
@@ -15,13 +16,18 @@ use super::{
 };
 use crate::store::StoreError;
 
-/// Messages kept per session for resume.
+/// Most messages kept per session for resume.
 pub const LOG_CAPACITY: usize = 512;
+/// Most bytes (encoded) kept per session for resume; the newest message is
+/// kept whatever its size.
+pub const LOG_BYTES: usize = 256 * 1024;
 
 #[derive(Debug)]
 struct Outbox {
     next_seq: u64,
     log: VecDeque<pb::ServerMessage>,
+    /// Encoded bytes in `log`.
+    log_bytes: usize,
     sink: Option<Sink>,
     resume_token: String,
     /// Bumped on every attach and detach.
@@ -33,6 +39,12 @@ struct Outbox {
 }
 
 impl Outbox {
+    fn drop_oldest(&mut self) {
+        if let Some(old) = self.log.pop_front() {
+            self.log_bytes -= old.encoded_len();
+        }
+    }
+
     /// Numbers, logs and sends one message.
     fn append(&mut self, message: pb::server_message::Message) -> u64 {
         let seq = self.next_seq;
@@ -41,10 +53,11 @@ impl Outbox {
             seq,
             message: Some(message),
         };
-        if self.log.len() == LOG_CAPACITY {
-            self.log.pop_front();
-        }
+        self.log_bytes += message.encoded_len();
         self.log.push_back(message.clone());
+        while self.log.len() > 1 && (self.log.len() > LOG_CAPACITY || self.log_bytes > LOG_BYTES) {
+            self.drop_oldest();
+        }
         // Sent under the router's lock: two senders racing to one session
         // cannot reorder seqs on the link.
         if let Some(sink) = &self.sink {
@@ -83,6 +96,7 @@ impl Router for MemoryRouter {
         let outbox = Outbox {
             next_seq: 1,
             log: VecDeque::new(),
+            log_bytes: 0,
             sink: Some(sink),
             resume_token,
             generation: 0,
@@ -115,6 +129,15 @@ impl Router for MemoryRouter {
             return Ok(Some(Delivery::Held));
         }
         Ok(Some(Delivery::Logged(outbox.append(message))))
+    }
+
+    async fn trim(&self, session: SessionId, seq: u64) -> Result<(), StoreError> {
+        if let Some(outbox) = self.lock().get_mut(&session) {
+            while outbox.log.front().is_some_and(|m| m.seq <= seq) {
+                outbox.drop_oldest();
+            }
+        }
+        Ok(())
     }
 
     async fn start(

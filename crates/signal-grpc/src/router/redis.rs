@@ -41,8 +41,43 @@ use crate::store::{
     keys::{self, EXPIRIES, NODES},
 };
 
-/// Messages kept per session for resume (same as the in-memory router).
+/// Messages and bytes kept per session for resume (as in memory).
 pub const LOG_CAPACITY: usize = super::LOG_CAPACITY;
+pub const LOG_BYTES: usize = super::LOG_BYTES;
+
+/// Lua: appends `payload` to the log (KEYS[2]) as the session's next seq,
+/// keeping `log_bytes` in the outbox (KEYS[1]), trims the oldest entries
+/// past `maxlen` messages or `maxbytes` bytes (never the newest), and
+/// publishes to the attached `node`. Returns the seq.
+const APPEND: &str = r#"
+local function append(sid, payload, node, maxlen, maxbytes)
+  local seq = redis.call('HINCRBY', KEYS[1], 'next_seq', 1) - 1
+  redis.call('XADD', KEYS[2], seq .. '-0', 'm', payload)
+  local bytes = redis.call('HINCRBY', KEYS[1], 'log_bytes', #payload)
+  local len = redis.call('XLEN', KEYS[2])
+  while len > 1 and (len > maxlen or bytes > maxbytes) do
+    local oldest = redis.call('XRANGE', KEYS[2], '-', '+', 'COUNT', 1)[1]
+    redis.call('XDEL', KEYS[2], oldest[1])
+    bytes = redis.call('HINCRBY', KEYS[1], 'log_bytes', -#oldest[2][2])
+    len = len - 1
+  end
+  if node and node ~= '' then
+    redis.call('PUBLISH', 'sb:node:' .. node, 'M' .. sid .. ':' .. seq .. ':' .. payload)
+  end
+  return seq
+end
+"#;
+
+/// KEYS out, log. ARGV seq. Drops every logged message through seq.
+const TRIM: &str = r#"
+local bound = ARGV[1] .. '-0'
+while true do
+  local oldest = redis.call('XRANGE', KEYS[2], '-', bound, 'COUNT', 1)[1]
+  if not oldest then return 1 end
+  redis.call('XDEL', KEYS[2], oldest[1])
+  redis.call('HINCRBY', KEYS[1], 'log_bytes', -#oldest[2][2])
+end
+"#;
 
 fn out_key(sid: &str) -> String {
     keys::outbox(sid)
@@ -69,29 +104,26 @@ redis.call('EXPIRE', KEYS[1], ARGV[3])
 return 1
 "#;
 
-/// KEYS out, log, held. ARGV sid, first payload, ttl, maxlen. Logs the
-/// first message as seq 1, then every held one, publishing each.
+/// KEYS out, log, held. ARGV sid, first payload, ttl, maxlen, maxbytes.
+/// Logs the first message as seq 1, then every held one, publishing each.
 const START: &str = r#"
 if redis.call('EXISTS', KEYS[1]) == 0 then return false end
 redis.call('HSET', KEYS[1], 'started', 1)
 local node = redis.call('HGET', KEYS[1], 'node')
-local function append(payload)
-  local seq = redis.call('HINCRBY', KEYS[1], 'next_seq', 1) - 1
-  redis.call('XADD', KEYS[2], 'MAXLEN', ARGV[4], seq .. '-0', 'm', payload)
-  if node and node ~= '' then
-    redis.call('PUBLISH', 'sb:node:' .. node, 'M' .. ARGV[1] .. ':' .. seq .. ':' .. payload)
-  end
+local maxlen, maxbytes = tonumber(ARGV[4]), tonumber(ARGV[5])
+append(ARGV[1], ARGV[2], node, maxlen, maxbytes)
+for _, payload in ipairs(redis.call('LRANGE', KEYS[3], 0, -1)) do
+  append(ARGV[1], payload, node, maxlen, maxbytes)
 end
-append(ARGV[2])
-for _, payload in ipairs(redis.call('LRANGE', KEYS[3], 0, -1)) do append(payload) end
 redis.call('DEL', KEYS[3])
 redis.call('EXPIRE', KEYS[2], ARGV[3])
 return 1
 "#;
 
 /// KEYS out, log, held. ARGV sid, payload, ttl, maxlen, origin sid ('' =
-/// none), origin client seq. Returns the seq, 0 when held (not started),
-/// -1 for a duplicate of what this origin already delivered, or false.
+/// none), origin client seq, maxbytes. Returns the seq, 0 when held (not
+/// started), -1 for a duplicate of what this origin already delivered, or
+/// false.
 const DELIVER: &str = r#"
 if redis.call('EXISTS', KEYS[1]) == 0 then return false end
 if ARGV[5] ~= '' then
@@ -105,14 +137,10 @@ if redis.call('HGET', KEYS[1], 'started') == '0' then
   redis.call('EXPIRE', KEYS[3], ARGV[3])
   return 0
 end
-local seq = redis.call('HINCRBY', KEYS[1], 'next_seq', 1) - 1
-redis.call('XADD', KEYS[2], 'MAXLEN', ARGV[4], seq .. '-0', 'm', ARGV[2])
+local node = redis.call('HGET', KEYS[1], 'node')
+local seq = append(ARGV[1], ARGV[2], node, tonumber(ARGV[4]), tonumber(ARGV[7]))
 redis.call('EXPIRE', KEYS[1], ARGV[3])
 redis.call('EXPIRE', KEYS[2], ARGV[3])
-local node = redis.call('HGET', KEYS[1], 'node')
-if node and node ~= '' then
-  redis.call('PUBLISH', 'sb:node:' .. node, 'M' .. ARGV[1] .. ':' .. seq .. ':' .. ARGV[2])
-end
 return seq
 "#;
 
@@ -145,6 +173,7 @@ pub struct RedisRouter {
     open: Script,
     start: Script,
     deliver: Script,
+    trim: Script,
     detach: Script,
     resume: Script,
     detach_from_node: Script,
@@ -195,8 +224,9 @@ impl RedisRouter {
             ttl,
             local,
             open: Script::new(OPEN),
-            start: Script::new(START),
-            deliver: Script::new(DELIVER),
+            start: Script::new(&format!("{APPEND}{START}")),
+            deliver: Script::new(&format!("{APPEND}{DELIVER}")),
+            trim: Script::new(TRIM),
             detach: Script::new(DETACH),
             resume: Script::new(RESUME),
             detach_from_node: Script::new(DETACH_FROM_NODE),
@@ -353,6 +383,7 @@ impl Router for RedisRouter {
             .arg(LOG_CAPACITY)
             .arg(origin_session)
             .arg(origin_seq)
+            .arg(LOG_BYTES)
             .invoke_async(&mut self.conn())
             .await
             .map_err(failed)?;
@@ -383,6 +414,20 @@ impl Router for RedisRouter {
             .arg(payload)
             .arg(self.ttl.as_secs().max(1))
             .arg(LOG_CAPACITY)
+            .arg(LOG_BYTES)
+            .invoke_async(&mut self.conn())
+            .await
+            .map_err(failed)?;
+        Ok(())
+    }
+
+    async fn trim(&self, session: SessionId, seq: u64) -> Result<(), StoreError> {
+        let sid = session.to_string();
+        let _: i64 = self
+            .trim
+            .key(out_key(&sid))
+            .key(log_key(&sid))
+            .arg(seq)
             .invoke_async(&mut self.conn())
             .await
             .map_err(failed)?;

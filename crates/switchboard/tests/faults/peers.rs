@@ -297,6 +297,7 @@ impl Sender {
         let message = pb::ClientMessage {
             id: self.next_id,
             seq: self.next_seq,
+            ack: 0,
             message: Some(pb::client_message::Message::Signal(pb::PeerSignal {
                 to: to.into(),
                 from: String::new(),
