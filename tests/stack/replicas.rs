@@ -395,3 +395,78 @@ async fn churn_across_replicas_leaves_no_keys_behind() {
     )
     .await;
 }
+
+/// Nothing secret is stored in Redis: the logged Joined has no resume token
+/// or TURN credential (the connection got them live), and a refreshed
+/// access token is pushed outside the log.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_token_or_credential_is_stored_in_redis() {
+    use switchboard_signal::TurnConfig;
+    use switchboard_tests::redis_server::command;
+    let redis = RedisServer::start(false).await;
+    let key = Jwk::generate(KeyAlg::EdDsa, "shared").expect("key");
+    let tune = replica(&redis, &key);
+    let stack = Stack::start_with(move |config: &mut StackConfig| {
+        tune(config);
+        config.signal.join.turn = Some(TurnConfig {
+            secret: b"turn-shared-secret".to_vec(),
+            urls: vec!["turn:turn.example.com:3478".into()],
+        });
+    })
+    .await;
+    let mut request = Stack::request("alice", "secrets");
+    request.ttl = Duration::from_secs(3);
+    let (original, _) = stack.issue(&request);
+    let mut alice = WsClient::connect(&stack.ws_url(), Format::Json).await;
+    let joined = alice.join(&original).await;
+    let refreshed = alice
+        .recv_until(|m| match m {
+            Out::TokenRefreshed(t) => Some(t.clone()),
+            _ => None,
+        })
+        .await;
+    let mut secrets = vec![
+        original.clone(),
+        joined.resume_token.clone(),
+        refreshed.token.clone(),
+    ];
+    for server in joined.ice_servers.iter().chain(&refreshed.ice_servers) {
+        if !server.credential.is_empty() {
+            secrets.push(server.credential.clone());
+        }
+    }
+    assert!(
+        secrets.len() >= 5,
+        "TURN credentials were issued: {secrets:?}"
+    );
+
+    // Everything Switchboard keeps in Redis, as text.
+    let listing = command(redis.port, "KEYS sb:*").await.expect("keys");
+    let mut stored = String::new();
+    for key in listing.lines().filter(|l| l.starts_with("sb:")) {
+        let kind = command(redis.port, &format!("TYPE {key}"))
+            .await
+            .expect("type");
+        let read = match kind.trim() {
+            "+stream" => format!("XRANGE {key} - +"),
+            "+hash" => format!("HGETALL {key}"),
+            "+string" => format!("GET {key}"),
+            "+list" => format!("LRANGE {key} 0 -1"),
+            "+set" => format!("SMEMBERS {key}"),
+            "+zset" => format!("ZRANGE {key} 0 -1"),
+            other => panic!("unexpected type {other} of {key}"),
+        };
+        stored.push_str(&command(redis.port, &read).await.expect("read"));
+    }
+    assert!(
+        stored.contains("sb:") || stored.contains("alice"),
+        "read something"
+    );
+    for secret in &secrets {
+        assert!(
+            !stored.contains(secret.as_str()),
+            "a secret is stored in Redis: {}…",
+            &secret[..8.min(secret.len())]
+        );
+    }
+}

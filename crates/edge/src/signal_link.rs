@@ -13,18 +13,25 @@ use std::{
     time::Duration,
 };
 
+use prost::Message as _;
 use switchboard_proto::{ConnId, ErrorCode, pb};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
 use tonic::transport::{Channel, Endpoint};
 
 use crate::conns::{ConnHandle, Connections, Outbound};
 
 /// Most envelopes per outbound batch (see signal's `link::MAX_BATCH_ENVELOPES`).
 const MAX_BATCH_ENVELOPES: usize = 128;
+/// A batch is closed once it holds this many bytes (signal's
+/// `link::MAX_BATCH_BYTES`).
+const MAX_BATCH_BYTES: usize = 4 * 1024 * 1024;
 /// Largest gRPC message either side accepts.
 const MAX_GRPC_MESSAGE_BYTES: usize = 16 * 1024 * 1024;
 /// Envelopes queued per lane before senders wait (backpressure on readers).
 const LANE_QUEUE: usize = 4096;
+/// Encoded bytes queued per lane before senders wait: with 64 KiB messages
+/// the count bound alone would allow 256 MiB.
+const LANE_QUEUE_BYTES: usize = 8 * 1024 * 1024;
 /// Reconnect backoff bounds for a failed lane.
 const BACKOFF_MIN: Duration = Duration::from_millis(50);
 const BACKOFF_MAX: Duration = Duration::from_secs(2);
@@ -42,9 +49,14 @@ struct Inner {
     next_conn: AtomicU64,
 }
 
+/// An envelope and the share of its lane's byte budget it holds until it
+/// is handed to the stream.
+type Queued = (pb::EdgeEnvelope, OwnedSemaphorePermit);
+
 #[derive(Debug)]
 struct Lane {
-    tx: mpsc::Sender<pb::EdgeEnvelope>,
+    tx: mpsc::Sender<Queued>,
+    bytes: Arc<Semaphore>,
     up: AtomicBool,
 }
 
@@ -62,6 +74,7 @@ impl SignalLink {
                 let (tx, rx) = mpsc::channel(LANE_QUEUE);
                 lane_handles.push(Lane {
                     tx,
+                    bytes: Arc::new(Semaphore::new(LANE_QUEUE_BYTES)),
                     up: AtomicBool::new(false),
                 });
                 receivers.push((channel.clone(), rx));
@@ -102,7 +115,8 @@ impl SignalLink {
     }
 
     /// Sends an event for `conn` to signal. Waits while the lane's queue is
-    /// full; fails only if the lane task is gone (shutdown).
+    /// full (in envelopes or bytes); fails only if the lane task is gone
+    /// (shutdown).
     pub async fn send(
         &self,
         lane: usize,
@@ -113,11 +127,19 @@ impl SignalLink {
         if !lane.up.load(Ordering::Acquire) {
             return Err(ErrorCode::Unavailable);
         }
+        let envelope = pb::EdgeEnvelope {
+            conn: conn.0,
+            event: Some(event),
+        };
+        let size = envelope.encoded_len().clamp(1, LANE_QUEUE_BYTES) as u32;
+        let permit = lane
+            .bytes
+            .clone()
+            .acquire_many_owned(size)
+            .await
+            .map_err(|_| ErrorCode::ShuttingDown)?;
         lane.tx
-            .send(pb::EdgeEnvelope {
-                conn: conn.0,
-                event: Some(event),
-            })
+            .send((envelope, permit))
             .await
             .map_err(|_| ErrorCode::ShuttingDown)
     }
@@ -190,7 +212,7 @@ async fn run_lane(
     link: SignalLink,
     index: usize,
     channel: Channel,
-    mut rx: mpsc::Receiver<pb::EdgeEnvelope>,
+    mut rx: mpsc::Receiver<Queued>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let mut backoff = BACKOFF_MIN;
@@ -221,18 +243,26 @@ async fn run_lane(
         loop {
             tokio::select! {
                 envelope = rx.recv() => {
-                    let Some(first) = envelope else { return };
+                    let Some((first, permit)) = envelope else { return };
+                    let mut bytes = permit.num_permits();
                     let mut envelopes = Vec::with_capacity(8);
+                    let mut permits = vec![permit];
                     envelopes.push(first);
-                    while envelopes.len() < MAX_BATCH_ENVELOPES {
+                    while envelopes.len() < MAX_BATCH_ENVELOPES && bytes < MAX_BATCH_BYTES {
                         match rx.try_recv() {
-                            Ok(e) => envelopes.push(e),
+                            Ok((e, permit)) => {
+                                bytes += permit.num_permits();
+                                envelopes.push(e);
+                                permits.push(permit);
+                            }
                             Err(_) => break,
                         }
                     }
                     if batch_tx.send(pb::EdgeBatch { envelopes }).await.is_err() {
                         break;
                     }
+                    // The budget comes back once the batch is on its way.
+                    drop(permits);
                 }
                 message = inbound.message() => match message {
                     Ok(Some(batch)) => {

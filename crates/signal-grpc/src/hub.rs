@@ -455,27 +455,21 @@ impl Hub {
     }
 
     /// The edge refreshed the session's token: push it (with renewed TURN
-    /// credentials) through the session's outbound path.
-    pub async fn refreshed(&self, session: SessionId, refresh: pb::TokenRefresh) {
-        let result = async {
-            let Some(record) = self.store.session(session).await? else {
-                return Ok(());
-            };
-            let message = pb::TokenRefreshed {
-                ice_servers: self
-                    .settings
-                    .ice_servers(&record.participant, refresh.expires_at),
-                token: refresh.token,
-                expires_at: refresh.expires_at,
-            };
-            self.router
-                .deliver(session, Out::TokenRefreshed(message), None)
-                .await
-                .map(drop)
+    /// credentials) to the connection, outside the session's log (seq 0):
+    /// a credential is never stored; a connection that misses it is
+    /// refreshed again after its resume.
+    pub fn refreshed(&self, session: &SessionRef, sink: &Sink, refresh: pb::TokenRefresh) {
+        let message = pb::TokenRefreshed {
+            ice_servers: self
+                .settings
+                .ice_servers(&session.participant, refresh.expires_at),
+            token: refresh.token,
+            expires_at: refresh.expires_at,
         };
-        if let Err(err) = result.await {
-            tracing::warn!(session = %session, error = %err, "token refresh push failed");
-        }
+        sink.send(pb::signal_envelope::Event::Message(pb::ServerMessage {
+            seq: 0,
+            message: Some(Out::TokenRefreshed(message)),
+        }));
     }
 
     /// The connection went away without a Leave. A lost connection

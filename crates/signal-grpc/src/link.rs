@@ -187,7 +187,7 @@ async fn handle_envelope(
         }
         Some(pb::edge_envelope::Event::Refreshed(refresh)) => {
             if let Some(session) = sessions.get(&conn) {
-                hub.refreshed(session.id, refresh).await;
+                hub.refreshed(session, &sink, refresh);
             }
         }
         Some(pb::edge_envelope::Event::Closed(closed)) => {

@@ -16,6 +16,21 @@ pub use redis_node::NODE_TTL;
 
 use crate::store::StoreError;
 
+/// What a session's log keeps of a message: no secrets. Joined loses its
+/// resume token and TURN credentials (a replay of a Joined is history, not a
+/// credential: the live copy had them).
+pub(crate) fn for_log(message: &pb::server_message::Message) -> pb::server_message::Message {
+    let mut stored = message.clone();
+    if let pb::server_message::Message::Joined(joined) = &mut stored {
+        joined.resume_token.clear();
+        for server in &mut joined.ice_servers {
+            server.username.clear();
+            server.credential.clear();
+        }
+    }
+    stored
+}
+
 /// Unix time in milliseconds.
 pub(crate) fn now_ms() -> u64 {
     std::time::SystemTime::now()
@@ -207,7 +222,8 @@ pub trait Router: Send + Sync + 'static {
     async fn trim(&self, session: SessionId, seq: u64) -> Result<(), StoreError>;
 
     /// Logs `first` (Joined) as the session's seq 1, then everything held
-    /// for it since `open`, in arrival order.
+    /// for it since `open`, in arrival order. The connection gets `first`
+    /// whole; the log keeps it without secrets ([`for_log`]).
     async fn start(
         &self,
         session: SessionId,

@@ -47,14 +47,27 @@ impl Outbox {
 
     /// Numbers, logs and sends one message.
     fn append(&mut self, message: pb::server_message::Message) -> u64 {
+        self.append_live(message.clone(), message)
+    }
+
+    /// Numbers one message, logs `stored` and sends `live`.
+    fn append_live(
+        &mut self,
+        stored: pb::server_message::Message,
+        live: pb::server_message::Message,
+    ) -> u64 {
         let seq = self.next_seq;
         self.next_seq += 1;
+        let stored = pb::ServerMessage {
+            seq,
+            message: Some(stored),
+        };
         let message = pb::ServerMessage {
             seq,
-            message: Some(message),
+            message: Some(live),
         };
-        self.log_bytes += message.encoded_len();
-        self.log.push_back(message.clone());
+        self.log_bytes += stored.encoded_len();
+        self.log.push_back(stored);
         while self.log.len() > 1 && (self.log.len() > LOG_CAPACITY || self.log_bytes > LOG_BYTES) {
             self.drop_oldest();
         }
@@ -150,7 +163,7 @@ impl Router for MemoryRouter {
             return Ok(());
         };
         let held = outbox.held.take().unwrap_or_default();
-        outbox.append(first);
+        outbox.append_live(super::for_log(&first), first);
         for message in held {
             outbox.append(message);
         }

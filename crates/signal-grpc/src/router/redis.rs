@@ -79,6 +79,16 @@ while true do
 end
 "#;
 
+/// What Redis keeps of a resume token: its digest (the token itself is a
+/// credential and never stored). An empty token stays empty (refused).
+fn token_digest(token: &str) -> String {
+    use sha1::{Digest, Sha1};
+    if token.is_empty() {
+        return String::new();
+    }
+    hex::encode(Sha1::digest(token.as_bytes()))
+}
+
 fn out_key(sid: &str) -> String {
     keys::outbox(sid)
 }
@@ -343,7 +353,7 @@ impl Router for RedisRouter {
             .key(out_key(&sid))
             .key(log_key(&sid))
             .key(keys::held(&sid))
-            .arg(resume_token)
+            .arg(token_digest(&resume_token))
             .arg(&*node)
             .arg(self.ttl.as_secs().max(1))
             .invoke_async(&mut self.conn())
@@ -402,9 +412,21 @@ impl Router for RedisRouter {
         let sid = session.to_string();
         let payload = pb::ServerMessage {
             seq: 0,
-            message: Some(first),
+            message: Some(super::for_log(&first)),
         }
         .encode_to_vec();
+        // The session was opened here: its connection gets the whole first
+        // message now, and the (secret-free) logged copy is skipped.
+        if let Some(a) = self.local.lock().get_mut(&session)
+            && a.expected == 1
+        {
+            a.sink
+                .send(pb::signal_envelope::Event::Message(pb::ServerMessage {
+                    seq: 1,
+                    message: Some(first),
+                }));
+            a.expected = 2;
+        }
         let _: Option<i64> = self
             .start
             .key(out_key(&sid))
@@ -599,8 +621,8 @@ impl Router for RedisRouter {
         let (status, old_node, old_gen, generation, next_seq): (String, String, u64, u64, u64) =
             self.resume
                 .key(out_key(&sid))
-                .arg(resume_token)
-                .arg(&next_token)
+                .arg(token_digest(resume_token))
+                .arg(token_digest(&next_token))
                 .arg(last_seq)
                 .arg(&*node)
                 .invoke_async(&mut self.conn())

@@ -7,7 +7,7 @@
 //! | `sb:{<room tag>}:members` | hash participant → session id | the room's | `record_ttl`, refreshed on every join; gone with the last member |
 //! | `sb:{<room tag>}:records` | hash session id → record JSON (id, room, participant, name, attributes JSON, joined_at_ms) | the room's | `record_ttl`, refreshed on every join; a record is deleted on leave or replacement |
 //! | `sb:session:<sid>:room` | string: the room of a session | its own | `record_ttl`; deleted on leave or replacement |
-//! | `sb:{<sid>}:out` | hash: `next_seq`, resume `token`, attached `node` (empty = detached), attachment `gen`, `c:<sender sid>` = highest client seq accepted from that sender | the session's | `record_ttl`, refreshed on every delivery; deleted when the session ends |
+//! | `sb:{<sid>}:out` | hash: `next_seq`, the resume token's SHA-1 (`token`; the token itself is never stored), `log_bytes`, `started`, attached `node` (empty = detached), attachment `gen`, `c:<sender sid>` = highest client seq accepted from that sender | the session's | `record_ttl`, refreshed on every delivery; deleted when the session ends |
 //! | `sb:{<sid>}:held` | list of encoded messages that arrived before the session's Joined | the session's | `record_ttl`; deleted when the session starts or ends |
 //! | `sb:{<sid>}:log` | stream, entry id `<seq>-0`, field `m` = the encoded ServerMessage | the session's | as `out` |
 //! | `sb:{nodes}` | set of registered signal nodes | the nodes' | owned by the nodes: a node adds itself, the replica that reaps it removes it |
