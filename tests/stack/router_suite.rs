@@ -515,3 +515,44 @@ async fn a_dropped_redis_router_stops_its_tasks() {
     })
     .await;
 }
+
+/// A resume that fails after its script spent the resume token (here: the
+/// node's bookkeeping write is refused) leaves no ghost attached to the
+/// refused connection: the session is detached and due to end at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resume_that_fails_after_spending_its_token_leaves_no_ghost() {
+    use switchboard_tests::redis_server::command;
+    let redis = RedisServer::start(false).await;
+    let (a, b) = two_nodes(vec![redis.url()], redis.url()).await;
+    let session = SessionId::random();
+    let (sink_a, _rx_a) = sink(1);
+    a.open(session, sink_a.clone(), "t".into())
+        .await
+        .expect("open");
+    a.start(session, pong(0)).await.expect("start");
+    a.detach(session, &sink_a).await.expect("detach");
+    assert!(a.due_expiries(u64::MAX / 2).await.expect("due").is_empty());
+
+    let denied = command(redis.port, "ACL SETUSER default -sadd").await;
+    assert_eq!(denied.as_deref(), Some("+OK\r\n"));
+    let (sink_b, _rx_b) = sink(2);
+    let failed = b
+        .resume(session, "t", 1, sink_b, pb::Resumed::default())
+        .await;
+    let allowed = command(redis.port, "ACL SETUSER default +sadd").await;
+    assert_eq!(allowed.as_deref(), Some("+OK\r\n"));
+    assert!(
+        failed.is_err(),
+        "the resume failed after its script: {failed:?}"
+    );
+
+    let due = b.due_expiries(u64::MAX / 2).await.expect("due");
+    assert_eq!(due.len(), 1, "the session is due to end: {due:?}");
+    assert_eq!(due[0].session, session);
+    assert!(
+        b.detached_since(session, due[0].generation)
+            .await
+            .expect("state"),
+        "detached, not attached to the refused connection"
+    );
+}

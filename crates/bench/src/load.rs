@@ -40,7 +40,7 @@ pub struct LoadArgs {
     pub rounds: usize,
 }
 
-type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+pub(crate) type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
 /// One scenario's figures.
 pub struct Outcome {
@@ -98,7 +98,7 @@ fn cpu_time(pid: Option<u32>) -> Option<Duration> {
     Some(Duration::from_millis(ticks * 10))
 }
 
-async fn connect(url: &str) -> Ws {
+pub(crate) async fn connect(url: &str) -> Ws {
     let mut request = url.into_client_request().expect("request");
     let origin = url.replacen("ws://", "http://", 1);
     let origin = origin.split("/ws").next().unwrap_or_default().to_owned();
@@ -111,7 +111,7 @@ async fn connect(url: &str) -> Ws {
         .0
 }
 
-async fn join(ws: &mut Ws, api: &ApiKey, identity: &str, room: &str) {
+pub(crate) async fn join(ws: &mut Ws, api: &ApiKey, identity: &str, room: &str) {
     let request = TokenRequest {
         identity: identity.into(),
         grants: pb::Grants {

@@ -6,6 +6,7 @@
 
 mod bare_relay;
 mod load;
+mod memory;
 
 use std::time::Duration;
 
@@ -27,6 +28,8 @@ enum Command {
     },
     /// Compare the full stack with the bare relay.
     Relay(load::LoadArgs),
+    /// Memory per idle and per busy session (edge + signal + auth + Redis).
+    Memory(memory::MemoryArgs),
 }
 
 const API_KEY: &str = "bench";
@@ -45,6 +48,7 @@ async fn main() {
             bare_relay::run(listener).await;
         }
         Command::Relay(args) => relay(args).await,
+        Command::Memory(args) => memory::run(args, API_KEY, API_SECRET).await,
     }
 }
 
