@@ -342,11 +342,13 @@ async fn two_nodes(urls: Vec<String>, pubsub: String) -> (Arc<dyn Router>, Arc<d
         &pubsub,
         Some("node-a".into()),
         ttl,
+        ttl,
     );
     let b = RedisRouter::start(
         RedisConnection::connect(&urls).await.expect("connect"),
         &pubsub,
         Some("node-b".into()),
+        ttl,
         ttl,
     );
     (a.await.expect("node a"), b.await.expect("node b"))
@@ -378,7 +380,9 @@ async fn a_gap_older_than_the_log_is_reported_not_silent() {
     let (a, b) = two_nodes(vec![redis.url()], redis.url()).await;
     let session = SessionId::random();
     let (sink_a, mut rx_a) = sink(1);
-    a.open(session, sink_a, "t".into()).await.expect("open");
+    a.open(session, sink_a.clone(), "t".into())
+        .await
+        .expect("open");
     a.start(session, pong(0)).await.expect("start");
     assert_eq!(nonce(&next_message(&mut rx_a).await), 0);
 
@@ -425,6 +429,12 @@ async fn a_gap_older_than_the_log_is_reported_not_silent() {
     let closed = closed.expect("more than the log holds was lost: the connection is closed");
     let code = ErrorCode::parse(&closed.code).expect("a known code");
     assert!(code.retryable(), "the client is told to resume: {closed:?}");
+    // When the connection's end is reported, the session is detached like
+    // any lost connection (so it expires unless resumed), not left attached.
+    assert!(
+        a.detach(session, &sink_a).await.expect("detach").is_some(),
+        "the session is detached when its closed connection ends"
+    );
     // The resume says what was lost.
     let (sink_c, mut rx_c) = sink(3);
     let resumed = b
@@ -504,6 +514,7 @@ async fn a_dropped_redis_router_stops_its_tasks() {
             .expect("connect"),
         &redis.url(),
         None,
+        Duration::from_secs(60),
         Duration::from_secs(60),
     )
     .await

@@ -80,8 +80,14 @@ async fn state(config: &SignalConfig) -> Result<State, RunError> {
         .first()
         .map(|u| u.trim_start_matches("cluster+"))
         .unwrap_or_default();
-    let router =
-        router::RedisRouter::start(connection.clone(), pubsub_url, None, redis.record_ttl).await?;
+    let router = router::RedisRouter::start(
+        connection.clone(),
+        pubsub_url,
+        None,
+        redis.record_ttl,
+        config.join.resume_window,
+    )
+    .await?;
     tracing::info!(node = %router.node(), "shared state in redis");
     Ok((
         Arc::new(store::RedisStore::new(connection.clone(), redis.record_ttl)),

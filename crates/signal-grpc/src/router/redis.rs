@@ -179,6 +179,8 @@ return {'ok', v[3], tonumber(v[4]), gen, tonumber(v[2])}
 pub struct RedisRouter {
     connection: RedisConnection,
     ttl: Duration,
+    /// How long a detached session waits for a resume.
+    resume_window: Duration,
     local: Arc<Local>,
     open: Script,
     start: Script,
@@ -205,13 +207,15 @@ impl RedisRouter {
     /// A router for a node named `node` (unique per signal process; `None`
     /// picks one). `pubsub_url` is a Redis URL to subscribe through (any
     /// cluster node will do: a cluster forwards PUBLISH to every node). Key
-    /// lifetime `ttl` is refreshed on every delivery. Its heartbeat and
-    /// subscriber tasks stop when the router is dropped.
+    /// lifetime `ttl` is refreshed on every delivery; `resume_window` is
+    /// how long a session it detaches itself waits for a resume. Its
+    /// heartbeat and subscriber tasks stop when the router is dropped.
     pub async fn start(
         connection: RedisConnection,
         pubsub_url: &str,
         node: Option<String>,
         ttl: Duration,
+        resume_window: Duration,
     ) -> Result<Arc<Self>, StoreError> {
         let client = redis::Client::open(pubsub_url).map_err(|e| StoreError(e.to_string()))?;
         let node: Arc<str> = node.unwrap_or_else(new_node_name).into();
@@ -232,6 +236,7 @@ impl RedisRouter {
         Ok(Arc::new(Self {
             connection,
             ttl,
+            resume_window,
             local,
             open: Script::new(OPEN),
             start: Script::new(&format!("{APPEND}{START}")),
@@ -287,14 +292,29 @@ impl RedisRouter {
 
     /// Whether this node was fenced since it attached a session as `node`:
     /// then the attachment is closed (the client resumes).
-    fn check_fence(&self, node: &str, session: SessionId, generation: u64) {
-        if *self.local.node() != *node {
-            self.local.close(
-                session,
-                generation,
-                Some(ErrorCode::Unavailable),
-                "signal replica lost its registration; resume to continue",
-            );
+    async fn check_fence(&self, node: &str, session: SessionId, generation: u64) {
+        if *self.local.node() == *node {
+            return;
+        }
+        self.local.shut(
+            session,
+            generation,
+            "signal replica lost its registration; resume to continue",
+        );
+        // Attached under the old name, perhaps after the reaper read that
+        // name's sessions: detach it here so it expires unless resumed.
+        let detached: Result<Option<u64>, _> = self
+            .detach
+            .key(out_key(&session.to_string()))
+            .arg(node)
+            .arg(generation)
+            .invoke_async(&mut self.conn())
+            .await;
+        if let Ok(Some(generation)) = detached {
+            let deadline = super::now_ms() + self.resume_window.as_millis() as u64;
+            let _ = self
+                .schedule_expiry(session, generation, deadline, Lost::Disconnected)
+                .await;
         }
     }
 
@@ -346,6 +366,7 @@ impl Router for RedisRouter {
                 live: true,
                 pending: BTreeMap::new(),
                 filling: false,
+                closed: false,
             },
         );
         let opened: Result<i64, _> = self
@@ -363,7 +384,7 @@ impl Router for RedisRouter {
             return Err(failed(err));
         }
         self.track(&node, &sid).await?;
-        self.check_fence(&node, session, 1);
+        self.check_fence(&node, session, 1).await;
         Ok(())
     }
 
@@ -650,7 +671,7 @@ impl Router for RedisRouter {
             .await;
         match replayed {
             Ok(Some(resumed)) => {
-                self.check_fence(&node, session, generation);
+                self.check_fence(&node, session, generation).await;
                 Ok(Ok(resumed))
             }
             Ok(None) => Ok(Err(ResumeRefused::BadToken)),
@@ -748,6 +769,7 @@ impl RedisRouter {
                 live: false,
                 pending: BTreeMap::new(),
                 filling: false,
+                closed: false,
             },
         );
         let entries = read_log(&self.connection, session, last_seq + 1, u64::MAX).await?;

@@ -71,6 +71,10 @@ pub(super) struct Attachment {
     /// Messages that arrived ahead of `expected`.
     pub(super) pending: BTreeMap<u64, Vec<u8>>,
     pub(super) filling: bool,
+    /// This node closed the connection (it was told to resume): nothing
+    /// more goes to it; the attachment stays until the connection's end is
+    /// reported, so the session is detached (and expires) as usual.
+    pub(super) closed: bool,
 }
 
 /// This node's attachments, fed by its pub/sub channel and by replays.
@@ -111,8 +115,8 @@ impl Local {
         let Some(a) = attachments.get_mut(&session) else {
             return;
         };
-        if seq < a.expected {
-            return; // already delivered
+        if seq < a.expected || a.closed {
+            return; // already delivered, or nobody to deliver to
         }
         a.pending.insert(seq, payload);
         if a.pending.len() > PENDING_CAP {
@@ -142,12 +146,27 @@ impl Local {
     /// `Resumed.complete` whether history was lost. Never silence.
     fn lost(&self, session: SessionId, generation: u64, why: &str) {
         tracing::warn!(session = %session, why, "session stream broken; client told to resume");
-        self.close(
+        self.shut(
             session,
             generation,
-            Some(ErrorCode::Unavailable),
             "messages were lost in transit; resume to continue",
         );
+    }
+
+    /// Closes the connection of an attachment (`unavailable`, retryable:
+    /// the client resumes) but keeps the attachment, marked closed, until
+    /// the connection's end is reported: then the session is detached and
+    /// expires like any lost connection.
+    pub(super) fn shut(&self, session: SessionId, generation: u64, reason: &str) {
+        let mut attachments = self.lock();
+        if let Some(a) = attachments
+            .get_mut(&session)
+            .filter(|a| a.generation == generation && !a.closed)
+        {
+            a.closed = true;
+            a.pending.clear();
+            a.sink.send_close(Some(ErrorCode::Unavailable), reason);
+        }
     }
 
     /// Reads seqs `from..to` of `session` from its log and offers them.
@@ -155,7 +174,7 @@ impl Local {
         let entries = read_log(&self.connection, session, from, to.saturating_sub(1)).await;
         let generation = {
             let mut attachments = self.lock();
-            let Some(a) = attachments.get_mut(&session) else {
+            let Some(a) = attachments.get_mut(&session).filter(|a| !a.closed) else {
                 return;
             };
             a.filling = false;
@@ -181,6 +200,7 @@ impl Local {
         let sessions: Vec<(SessionId, u64, u64)> = self
             .lock()
             .iter()
+            .filter(|(_, a)| !a.closed)
             .map(|(s, a)| (*s, a.expected, a.generation))
             .collect();
         for (session, from, generation) in sessions {
@@ -224,15 +244,22 @@ impl Local {
     /// attached afresh.
     pub(super) fn fence(&self) -> Arc<str> {
         self.fenced.store(true, Ordering::Release);
-        let attachments: Vec<Attachment> = self.lock().drain().map(|(_, a)| a).collect();
+        let attachments: Vec<(SessionId, u64)> = self
+            .lock()
+            .iter()
+            .map(|(s, a)| (*s, a.generation))
+            .collect();
         tracing::warn!(
             node = %self.node(),
             sessions = attachments.len(),
             "this node was reaped while it stalled; its clients resume"
         );
-        for a in attachments {
-            a.sink.send_close(
-                Some(ErrorCode::Unavailable),
+        // The reaper detached them (and scheduled their end) under the old
+        // name; the attachments go when their connections' ends arrive.
+        for (session, generation) in attachments {
+            self.shut(
+                session,
+                generation,
                 "signal replica lost its registration; resume to continue",
             );
         }
@@ -408,16 +435,16 @@ pub(super) async fn subscribe(
                 }
                 local.catch_up().await;
                 let mut messages = pubsub.into_on_message();
-                loop {
+                let renamed = loop {
                     let message = tokio::select! {
                         message = messages.next() => message,
                         // Renamed (fenced): subscribe to the new channel now.
-                        _ = names.changed() => break,
+                        _ = names.changed() => break true,
                         _ = stop.changed() => return,
                     };
                     let Some(message) = message else {
                         tracing::warn!(channel = %channel, "node subscription lost; resubscribing");
-                        break;
+                        break false;
                     };
                     match parse_event(message.get_payload_bytes()) {
                         Some(NodeEvent::Message {
@@ -433,8 +460,8 @@ pub(super) async fn subscribe(
                         }) => local.close(session, generation, code, &reason),
                         None => tracing::warn!("malformed node event"),
                     }
-                }
-                if names.has_changed().unwrap_or(false) {
+                };
+                if renamed {
                     continue;
                 }
             }
