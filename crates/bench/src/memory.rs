@@ -150,28 +150,34 @@ pub async fn run(args: MemoryArgs, api_key: &str, api_secret: &str) {
     }
     let acked = sample().await;
 
-    let n = (pairs * 2) as f64;
-    let per = |from: &Sample, to: &Sample| {
+    let (n, busy_n) = ((pairs * 2) as f64, pairs as f64);
+    let delta = |from: u64, to: u64| to as f64 - from as f64;
+    // Idle: over every session. Busy: what a receiving session adds over
+    // an idle one (half the sessions receive).
+    let idle_per = (
+        delta(base.rss, idle.rss) / n,
+        delta(base.redis, idle.redis) / n,
+    );
+    let busy_per = |s: &Sample| {
         (
-            (to.rss as f64 - from.rss as f64) / n,
-            (to.redis as f64 - from.redis as f64) / n,
+            idle_per.0 + delta(idle.rss, s.rss) / busy_n,
+            idle_per.1 + delta(idle.redis, s.redis) / busy_n,
         )
     };
     println!(
-        "# memory: {} sessions, then {} offers of {} bytes to half of them ({})",
+        "# memory: {} sessions in rooms of two; one of each pair receives {} offers of {} bytes ({})",
         pairs * 2,
         args.offers,
         args.size,
         args.bin
     );
-    for (what, from, to) in [
-        ("idle session", &base, &idle),
-        ("busy session (unacknowledged)", &base, &busy),
-        ("busy session after ack", &base, &acked),
+    for (what, (rss, redis)) in [
+        ("idle session", idle_per),
+        ("busy session (unacknowledged)", busy_per(&busy)),
+        ("busy session after ack", busy_per(&acked)),
     ] {
-        let (rss, redis) = per(from, to);
         println!(
-            "{what:32} switchboard all {rss:8.1} KiB/session   redis {redis:8.1} KiB/session   total {:8.1} KiB",
+            "{what:32} switchboard all {rss:8.1} KiB   redis {redis:8.1} KiB   total {:8.1} KiB",
             rss + redis
         );
     }

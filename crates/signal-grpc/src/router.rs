@@ -237,7 +237,7 @@ pub trait Router: Send + Sync + 'static {
 
     /// Records that the session, detached at `generation`, ends at
     /// `deadline_ms` (Unix ms) unless resumed, where any replica can find
-    /// it. In memory the detaching replica's own timer suffices.
+    /// it (in memory: the process's expiry wheel, turned by the sweeper).
     async fn schedule_expiry(
         &self,
         session: SessionId,

@@ -1,10 +1,13 @@
 //! The Redis [`Router`]: any replica delivers to any session.
 //!
-//! Per session (hash tag `{<session id>}`, one cluster slot):
-//! - `sb:{<sid>}:out`, a hash: `next_seq`, resume `token`, the `node` the
-//!   session is attached to (empty = detached) and the attachment `gen`;
-//! - `sb:{<sid>}:log`, a stream holding the last [`LOG_CAPACITY`] messages,
-//!   entry id `<seq>-0`, so a replay is an `XRANGE` by seq.
+//! Per session (hash tag `{<session id>}`, one cluster slot; every key is
+//! in [`crate::store::keys`]):
+//! - `sb:{<sid>}:out`, a hash: `next_seq`, the resume token's digest, the
+//!   `node` the session is attached to (empty = detached), the attachment
+//!   `gen`, the log's size and the exactly-once marks;
+//! - `sb:{<sid>}:log`, a stream holding at most [`LOG_CAPACITY`] messages
+//!   and [`LOG_BYTES`] bytes, less what the client acknowledged; entry id
+//!   `<seq>-0`, so a replay is an `XRANGE` by seq.
 //!
 //! Delivery is one script on the session's slot: take the next seq, append
 //! to the log, and `PUBLISH` the message on the attached node's channel

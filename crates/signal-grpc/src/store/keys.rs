@@ -13,7 +13,7 @@
 //! | `sb:{nodes}` | set of registered signal nodes | the nodes' | owned by the nodes: a node adds itself, the replica that reaps it removes it |
 //! | `sb:{nodes}:alive:<node>` | string, the node's heartbeat | the nodes' | [`NODE_TTL`](crate::router::NODE_TTL), refreshed every second |
 //! | `sb:{nodes}:sessions:<node>` | set of sessions the node holds | the nodes' | `record_ttl`, refreshed as the node attaches sessions; deleted by the reaper |
-//! | `sb:detached` | sorted set `<sid>:<gen>` by end time (Unix ms) | its own | owned: each entry removed by the replica that ends the session |
+//! | `sb:detached` | sorted set `<sid>:<gen>:<reason>` by end time (Unix ms) | its own | owned: each entry removed by the replica that ends the session |
 //!
 //! Channels: `sb:node:<node>`, one per node: what is delivered to the
 //! sessions attached to it (see `router::redis_node` for the format).
@@ -49,7 +49,8 @@ pub fn locator(session: &str) -> String {
     format!("sb:session:{session}:room")
 }
 
-/// A session's outbound state (seq counter, resume token, attachment).
+/// A session's outbound state (seq counter, resume token digest,
+/// attachment, log size, exactly-once marks).
 pub fn outbox(session: &str) -> String {
     format!("sb:{{{session}}}:out")
 }
