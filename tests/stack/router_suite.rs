@@ -244,6 +244,17 @@ async fn suite(a: Arc<dyn Router>, b: Arc<dyn Router>) {
         let message = next_message(&mut rx_f).await;
         assert_eq!((message.seq, nonce(&message)), (seq, value));
     }
+    // Big messages cross the node channel intact (multi-byte lengths).
+    for size in [200, 5_000, 70_000] {
+        let big = pb::server_message::Message::Error(pb::Error {
+            message: "y".repeat(size),
+            ..Default::default()
+        });
+        b.deliver(session, big.clone(), None)
+            .await
+            .expect("deliver");
+        assert_eq!(next_message(&mut rx_f).await.message, Some(big));
+    }
     a.close(session, None, "done").await.expect("close");
 
     // The log keeps only what the client did not acknowledge.

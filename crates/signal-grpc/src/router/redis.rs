@@ -48,6 +48,24 @@ use crate::store::{
 pub const LOG_CAPACITY: usize = super::LOG_CAPACITY;
 pub const LOG_BYTES: usize = super::LOG_BYTES;
 
+/// Lua: `NodeEvent { message: NodeMessage { session, seq, message } }` as
+/// protobuf (the schema's, field numbers fixed there).
+const NODE_MESSAGE: &str = r#"
+local function varint(n)
+  local out = {}
+  while n >= 128 do
+    table.insert(out, string.char(n % 128 + 128))
+    n = math.floor(n / 128)
+  end
+  table.insert(out, string.char(n))
+  return table.concat(out)
+end
+local function node_message(sid, seq, payload)
+  local inner = '\10' .. varint(#sid) .. sid .. '\16' .. varint(seq) .. '\26' .. varint(#payload) .. payload
+  return '\10' .. varint(#inner) .. inner
+end
+"#;
+
 /// Lua: appends `payload` to the log (KEYS[2]) as the session's next seq,
 /// keeping `log_bytes` in the outbox (KEYS[1]), trims the oldest entries
 /// past `maxlen` messages or `maxbytes` bytes (never the newest), and
@@ -65,7 +83,7 @@ local function append(sid, payload, node, maxlen, maxbytes)
     len = len - 1
   end
   if node and node ~= '' then
-    redis.call('PUBLISH', 'sb:node:' .. node, 'M' .. sid .. ':' .. seq .. ':' .. payload)
+    redis.call('PUBLISH', 'sb:node:' .. node, node_message(sid, seq, payload))
   end
   return seq
 end
@@ -242,8 +260,8 @@ impl RedisRouter {
             resume_window,
             local,
             open: Script::new(OPEN),
-            start: Script::new(&format!("{APPEND}{START}")),
-            deliver: Script::new(&format!("{APPEND}{DELIVER}")),
+            start: Script::new(&format!("{NODE_MESSAGE}{APPEND}{START}")),
+            deliver: Script::new(&format!("{NODE_MESSAGE}{APPEND}{DELIVER}")),
             trim: Script::new(TRIM),
             detach: Script::new(DETACH),
             resume: Script::new(RESUME),
@@ -333,8 +351,15 @@ impl RedisRouter {
             self.local.close(session, generation, code, reason);
             return;
         }
-        let code = code.map(ErrorCode::as_str).unwrap_or("");
-        let event = format!("C{session}:{generation}:{code}:{reason}");
+        let event = pb::NodeEvent {
+            event: Some(pb::node_event::Event::Close(pb::NodeClose {
+                session: session.to_string(),
+                generation,
+                code: code.map(ErrorCode::as_str).unwrap_or("").to_owned(),
+                reason: reason.to_owned(),
+            })),
+        }
+        .encode_to_vec();
         let published: Result<i64, _> = redis::cmd("PUBLISH")
             .arg(keys::channel(node))
             .arg(event)

@@ -311,7 +311,7 @@ pub(super) async fn read_log(
         .collect())
 }
 
-/// Parses a node channel message.
+/// A node channel message, decoded (protobuf `NodeEvent` of the schema).
 enum NodeEvent {
     Message {
         session: SessionId,
@@ -327,29 +327,18 @@ enum NodeEvent {
 }
 
 fn parse_event(raw: &[u8]) -> Option<NodeEvent> {
-    let (&kind, rest) = raw.split_first()?;
-    let session = SessionId::parse(std::str::from_utf8(rest.get(..32)?).ok()?)?;
-    let rest = rest.get(33..)?;
-    let colon = rest.iter().position(|b| *b == b':')?;
-    let number: u64 = std::str::from_utf8(&rest[..colon]).ok()?.parse().ok()?;
-    let tail = &rest[colon + 1..];
-    match kind {
-        b'M' => Some(NodeEvent::Message {
-            session,
-            seq: number,
-            payload: tail.to_vec(),
+    match pb::NodeEvent::decode(raw).ok()?.event? {
+        pb::node_event::Event::Message(m) => Some(NodeEvent::Message {
+            session: SessionId::parse(&m.session)?,
+            seq: m.seq,
+            payload: m.message,
         }),
-        b'C' => {
-            let text = std::str::from_utf8(tail).ok()?;
-            let (code, reason) = text.split_once(':')?;
-            Some(NodeEvent::Close {
-                session,
-                generation: number,
-                code: ErrorCode::parse(code),
-                reason: reason.to_owned(),
-            })
-        }
-        _ => None,
+        pb::node_event::Event::Close(c) => Some(NodeEvent::Close {
+            session: SessionId::parse(&c.session)?,
+            generation: c.generation,
+            code: ErrorCode::parse(&c.code),
+            reason: c.reason,
+        }),
     }
 }
 

@@ -15,7 +15,8 @@
 //! | `sb:{nodes}:sessions:<node>` | set of sessions the node holds | the nodes' | `record_ttl`, refreshed as the node attaches sessions; deleted by the reaper |
 //! | `sb:detached` | sorted set `<sid>:<gen>:<reason>` by end time (Unix ms) | its own | owned: each entry removed by the replica that ends the session |
 //!
-//! Channels: `sb:node:<node>`, one per node: what is delivered to the
+//! Channels: `sb:node:<node>`, one per node, carrying protobuf
+//! `switchboard.v1.NodeEvent`s: what is delivered to the
 //! sessions attached to it (see `router::redis_node` for the format).
 //!
 //! The room tag is a digest of the room name (the first 16 bytes of its
