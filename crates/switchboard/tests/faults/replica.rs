@@ -114,6 +114,23 @@ pub struct Tally {
     pub resent: usize,
 }
 
+impl Tally {
+    /// Every message delivered exactly once and in order, or refused with
+    /// an error its sender saw.
+    pub fn assert_exactly_once(&self, what: &str) {
+        assert_eq!(
+            (
+                self.lost,
+                self.duplicated,
+                self.reordered,
+                self.wrong_sender
+            ),
+            (0, 0, 0, 0),
+            "{what}: {self:?}"
+        );
+    }
+}
+
 impl Streams {
     /// Runs the streams in `room`; `fault` runs once a third of all
     /// messages were sent.
@@ -228,16 +245,7 @@ async fn a_replica_killed_under_twenty_senders_loses_and_duplicates_nothing() {
         totals.push(tally);
     }
     for (round, tally) in totals.iter().enumerate() {
-        assert_eq!(
-            (
-                tally.lost,
-                tally.duplicated,
-                tally.reordered,
-                tally.wrong_sender
-            ),
-            (0, 0, 0, 0),
-            "round {round}: {tally:?}"
-        );
+        tally.assert_exactly_once(&format!("round {round}"));
     }
 }
 
@@ -287,16 +295,7 @@ async fn a_stalled_replica_loses_nothing_silently() {
         )
         .await;
         eprintln!("replica SIGSTOP {seconds} s: {tally:?}");
-        assert_eq!(
-            (
-                tally.lost,
-                tally.duplicated,
-                tally.reordered,
-                tally.wrong_sender
-            ),
-            (0, 0, 0, 0),
-            "{seconds} s stall: {tally:?}"
-        );
+        tally.assert_exactly_once(&format!("{seconds} s stall"));
         if seconds == 10 {
             assert!(
                 tally.resumes > 0,
