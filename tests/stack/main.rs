@@ -12,5 +12,6 @@ mod replicas;
 mod resume;
 mod router_suite;
 mod slow_consumer;
+mod slow_loris;
 mod store_suite;
 mod tls;

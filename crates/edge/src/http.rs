@@ -45,6 +45,8 @@ pub struct HttpContext {
     /// Held (through this context) by every connection task; the drain is
     /// over when the last clone is gone.
     pub done: tokio::sync::mpsc::Sender<()>,
+    /// See [`crate::EdgeConfig::header_read_timeout`].
+    pub header_read_timeout: std::time::Duration,
 }
 
 pub fn websocket_config() -> WebSocketConfig {

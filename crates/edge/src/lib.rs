@@ -52,6 +52,10 @@ pub struct EdgeConfig {
     pub lanes: usize,
     /// How long shutdown waits for connections to close.
     pub drain_deadline: Duration,
+    /// A request whose headers have not all arrived this long after the
+    /// connection opened (or after the previous response, on keep-alive) is
+    /// dropped: slow-loris and idle keep-alive connections hold no slot.
+    pub header_read_timeout: Duration,
     /// Per-connection client message rate.
     pub rate: RateLimit,
     /// TLS certificate chain and private key (PEM files); `None` serves
@@ -70,6 +74,7 @@ impl Default for EdgeConfig {
             max_connections: 10_000,
             lanes: 2,
             drain_deadline: Duration::from_secs(10),
+            header_read_timeout: HEADER_READ_TIMEOUT,
             rate: RateLimit::default(),
             tls: None,
         }
@@ -84,6 +89,9 @@ pub enum EdgeError {
     #[error(transparent)]
     Tls(#[from] tls::TlsError),
 }
+
+/// Default [`EdgeConfig::header_read_timeout`].
+pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A TLS handshake slower than this is dropped.
 const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -113,6 +121,10 @@ where
         move |req| http::handle(ctx.clone(), req)
     });
     let conn = hyper::server::conn::http1::Builder::new()
+        // Without a timer hyper silently drops its header-read timeout.
+        .timer(hyper_util::rt::TokioTimer::new())
+        // Slow-loris, and idle keep-alive: the head must arrive in time.
+        .header_read_timeout(ctx.header_read_timeout)
         .max_buf_size(64 * 1024)
         .serve_connection(io, service)
         .with_upgrades();
@@ -168,6 +180,7 @@ pub async fn run(
         dev: config.dev,
         shutdown: stop_rx.clone(),
         done: done_tx,
+        header_read_timeout: config.header_read_timeout,
     });
     tokio::spawn(revocation_watch::run(
         ctx.conn.auth.clone(),

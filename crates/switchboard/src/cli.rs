@@ -103,6 +103,10 @@ pub struct EdgeCommon {
     /// Most open connections per edge process.
     #[arg(long, env = "SWITCHBOARD_MAX_CONNECTIONS", default_value_t = 10_000)]
     pub max_connections: usize,
+    /// Seconds a client has to send a whole HTTP request head (and the
+    /// longest an idle keep-alive connection is kept).
+    #[arg(long, env = "SWITCHBOARD_HEADER_READ_SECONDS", default_value_t = 10)]
+    pub header_read_seconds: u64,
     /// Relay streams from this edge to signal.
     #[arg(long, env = "SWITCHBOARD_SIGNAL_LANES", default_value_t = 2)]
     pub lanes: usize,

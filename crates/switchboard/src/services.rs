@@ -50,6 +50,7 @@ fn edge_config(common: &EdgeCommon, signal_urls: Vec<String>, dev: bool) -> Edge
         max_connections: common.max_connections,
         lanes: common.lanes,
         drain_deadline: Duration::from_secs(common.drain_seconds),
+        header_read_timeout: Duration::from_secs(common.header_read_seconds.max(1)),
         tls: common.tls_cert.clone().zip(common.tls_key.clone()),
         rate: switchboard_edge::RateLimit {
             per_second: common.messages_per_second,
