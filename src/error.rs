@@ -18,6 +18,11 @@ pub enum ErrorCode {
     UnknownMessage,
     /// A frame over the size limit.
     MessageTooLarge,
+    /// A text frame that is not valid UTF-8 (RFC 6455 close 1007).
+    InvalidUtf8,
+    /// A WebSocket framing violation: reserved bits, an unknown opcode, an
+    /// unmasked client frame (RFC 6455 close 1002).
+    ProtocolError,
     /// No token, or a token that fails verification.
     Unauthenticated,
     /// A token past its `exp`.
@@ -71,6 +76,8 @@ const TABLE: &[Row] = &[
     row(ErrorCode::BadRequest,       "bad_request",        tonic::Code::InvalidArgument,       400, 4400, false),
     row(ErrorCode::UnknownMessage,   "unknown_message",    tonic::Code::InvalidArgument,       400, 4400, false),
     row(ErrorCode::MessageTooLarge,  "message_too_large",  tonic::Code::InvalidArgument,       413, 1009, false),
+    row(ErrorCode::InvalidUtf8,      "invalid_utf8",       tonic::Code::InvalidArgument,       400, 1007, false),
+    row(ErrorCode::ProtocolError,    "protocol_error",     tonic::Code::InvalidArgument,       400, 1002, false),
     row(ErrorCode::Unauthenticated,  "unauthenticated",    tonic::Code::Unauthenticated,       401, 4401, false),
     row(ErrorCode::TokenExpired,     "token_expired",      tonic::Code::Unauthenticated,       401, 4401, true),
     row(ErrorCode::TokenRevoked,     "token_revoked",      tonic::Code::Unauthenticated,       401, 4401, false),
@@ -228,7 +235,7 @@ mod tests {
     #[test]
     fn every_code_has_one_row_and_a_unique_name() {
         let all: Vec<_> = ErrorCode::all().collect();
-        assert_eq!(all.len(), 19, "a variant is missing from TABLE");
+        assert_eq!(all.len(), 21, "a variant is missing from TABLE");
         for code in &all {
             assert_eq!(TABLE.iter().filter(|r| r.code == *code).count(), 1);
             assert_eq!(ErrorCode::parse(code.as_str()), Some(*code));
@@ -244,12 +251,16 @@ mod tests {
         for code in ErrorCode::all() {
             let c = code.close_code();
             assert!(
-                (1008..=1013).contains(&c) || (4000..5000).contains(&c),
+                [1002, 1007].contains(&c)
+                    || (1008..=1013).contains(&c)
+                    || (4000..5000).contains(&c),
                 "{code}: {c}"
             );
         }
         assert_eq!(ErrorCode::MessageTooLarge.close_code(), 1009);
         assert_eq!(ErrorCode::RateLimited.close_code(), 1008);
+        assert_eq!(ErrorCode::InvalidUtf8.close_code(), 1007);
+        assert_eq!(ErrorCode::ProtocolError.close_code(), 1002);
     }
 
     #[test]

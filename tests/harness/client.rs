@@ -128,6 +128,16 @@ impl WsClient {
         self.ws.send(frame).await
     }
 
+    /// Writes `bytes` straight to the socket, under the WebSocket layer
+    /// (hand-made frames: invalid UTF-8, reserved bits, bad opcodes).
+    pub async fn write_raw_bytes(&mut self, bytes: &[u8]) {
+        use tokio::io::AsyncWriteExt;
+        match self.ws.get_mut() {
+            MaybeTlsStream::Plain(socket) => socket.write_all(bytes).await.expect("write"),
+            _ => panic!("raw bytes need a plain socket"),
+        }
+    }
+
     pub async fn send_raw(&mut self, frame: Message) {
         self.ws.send(frame).await.expect("send");
     }
@@ -367,4 +377,19 @@ pub fn candidate(line: &str) -> pb::peer_signal::Kind {
         sdp_m_line_index: Some(0),
         username_fragment: None,
     })
+}
+
+/// A client frame (masked, as clients must) with the given first byte
+/// (FIN, RSV bits, opcode) and payload; `masked: false` breaks the rule.
+pub fn raw_frame(first: u8, payload: &[u8], masked: bool) -> Vec<u8> {
+    assert!(payload.len() < 126);
+    let key = [0x12, 0x34, 0x56, 0x78];
+    let mut frame = vec![first, payload.len() as u8 | if masked { 0x80 } else { 0 }];
+    if masked {
+        frame.extend_from_slice(&key);
+        frame.extend(payload.iter().enumerate().map(|(i, b)| b ^ key[i % 4]));
+    } else {
+        frame.extend_from_slice(payload);
+    }
+    frame
 }

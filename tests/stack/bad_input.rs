@@ -203,3 +203,49 @@ async fn a_connection_flood_is_refused_at_accept_and_existing_sessions_carry_on(
     drop(held);
     stack.shutdown().await;
 }
+
+/// Framing violations get a close frame with the code RFC 6455 names
+/// (never a bare TCP drop, which clients take for a network failure and
+/// resume): invalid UTF-8 in a text frame → 1007; reserved bits, an unknown
+/// opcode or an unmasked client frame → 1002. Each session only.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn framing_violations_close_with_1007_or_1002() {
+    use switchboard_tests::raw_frame;
+    let stack = Stack::start().await;
+    let mut other = WsClient::connect(&stack.ws_url(), Format::Json).await;
+    other.join(&stack.token("other", "frames")).await;
+    let cases: [(&str, Vec<u8>, u16); 4] = [
+        (
+            "invalid utf-8 in a text frame",
+            raw_frame(0x81, &[0xff, 0xfe, 0x41], true),
+            1007,
+        ),
+        (
+            "a reserved bit set",
+            raw_frame(0x81 | 0x40, b"{}", true),
+            1002,
+        ),
+        ("an unknown opcode", raw_frame(0x83, b"{}", true), 1002),
+        (
+            "an unmasked client frame",
+            raw_frame(0x81, b"{}", false),
+            1002,
+        ),
+    ];
+    for (i, (what, frame, code)) in cases.into_iter().enumerate() {
+        let mut client = WsClient::connect(&stack.ws_url(), Format::Json).await;
+        client.join(&stack.token(&format!("c{i}"), "frames")).await;
+        client.write_raw_bytes(&frame).await;
+        let closed = client.closed().await;
+        assert_eq!(closed.code, code, "{what}: {closed:?}");
+    }
+    // The other session is untouched.
+    other.send(In::Ping(pb::Ping { nonce: 7 })).await;
+    let pong = other
+        .recv_until(|m| match m {
+            Out::Pong(p) => Some(p.nonce),
+            _ => None,
+        })
+        .await;
+    assert_eq!(pong, 7);
+}

@@ -42,6 +42,8 @@ export function classifyClose({ code, reason }: CloseInfo, resuming: boolean): C
     case "origin_not_allowed":
     case "permission_denied":
     case "room_full": // the room holds its maximum; retrying will not help
+    case "invalid_utf8": // 1007, and 1002 below: our own frames are broken
+    case "protocol_error":
       return "stop";
     default:
       break;

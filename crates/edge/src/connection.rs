@@ -241,6 +241,22 @@ impl Reader {
                 Some(Err(tungstenite::Error::Capacity(err))) => {
                     return ReaderEnd::Close(Some(ErrorCode::MessageTooLarge), err.to_string());
                 }
+                // Framing violations are answered with their RFC 6455 close
+                // code, not a bare TCP drop (which reads as a network
+                // failure and makes clients resume).
+                Some(Err(tungstenite::Error::Utf8(_))) => {
+                    return ReaderEnd::Close(
+                        Some(ErrorCode::InvalidUtf8),
+                        "text frame is not valid utf-8".into(),
+                    );
+                }
+                Some(Err(tungstenite::Error::Protocol(err))) => {
+                    tracing::debug!(conn = %self.conn, error = %err, "websocket protocol violation");
+                    return ReaderEnd::Close(
+                        Some(ErrorCode::ProtocolError),
+                        "websocket protocol violation".into(),
+                    );
+                }
                 Some(Err(err)) => {
                     tracing::debug!(conn = %self.conn, error = %err, "websocket read failed");
                     return ReaderEnd::Gone;
