@@ -81,6 +81,7 @@ impl Stack {
                     allowed: vec!["https://app.example.com".into()],
                     allow_loopback: false,
                     allow_missing: false,
+                    serves_https: false,
                 },
                 dev: true,
                 drain_deadline: Duration::from_secs(3),

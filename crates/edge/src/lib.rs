@@ -169,13 +169,16 @@ pub async fn run(
     // Every task serving a connection holds a clone of `done_tx` (inside the
     // context): when all are dropped, the drain is complete.
     let (done_tx, mut done_rx) = mpsc::channel::<()>(1);
+    let mut origins = config.origins;
+    // Same-origin is the scheme this edge serves.
+    origins.serves_https = config.tls.is_some();
     let ctx = Arc::new(HttpContext {
         conn: ConnectionContext {
             link: link.clone(),
             auth,
             rate: config.rate,
         },
-        origins: config.origins,
+        origins,
         static_dir: config.static_dir,
         dev: config.dev,
         shutdown: stop_rx.clone(),

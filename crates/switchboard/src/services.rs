@@ -44,6 +44,8 @@ fn edge_config(common: &EdgeCommon, signal_urls: Vec<String>, dev: bool) -> Edge
             allowed: common.allowed_origins.clone(),
             allow_loopback: dev,
             allow_missing: common.allow_missing_origin,
+            // Set by the edge from whether it serves TLS.
+            serves_https: false,
         },
         static_dir: common.static_dir.clone(),
         dev,
