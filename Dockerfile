@@ -19,9 +19,13 @@ COPY --from=client /src/client/out /srv/client
 USER 10001
 ENV SWITCHBOARD_STATIC_DIR=/srv/client \
     SWITCHBOARD_LOG_FORMAT=json
-EXPOSE 8080 8081 50051 50052
+EXPOSE 8443 8081 50051 50052
 ENTRYPOINT ["/usr/local/bin/switchboard"]
-# The default runs everything in one process in dev mode (ephemeral keys,
-# dev token endpoint): a demo. Production runs one service per container:
-# `edge`, `auth`, `signal`, `health`, configured with SWITCHBOARD_* variables.
-CMD ["all", "--edge-listen", "0.0.0.0:8080", "--allow-plaintext"]
+# The default is safe to expose: a production edge, TLS from mounted files
+# (it refuses to start without them). Production runs one service per
+# container: `edge`, `auth`, `signal`, `health`, configured with
+# SWITCHBOARD_* variables. A throwaway demo of the whole stack in dev mode
+# (any identity can get a token!) must say so:
+#   docker run -p 8080:8080 IMAGE all --edge-listen 0.0.0.0:8080 \
+#     --allow-plaintext --dangerously-expose-dev-mode
+CMD ["edge", "--listen", "0.0.0.0:8443", "--tls-cert", "/secrets/tls.crt", "--tls-key", "/secrets/tls.key"]

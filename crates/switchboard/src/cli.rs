@@ -149,9 +149,14 @@ pub struct AuthArgs {
     #[arg(long = "redis", env = "SWITCHBOARD_REDIS", value_delimiter = ',')]
     pub redis: Vec<String>,
     /// Dev mode: IssueToken needs no credential; an ephemeral signing key is
-    /// generated when none is given.
+    /// generated when none is given. Loopback only, unless
+    /// --dangerously-expose-dev-mode.
     #[arg(long, env = "SWITCHBOARD_DEV")]
     pub dev: bool,
+    /// Allow dev mode on a non-loopback address: anyone who reaches it can
+    /// mint tokens for any identity. Throwaway demos only.
+    #[arg(long, env = "SWITCHBOARD_DANGEROUSLY_EXPOSE_DEV_MODE")]
+    pub dangerously_expose_dev_mode: bool,
 }
 
 /// Token lifetimes, shared by `auth` and `all`.
@@ -294,6 +299,10 @@ pub struct AllArgs {
         default_value = "127.0.0.1:8081"
     )]
     pub health_listen: SocketAddr,
+    /// Allow this dev-mode stack on a non-loopback address: anyone who
+    /// reaches it can mint tokens for any identity. Throwaway demos only.
+    #[arg(long, env = "SWITCHBOARD_DANGEROUSLY_EXPOSE_DEV_MODE")]
+    pub dangerously_expose_dev_mode: bool,
     #[command(flatten)]
     pub keys: KeyArgs,
     #[command(flatten)]

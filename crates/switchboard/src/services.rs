@@ -36,6 +36,23 @@ fn check_plaintext(listen: SocketAddr, common: &EdgeCommon) -> Result<(), BoxErr
     Ok(())
 }
 
+/// Dev mode hands out any identity in any room (the dev token endpoint,
+/// IssueToken without a credential): it may listen on loopback only, unless
+/// the operator says otherwise in so many words.
+fn check_dev_exposure(listen: &[SocketAddr], exposed: bool) -> Result<(), BoxError> {
+    match listen.iter().find(|a| !a.ip().is_loopback()) {
+        Some(addr) if !exposed => Err(format!(
+            "refusing dev mode on the non-loopback address {addr}: anyone who reaches it can              mint tokens for any identity and room. Run the services separately with a signing              key and API keys, or pass --dangerously-expose-dev-mode for a throwaway demo"
+        )
+        .into()),
+        Some(addr) => {
+            tracing::warn!(%addr, "DEV MODE EXPOSED on a non-loopback address: anyone who reaches it can mint tokens");
+            Ok(())
+        }
+        None => Ok(()),
+    }
+}
+
 fn edge_config(common: &EdgeCommon, signal_urls: Vec<String>, dev: bool) -> EdgeConfig {
     EdgeConfig {
         signal_urls,
@@ -147,6 +164,9 @@ pub async fn edge(args: EdgeArgs) -> Result<(), BoxError> {
 }
 
 pub async fn auth(args: AuthArgs) -> Result<(), BoxError> {
+    if args.dev {
+        check_dev_exposure(&[args.listen], args.dangerously_expose_dev_mode)?;
+    }
     let listener = bind(args.listen).await?;
     announce("auth", "http", &listener)?;
     let config = auth_config(
@@ -186,6 +206,10 @@ async fn stopped(mut rx: watch::Receiver<bool>) {
 /// to reconnect and drained), then signal, auth and health.
 pub async fn all(args: AllArgs) -> Result<(), BoxError> {
     check_plaintext(args.edge_listen, &args.edge)?;
+    check_dev_exposure(
+        &[args.edge_listen, args.auth_listen],
+        args.dangerously_expose_dev_mode,
+    )?;
     let auth_listener = bind(args.auth_listen).await?;
     let signal_listener = bind(args.signal_listen).await?;
     let health_listener = bind(args.health_listen).await?;

@@ -117,3 +117,51 @@ async fn plain_http_off_loopback_needs_an_explicit_opt_in() {
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stderr).contains("refusing plain HTTP"));
 }
+
+/// Dev mode (any identity, any room, from the dev token endpoint and an
+/// open IssueToken) refuses to listen on a non-loopback address unless the
+/// loudly named flag says so.
+#[test]
+fn dev_mode_refuses_a_public_address() {
+    // A refusal exits at once; a server that starts is killed after 10 s.
+    let run = |args: &[&str]| {
+        let mut child = std::process::Command::new(BIN)
+            .args(args)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("run");
+        let started = std::time::Instant::now();
+        while child.try_wait().expect("wait").is_none() {
+            if started.elapsed() > Duration::from_secs(10) {
+                let _ = child.kill();
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        child.wait_with_output().expect("output")
+    };
+    for args in [
+        &[
+            "all",
+            "--edge-listen",
+            "0.0.0.0:0",
+            "--allow-plaintext",
+            "--auth-listen",
+            "127.0.0.1:0",
+            "--signal-listen",
+            "127.0.0.1:0",
+            "--health-listen",
+            "127.0.0.1:0",
+        ][..],
+        &["auth", "--dev", "--listen", "0.0.0.0:0"][..],
+    ] {
+        let output = run(args);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!output.status.success(), "{args:?} must refuse to start");
+        assert!(
+            stderr.contains("dev mode") && stderr.contains("--dangerously-expose-dev-mode"),
+            "{args:?}: {stderr}"
+        );
+    }
+}
