@@ -172,34 +172,68 @@ async fn permessage_deflate_is_never_negotiated() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_connection_flood_is_refused_at_accept_and_existing_sessions_carry_on() {
+    use tokio_tungstenite::tungstenite::{self, client::IntoClientRequest, http::HeaderValue};
     let stack = Stack::start_with(|config| config.edge.max_connections = 8).await;
     let mut alice = WsClient::connect(&stack.ws_url(), Format::Json).await;
     let mut bob = WsClient::connect(&stack.ws_url(), Format::Json).await;
     alice.join(&stack.token("alice", "r1")).await;
     bob.join(&stack.token("bob", "r1")).await;
-    // 6 more fill the edge; 20 beyond are dropped at accept.
+    // 6 more joined WebSocket sessions fill the edge: the cap counts
+    // upgraded sockets, not only HTTP requests in progress.
     let mut held = Vec::new();
-    for _ in 0..6 {
-        held.push(WsClient::connect(&stack.ws_url(), Format::Json).await);
+    for i in 0..6 {
+        let mut client = WsClient::connect(&stack.ws_url(), Format::Json).await;
+        client.join(&stack.token(&format!("h{i}"), "r1")).await;
+        held.push(client);
     }
+    // 20 beyond, with a valid Origin (so nothing but the cap can refuse
+    // them), are dropped at accept: no HTTP answer at all.
+    let origin = stack.edge_url.clone();
     let mut refused = 0;
     for _ in 0..20 {
-        let request = stack.ws_url();
+        let mut request = stack.ws_url().into_client_request().expect("request");
+        request
+            .headers_mut()
+            .insert("origin", HeaderValue::from_str(&origin).expect("origin"));
         let attempt = tokio::time::timeout(
             switchboard_tests::DEADLINE,
             tokio_tungstenite::connect_async(request),
         )
-        .await;
-        if matches!(attempt, Ok(Err(_))) {
-            refused += 1;
+        .await
+        .expect("answered or dropped in time");
+        match attempt {
+            Ok(_) => {}
+            Err(tungstenite::Error::Http(response)) => {
+                panic!(
+                    "refused by HTTP {} rather than by the cap",
+                    response.status()
+                )
+            }
+            Err(_) => refused += 1,
         }
     }
-    assert_eq!(refused, 20, "every connection over the limit is refused");
+    assert_eq!(
+        refused, 20,
+        "every connection over the cap is dropped at accept"
+    );
     alice
         .signal("bob", description(true, "v=0 still-fine"))
         .await;
     let got = bob.next_signal().await.from;
     assert_eq!(got, "alice");
+    // A slot frees when a session's socket closes.
+    held.pop().expect("held").close().await;
+    switchboard_tests::wait_until("a slot is free again", switchboard_tests::DEADLINE, || {
+        let (url, origin) = (stack.ws_url(), origin.clone());
+        async move {
+            let mut request = url.into_client_request().expect("request");
+            request
+                .headers_mut()
+                .insert("origin", HeaderValue::from_str(&origin).expect("origin"));
+            tokio_tungstenite::connect_async(request).await.is_ok()
+        }
+    })
+    .await;
     drop(held);
     stack.shutdown().await;
 }

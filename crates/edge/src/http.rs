@@ -80,13 +80,19 @@ pub fn error_response(err: &SignalError) -> Response<Body> {
     )
 }
 
+/// The connection's slot under `--max-connections`: held by the HTTP
+/// connection and, once upgraded, by its WebSocket, so it is released when
+/// the socket closes, not when hyper hands the socket over.
+pub type Slot = Arc<tokio::sync::OwnedSemaphorePermit>;
+
 pub async fn handle(
     ctx: Arc<HttpContext>,
+    slot: Slot,
     req: Request<Incoming>,
 ) -> Result<Response<Body>, Infallible> {
     let path = req.uri().path().to_owned();
     let response = match (req.method(), path.as_str()) {
-        (&Method::GET, "/ws") => upgrade(ctx, req).await,
+        (&Method::GET, "/ws") => upgrade(ctx, slot, req).await,
         (&Method::GET, "/health/live") => {
             json(StatusCode::OK, serde_json::json!({ "status": "live" }))
         }
@@ -188,7 +194,7 @@ async fn dev_token(ctx: &HttpContext, req: Request<Incoming>) -> Response<Body> 
     }
 }
 
-async fn upgrade(ctx: Arc<HttpContext>, mut req: Request<Incoming>) -> Response<Body> {
+async fn upgrade(ctx: Arc<HttpContext>, slot: Slot, mut req: Request<Incoming>) -> Response<Body> {
     let headers = req.headers();
     let header_str = |name: header::HeaderName| headers.get(name).and_then(|v| v.to_str().ok());
     let is_upgrade = header_str(header::UPGRADE)
@@ -244,7 +250,7 @@ async fn upgrade(ctx: Arc<HttpContext>, mut req: Request<Incoming>) -> Response<
     let shutdown = ctx.shutdown.clone();
     let drain_guard = ctx.done.clone();
     tokio::spawn(async move {
-        let _drain_guard = drain_guard;
+        let (_drain_guard, _slot) = (drain_guard, slot);
         match on_upgrade.await {
             Ok(upgraded) => {
                 let ws = WebSocketStream::from_raw_socket(

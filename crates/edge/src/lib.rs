@@ -112,13 +112,17 @@ pub(crate) fn now_secs() -> u64 {
 
 /// Serves HTTP/1.1 (with WebSocket upgrades) on one connection until it
 /// ends or the edge stops (then gracefully).
-async fn serve_http<IO>(io: TokioIo<IO>, ctx: Arc<HttpContext>, stop: &mut watch::Receiver<bool>)
-where
+async fn serve_http<IO>(
+    io: TokioIo<IO>,
+    ctx: Arc<HttpContext>,
+    slot: http::Slot,
+    stop: &mut watch::Receiver<bool>,
+) where
     IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
     let service = service_fn({
         let ctx = ctx.clone();
-        move |req| http::handle(ctx.clone(), req)
+        move |req| http::handle(ctx.clone(), slot.clone(), req)
     });
     let conn = hyper::server::conn::http1::Builder::new()
         // Without a timer hyper silently drops its header-read timeout.
@@ -215,25 +219,28 @@ pub async fn run(
             drop(socket);
             continue;
         };
+        // Shared with the WebSocket the connection may become.
+        let slot = Arc::new(slot);
         let _ = socket.set_nodelay(true);
         let ctx = ctx.clone();
         let mut stop = stop_rx.clone();
         let tls = tls.clone();
         tokio::spawn(async move {
             match tls {
-                None => serve_http(TokioIo::new(socket), ctx, &mut stop).await,
+                None => serve_http(TokioIo::new(socket), ctx, slot, &mut stop).await,
                 Some(acceptor) => {
                     // A client that never finishes the handshake must not
                     // hold a slot.
                     match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(socket)).await
                     {
-                        Ok(Ok(stream)) => serve_http(TokioIo::new(stream), ctx, &mut stop).await,
+                        Ok(Ok(stream)) => {
+                            serve_http(TokioIo::new(stream), ctx, slot, &mut stop).await
+                        }
                         Ok(Err(err)) => tracing::debug!(error = %err, "tls handshake failed"),
                         Err(_) => tracing::debug!("tls handshake timed out"),
                     }
                 }
             }
-            drop(slot);
         });
     }
 
