@@ -26,6 +26,7 @@ async fn requests_that_never_finish_are_closed_within_the_header_timeout() {
                 let request = b"GET /health/live HTTP/1.1\r\nHost: x\r\nX-Slow: ";
                 let mut closed_by_server = None;
                 let mut buf = [0u8; 512];
+                let mut pace = tokio::time::interval(Duration::from_millis(100));
                 // One byte every 100 ms, for at most 8 s: the request never
                 // ends. The server must close the connection first.
                 for (i, byte) in request
@@ -41,7 +42,7 @@ async fn requests_that_never_finish_are_closed_within_the_header_timeout() {
                             closed_by_server = Some(i);
                             break;
                         }
-                        () = tokio::time::sleep(Duration::from_millis(100)) => {}
+                        _ = pace.tick() => {}
                     }
                     if write.write_all(&[*byte]).await.is_err() {
                         closed_by_server = Some(i);

@@ -121,25 +121,26 @@ async fn plain_http_off_loopback_needs_an_explicit_opt_in() {
 /// Dev mode (any identity, any room, from the dev token endpoint and an
 /// open IssueToken) refuses to listen on a non-loopback address unless the
 /// loudly named flag says so.
-#[test]
-fn dev_mode_refuses_a_public_address() {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dev_mode_refuses_a_public_address() {
     // A refusal exits at once; a server that starts is killed after 10 s.
     let run = |args: &[&str]| {
-        let mut child = std::process::Command::new(BIN)
+        let mut child = tokio::process::Command::new(BIN)
             .args(args)
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::piped())
+            .kill_on_drop(true)
             .spawn()
             .expect("run");
-        let started = std::time::Instant::now();
-        while child.try_wait().expect("wait").is_none() {
-            if started.elapsed() > Duration::from_secs(10) {
-                let _ = child.kill();
-                break;
+        async move {
+            if tokio::time::timeout(Duration::from_secs(10), child.wait())
+                .await
+                .is_err()
+            {
+                let _ = child.kill().await;
             }
-            std::thread::sleep(Duration::from_millis(20));
+            child.wait_with_output().await.expect("output")
         }
-        child.wait_with_output().expect("output")
     };
     for args in [
         &[
@@ -156,7 +157,7 @@ fn dev_mode_refuses_a_public_address() {
         ][..],
         &["auth", "--dev", "--listen", "0.0.0.0:0"][..],
     ] {
-        let output = run(args);
+        let output = run(args).await;
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert!(!output.status.success(), "{args:?} must refuse to start");
         assert!(
