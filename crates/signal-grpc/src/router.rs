@@ -6,6 +6,7 @@
 mod memory;
 mod redis;
 mod redis_node;
+mod redis_scripts;
 
 use async_trait::async_trait;
 use switchboard_proto::{ConnId, ErrorCode, SessionId, SignalError, pb};

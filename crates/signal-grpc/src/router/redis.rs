@@ -32,12 +32,12 @@ use redis::Script;
 use switchboard_proto::{ErrorCode, SessionId, pb};
 use tokio::sync::watch;
 
+use super::redis_scripts::{
+    APPEND, DELIVER, DETACH, DETACH_FROM_NODE, NODE_MESSAGE, OPEN, RESUME, START, TRIM,
+};
 use super::{
     Delivery, Expiry, Lost, Origin, ResumeRefused, Resumed, Router, Sink, new_resume_token,
-    redis_node::{
-        Attachment, CLAIM_DEAD, Local, flush, heartbeat, keep_alive, new_node_name, read_log,
-        subscribe,
-    },
+    redis_node::{Attachment, CLAIM_DEAD, Local, heartbeat, keep_alive, new_node_name, subscribe},
 };
 use crate::store::{
     RedisConnection, StoreError,
@@ -47,58 +47,6 @@ use crate::store::{
 /// Messages and bytes kept per session for resume (as in memory).
 pub const LOG_CAPACITY: usize = super::LOG_CAPACITY;
 pub const LOG_BYTES: usize = super::LOG_BYTES;
-
-/// Lua: `NodeEvent { message: NodeMessage { session, seq, message } }` as
-/// protobuf (the schema's, field numbers fixed there).
-const NODE_MESSAGE: &str = r#"
-local function varint(n)
-  local out = {}
-  while n >= 128 do
-    table.insert(out, string.char(n % 128 + 128))
-    n = math.floor(n / 128)
-  end
-  table.insert(out, string.char(n))
-  return table.concat(out)
-end
-local function node_message(sid, seq, payload)
-  local inner = '\10' .. varint(#sid) .. sid .. '\16' .. varint(seq) .. '\26' .. varint(#payload) .. payload
-  return '\10' .. varint(#inner) .. inner
-end
-"#;
-
-/// Lua: appends `payload` to the log (KEYS[2]) as the session's next seq,
-/// keeping `log_bytes` in the outbox (KEYS[1]), trims the oldest entries
-/// past `maxlen` messages or `maxbytes` bytes (never the newest), and
-/// publishes to the attached `node`. Returns the seq.
-const APPEND: &str = r#"
-local function append(sid, payload, node, maxlen, maxbytes)
-  local seq = redis.call('HINCRBY', KEYS[1], 'next_seq', 1) - 1
-  redis.call('XADD', KEYS[2], seq .. '-0', 'm', payload)
-  local bytes = redis.call('HINCRBY', KEYS[1], 'log_bytes', #payload)
-  local len = redis.call('XLEN', KEYS[2])
-  while len > 1 and (len > maxlen or bytes > maxbytes) do
-    local oldest = redis.call('XRANGE', KEYS[2], '-', '+', 'COUNT', 1)[1]
-    redis.call('XDEL', KEYS[2], oldest[1])
-    bytes = redis.call('HINCRBY', KEYS[1], 'log_bytes', -#oldest[2][2])
-    len = len - 1
-  end
-  if node and node ~= '' then
-    redis.call('PUBLISH', 'sb:node:' .. node, node_message(sid, seq, payload))
-  end
-  return seq
-end
-"#;
-
-/// KEYS out, log. ARGV seq. Drops every logged message through seq.
-const TRIM: &str = r#"
-local bound = ARGV[1] .. '-0'
-while true do
-  local oldest = redis.call('XRANGE', KEYS[2], '-', bound, 'COUNT', 1)[1]
-  if not oldest then return 1 end
-  redis.call('XDEL', KEYS[2], oldest[1])
-  redis.call('HINCRBY', KEYS[1], 'log_bytes', -#oldest[2][2])
-end
-"#;
 
 /// What Redis keeps of a resume token: its digest (the token itself is a
 /// credential and never stored). An empty token stays empty (refused).
@@ -110,6 +58,10 @@ fn token_digest(token: &str) -> String {
     hex::encode(Sha1::digest(token.as_bytes()))
 }
 
+mod attach;
+
+use attach::Granted;
+
 fn out_key(sid: &str) -> String {
     keys::outbox(sid)
 }
@@ -117,83 +69,6 @@ fn out_key(sid: &str) -> String {
 fn log_key(sid: &str) -> String {
     keys::log(sid)
 }
-
-/// KEYS out. ARGV node. Detaches the session if it is attached to `node`;
-/// returns the new generation, or false.
-const DETACH_FROM_NODE: &str = r#"
-if redis.call('HGET', KEYS[1], 'node') ~= ARGV[1] then return false end
-redis.call('HSET', KEYS[1], 'node', '')
-return redis.call('HINCRBY', KEYS[1], 'gen', 1)
-"#;
-
-/// KEYS out, log, held. ARGV token, node, ttl. The session is not started:
-/// deliveries are held until START.
-const OPEN: &str = r#"
-redis.call('DEL', KEYS[1], KEYS[2], KEYS[3])
-redis.call('HSET', KEYS[1], 'next_seq', 1, 'token', ARGV[1], 'node', ARGV[2], 'gen', 1, 'started', 0)
-redis.call('EXPIRE', KEYS[1], ARGV[3])
-return 1
-"#;
-
-/// KEYS out, log, held. ARGV sid, first payload, ttl, maxlen, maxbytes.
-/// Logs the first message as seq 1, then every held one, publishing each.
-const START: &str = r#"
-if redis.call('EXISTS', KEYS[1]) == 0 then return false end
-redis.call('HSET', KEYS[1], 'started', 1)
-local node = redis.call('HGET', KEYS[1], 'node')
-local maxlen, maxbytes = tonumber(ARGV[4]), tonumber(ARGV[5])
-append(ARGV[1], ARGV[2], node, maxlen, maxbytes)
-for _, payload in ipairs(redis.call('LRANGE', KEYS[3], 0, -1)) do
-  append(ARGV[1], payload, node, maxlen, maxbytes)
-end
-redis.call('DEL', KEYS[3])
-redis.call('EXPIRE', KEYS[2], ARGV[3])
-return 1
-"#;
-
-/// KEYS out, log, held. ARGV sid, payload, ttl, maxlen, origin sid ('' =
-/// none), origin client seq, maxbytes. Returns the seq, 0 when held (not
-/// started), -1 for a duplicate of what this origin already delivered, or
-/// false.
-const DELIVER: &str = r#"
-if redis.call('EXISTS', KEYS[1]) == 0 then return false end
-if ARGV[5] ~= '' then
-  local field = 'c:' .. ARGV[5]
-  local last = tonumber(redis.call('HGET', KEYS[1], field) or '0')
-  if tonumber(ARGV[6]) <= last then return -1 end
-  redis.call('HSET', KEYS[1], field, ARGV[6])
-end
-if redis.call('HGET', KEYS[1], 'started') == '0' then
-  redis.call('RPUSH', KEYS[3], ARGV[2])
-  redis.call('EXPIRE', KEYS[3], ARGV[3])
-  return 0
-end
-local node = redis.call('HGET', KEYS[1], 'node')
-local seq = append(ARGV[1], ARGV[2], node, tonumber(ARGV[4]), tonumber(ARGV[7]))
-redis.call('EXPIRE', KEYS[1], ARGV[3])
-redis.call('EXPIRE', KEYS[2], ARGV[3])
-return seq
-"#;
-
-/// KEYS out. ARGV node, gen. Returns the new gen, or false.
-const DETACH: &str = r#"
-if redis.call('HGET', KEYS[1], 'node') ~= ARGV[1] then return false end
-if redis.call('HGET', KEYS[1], 'gen') ~= ARGV[2] then return false end
-redis.call('HSET', KEYS[1], 'node', '')
-return redis.call('HINCRBY', KEYS[1], 'gen', 1)
-"#;
-
-/// KEYS out. ARGV token, new token, last_seq, node. Returns
-/// {status, old node, old gen, new gen, next_seq}.
-const RESUME: &str = r#"
-if redis.call('EXISTS', KEYS[1]) == 0 then return {'unknown', '', 0, 0, 0} end
-local v = redis.call('HMGET', KEYS[1], 'token', 'next_seq', 'node', 'gen')
-if ARGV[1] == '' or v[1] ~= ARGV[1] then return {'badtoken', '', 0, 0, 0} end
-if tonumber(ARGV[3]) >= tonumber(v[2]) then return {'future', '', 0, 0, 0} end
-local gen = redis.call('HINCRBY', KEYS[1], 'gen', 1)
-redis.call('HSET', KEYS[1], 'token', ARGV[2], 'node', ARGV[4])
-return {'ok', v[3], tonumber(v[4]), gen, tonumber(v[2])}
-"#;
 
 /// Sessions and delivery over Redis, as one node (its name changes when it
 /// is fenced).
@@ -278,96 +153,6 @@ impl RedisRouter {
 
     fn conn(&self) -> RedisConnection {
         self.connection.clone()
-    }
-
-    /// Notes that this node holds `sid` (for reaping if it dies).
-    async fn track(&self, node: &str, sid: &str) -> Result<(), StoreError> {
-        let mut conn = self.conn();
-        let _: i64 = redis::cmd("SADD")
-            .arg(keys::node_sessions(node))
-            .arg(sid)
-            .query_async(&mut conn)
-            .await
-            .map_err(failed)?;
-        let _: i64 = redis::cmd("EXPIRE")
-            .arg(keys::node_sessions(node))
-            .arg(self.ttl.as_secs().max(1))
-            .query_async(&mut conn)
-            .await
-            .map_err(failed)?;
-        Ok(())
-    }
-
-    /// The session is no longer attached to `node` (best effort: a stale
-    /// entry is harmless, the set expires, and the reaper deletes it).
-    async fn untrack(&self, node: &str, sid: &str) {
-        let removed: Result<i64, _> = redis::cmd("SREM")
-            .arg(keys::node_sessions(node))
-            .arg(sid)
-            .query_async(&mut self.conn())
-            .await;
-        if let Err(err) = removed {
-            tracing::debug!(error = %err, "untracking a session failed");
-        }
-    }
-
-    /// Whether this node was fenced since it attached a session as `node`:
-    /// then the attachment is closed (the client resumes).
-    async fn check_fence(&self, node: &str, session: SessionId, generation: u64) {
-        if *self.local.node() == *node {
-            return;
-        }
-        self.local.shut(
-            session,
-            generation,
-            "signal replica lost its registration; resume to continue",
-        );
-        // Attached under the old name, perhaps after the reaper read that
-        // name's sessions: detach it here so it expires unless resumed.
-        let detached: Result<Option<u64>, _> = self
-            .detach
-            .key(out_key(&session.to_string()))
-            .arg(node)
-            .arg(generation)
-            .invoke_async(&mut self.conn())
-            .await;
-        if let Ok(Some(generation)) = detached {
-            let deadline = super::now_ms() + self.resume_window.as_millis() as u64;
-            let _ = self
-                .schedule_expiry(session, generation, deadline, Lost::Disconnected)
-                .await;
-        }
-    }
-
-    async fn publish_close(
-        &self,
-        node: &str,
-        session: SessionId,
-        generation: u64,
-        code: Option<ErrorCode>,
-        reason: &str,
-    ) {
-        if *node == *self.local.node() {
-            self.local.close(session, generation, code, reason);
-            return;
-        }
-        let event = pb::NodeEvent {
-            event: Some(pb::node_event::Event::Close(pb::NodeClose {
-                session: session.to_string(),
-                generation,
-                code: code.map(ErrorCode::as_str).unwrap_or("").to_owned(),
-                reason: reason.to_owned(),
-            })),
-        }
-        .encode_to_vec();
-        let published: Result<i64, _> = redis::cmd("PUBLISH")
-            .arg(keys::channel(node))
-            .arg(event)
-            .query_async(&mut self.conn())
-            .await;
-        if let Err(err) = published {
-            tracing::warn!(session = %session, error = %err, "close for another node not published");
-        }
     }
 }
 
@@ -735,134 +520,5 @@ impl Router for RedisRouter {
 
     fn fenced(&self) -> bool {
         self.local.fenced.load(Ordering::Acquire)
-    }
-}
-
-/// What the RESUME script granted.
-struct Granted {
-    /// The new attachment generation.
-    generation: u64,
-    /// The session's next seq (what it was sent so far + 1).
-    next_seq: u64,
-    /// Where the session was attached before ('' = detached), and as which
-    /// generation.
-    old_node: String,
-    old_gen: u64,
-    last_seq: u64,
-    next_token: String,
-}
-
-impl RedisRouter {
-    /// The rest of a resume after the RESUME script: attach locally, replay
-    /// the log. `Ok(None)`: taken over again meanwhile.
-    async fn attach_resumed(
-        &self,
-        session: SessionId,
-        node: &str,
-        granted: &Granted,
-        sink: Sink,
-        mut first: pb::Resumed,
-    ) -> Result<Option<Resumed>, StoreError> {
-        let Granted {
-            generation,
-            next_seq,
-            ref old_node,
-            old_gen,
-            last_seq,
-            ref next_token,
-        } = *granted;
-        let sid = session.to_string();
-        self.track(node, &sid).await?;
-        if !old_node.is_empty() {
-            if old_node != node {
-                self.untrack(old_node, &sid).await;
-            }
-            self.publish_close(
-                old_node,
-                session,
-                old_gen,
-                Some(ErrorCode::SessionReplaced),
-                "session resumed on another connection",
-            )
-            .await;
-        }
-        // Attach first (holding live messages), then replay from the log:
-        // anything published before the attachment existed is in the log.
-        self.local.lock().insert(
-            session,
-            Attachment {
-                sink: sink.clone(),
-                generation,
-                expected: last_seq + 1,
-                live: false,
-                pending: BTreeMap::new(),
-                filling: false,
-                closed: false,
-            },
-        );
-        let entries = read_log(&self.connection, session, last_seq + 1, u64::MAX).await?;
-        let complete = entries
-            .first()
-            .map_or(next_seq == last_seq + 1, |(seq, _)| *seq == last_seq + 1);
-        first.resume_token = next_token.to_owned();
-        first.complete = complete;
-        let mut attachments = self.local.lock();
-        let Some(a) = attachments
-            .get_mut(&session)
-            .filter(|a| a.generation == generation)
-        else {
-            // Taken over again meanwhile.
-            return Ok(None);
-        };
-        sink.send(pb::signal_envelope::Event::Message(pb::ServerMessage {
-            seq: 0,
-            message: Some(pb::server_message::Message::Resumed(first)),
-        }));
-        if let Some((oldest, _)) = entries.first() {
-            // Incomplete: continue from the oldest message still logged.
-            a.expected = a.expected.max(*oldest);
-        }
-        let replayed = entries.len();
-        for (seq, payload) in entries {
-            a.pending.insert(seq, payload);
-        }
-        a.live = true;
-        flush(a);
-        Ok(Some(Resumed {
-            resume_token: next_token.to_owned(),
-            complete,
-            replayed,
-        }))
-    }
-
-    async fn close_session(
-        &self,
-        session: SessionId,
-        code: Option<ErrorCode>,
-        reason: &str,
-    ) -> Result<(), StoreError> {
-        let sid = session.to_string();
-        let (node, generation): (Option<String>, Option<u64>) = redis::cmd("HMGET")
-            .arg(out_key(&sid))
-            .arg("node")
-            .arg("gen")
-            .query_async(&mut self.conn())
-            .await
-            .map_err(failed)?;
-        if let (Some(node), Some(generation)) = (node, generation)
-            && !node.is_empty()
-        {
-            self.publish_close(&node, session, generation, code, reason)
-                .await;
-            self.untrack(&node, &sid).await;
-        }
-        let _: i64 = redis::cmd("DEL")
-            .arg(out_key(&sid))
-            .arg(log_key(&sid))
-            .arg(keys::held(&sid))
-            .query_async(&mut self.conn())
-            .await
-            .map_err(failed)?;
-        Ok(())
     }
 }
