@@ -52,12 +52,11 @@ async fn main() {
     }
 }
 
-async fn relay(args: load::LoadArgs) {
-    let own = std::env::current_exe().expect("own path");
-    let own = own.to_str().expect("utf8 path");
-    let bare = Process::start(own, &["bare-relay"], &[]).await;
+/// `switchboard all` on ephemeral ports, with the bench's API key and no
+/// rate or connection limit in the way; `extra` adds arguments.
+pub(crate) async fn start_stack(bin: &str, extra: &[&str]) -> Process {
     let big = u32::MAX.to_string();
-    let stack_args = [
+    let mut args = vec![
         "all",
         "--edge-listen",
         "127.0.0.1:0",
@@ -74,15 +73,23 @@ async fn relay(args: load::LoadArgs) {
         "--max-connections",
         "100000",
     ];
-    let stack = Process::start(
-        &args.bin,
-        &stack_args,
+    args.extend_from_slice(extra);
+    Process::start(
+        bin,
+        &args,
         &[
             ("SWITCHBOARD_API_KEYS", &format!("{API_KEY}:{API_SECRET}")),
             ("RUST_LOG", "warn"),
         ],
     )
-    .await;
+    .await
+}
+
+async fn relay(args: load::LoadArgs) {
+    let own = std::env::current_exe().expect("own path");
+    let own = own.to_str().expect("utf8 path");
+    let bare = Process::start(own, &["bare-relay"], &[]).await;
+    let stack = start_stack(&args.bin, &[]).await;
     let keys = switchboard_auth::ApiKey::new(API_KEY, API_SECRET).expect("api key");
     let bare_url = bare.url("bare").to_owned();
     let edge_url = format!("{}/ws", stack.url("edge").replacen("http://", "ws://", 1));

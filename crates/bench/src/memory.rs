@@ -8,10 +8,7 @@ use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use switchboard_auth::ApiKey;
-use switchboard_tests::{
-    process::Process,
-    redis_server::{RedisServer, command},
-};
+use switchboard_tests::redis_server::{RedisServer, command};
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::load::{Ws, connect, join};
@@ -78,33 +75,8 @@ struct Sample {
 
 pub async fn run(args: MemoryArgs, api_key: &str, api_secret: &str) {
     let redis = RedisServer::start(false).await;
-    let stack = Process::start(
-        &args.bin,
-        &[
-            "all",
-            "--edge-listen",
-            "127.0.0.1:0",
-            "--auth-listen",
-            "127.0.0.1:0",
-            "--signal-listen",
-            "127.0.0.1:0",
-            "--health-listen",
-            "127.0.0.1:0",
-            "--redis",
-            &redis.url(),
-            "--messages-per-second",
-            "100000",
-            "--message-burst",
-            "100000",
-            "--max-connections",
-            "100000",
-        ],
-        &[
-            ("SWITCHBOARD_API_KEYS", &format!("{api_key}:{api_secret}")),
-            ("RUST_LOG", "warn"),
-        ],
-    )
-    .await;
+    let redis_url = redis.url();
+    let stack = crate::start_stack(&args.bin, &["--redis", &redis_url]).await;
     let pid = stack.child.id().expect("pid");
     let keys = ApiKey::new(api_key, api_secret).expect("api key");
     let url = format!("{}/ws", stack.url("edge").replacen("http://", "ws://", 1));
