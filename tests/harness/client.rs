@@ -88,6 +88,39 @@ impl WsClient {
         }
     }
 
+    /// Connects with the edge's own origin over a socket whose receive
+    /// buffer is `recv_buffer` bytes: a client that never reads fills it
+    /// at once.
+    pub async fn connect_small_buffer(ws_url: &str, recv_buffer: u32, format: Format) -> Self {
+        let origin = ws_url
+            .replacen("ws://", "http://", 1)
+            .trim_end_matches("/ws")
+            .to_owned();
+        let mut request = ws_url.into_client_request().expect("request");
+        request
+            .headers_mut()
+            .insert("origin", HeaderValue::from_str(&origin).expect("origin"));
+        let addr = request
+            .uri()
+            .authority()
+            .expect("authority")
+            .as_str()
+            .to_owned();
+        let addr: std::net::SocketAddr = addr.parse().expect("socket address");
+        let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+        socket.set_recv_buffer_size(recv_buffer).expect("SO_RCVBUF");
+        let stream = socket.connect(addr).await.expect("connect");
+        let (ws, _) = tokio_tungstenite::client_async(request, MaybeTlsStream::Plain(stream))
+            .await
+            .expect("handshake accepted");
+        Self {
+            ws,
+            format,
+            next_id: 1,
+            last_seq: 0,
+        }
+    }
+
     /// Sends `message` with a fresh request id; returns the id.
     pub async fn send(&mut self, message: In) -> u32 {
         let id = self.next_id;

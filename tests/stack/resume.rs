@@ -206,7 +206,7 @@ async fn after_the_window_the_session_is_gone_and_the_room_saw_it_leave() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_gap_larger_than_the_log_is_reported_as_incomplete() {
     let stack = Stack::start_with(|config| {
-        config.edge.rate = switchboard_edge::RateLimit {
+        config.edge.connection.rate = switchboard_edge::RateLimit {
             per_second: 100_000,
             burst: 100_000,
         };

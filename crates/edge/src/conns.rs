@@ -4,9 +4,13 @@
 
 use std::{
     collections::HashMap,
-    sync::{Arc, Mutex, MutexGuard, OnceLock},
+    sync::{
+        Arc, Mutex, MutexGuard, OnceLock,
+        atomic::{AtomicUsize, Ordering},
+    },
 };
 
+use prost::Message as _;
 use switchboard_proto::{ConnId, ErrorCode, pb};
 use tokio::sync::{mpsc, watch};
 
@@ -18,6 +22,17 @@ pub enum Outbound {
     Message(Box<pb::ServerMessage>),
     /// Close with this error (`None` = normal closure) after what is queued.
     Close(Option<ErrorCode>, String),
+}
+
+impl Outbound {
+    /// What the item counts against the connection's byte bound: its
+    /// encoded size (the JSON form is larger by a small factor).
+    pub fn bytes(&self) -> usize {
+        match self {
+            Self::Message(message) => message.encoded_len(),
+            Self::Close(_, reason) => reason.len(),
+        }
+    }
 }
 
 /// An immediate close, jumping the queue (slow consumer, shutdown, ...).
@@ -72,15 +87,49 @@ pub struct ConnHandle {
     pub auth: Arc<OnceLock<ConnAuth>>,
     /// The signal lane the connection's session lives on.
     pub lane: usize,
+    /// Bytes queued for the writer (added at push, taken at dequeue).
+    pub queued: Arc<AtomicUsize>,
+    /// Most bytes the queue may hold.
+    pub max_queued: usize,
 }
 
 impl ConnHandle {
-    /// Queues for the writer; a full queue means the client does not read
-    /// fast enough, and only it is closed.
-    pub fn push(&self, item: Outbound) {
-        if let Err(mpsc::error::TrySendError::Full(_)) = self.outbound.try_send(item) {
-            self.kill(ErrorCode::SlowConsumer, "outbound queue full");
+    pub fn new(
+        outbound: mpsc::Sender<Outbound>,
+        kill: watch::Sender<Option<Kill>>,
+        max_queued: usize,
+    ) -> Self {
+        Self {
+            outbound,
+            kill,
+            auth: Arc::default(),
+            lane: 0,
+            queued: Arc::default(),
+            max_queued,
         }
+    }
+
+    /// Queues for the writer; a queue full in messages or bytes means the
+    /// client does not read fast enough, and only it is closed.
+    pub fn push(&self, item: Outbound) {
+        let bytes = item.bytes();
+        let queued = self.queued.fetch_add(bytes, Ordering::Relaxed) + bytes;
+        if queued > self.max_queued {
+            self.queued.fetch_sub(bytes, Ordering::Relaxed);
+            self.kill(ErrorCode::SlowConsumer, "outbound queue full");
+            return;
+        }
+        if let Err(err) = self.outbound.try_send(item) {
+            self.queued.fetch_sub(bytes, Ordering::Relaxed);
+            if let mpsc::error::TrySendError::Full(_) = err {
+                self.kill(ErrorCode::SlowConsumer, "outbound queue full");
+            }
+        }
+    }
+
+    /// The writer took `item` off the queue.
+    pub fn dequeued(&self, item: &Outbound) {
+        self.queued.fetch_sub(item.bytes(), Ordering::Relaxed);
     }
 
     pub fn kill(&self, code: ErrorCode, reason: &str) {
@@ -144,6 +193,20 @@ impl Connections {
                     .collect::<Vec<_>>()
             })
             .collect()
+    }
+
+    /// Bytes queued for writers over every connection.
+    pub fn queued_bytes(&self) -> usize {
+        self.shards
+            .iter()
+            .map(|s| {
+                let shard = s.lock().unwrap_or_else(|p| p.into_inner());
+                shard
+                    .values()
+                    .map(|h| h.queued.load(Ordering::Relaxed))
+                    .sum::<usize>()
+            })
+            .sum()
     }
 
     pub fn len(&self) -> usize {

@@ -238,7 +238,7 @@ async fn upgrade(ctx: Arc<HttpContext>, slot: Slot, mut req: Request<Incoming>) 
         Some(value) => {
             let token = value.strip_prefix("Bearer ").unwrap_or("");
             match ctx.conn.auth.verify(token).await {
-                Ok(claims) => Some((token.to_owned(), claims)),
+                Ok(claims) => Some(connection::preauth(token.to_owned(), claims)),
                 Err(err) => return error_response(&err),
             }
         }

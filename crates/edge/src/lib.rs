@@ -10,11 +10,11 @@ mod http;
 pub mod origin;
 mod rate;
 mod revocation_watch;
+mod revocations;
 mod session_token;
 mod signal_link;
 mod static_files;
 mod tls;
-mod writer;
 
 use std::{future::Future, path::PathBuf, sync::Arc, time::Duration};
 
@@ -27,7 +27,7 @@ use tokio::{
 use tonic::transport::Endpoint;
 
 pub use auth_client::AuthClient;
-pub use connection::RateLimit;
+pub use connection::{ConnectionLimits, OUTBOUND_BYTES, RateLimit, WRITE_TIMEOUT};
 pub use origin::OriginPolicy;
 pub use signal_link::SignalLink;
 
@@ -56,8 +56,8 @@ pub struct EdgeConfig {
     /// connection opened (or after the previous response, on keep-alive) is
     /// dropped: slow-loris and idle keep-alive connections hold no slot.
     pub header_read_timeout: Duration,
-    /// Per-connection client message rate.
-    pub rate: RateLimit,
+    /// Per-connection message rate, timers and queue bound.
+    pub connection: ConnectionLimits,
     /// TLS certificate chain and private key (PEM files); `None` serves
     /// plain HTTP (loopback development, or behind a TLS-terminating proxy).
     pub tls: Option<(PathBuf, PathBuf)>,
@@ -75,7 +75,7 @@ impl Default for EdgeConfig {
             lanes: 2,
             drain_deadline: Duration::from_secs(10),
             header_read_timeout: HEADER_READ_TIMEOUT,
-            rate: RateLimit::default(),
+            connection: ConnectionLimits::default(),
             tls: None,
         }
     }
@@ -176,11 +176,13 @@ pub async fn run(
     let mut origins = config.origins;
     // Same-origin is the scheme this edge serves.
     origins.serves_https = config.tls.is_some();
+    let revocations = revocations::RecentRevocations::default();
     let ctx = Arc::new(HttpContext {
         conn: ConnectionContext {
             link: link.clone(),
             auth,
-            rate: config.rate,
+            limits: config.connection,
+            revocations: revocations.clone(),
         },
         origins,
         static_dir: config.static_dir,
@@ -192,6 +194,7 @@ pub async fn run(
     tokio::spawn(revocation_watch::run(
         ctx.conn.auth.clone(),
         link.clone(),
+        revocations,
         link_stop_rx.clone(),
     ));
     let tls = match &config.tls {

@@ -8,18 +8,30 @@ use std::time::Duration;
 use switchboard_proto::{ErrorCode, pb};
 use tokio::sync::watch;
 
-use crate::{auth_client::AuthClient, signal_link::SignalLink};
+use crate::{
+    auth_client::AuthClient,
+    revocations::{RecentRevocations, revokes},
+    signal_link::SignalLink,
+};
 
 const RETRY_MIN: Duration = Duration::from_millis(100);
 const RETRY_MAX: Duration = Duration::from_secs(5);
 
-pub async fn run(auth: AuthClient, link: SignalLink, mut stop: watch::Receiver<bool>) {
+pub async fn run(
+    auth: AuthClient,
+    link: SignalLink,
+    recent: RecentRevocations,
+    mut stop: watch::Receiver<bool>,
+) {
     let mut retry = RETRY_MIN;
     loop {
         let follow = async {
             let mut stream = auth.watch_revocations().await?;
             while let Some(revocation) = stream.message().await? {
                 retry = RETRY_MIN;
+                // Remembered first: a connection registering meanwhile
+                // either is in the map below or finds it in `recent`.
+                recent.record(revocation.clone());
                 apply(&link, &revocation);
             }
             Ok::<(), tonic::Status>(())
@@ -41,19 +53,15 @@ pub async fn run(auth: AuthClient, link: SignalLink, mut stop: watch::Receiver<b
 }
 
 fn apply(link: &SignalLink, revocation: &pb::Revocation) {
-    let closed = match &revocation.target {
-        Some(pb::revocation::Target::TokenId(jti)) => link.kill_where(
-            |auth| auth.holds(jti),
-            ErrorCode::TokenRevoked,
-            "token revoked",
-        ),
-        Some(pb::revocation::Target::Subject(s)) => link.kill_where(
-            |auth| auth.subject == s.subject && auth.auth_time <= s.before,
-            ErrorCode::TokenRevoked,
-            "user revoked",
-        ),
-        None => 0,
+    let reason = match &revocation.target {
+        Some(pb::revocation::Target::Subject(_)) => "user revoked",
+        _ => "token revoked",
     };
+    let closed = link.kill_where(
+        |auth| revokes(revocation, auth),
+        ErrorCode::TokenRevoked,
+        reason,
+    );
     if closed > 0 {
         tracing::info!(connections = closed, "connections closed by revocation");
     }

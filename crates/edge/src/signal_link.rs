@@ -51,7 +51,7 @@ struct Inner {
 
 /// An envelope and the share of its lane's byte budget it holds until it
 /// is handed to the stream.
-type Queued = (pb::EdgeEnvelope, OwnedSemaphorePermit);
+pub(crate) type Queued = (pb::EdgeEnvelope, OwnedSemaphorePermit);
 
 #[derive(Debug)]
 struct Lane {
@@ -91,6 +91,37 @@ impl SignalLink {
             tokio::spawn(run_lane(link.clone(), index, channel, rx, shutdown.clone()));
         }
         link
+    }
+
+    /// A link of `lanes` lanes that are up but lead nowhere: the test
+    /// reads what would be sent to signal from the receivers.
+    #[cfg(test)]
+    pub fn detached(lanes: usize) -> (Self, Vec<mpsc::Receiver<Queued>>) {
+        let (lanes, receivers): (Vec<_>, Vec<_>) = (0..lanes)
+            .map(|_| {
+                let (tx, rx) = mpsc::channel(LANE_QUEUE);
+                let lane = Lane {
+                    tx,
+                    bytes: Arc::new(Semaphore::new(LANE_QUEUE_BYTES)),
+                    up: AtomicBool::new(true),
+                };
+                (lane, rx)
+            })
+            .unzip();
+        let link = Self {
+            inner: Arc::new(Inner {
+                lanes,
+                conns: Connections::default(),
+                next_conn: AtomicU64::new(1),
+            }),
+        };
+        (link, receivers)
+    }
+
+    /// The handles of every open connection.
+    #[cfg(test)]
+    pub fn handles(&self) -> Vec<ConnHandle> {
+        self.inner.conns.matching(|_| true)
     }
 
     /// Registers a new connection on a lane that is up (round robin over
@@ -163,6 +194,11 @@ impl SignalLink {
     /// Open connections.
     pub fn connections(&self) -> usize {
         self.inner.conns.len()
+    }
+
+    /// Bytes queued for the writers of every open connection.
+    pub fn queued_bytes(&self) -> usize {
+        self.inner.conns.queued_bytes()
     }
 
     /// Closes every joined connection whose auth matches; returns how many.

@@ -119,6 +119,24 @@ pub struct EdgeCommon {
     /// Client messages allowed in a burst above the sustained rate.
     #[arg(long, env = "SWITCHBOARD_MESSAGE_BURST", default_value_t = switchboard_proto::limits::MESSAGE_BURST)]
     pub message_burst: u32,
+    /// Seconds a new WebSocket has to send Join or Resume.
+    #[arg(long, env = "SWITCHBOARD_AUTH_DEADLINE_SECONDS", default_value_t = switchboard_proto::limits::AUTH_DEADLINE.as_secs())]
+    pub auth_deadline_seconds: u64,
+    /// Seconds between the edge's WebSocket pings (and the Ping interval
+    /// clients are told).
+    #[arg(long, env = "SWITCHBOARD_PING_INTERVAL_SECONDS", default_value_t = switchboard_proto::limits::PING_INTERVAL.as_secs())]
+    pub ping_interval_seconds: u64,
+    /// Seconds a joined connection may stay silent before it is closed.
+    #[arg(long, env = "SWITCHBOARD_KEEPALIVE_TIMEOUT_SECONDS", default_value_t = switchboard_proto::limits::KEEPALIVE_TIMEOUT.as_secs())]
+    pub keepalive_timeout_seconds: u64,
+    /// Seconds a client's socket may take to accept one frame before the
+    /// client is closed as a slow consumer.
+    #[arg(long, env = "SWITCHBOARD_WRITE_TIMEOUT_SECONDS", default_value_t = switchboard_edge::WRITE_TIMEOUT.as_secs())]
+    pub write_timeout_seconds: u64,
+    /// Bytes queued for one client before it is closed as a slow consumer
+    /// (at least twice the largest message).
+    #[arg(long, env = "SWITCHBOARD_OUTBOUND_QUEUE_BYTES", default_value_t = switchboard_edge::OUTBOUND_BYTES)]
+    pub outbound_queue_bytes: usize,
     /// TLS certificate chain (PEM) the edge serves HTTPS/WSS with.
     #[arg(long, env = "SWITCHBOARD_TLS_CERT", requires = "tls_key")]
     pub tls_cert: Option<PathBuf>,

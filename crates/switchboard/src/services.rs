@@ -6,7 +6,7 @@ use std::{net::SocketAddr, time::Duration};
 use switchboard_auth::AuthConfig;
 use switchboard_edge::{EdgeConfig, OriginPolicy};
 use switchboard_health::{HealthConfig, Target};
-use switchboard_proto::pb;
+use switchboard_proto::{limits::MAX_MESSAGE_BYTES, pb};
 use switchboard_signal::{JoinSettings, SignalConfig, TurnConfig};
 use tokio::{net::TcpListener, sync::watch};
 
@@ -71,9 +71,17 @@ fn edge_config(common: &EdgeCommon, signal_urls: Vec<String>, dev: bool) -> Edge
         drain_deadline: Duration::from_secs(common.drain_seconds),
         header_read_timeout: Duration::from_secs(common.header_read_seconds.max(1)),
         tls: common.tls_cert.clone().zip(common.tls_key.clone()),
-        rate: switchboard_edge::RateLimit {
-            per_second: common.messages_per_second,
-            burst: common.message_burst,
+        connection: switchboard_edge::ConnectionLimits {
+            rate: switchboard_edge::RateLimit {
+                per_second: common.messages_per_second,
+                burst: common.message_burst,
+            },
+            auth_deadline: Duration::from_secs(common.auth_deadline_seconds.max(1)),
+            ping_interval: Duration::from_secs(common.ping_interval_seconds.max(1)),
+            keepalive_timeout: Duration::from_secs(common.keepalive_timeout_seconds.max(1)),
+            write_timeout: Duration::from_secs(common.write_timeout_seconds.max(1)),
+            outbound_bytes: common.outbound_queue_bytes.max(MAX_MESSAGE_BYTES * 2),
+            ..switchboard_edge::ConnectionLimits::default()
         },
     }
 }

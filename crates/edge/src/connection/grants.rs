@@ -1,0 +1,59 @@
+//! What a verified token permits, checked in one place: which room a join
+//! may enter, and which messages a session may send.
+
+use switchboard_proto::{
+    ErrorCode, SignalError,
+    pb::{self, client_message::Message as In},
+    validate,
+};
+
+/// The room a join asks for, if the token grants it. Without an explicit
+/// room the token must grant exactly one.
+pub fn granted_room(claims: &pb::Claims, requested: &str) -> Result<String, SignalError> {
+    let grant = claims
+        .grants
+        .as_ref()
+        .map(|g| g.room.as_str())
+        .unwrap_or("");
+    let room = if requested.is_empty() {
+        if grant.is_empty() || grant.contains('*') {
+            return Err(SignalError::new(
+                ErrorCode::BadRequest,
+                "join.room is required unless the token grants exactly one room",
+            ));
+        }
+        grant
+    } else {
+        requested
+    };
+    if !validate::room_granted(grant, room) {
+        return Err(SignalError::new(
+            ErrorCode::PermissionDenied,
+            "the token does not grant this room",
+        ));
+    }
+    Ok(room.to_owned())
+}
+
+/// Whether a joined session holding `grants` may send `message`: an offer
+/// needs `publish`.
+pub fn may_send(grants: Option<&pb::Grants>, message: &In) -> Result<(), SignalError> {
+    let publishes = grants.is_some_and(|g| g.publish);
+    if is_offer(message) && !publishes {
+        return Err(SignalError::new(
+            ErrorCode::PermissionDenied,
+            "the token does not grant publish",
+        ));
+    }
+    Ok(())
+}
+
+fn is_offer(message: &In) -> bool {
+    matches!(
+        message,
+        In::Signal(pb::PeerSignal {
+            kind: Some(pb::peer_signal::Kind::Description(d)),
+            ..
+        }) if d.r#type == pb::session_description::Type::Offer as i32
+    )
+}

@@ -1,0 +1,362 @@
+//! The reading half of a connection: frames in, one timer for whatever
+//! comes first (auth deadline, keepalive, token refresh and expiry), the
+//! message rate, and dispatch of each parsed message.
+
+use std::sync::{
+    Arc,
+    atomic::{AtomicU8, Ordering},
+};
+
+use futures_util::{Stream, StreamExt};
+use switchboard_proto::{
+    ConnId, ErrorCode, SignalError, pb,
+    pb::{client_message::Message as In, server_message::Message as Out},
+    wire::{self, Format},
+};
+use tokio::time::Instant;
+use tokio_tungstenite::tungstenite::{self, Message};
+
+use super::{
+    ConnectionContext, grants,
+    writer::{FORMAT_BINARY, FORMAT_JSON},
+};
+use crate::{
+    conns::{ConnHandle, Outbound},
+    rate::TokenBucket,
+    session_token::SessionToken,
+};
+
+/// A token verified from the upgrade's `Authorization` header.
+#[derive(Debug)]
+pub struct Preauth {
+    pub token: String,
+    pub claims: pb::Claims,
+    /// When it was verified.
+    pub at: Instant,
+}
+
+/// What the room hears when a joined connection goes away
+/// (`ParticipantLeft.reason`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LeaveReason {
+    /// The socket went away; the session waits for a resume.
+    Disconnected,
+    /// Keepalive timeout; the session waits for a resume.
+    Timeout,
+    /// The token expired: the session ends.
+    Expired,
+    /// The token was revoked: the session ends.
+    Revoked,
+}
+
+impl LeaveReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Disconnected => "disconnected",
+            Self::Timeout => "timeout",
+            Self::Expired => "expired",
+            Self::Revoked => "revoked",
+        }
+    }
+}
+
+/// Why the reader stopped.
+pub enum ReaderEnd {
+    /// The socket failed or ended without a close frame.
+    Gone,
+    /// Close with this error (`None` = normal), after what is queued.
+    Close(Option<ErrorCode>, String),
+    /// The connection was killed; the writer closes it.
+    Killed,
+}
+
+/// A message against the rate limit.
+enum Rate {
+    Within,
+    /// Over the rate: dropped with an error.
+    Dropped,
+    /// Over the rate too often: the connection ends.
+    Exceeded(ReaderEnd),
+}
+
+pub struct Reader {
+    pub conn: ConnId,
+    /// The signal lane this connection's session lives on.
+    pub lane: usize,
+    pub ctx: ConnectionContext,
+    pub handle: ConnHandle,
+    pub format: Arc<AtomicU8>,
+    pub preauth: Option<Preauth>,
+    /// Signal may hold a session for this connection.
+    pub joined: bool,
+    /// The session's current token, its refresh and expiry times.
+    pub token: Option<SessionToken>,
+    /// What the room hears when the connection goes away.
+    pub leave_reason: LeaveReason,
+    /// The highest `ClientMessage.ack` forwarded to signal.
+    pub acked: u64,
+    pub bucket: TokenBucket,
+    pub strikes: TokenBucket,
+}
+
+impl Reader {
+    pub async fn run<S>(&mut self, stream: &mut S) -> ReaderEnd
+    where
+        S: Stream<Item = Result<Message, tungstenite::Error>> + Unpin,
+    {
+        // One timer for whatever comes first: the auth deadline (before the
+        // join), the keepalive timeout (after), the token refresh or its
+        // expiry. Frames only note the time; the timer is re-armed when it
+        // fires, so the hot path touches no timer.
+        let mut heard = Instant::now();
+        let timer = tokio::time::sleep_until(self.next_wakeup(heard));
+        tokio::pin!(timer);
+        loop {
+            let frame = tokio::select! {
+                frame = stream.next() => frame,
+                () = &mut timer => {
+                    if let Some(end) = self.on_timer(heard).await {
+                        return end;
+                    }
+                    timer.as_mut().reset(self.next_wakeup(heard));
+                    continue;
+                }
+            };
+            // A frame read after a kill (revocation) is not forwarded, even
+            // if it was already buffered.
+            if self.handle.kill.borrow().is_some() {
+                return ReaderEnd::Killed;
+            }
+            let was_joined = self.joined;
+            if was_joined {
+                heard = Instant::now();
+            }
+            let (format, data) = match frame {
+                None => return ReaderEnd::Gone,
+                Some(Ok(Message::Text(text))) => (Format::Json, text.as_bytes().to_vec()),
+                Some(Ok(Message::Binary(bytes))) => (Format::Binary, bytes.to_vec()),
+                Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => continue,
+                // Answer the client's close (tungstenite queued the reply;
+                // the writer flushes it).
+                Some(Ok(Message::Close(_))) => {
+                    return ReaderEnd::Close(None, "closed by client".into());
+                }
+                Some(Err(err)) => return self.read_failed(err),
+            };
+            self.format.store(
+                if format == Format::Binary {
+                    FORMAT_BINARY
+                } else {
+                    FORMAT_JSON
+                },
+                Ordering::Relaxed,
+            );
+            match self.rate() {
+                Rate::Within => {}
+                Rate::Dropped => continue,
+                Rate::Exceeded(end) => return end,
+            }
+            match wire::decode_client(format, &data) {
+                Ok(message) => {
+                    if let Some(end) = self.dispatch(message).await {
+                        return end;
+                    }
+                }
+                Err(err) => self.reply_error(err.request_id, err.error),
+            }
+            if self.joined != was_joined {
+                // Joined (the keepalive starts now and the token's timers
+                // exist) or left: re-arm for the new state.
+                heard = Instant::now();
+                timer.as_mut().reset(self.next_wakeup(heard));
+            }
+        }
+    }
+
+    /// The timer fired: a deadline passed, or the token is due a refresh.
+    async fn on_timer(&mut self, heard: Instant) -> Option<ReaderEnd> {
+        let now = Instant::now();
+        if now >= self.silence_deadline(heard) {
+            return Some(if self.joined {
+                self.leave_reason = LeaveReason::Timeout;
+                ReaderEnd::Close(
+                    Some(ErrorCode::KeepaliveTimeout),
+                    "no message within the keepalive timeout".into(),
+                )
+            } else {
+                ReaderEnd::Close(
+                    Some(ErrorCode::Unauthenticated),
+                    "no join within the auth deadline".into(),
+                )
+            });
+        }
+        if self.token.as_ref().is_some_and(|t| now >= t.expires_at()) {
+            self.leave_reason = LeaveReason::Expired;
+            return Some(ReaderEnd::Close(
+                Some(ErrorCode::TokenExpired),
+                "token expired".into(),
+            ));
+        }
+        if self
+            .token
+            .as_ref()
+            .and_then(SessionToken::refresh_at)
+            .is_some_and(|at| now >= at)
+        {
+            return self.refresh().await;
+        }
+        None
+    }
+
+    /// A read error: framing violations are answered with their RFC 6455
+    /// close code, not a bare TCP drop (which reads as a network failure
+    /// and makes clients resume).
+    fn read_failed(&self, err: tungstenite::Error) -> ReaderEnd {
+        match err {
+            tungstenite::Error::Capacity(err) => {
+                ReaderEnd::Close(Some(ErrorCode::MessageTooLarge), err.to_string())
+            }
+            tungstenite::Error::Utf8(_) => ReaderEnd::Close(
+                Some(ErrorCode::InvalidUtf8),
+                "text frame is not valid utf-8".into(),
+            ),
+            tungstenite::Error::Protocol(err) => {
+                tracing::debug!(conn = %self.conn, error = %err, "websocket protocol violation");
+                ReaderEnd::Close(
+                    Some(ErrorCode::ProtocolError),
+                    "websocket protocol violation".into(),
+                )
+            }
+            err => {
+                tracing::debug!(conn = %self.conn, error = %err, "websocket read failed");
+                ReaderEnd::Gone
+            }
+        }
+    }
+
+    /// Takes the message's share of the rate.
+    fn rate(&mut self) -> Rate {
+        let now = std::time::Instant::now();
+        if self.bucket.try_take(now) {
+            return Rate::Within;
+        }
+        if !self.strikes.try_take(now) {
+            return Rate::Exceeded(ReaderEnd::Close(
+                Some(ErrorCode::RateLimited),
+                "message rate exceeded".into(),
+            ));
+        }
+        self.reply_error(
+            0,
+            SignalError::new(ErrorCode::RateLimited, "message dropped: rate exceeded"),
+        );
+        Rate::Dropped
+    }
+
+    /// When silence ends the connection: the auth deadline before the join
+    /// (counted from the upgrade), the keepalive timeout after.
+    fn silence_deadline(&self, heard: Instant) -> Instant {
+        let limits = &self.ctx.limits;
+        heard
+            + if self.joined {
+                limits.keepalive_timeout
+            } else {
+                limits.auth_deadline
+            }
+    }
+
+    /// The earliest moment the reader has something to do without a frame.
+    fn next_wakeup(&self, heard: Instant) -> Instant {
+        let mut at = self.silence_deadline(heard);
+        if let Some(token) = &self.token {
+            at = at.min(token.expires_at());
+            if let Some(refresh) = token.refresh_at() {
+                at = at.min(refresh);
+            }
+        }
+        at
+    }
+
+    /// Answers with an error outside any session log (seq 0).
+    pub fn reply_error(&self, request_id: u32, error: SignalError) {
+        self.reply(Out::Error(error.to_proto(request_id)));
+    }
+
+    fn reply(&self, message: Out) {
+        let message = pb::ServerMessage {
+            seq: 0,
+            message: Some(message),
+        };
+        self.handle.push(Outbound::Message(Box::new(message)));
+    }
+
+    /// Forwards `event` for this connection to signal.
+    pub async fn forward(&self, event: pb::edge_envelope::Event) -> Result<(), ErrorCode> {
+        self.ctx.link.send(self.lane, self.conn, event).await
+    }
+
+    /// Handles one parsed message; `Some` ends the connection.
+    async fn dispatch(&mut self, message: pb::ClientMessage) -> Option<ReaderEnd> {
+        let (id, seq) = (message.id, message.seq);
+        if self.joined && message.ack > self.acked {
+            // The client processed this far: signal trims the session's log.
+            self.acked = message.ack;
+            let acked = pb::edge_envelope::Event::Acked(pb::Acked { seq: message.ack });
+            if let Err(code) = self.forward(acked).await {
+                return Some(ReaderEnd::Close(Some(code), "signal unavailable".into()));
+            }
+        }
+        match message.message {
+            // Keepalive is answered here: no need to bother signal.
+            Some(In::Ping(ping)) => {
+                self.reply(Out::Pong(pb::Pong { nonce: ping.nonce }));
+                None
+            }
+            Some(In::Join(join)) if !self.joined => self.join(id, join).await,
+            Some(In::Resume(resume)) if !self.joined => self.resume(id, resume).await,
+            Some(In::Join(_) | In::Resume(_)) => {
+                self.reply_error(
+                    id,
+                    SignalError::new(ErrorCode::AlreadyJoined, "this connection has a session"),
+                );
+                None
+            }
+            Some(_) if !self.joined => {
+                self.reply_error(id, SignalError::new(ErrorCode::NotJoined, "join first"));
+                None
+            }
+            Some(other) => {
+                if let Err(err) = grants::may_send(self.token.as_ref().map(|t| &t.grants), &other) {
+                    self.reply_error(id, err);
+                    return None;
+                }
+                let leaving = matches!(other, In::Leave(_));
+                let forwarded = pb::ClientMessage {
+                    id,
+                    seq,
+                    ack: 0,
+                    message: Some(other),
+                };
+                if let Err(code) = self
+                    .forward(pb::edge_envelope::Event::Message(forwarded))
+                    .await
+                {
+                    return Some(ReaderEnd::Close(Some(code), "signal unavailable".into()));
+                }
+                if leaving {
+                    // Signal closes the connection (1000) once the room knows.
+                    self.joined = false;
+                    self.token = None;
+                }
+                None
+            }
+            None => {
+                self.reply_error(
+                    id,
+                    SignalError::new(ErrorCode::UnknownMessage, "unknown message type"),
+                );
+                None
+            }
+        }
+    }
+}

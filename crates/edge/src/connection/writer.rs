@@ -1,0 +1,144 @@
+//! The writing half of a connection: encodes queued messages in the
+//! client's format, sends WebSocket pings, and ends with a close frame.
+//! Every send has a deadline: a client whose socket does not take a frame
+//! in time is a slow consumer, and its connection is dropped.
+
+use std::sync::{
+    Arc,
+    atomic::{AtomicU8, Ordering},
+};
+
+use futures_util::{Sink, SinkExt};
+use switchboard_proto::{
+    ErrorCode,
+    wire::{self, EncodedFrame, Format},
+};
+use tokio::{
+    sync::{mpsc, watch},
+    time::Instant,
+};
+use tokio_tungstenite::tungstenite::{
+    self, Message,
+    protocol::{CloseFrame, frame::coding::CloseCode},
+};
+
+use super::ConnectionLimits;
+use crate::conns::{ConnHandle, Kill, Outbound};
+
+/// How the writer ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WriterEnd {
+    /// The close frame (if any) is out: the closing handshake may finish.
+    Flushed,
+    /// The socket failed or did not take a frame in time: drop it.
+    Failed,
+}
+
+pub const FORMAT_JSON: u8 = 0;
+pub const FORMAT_BINARY: u8 = 1;
+
+fn load_format(format: &AtomicU8) -> Format {
+    if format.load(Ordering::Relaxed) == FORMAT_BINARY {
+        Format::Binary
+    } else {
+        Format::Json
+    }
+}
+
+pub(crate) fn close_frame(code: Option<ErrorCode>, reason: &str) -> CloseFrame {
+    let (code, text) = match code {
+        None => (CloseCode::Normal, reason.to_owned()),
+        Some(code) => (
+            CloseCode::from(code.close_code()),
+            format!("{code}: {reason}"),
+        ),
+    };
+    // A close reason is at most 123 bytes; cut on a char boundary.
+    let mut end = text.len().min(123);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    CloseFrame {
+        code,
+        reason: text[..end].to_owned().into(),
+    }
+}
+
+pub(crate) async fn write_loop<S>(
+    mut sink: S,
+    mut outbound: mpsc::Receiver<Outbound>,
+    handle: ConnHandle,
+    mut kill: watch::Receiver<Option<Kill>>,
+    mut shutdown: watch::Receiver<bool>,
+    format: Arc<AtomicU8>,
+    limits: ConnectionLimits,
+) -> WriterEnd
+where
+    S: Sink<Message, Error = tungstenite::Error> + Unpin,
+{
+    let deadline = limits.write_timeout;
+    let mut ping =
+        tokio::time::interval_at(Instant::now() + limits.ping_interval, limits.ping_interval);
+    let close = loop {
+        let frame = tokio::select! {
+            biased;
+            killed = async { kill.wait_for(Option::is_some).await.ok().and_then(|k| k.clone()) } => {
+                break killed.map(|k| close_frame(Some(k.code), &k.reason));
+            }
+            () = crate::stopped(&mut shutdown) => {
+                break Some(close_frame(Some(ErrorCode::ShuttingDown), "edge is restarting; reconnect"));
+            }
+            item = outbound.recv() => match item {
+                Some(item) => {
+                    handle.dequeued(&item);
+                    match item {
+                        Outbound::Message(message) => match wire::encode_server(load_format(&format), &message) {
+                            EncodedFrame::Text(text) => Message::text(text),
+                            EncodedFrame::Binary(bytes) => Message::binary(bytes),
+                        },
+                        Outbound::Close(code, reason) => break Some(close_frame(code, &reason)),
+                    }
+                }
+                None => break None,
+            },
+            _ = ping.tick() => Message::Ping(Default::default()),
+        };
+        if let Some(end) = send(&mut sink, frame, deadline, &handle).await {
+            return end;
+        }
+    };
+    // A close the client started was answered by tungstenite already: a
+    // send error here is no reason to skip the flush below.
+    if let Some(frame) = close
+        && tokio::time::timeout(deadline, sink.send(Message::Close(Some(frame))))
+            .await
+            .is_err()
+    {
+        return WriterEnd::Failed;
+    }
+    match tokio::time::timeout(deadline, sink.close()).await {
+        Ok(_) => WriterEnd::Flushed,
+        Err(_) => WriterEnd::Failed,
+    }
+}
+
+/// Sends one frame within `deadline`; `Some` ends the writer.
+async fn send<S>(
+    sink: &mut S,
+    frame: Message,
+    deadline: std::time::Duration,
+    handle: &ConnHandle,
+) -> Option<WriterEnd>
+where
+    S: Sink<Message, Error = tungstenite::Error> + Unpin,
+{
+    match tokio::time::timeout(deadline, sink.send(frame)).await {
+        Ok(Ok(())) => None,
+        Ok(Err(_)) => Some(WriterEnd::Failed),
+        Err(_) => {
+            tracing::debug!("client did not take a frame within the write timeout");
+            handle.kill(ErrorCode::SlowConsumer, "write timed out");
+            Some(WriterEnd::Failed)
+        }
+    }
+}

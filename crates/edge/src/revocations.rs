@@ -1,0 +1,62 @@
+//! What a revocation closes, and the revocations of the last moments: a
+//! connection that was verifying its token when a revocation arrived checks
+//! them once it is registered, so no revocation falls between verify and
+//! registration (a revocation after registration reaches it directly).
+
+use std::{
+    collections::VecDeque,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use switchboard_proto::pb;
+use tokio::time::Instant;
+
+use crate::conns::ConnAuth;
+
+/// How long a revocation is remembered: longer than any verify call
+/// (3 s) plus the wait for a lane.
+const REMEMBER: Duration = Duration::from_secs(30);
+/// Most revocations remembered; a burst beyond it keeps the newest.
+const REMEMBER_MAX: usize = 4096;
+
+/// Whether `revocation` ends a connection authenticated as `auth`.
+pub fn revokes(revocation: &pb::Revocation, auth: &ConnAuth) -> bool {
+    match &revocation.target {
+        Some(pb::revocation::Target::TokenId(jti)) => auth.holds(jti),
+        Some(pb::revocation::Target::Subject(s)) => {
+            auth.subject == s.subject && auth.auth_time <= s.before
+        }
+        None => false,
+    }
+}
+
+/// Handle on the recently applied revocations.
+#[derive(Debug, Clone, Default)]
+pub struct RecentRevocations {
+    inner: Arc<Mutex<VecDeque<(Instant, pb::Revocation)>>>,
+}
+
+impl RecentRevocations {
+    /// Remembers `revocation`; call before applying it to the live
+    /// connections.
+    pub fn record(&self, revocation: pb::Revocation) {
+        let now = Instant::now();
+        let mut recent = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        while recent
+            .front()
+            .is_some_and(|(at, _)| now.duration_since(*at) > REMEMBER)
+            || recent.len() >= REMEMBER_MAX
+        {
+            recent.pop_front();
+        }
+        recent.push_back((now, revocation));
+    }
+
+    /// Whether a remembered revocation ends `auth`; call after the
+    /// connection is registered.
+    pub fn any_revokes(&self, auth: &ConnAuth) -> bool {
+        let recent = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        recent.iter().any(|(_, r)| revokes(r, auth))
+    }
+}
