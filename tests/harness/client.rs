@@ -30,11 +30,41 @@ pub struct WsClient {
     pub last_seq: u64,
 }
 
-/// A handshake the edge refused: its HTTP status and body.
+/// A handshake the edge refused: its HTTP status, body and Retry-After.
 #[derive(Debug)]
 pub struct Refused {
     pub status: u16,
     pub body: String,
+    pub retry_after: Option<String>,
+}
+
+impl Refused {
+    fn of(response: &tungstenite::http::Response<Option<Vec<u8>>>) -> Self {
+        Self {
+            status: response.status().as_u16(),
+            body: response
+                .body()
+                .as_ref()
+                .map(|b| String::from_utf8_lossy(b).into_owned())
+                .unwrap_or_default(),
+            retry_after: response
+                .headers()
+                .get("retry-after")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned),
+        }
+    }
+}
+
+/// How [`WsClient::connect_socket`] makes its socket.
+#[derive(Debug, Default, Clone)]
+pub struct SocketOptions {
+    /// SO_RCVBUF in bytes.
+    pub recv_buffer: Option<u32>,
+    /// Source address (e.g. 127.0.0.2) to connect from.
+    pub source: Option<std::net::IpAddr>,
+    /// An `X-Forwarded-For` header to send.
+    pub forwarded_for: Option<String>,
 }
 
 impl WsClient {
@@ -75,14 +105,7 @@ impl WsClient {
                 next_id: 1,
                 last_seq: 0,
             }),
-            Ok(Err(tungstenite::Error::Http(response))) => Err(Refused {
-                status: response.status().as_u16(),
-                body: response
-                    .body()
-                    .as_ref()
-                    .map(|b| String::from_utf8_lossy(b).into_owned())
-                    .unwrap_or_default(),
-            }),
+            Ok(Err(tungstenite::Error::Http(response))) => Err(Refused::of(&response)),
             Ok(Err(err)) => panic!("websocket connect failed: {err}"),
             Err(_) => panic!("websocket connect timed out"),
         }
@@ -92,6 +115,22 @@ impl WsClient {
     /// buffer is `recv_buffer` bytes: a client that never reads fills it
     /// at once.
     pub async fn connect_small_buffer(ws_url: &str, recv_buffer: u32, format: Format) -> Self {
+        let options = SocketOptions {
+            recv_buffer: Some(recv_buffer),
+            ..SocketOptions::default()
+        };
+        Self::connect_socket(ws_url, &options, format)
+            .await
+            .expect("handshake accepted")
+    }
+
+    /// Connects with the edge's own origin over a socket made as `options`
+    /// say (source address, receive buffer, X-Forwarded-For).
+    pub async fn connect_socket(
+        ws_url: &str,
+        options: &SocketOptions,
+        format: Format,
+    ) -> Result<Self, Refused> {
         let origin = ws_url
             .replacen("ws://", "http://", 1)
             .trim_end_matches("/ws")
@@ -100,6 +139,12 @@ impl WsClient {
         request
             .headers_mut()
             .insert("origin", HeaderValue::from_str(&origin).expect("origin"));
+        if let Some(hops) = &options.forwarded_for {
+            request.headers_mut().insert(
+                "x-forwarded-for",
+                HeaderValue::from_str(hops).expect("x-forwarded-for"),
+            );
+        }
         let addr = request
             .uri()
             .authority()
@@ -108,16 +153,26 @@ impl WsClient {
             .to_owned();
         let addr: std::net::SocketAddr = addr.parse().expect("socket address");
         let socket = tokio::net::TcpSocket::new_v4().expect("socket");
-        socket.set_recv_buffer_size(recv_buffer).expect("SO_RCVBUF");
+        if let Some(bytes) = options.recv_buffer {
+            socket.set_recv_buffer_size(bytes).expect("SO_RCVBUF");
+        }
+        if let Some(source) = options.source {
+            socket
+                .bind(std::net::SocketAddr::new(source, 0))
+                .expect("bind source address");
+        }
         let stream = socket.connect(addr).await.expect("connect");
-        let (ws, _) = tokio_tungstenite::client_async(request, MaybeTlsStream::Plain(stream))
-            .await
-            .expect("handshake accepted");
-        Self {
-            ws,
-            format,
-            next_id: 1,
-            last_seq: 0,
+        let handshake = tokio_tungstenite::client_async(request, MaybeTlsStream::Plain(stream));
+        match tokio::time::timeout(DEADLINE, handshake).await {
+            Ok(Ok((ws, _))) => Ok(Self {
+                ws,
+                format,
+                next_id: 1,
+                last_seq: 0,
+            }),
+            Ok(Err(tungstenite::Error::Http(response))) => Err(Refused::of(&response)),
+            Ok(Err(err)) => panic!("websocket handshake failed: {err}"),
+            Err(_) => panic!("websocket handshake timed out"),
         }
     }
 

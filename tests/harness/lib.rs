@@ -9,6 +9,6 @@ pub mod redis_server;
 pub mod stack;
 pub mod wait;
 
-pub use client::{Closed, Refused, WsClient, candidate, description, raw_frame};
+pub use client::{Closed, Refused, SocketOptions, WsClient, candidate, description, raw_frame};
 pub use stack::{Stack, StackConfig};
 pub use wait::{DEADLINE, wait_until};

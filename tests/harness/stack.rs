@@ -6,7 +6,7 @@ use std::time::Duration;
 use switchboard_auth::{
     ApiKey, AuthConfig, Claims, Jwk, KeyAlg, Keyring, KeyringConfig, TokenRequest, TokenType,
 };
-use switchboard_edge::{EdgeConfig, OriginPolicy, SignalLink};
+use switchboard_edge::{Admission, EdgeConfig, OriginPolicy, SignalLink};
 use switchboard_health::{HealthConfig, Target};
 use switchboard_proto::pb;
 use switchboard_signal::SignalConfig;
@@ -45,6 +45,8 @@ pub struct Stack {
     pub signing_key: Jwk,
     pub api: ApiKey,
     pub link: SignalLink,
+    /// The edge's per-address admission (refusal counts).
+    pub admission: Admission,
     stop_edge: watch::Sender<bool>,
     stop_rest: watch::Sender<bool>,
     edge: JoinHandle<()>,
@@ -156,18 +158,33 @@ impl Stack {
         }));
 
         let edge_config = config.edge;
+        let plaintext = edge_config.tls.is_none();
         let (link_tx, link_rx) = tokio::sync::oneshot::channel();
         let edge = tokio::spawn(async move {
-            switchboard_edge::run(edge_l, edge_config, stopped(edge_rx), move |link| {
-                let _ = link_tx.send(link);
+            switchboard_edge::run(edge_l, edge_config, stopped(edge_rx), move |edge| {
+                let _ = link_tx.send(edge);
             })
             .await
             .expect("edge")
         });
-        let link = link_rx.await.expect("edge started");
+        let handle = link_rx.await.expect("edge started");
+        let (link, admission) = (handle.link, handle.admission);
         wait_until("edge linked to signal", DEADLINE, || {
             let up = link.is_up();
             async move { up }
+        })
+        .await;
+        // (Over TLS the test itself waits: this client speaks plain HTTP.)
+        let ready_url = edge_url.clone();
+        wait_until("edge ready", DEADLINE, || {
+            let url = ready_url.clone();
+            async move {
+                !plaintext
+                    || crate::http::request(&url, "GET", "/health/ready", "")
+                        .await
+                        .0
+                        == 200
+            }
         })
         .await;
         Self {
@@ -179,6 +196,7 @@ impl Stack {
             signing_key,
             api,
             link,
+            admission,
             stop_edge,
             stop_rest,
             edge,

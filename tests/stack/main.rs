@@ -1,6 +1,7 @@
 //! Cross-service tests: the real edge, auth, signal and health on
 //! `127.0.0.1:0`, real gRPC between them, real WebSocket clients.
 
+mod admission;
 mod auth_gate;
 mod auth_lifecycle;
 mod bad_input;

@@ -1,6 +1,12 @@
 //! The edge's view of auth: verify a token once per connection.
 
-use std::time::Duration;
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::Duration,
+};
 
 use switchboard_proto::{ErrorCode, SignalError, pb};
 use tonic::transport::{Channel, Endpoint};
@@ -12,13 +18,26 @@ const VERIFY_TIMEOUT: Duration = Duration::from_secs(3);
 #[derive(Debug, Clone)]
 pub struct AuthClient {
     client: pb::auth_client::AuthClient<Channel>,
+    /// The revocation stream is open: auth is reachable and serving
+    /// (readiness). HTTP/2 keepalive on the channel notices a dead peer.
+    up: Arc<AtomicBool>,
 }
 
 impl AuthClient {
     pub fn new(endpoint: Endpoint) -> Self {
         Self {
             client: pb::auth_client::AuthClient::new(endpoint.connect_lazy()),
+            up: Arc::default(),
         }
+    }
+
+    /// Whether auth is reachable (its revocation stream is open).
+    pub fn is_up(&self) -> bool {
+        self.up.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn set_up(&self, up: bool) {
+        self.up.store(up, Ordering::Release);
     }
 
     /// Verifies `token`; typed errors come from auth's error table.

@@ -19,6 +19,7 @@ use tokio_tungstenite::{
 };
 
 use crate::{
+    admission::{self, Admission, Refusal},
     connection::{self, ConnectionContext},
     origin::OriginPolicy,
     static_files,
@@ -47,6 +48,8 @@ pub struct HttpContext {
     pub done: tokio::sync::mpsc::Sender<()>,
     /// See [`crate::EdgeConfig::header_read_timeout`].
     pub header_read_timeout: std::time::Duration,
+    /// Per-address WebSocket admission.
+    pub admission: Admission,
 }
 
 pub fn websocket_config() -> WebSocketConfig {
@@ -85,27 +88,25 @@ pub fn error_response(err: &SignalError) -> Response<Body> {
 /// the socket closes, not when hyper hands the socket over.
 pub type Slot = Arc<tokio::sync::OwnedSemaphorePermit>;
 
+/// What the handler knows of the TCP connection a request came on.
+#[derive(Debug, Clone)]
+pub struct Peer {
+    pub slot: Slot,
+    pub addr: std::net::SocketAddr,
+}
+
 pub async fn handle(
     ctx: Arc<HttpContext>,
-    slot: Slot,
+    peer: Peer,
     req: Request<Incoming>,
 ) -> Result<Response<Body>, Infallible> {
     let path = req.uri().path().to_owned();
     let response = match (req.method(), path.as_str()) {
-        (&Method::GET, "/ws") => upgrade(ctx, slot, req).await,
+        (&Method::GET, "/ws") => upgrade(ctx, peer, req).await,
         (&Method::GET, "/health/live") => {
             json(StatusCode::OK, serde_json::json!({ "status": "live" }))
         }
-        (&Method::GET, "/health/ready") => {
-            if ctx.conn.link.is_serving() && !*ctx.shutdown.borrow() {
-                json(StatusCode::OK, serde_json::json!({ "status": "ready" }))
-            } else {
-                json(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    serde_json::json!({ "status": "not ready" }),
-                )
-            }
-        }
+        (&Method::GET, "/health/ready") => ready(&ctx),
         (&Method::POST, "/v1/dev/token") if ctx.dev => dev_token(&ctx, req).await,
         (&Method::GET, "/.well-known/jwks.json") => match ctx.conn.auth.jwks().await {
             Ok(jwks) => {
@@ -122,6 +123,28 @@ pub async fn handle(
         _ => error_response(&SignalError::new(ErrorCode::NotFound, "no such endpoint")),
     };
     Ok(response)
+}
+
+/// Ready when the edge can serve a join: a lane to signal is up, auth is
+/// reachable, and the edge is not draining. Liveness depends on neither.
+fn ready(ctx: &HttpContext) -> Response<Body> {
+    let state = |up: bool| if up { "serving" } else { "down" };
+    let (signal, auth) = (ctx.conn.link.is_serving(), ctx.conn.auth.is_up());
+    let draining = *ctx.shutdown.borrow();
+    let ready = signal && auth && !draining;
+    json(
+        if ready {
+            StatusCode::OK
+        } else {
+            StatusCode::SERVICE_UNAVAILABLE
+        },
+        serde_json::json!({
+            "status": if ready { "ready" } else { "not ready" },
+            "signal": state(signal),
+            "auth": state(auth),
+            "draining": draining,
+        }),
+    )
 }
 
 async fn static_file(ctx: &HttpContext, path: &str) -> Response<Body> {
@@ -194,7 +217,43 @@ async fn dev_token(ctx: &HttpContext, req: Request<Incoming>) -> Response<Body> 
     }
 }
 
-async fn upgrade(ctx: Arc<HttpContext>, slot: Slot, mut req: Request<Incoming>) -> Response<Body> {
+/// At most `max` bytes of `value` (cut on a char boundary), for logging
+/// what a client sent.
+fn truncated(value: &str, max: usize) -> &str {
+    let mut end = value.len().min(max);
+    while !value.is_char_boundary(end) {
+        end -= 1;
+    }
+    &value[..end]
+}
+
+/// A refused admission as an HTTP response: 503 at the cap, 429 too fast,
+/// both with `Retry-After`.
+fn refused(refusal: Refusal) -> Response<Body> {
+    let (err, retry_after) = match refusal {
+        Refusal::AtCap => (
+            SignalError::new(
+                ErrorCode::Unavailable,
+                "too many connections from this address",
+            ),
+            "5",
+        ),
+        Refusal::TooFast => (
+            SignalError::new(
+                ErrorCode::RateLimited,
+                "connections opened too fast from this address",
+            ),
+            "1",
+        ),
+    };
+    let mut response = error_response(&err);
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from_static(retry_after));
+    response
+}
+
+async fn upgrade(ctx: Arc<HttpContext>, peer: Peer, mut req: Request<Incoming>) -> Response<Body> {
     let headers = req.headers();
     let header_str = |name: header::HeaderName| headers.get(name).and_then(|v| v.to_str().ok());
     let is_upgrade = header_str(header::UPGRADE)
@@ -217,8 +276,9 @@ async fn upgrade(ctx: Arc<HttpContext>, slot: Slot, mut req: Request<Incoming>) 
     }
     let origin = header_str(header::ORIGIN);
     if !ctx.origins.allows(origin, header_str(header::HOST)) {
+        // Attacker-controlled: logged cut short.
         tracing::info!(
-            origin = origin.unwrap_or("<none>"),
+            origin = truncated(origin.unwrap_or("<none>"), 128),
             "websocket origin refused"
         );
         return error_response(&SignalError::new(
@@ -232,6 +292,18 @@ async fn upgrade(ctx: Arc<HttpContext>, slot: Slot, mut req: Request<Incoming>) 
             "edge is shutting down",
         ));
     }
+    let client = admission::client_ip(
+        peer.addr.ip(),
+        req.headers(),
+        ctx.admission.trusted_proxies(),
+    );
+    let admitted = match ctx.admission.admit(client) {
+        Ok(admitted) => admitted,
+        Err(refusal) => {
+            tracing::debug!(?refusal, "websocket refused by per-address admission");
+            return refused(refusal);
+        }
+    };
     // Non-browser clients may authenticate in the handshake itself.
     let preauth = match header_str(header::AUTHORIZATION) {
         None => None,
@@ -250,7 +322,7 @@ async fn upgrade(ctx: Arc<HttpContext>, slot: Slot, mut req: Request<Incoming>) 
     let shutdown = ctx.shutdown.clone();
     let drain_guard = ctx.done.clone();
     tokio::spawn(async move {
-        let (_drain_guard, _slot) = (drain_guard, slot);
+        let (_drain_guard, _slot, _admitted) = (drain_guard, peer.slot, admitted);
         match on_upgrade.await {
             Ok(upgraded) => {
                 let ws = WebSocketStream::from_raw_socket(

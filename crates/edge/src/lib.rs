@@ -3,6 +3,7 @@
 //! into envelopes on the multiplexed signal link. It holds no room logic.
 #![forbid(unsafe_code)]
 
+pub mod admission;
 mod auth_client;
 mod connection;
 mod conns;
@@ -26,6 +27,7 @@ use tokio::{
 };
 use tonic::transport::Endpoint;
 
+pub use admission::{Admission, AdmissionConfig, Cidr};
 pub use auth_client::AuthClient;
 pub use connection::{ConnectionLimits, OUTBOUND_BYTES, RateLimit, WRITE_TIMEOUT};
 pub use origin::OriginPolicy;
@@ -58,6 +60,8 @@ pub struct EdgeConfig {
     pub header_read_timeout: Duration,
     /// Per-connection message rate, timers and queue bound.
     pub connection: ConnectionLimits,
+    /// Per-client-address WebSocket cap and rate, and trusted proxies.
+    pub admission: AdmissionConfig,
     /// TLS certificate chain and private key (PEM files); `None` serves
     /// plain HTTP (loopback development, or behind a TLS-terminating proxy).
     pub tls: Option<(PathBuf, PathBuf)>,
@@ -76,6 +80,7 @@ impl Default for EdgeConfig {
             drain_deadline: Duration::from_secs(10),
             header_read_timeout: HEADER_READ_TIMEOUT,
             connection: ConnectionLimits::default(),
+            admission: AdmissionConfig::default(),
             tls: None,
         }
     }
@@ -98,7 +103,15 @@ const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 fn endpoint(url: &str) -> Result<Endpoint, EdgeError> {
     Endpoint::from_shared(url.to_owned())
-        .map(|e| e.tcp_nodelay(true).connect_timeout(Duration::from_secs(2)))
+        .map(|e| {
+            e.tcp_nodelay(true)
+                .connect_timeout(Duration::from_secs(2))
+                // A peer that stops answering (frozen, or a lost network)
+                // is noticed within seconds, not at the next TCP timeout.
+                .http2_keep_alive_interval(Duration::from_secs(5))
+                .keep_alive_timeout(Duration::from_secs(5))
+                .keep_alive_while_idle(true)
+        })
         .map_err(|e| EdgeError::Upstream(url.to_owned(), e))
 }
 
@@ -115,14 +128,14 @@ pub(crate) fn now_secs() -> u64 {
 async fn serve_http<IO>(
     io: TokioIo<IO>,
     ctx: Arc<HttpContext>,
-    slot: http::Slot,
+    peer: http::Peer,
     stop: &mut watch::Receiver<bool>,
 ) where
     IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
     let service = service_fn({
         let ctx = ctx.clone();
-        move |req| http::handle(ctx.clone(), slot.clone(), req)
+        move |req| http::handle(ctx.clone(), peer.clone(), req)
     });
     let conn = hyper::server::conn::http1::Builder::new()
         // Without a timer hyper silently drops its header-read timeout.
@@ -147,18 +160,23 @@ pub(crate) async fn stopped(stop: &mut watch::Receiver<bool>) {
     let _ = stop.wait_for(|s| *s).await;
 }
 
-/// A started edge's handle on its signal link, for readiness checks.
-pub type ReadyProbe = SignalLink;
+/// What a started edge shows of itself: its signal link (readiness,
+/// connection counts) and its admission (refusal counts).
+#[derive(Debug, Clone)]
+pub struct EdgeHandle {
+    pub link: SignalLink,
+    pub admission: Admission,
+}
 
 /// Serves the edge on `listener` until `shutdown` resolves. Shutdown order:
 /// stop accepting, tell every WebSocket to reconnect (1012), wait for
 /// connections to close (at most `drain_deadline`), then close the signal
-/// link. `on_link` receives the signal link once started (readiness).
+/// link. `on_start` receives the edge's handle once started.
 pub async fn run(
     listener: TcpListener,
     config: EdgeConfig,
     shutdown: impl Future<Output = ()> + Send,
-    on_link: impl FnOnce(SignalLink),
+    on_start: impl FnOnce(EdgeHandle),
 ) -> Result<(), EdgeError> {
     let (stop_tx, stop_rx) = watch::channel(false);
     let (link_stop_tx, link_stop_rx) = watch::channel(false);
@@ -168,7 +186,6 @@ pub async fn run(
         .map(|u| endpoint(u))
         .collect::<Result<Vec<_>, _>>()?;
     let link = SignalLink::start(endpoints, config.lanes, link_stop_rx.clone());
-    on_link(link.clone());
     let auth = AuthClient::new(endpoint(&config.auth_url)?);
     // Every task serving a connection holds a clone of `done_tx` (inside the
     // context): when all are dropped, the drain is complete.
@@ -190,6 +207,11 @@ pub async fn run(
         shutdown: stop_rx.clone(),
         done: done_tx,
         header_read_timeout: config.header_read_timeout,
+        admission: Admission::new(config.admission),
+    });
+    on_start(EdgeHandle {
+        link: link.clone(),
+        admission: ctx.admission.clone(),
     });
     tokio::spawn(revocation_watch::run(
         ctx.conn.auth.clone(),
@@ -205,7 +227,7 @@ pub async fn run(
 
     tokio::pin!(shutdown);
     loop {
-        let (socket, _peer) = tokio::select! {
+        let (socket, addr) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(accepted) => accepted,
                 Err(err) => {
@@ -223,21 +245,24 @@ pub async fn run(
             continue;
         };
         // Shared with the WebSocket the connection may become.
-        let slot = Arc::new(slot);
+        let peer = http::Peer {
+            slot: Arc::new(slot),
+            addr,
+        };
         let _ = socket.set_nodelay(true);
         let ctx = ctx.clone();
         let mut stop = stop_rx.clone();
         let tls = tls.clone();
         tokio::spawn(async move {
             match tls {
-                None => serve_http(TokioIo::new(socket), ctx, slot, &mut stop).await,
+                None => serve_http(TokioIo::new(socket), ctx, peer, &mut stop).await,
                 Some(acceptor) => {
                     // A client that never finishes the handshake must not
                     // hold a slot.
                     match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(socket)).await
                     {
                         Ok(Ok(stream)) => {
-                            serve_http(TokioIo::new(stream), ctx, slot, &mut stop).await
+                            serve_http(TokioIo::new(stream), ctx, peer, &mut stop).await
                         }
                         Ok(Err(err)) => tracing::debug!(error = %err, "tls handshake failed"),
                         Err(_) => tracing::debug!("tls handshake timed out"),

@@ -27,6 +27,7 @@ pub async fn run(
     loop {
         let follow = async {
             let mut stream = auth.watch_revocations().await?;
+            auth.set_up(true);
             while let Some(revocation) = stream.message().await? {
                 retry = RETRY_MIN;
                 // Remembered first: a connection registering meanwhile
@@ -44,6 +45,8 @@ pub async fn run(
             }
             () = crate::stopped(&mut stop) => return,
         }
+        // Until the stream is back, auth counts as unreachable.
+        auth.set_up(false);
         tokio::select! {
             () = tokio::time::sleep(retry) => {}
             () = crate::stopped(&mut stop) => return,

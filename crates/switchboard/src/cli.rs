@@ -103,6 +103,37 @@ pub struct EdgeCommon {
     /// Most open connections per edge process.
     #[arg(long, env = "SWITCHBOARD_MAX_CONNECTIONS", default_value_t = 10_000)]
     pub max_connections: usize,
+    /// Most open WebSockets per client address (an IPv6 client's /64);
+    /// more are refused with 503 and Retry-After.
+    #[arg(
+        long,
+        env = "SWITCHBOARD_MAX_CONNECTIONS_PER_IP",
+        default_value_t = 500
+    )]
+    pub max_connections_per_ip: usize,
+    /// New WebSockets per second per client address; faster is refused
+    /// with 429.
+    #[arg(
+        long,
+        env = "SWITCHBOARD_NEW_CONNECTIONS_PER_IP_PER_SECOND",
+        default_value_t = 20
+    )]
+    pub new_connections_per_ip_per_second: u32,
+    /// New WebSockets per client address allowed in a burst above that rate.
+    #[arg(
+        long,
+        env = "SWITCHBOARD_NEW_CONNECTIONS_PER_IP_BURST",
+        default_value_t = 100
+    )]
+    pub new_connections_per_ip_burst: u32,
+    /// Proxies (addresses or CIDRs, comma-separated) whose X-Forwarded-For
+    /// names the client address. None by default: the TCP peer is the client.
+    #[arg(
+        long = "trusted-proxy",
+        env = "SWITCHBOARD_TRUSTED_PROXIES",
+        value_delimiter = ','
+    )]
+    pub trusted_proxies: Vec<switchboard_edge::Cidr>,
     /// Seconds a client has to send a whole HTTP request head (and the
     /// longest an idle keep-alive connection is kept).
     #[arg(long, env = "SWITCHBOARD_HEADER_READ_SECONDS", default_value_t = 10)]

@@ -4,30 +4,19 @@
 
 mod cli;
 mod keys;
+mod logging;
 mod services;
 mod shutdown;
 mod token;
 
 use clap::Parser;
-use tracing_subscriber::EnvFilter;
 
-use crate::cli::{Cli, Command, LogFormat};
-
-fn init_tracing(format: LogFormat) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    match format {
-        LogFormat::Text => builder.init(),
-        LogFormat::Json => builder.json().init(),
-    }
-}
+use crate::cli::{Cli, Command};
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    init_tracing(cli.log_format);
+    logging::init(cli.log_format);
     let result = match cli.command {
         Command::Edge(args) => services::edge(args).await,
         Command::Auth(args) => services::auth(args).await,

@@ -83,6 +83,14 @@ fn edge_config(common: &EdgeCommon, signal_urls: Vec<String>, dev: bool) -> Edge
             outbound_bytes: common.outbound_queue_bytes.max(MAX_MESSAGE_BYTES * 2),
             ..switchboard_edge::ConnectionLimits::default()
         },
+        admission: switchboard_edge::AdmissionConfig {
+            per_ip: common.max_connections_per_ip.max(1),
+            per_ip_rate: switchboard_edge::RateLimit {
+                per_second: common.new_connections_per_ip_per_second.max(1),
+                burst: common.new_connections_per_ip_burst.max(1),
+            },
+            trusted_proxies: common.trusted_proxies.clone(),
+        },
     }
 }
 
@@ -281,8 +289,8 @@ pub async fn all(args: AllArgs) -> Result<(), BoxError> {
         edge_listener,
         edge_config,
         stopped(edge_rx),
-        move |link| {
-            let _ = link_tx.send(link);
+        move |edge| {
+            let _ = link_tx.send(edge.link);
         },
     ));
 

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use switchboard_proto::wire::Format;
-use switchboard_tests::{WsClient, description, http, process::Process};
+use switchboard_tests::{WsClient, candidate, description, http, process::Process};
 
 const BIN: &str = env!("CARGO_BIN_EXE_switchboard");
 const API_KEYS: &str = "cli:cli-test-secret-0123456789-abcdefghijkl";
@@ -164,5 +164,90 @@ async fn dev_mode_refuses_a_public_address() {
             stderr.contains("dev mode") && stderr.contains("--dangerously-expose-dev-mode"),
             "{args:?}: {stderr}"
         );
+    }
+}
+
+/// A whole session under `RUST_LOG=trace` — joins, an offer with an ICE
+/// password, a candidate, TURN credentials, a dropped socket and a resume —
+/// leaves no token, resume token, SDP line, candidate address or TURN
+/// credential anywhere in the log, although the log is full of trace and
+/// debug lines.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_traced_at_the_finest_level_logs_no_secrets() {
+    let mut args = ephemeral();
+    args.extend([
+        "--turn-url",
+        "turn:turn.example.com:3478",
+        "--turn-secret",
+        "turn-shared-secret-0123456789",
+    ]);
+    let stack = Process::start_logged(BIN, &args, &[("RUST_LOG", "trace")]).await;
+    let edge = stack.url("edge").to_owned();
+    let ws = format!("{}/ws", edge.replacen("http://", "ws://", 1));
+    let token = |identity: &str| {
+        let edge = edge.clone();
+        let body = format!(r#"{{"identity":"{identity}","room":"traced"}}"#);
+        async move {
+            let (status, body) = http::request(&edge, "POST", "/v1/dev/token", &body).await;
+            assert_eq!(status, 200, "{body}");
+            let body: serde_json::Value = serde_json::from_str(&body).expect("json");
+            body["token"].as_str().expect("token").to_owned()
+        }
+    };
+    let (alice_token, bob_token) = (token("alice").await, token("bob").await);
+    let mut alice = WsClient::connect(&ws, Format::Json).await;
+    let mut bob = WsClient::connect(&ws, Format::Binary).await;
+    alice.join(&alice_token).await;
+    let joined = bob.join(&bob_token).await;
+    let turn = joined
+        .ice_servers
+        .iter()
+        .find(|s| !s.credential.is_empty())
+        .expect("TURN credentials");
+    let sdp = "v=0\r\na=ice-ufrag:UFRAGMARKER\r\na=ice-pwd:PWDMARKER0123456789abcdef\r\n";
+    alice.signal("bob", description(true, sdp)).await;
+    assert_eq!(bob.next_signal().await.kind, Some(description(true, sdp)));
+    let line = "candidate:842163049 1 udp 1677729535 198.51.100.77 49152 typ srflx";
+    alice.signal("bob", candidate(line)).await;
+    bob.next_signal().await;
+    let last_seq = bob.last_seq;
+    bob.drop_abruptly();
+    let mut bob = WsClient::connect(&ws, Format::Binary).await;
+    bob.resume(
+        &joined.session_id,
+        &joined.resume_token,
+        last_seq,
+        &bob_token,
+    )
+    .await
+    .expect("resumed");
+    alice.signal("bob", description(false, sdp)).await;
+    bob.next_signal().await;
+    drop((alice, bob));
+    let log = stack.log.clone().expect("captured");
+    let (status, _) = stack.terminate(Duration::from_secs(15)).await;
+    assert!(status.success());
+
+    let log = log.complete().await;
+    // The reason the absence means something: the finest level was on
+    // (Switchboard's own crates log at debug, none at trace).
+    assert!(
+        log.contains(" DEBUG switchboard_edge") && log.contains(" DEBUG switchboard_signal"),
+        "debug logging was not on:\n{log}"
+    );
+    let secrets = [
+        ("alice's token", alice_token.as_str()),
+        ("bob's token", bob_token.as_str()),
+        ("the resume token", joined.resume_token.as_str()),
+        ("an SDP line", "PWDMARKER"),
+        ("an SDP line", "UFRAGMARKER"),
+        ("a candidate address", "198.51.100.77"),
+        ("the TURN credential", turn.credential.as_str()),
+        ("the TURN secret", "turn-shared-secret-0123456789"),
+    ];
+    for (what, secret) in secrets {
+        assert!(!secret.is_empty(), "{what}");
+        let found = log.lines().find(|l| l.contains(secret));
+        assert!(found.is_none(), "{what} in the log: {found:?}");
     }
 }

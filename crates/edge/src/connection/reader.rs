@@ -220,6 +220,10 @@ impl Reader {
                 Some(ErrorCode::InvalidUtf8),
                 "text frame is not valid utf-8".into(),
             ),
+            // A dropped socket is a network failure, not a violation.
+            tungstenite::Error::Protocol(
+                tungstenite::error::ProtocolError::ResetWithoutClosingHandshake,
+            ) => ReaderEnd::Gone,
             tungstenite::Error::Protocol(err) => {
                 tracing::debug!(conn = %self.conn, error = %err, "websocket protocol violation");
                 ReaderEnd::Close(
