@@ -98,17 +98,7 @@ impl WsClient {
                 HeaderValue::from_str(&format!("Bearer {token}")).expect("auth"),
             );
         }
-        match tokio::time::timeout(DEADLINE, tokio_tungstenite::connect_async(request)).await {
-            Ok(Ok((ws, _))) => Ok(Self {
-                ws,
-                format,
-                next_id: 1,
-                last_seq: 0,
-            }),
-            Ok(Err(tungstenite::Error::Http(response))) => Err(Refused::of(&response)),
-            Ok(Err(err)) => panic!("websocket connect failed: {err}"),
-            Err(_) => panic!("websocket connect timed out"),
-        }
+        Self::handshake(tokio_tungstenite::connect_async(request), format).await
     }
 
     /// Connects with the edge's own origin over a socket whose receive
@@ -163,6 +153,16 @@ impl WsClient {
         }
         let stream = socket.connect(addr).await.expect("connect");
         let handshake = tokio_tungstenite::client_async(request, MaybeTlsStream::Plain(stream));
+        Self::handshake(handshake, format).await
+    }
+
+    /// Waits for `handshake` (with the deadline): a client, or the refusal.
+    async fn handshake<R>(
+        handshake: impl std::future::Future<
+            Output = Result<(WebSocketStream<MaybeTlsStream<TcpStream>>, R), tungstenite::Error>,
+        >,
+        format: Format,
+    ) -> Result<Self, Refused> {
         match tokio::time::timeout(DEADLINE, handshake).await {
             Ok(Ok((ws, _))) => Ok(Self {
                 ws,
