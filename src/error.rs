@@ -8,60 +8,16 @@ use std::fmt;
 
 use crate::pb;
 
-/// Stable error codes (the strings are part of the protocol).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum ErrorCode {
-    /// A frame that is not valid JSON/protobuf, or a field that breaks a
-    /// limit or rule.
-    BadRequest,
-    /// A well-formed frame whose message type this server does not know.
-    UnknownMessage,
-    /// A frame over the size limit.
-    MessageTooLarge,
-    /// A text frame that is not valid UTF-8 (RFC 6455 close 1007).
-    InvalidUtf8,
-    /// A WebSocket framing violation: reserved bits, an unknown opcode, an
-    /// unmasked client frame (RFC 6455 close 1002).
-    ProtocolError,
-    /// No token, or a token that fails verification.
-    Unauthenticated,
-    /// A token past its `exp`.
-    TokenExpired,
-    /// A token revoked by id, or issued to a revoked user.
-    TokenRevoked,
-    /// Authenticated, but not allowed to do this.
-    PermissionDenied,
-    /// The target does not exist — or is not visible to the caller (the two
-    /// are deliberately indistinguishable).
-    NotFound,
-    /// A room operation before a successful join.
-    NotJoined,
-    /// A second join on one connection.
-    AlreadyJoined,
-    /// The room holds its maximum number of participants.
-    RoomFull,
-    /// The connection sends faster than its rate allows.
-    RateLimited,
-    /// The connection does not read its messages fast enough.
-    SlowConsumer,
-    /// Nothing heard from the client within the keepalive timeout.
-    KeepaliveTimeout,
-    /// The same identity joined the room again elsewhere.
-    SessionReplaced,
-    /// The WebSocket handshake came from an Origin not on the allow-list.
-    OriginNotAllowed,
-    /// A dependency is down or overloaded; try again.
-    Unavailable,
-    /// This server is draining; reconnect (possibly elsewhere).
-    ShuttingDown,
-    /// A bug or an unexpected failure; details are in the server log.
-    Internal,
-}
+/// The stable error codes: defined once, in the proto (`ErrorCode` in
+/// `client.proto`, whose value names are the protocol's strings); this file
+/// gives each its gRPC code, HTTP status, close code and retryability.
+/// `Unspecified` is never sent: it stands for "no code" on the wire and is
+/// treated as `Internal` if it ever meets the table.
+pub use crate::pb::ErrorCode;
 
 /// One row of the table.
 struct Row {
     code: ErrorCode,
-    name: &'static str,
     grpc: tonic::Code,
     http: u16,
     close: u16,
@@ -72,41 +28,33 @@ struct Row {
 /// 44xx are private codes mirroring the HTTP status.
 #[rustfmt::skip]
 const TABLE: &[Row] = &[
-    //  code                          name                  gRPC                                 HTTP  close retryable
-    row(ErrorCode::BadRequest,       "bad_request",        tonic::Code::InvalidArgument,       400, 4400, false),
-    row(ErrorCode::UnknownMessage,   "unknown_message",    tonic::Code::InvalidArgument,       400, 4400, false),
-    row(ErrorCode::MessageTooLarge,  "message_too_large",  tonic::Code::InvalidArgument,       413, 1009, false),
-    row(ErrorCode::InvalidUtf8,      "invalid_utf8",       tonic::Code::InvalidArgument,       400, 1007, false),
-    row(ErrorCode::ProtocolError,    "protocol_error",     tonic::Code::InvalidArgument,       400, 1002, false),
-    row(ErrorCode::Unauthenticated,  "unauthenticated",    tonic::Code::Unauthenticated,       401, 4401, false),
-    row(ErrorCode::TokenExpired,     "token_expired",      tonic::Code::Unauthenticated,       401, 4401, true),
-    row(ErrorCode::TokenRevoked,     "token_revoked",      tonic::Code::Unauthenticated,       401, 4401, false),
-    row(ErrorCode::PermissionDenied, "permission_denied",  tonic::Code::PermissionDenied,      403, 4403, false),
-    row(ErrorCode::NotFound,         "not_found",          tonic::Code::NotFound,              404, 4404, false),
-    row(ErrorCode::NotJoined,        "not_joined",         tonic::Code::FailedPrecondition,    409, 4409, false),
-    row(ErrorCode::AlreadyJoined,    "already_joined",     tonic::Code::FailedPrecondition,    409, 4409, false),
-    row(ErrorCode::RoomFull,         "room_full",          tonic::Code::ResourceExhausted,     403, 4429, false),
-    row(ErrorCode::RateLimited,      "rate_limited",       tonic::Code::ResourceExhausted,     429, 1008, true),
-    row(ErrorCode::SlowConsumer,     "slow_consumer",      tonic::Code::ResourceExhausted,     429, 1008, true),
-    row(ErrorCode::KeepaliveTimeout, "keepalive_timeout",  tonic::Code::DeadlineExceeded,      408, 4408, true),
-    row(ErrorCode::SessionReplaced,  "session_replaced",   tonic::Code::Aborted,               409, 4409, false),
-    row(ErrorCode::OriginNotAllowed, "origin_not_allowed", tonic::Code::PermissionDenied,      403, 4403, false),
-    row(ErrorCode::Unavailable,      "unavailable",        tonic::Code::Unavailable,           503, 1013, true),
-    row(ErrorCode::ShuttingDown,     "shutting_down",      tonic::Code::Unavailable,           503, 1012, true),
-    row(ErrorCode::Internal,         "internal",           tonic::Code::Internal,              500, 1011, true),
+    //  code                         gRPC                                 HTTP  close retryable
+    row(ErrorCode::BadRequest,       tonic::Code::InvalidArgument,       400, 4400, false),
+    row(ErrorCode::UnknownMessage,   tonic::Code::InvalidArgument,       400, 4400, false),
+    row(ErrorCode::MessageTooLarge,  tonic::Code::InvalidArgument,       413, 1009, false),
+    row(ErrorCode::InvalidUtf8,      tonic::Code::InvalidArgument,       400, 1007, false),
+    row(ErrorCode::ProtocolError,    tonic::Code::InvalidArgument,       400, 1002, false),
+    row(ErrorCode::Unauthenticated,  tonic::Code::Unauthenticated,       401, 4401, false),
+    row(ErrorCode::TokenExpired,     tonic::Code::Unauthenticated,       401, 4401, true),
+    row(ErrorCode::TokenRevoked,     tonic::Code::Unauthenticated,       401, 4401, false),
+    row(ErrorCode::PermissionDenied, tonic::Code::PermissionDenied,      403, 4403, false),
+    row(ErrorCode::NotFound,         tonic::Code::NotFound,              404, 4404, false),
+    row(ErrorCode::NotJoined,        tonic::Code::FailedPrecondition,    409, 4409, false),
+    row(ErrorCode::AlreadyJoined,    tonic::Code::FailedPrecondition,    409, 4409, false),
+    row(ErrorCode::RoomFull,         tonic::Code::ResourceExhausted,     403, 4429, false),
+    row(ErrorCode::RateLimited,      tonic::Code::ResourceExhausted,     429, 1008, true),
+    row(ErrorCode::SlowConsumer,     tonic::Code::ResourceExhausted,     429, 1008, true),
+    row(ErrorCode::KeepaliveTimeout, tonic::Code::DeadlineExceeded,      408, 4408, true),
+    row(ErrorCode::SessionReplaced,  tonic::Code::Aborted,               409, 4409, false),
+    row(ErrorCode::OriginNotAllowed, tonic::Code::PermissionDenied,      403, 4403, false),
+    row(ErrorCode::Unavailable,      tonic::Code::Unavailable,           503, 1013, true),
+    row(ErrorCode::ShuttingDown,     tonic::Code::Unavailable,           503, 1012, true),
+    row(ErrorCode::Internal,         tonic::Code::Internal,              500, 1011, true),
 ];
 
-const fn row(
-    code: ErrorCode,
-    name: &'static str,
-    grpc: tonic::Code,
-    http: u16,
-    close: u16,
-    retryable: bool,
-) -> Row {
+const fn row(code: ErrorCode, grpc: tonic::Code, http: u16, close: u16, retryable: bool) -> Row {
     Row {
         code,
-        name,
         grpc,
         http,
         close,
@@ -115,22 +63,32 @@ const fn row(
 }
 
 impl ErrorCode {
-    /// Every code, in table order.
+    /// Every code a client can see, in table order.
     pub fn all() -> impl Iterator<Item = ErrorCode> {
         TABLE.iter().map(|r| r.code)
     }
 
     fn row(self) -> &'static Row {
-        // The table has one row per variant (checked by a test).
+        // The table has one row per variant but Unspecified (checked by a
+        // test), which is Internal's (the last row).
         TABLE
             .iter()
             .find(|r| r.code == self)
             .unwrap_or(&TABLE[TABLE.len() - 1])
     }
 
-    /// The stable string clients see, e.g. `"not_found"`.
+    /// The stable string clients see, e.g. `"not_found"`: the proto name.
     pub fn as_str(self) -> &'static str {
-        self.row().name
+        self.as_str_name()
+    }
+
+    /// The code in a proto field (`Error.code`, `CloseConnection.code`);
+    /// `None` for unspecified (a normal closure) or a value this build does
+    /// not know.
+    pub fn of(value: i32) -> Option<ErrorCode> {
+        ErrorCode::try_from(value)
+            .ok()
+            .filter(|c| *c != ErrorCode::Unspecified)
     }
 
     pub fn grpc_code(self) -> tonic::Code {
@@ -152,7 +110,7 @@ impl ErrorCode {
     }
 
     pub fn parse(name: &str) -> Option<ErrorCode> {
-        TABLE.iter().find(|r| r.name == name).map(|r| r.code)
+        ErrorCode::from_str_name(name).filter(|c| *c != ErrorCode::Unspecified)
     }
 }
 
@@ -185,7 +143,7 @@ impl SignalError {
     pub fn to_proto(&self, request_id: u32) -> pb::Error {
         pb::Error {
             request_id,
-            code: self.code.as_str().to_owned(),
+            code: self.code as i32,
             message: self.message.clone(),
             retryable: self.code.retryable(),
         }
@@ -235,7 +193,16 @@ mod tests {
     #[test]
     fn every_code_has_one_row_and_a_unique_name() {
         let all: Vec<_> = ErrorCode::all().collect();
-        assert_eq!(all.len(), 21, "a variant is missing from TABLE");
+        // Every proto value but unspecified has its row.
+        let proto = (1..)
+            .take_while(|v| ErrorCode::try_from(*v).is_ok())
+            .count();
+        assert_eq!(
+            all.len(),
+            proto,
+            "a code of the proto is missing from TABLE"
+        );
+        assert!(!all.contains(&ErrorCode::Unspecified));
         for code in &all {
             assert_eq!(TABLE.iter().filter(|r| r.code == *code).count(), 1);
             assert_eq!(ErrorCode::parse(code.as_str()), Some(*code));

@@ -26,3 +26,5 @@ pub const FILE_DESCRIPTOR_SET: &[u8] =
 
 pub use error::{ErrorCode, SignalError};
 pub use ids::{ConnId, ParticipantId, RoomId, SessionId};
+/// Why a participant left (`ParticipantLeft.reason`), defined in the proto.
+pub use pb::LeaveReason;

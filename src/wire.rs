@@ -91,6 +91,33 @@ pub fn decode_server(format: Format, data: &[u8]) -> Result<pb::ServerMessage, S
 mod tests {
     use super::*;
 
+    /// Error codes and leave reasons are proto enums whose value names are
+    /// the protocol's strings: JSON carries exactly those strings.
+    #[test]
+    fn codes_and_leave_reasons_travel_as_their_stable_strings() {
+        let json = |message| match encode_server(
+            Format::Json,
+            &pb::ServerMessage {
+                seq: 0,
+                message: Some(message),
+            },
+        ) {
+            EncodedFrame::Text(text) => text,
+            EncodedFrame::Binary(_) => panic!("json"),
+        };
+        let error = json(pb::server_message::Message::Error(
+            SignalError::new(ErrorCode::NotFound, "gone").to_proto(3),
+        ));
+        assert!(error.contains(r#""code":"not_found""#), "{error}");
+        let left = json(pb::server_message::Message::ParticipantLeft(
+            pb::ParticipantLeft {
+                participant_id: "bob".into(),
+                reason: crate::LeaveReason::Disconnected as i32,
+            },
+        ));
+        assert!(left.contains(r#""reason":"disconnected""#), "{left}");
+    }
+
     #[test]
     fn json_uses_the_canonical_mapping() {
         let msg = decode_client(

@@ -31,7 +31,7 @@ async fn refused_in(
     let first = client.recv().await;
     match first.message {
         Some(Out::Error(e)) => {
-            assert_eq!((e.code.as_str(), e.request_id), (code, id), "{e:?}");
+            assert_eq!((e.code().as_str_name(), e.request_id), (code, id), "{e:?}");
             assert!(
                 token.is_empty() || !e.message.contains(token),
                 "error must not echo the token"
@@ -291,7 +291,7 @@ async fn grants_are_enforced() {
         .await;
     let err = viewer.next_error().await;
     assert_eq!(
-        (err.code.as_str(), err.request_id),
+        (err.code().as_str_name(), err.request_id),
         ("permission_denied", offer)
     );
     viewer

@@ -105,7 +105,7 @@ async fn leave_and_disconnect_are_announced() {
     assert_eq!(closed.code, 1000, "leave closes normally: {closed:?}");
     let left = alice.next_left().await;
     assert_eq!(
-        (left.participant_id.as_str(), left.reason.as_str()),
+        (left.participant_id.as_str(), left.reason().as_str_name()),
         ("bob", "left")
     );
 
@@ -113,7 +113,7 @@ async fn leave_and_disconnect_are_announced() {
     let dropped = Instant::now();
     let left = alice.next_left().await;
     assert_eq!(
-        (left.participant_id.as_str(), left.reason.as_str()),
+        (left.participant_id.as_str(), left.reason().as_str_name()),
         ("carol", "disconnected")
     );
     assert!(
@@ -158,7 +158,7 @@ async fn a_second_join_with_the_same_identity_replaces_the_first() {
     assert!(closed.reason.starts_with("session_replaced"), "{closed:?}");
     let left = alice.next_left().await;
     assert_eq!(
-        (left.participant_id.as_str(), left.reason.as_str()),
+        (left.participant_id.as_str(), left.reason().as_str_name()),
         ("bob", "replaced")
     );
 
@@ -187,7 +187,10 @@ async fn a_full_room_refuses_the_next_join_with_room_full() {
         }))
         .await;
     let err = c.next_error().await;
-    assert_eq!((err.request_id, err.code.as_str()), (id, "room_full"));
+    assert_eq!(
+        (err.request_id, err.code().as_str_name()),
+        (id, "room_full")
+    );
     let closed = c.closed().await;
     assert_eq!(closed.code, 4429, "{closed:?}");
     // The same identity may still join again (replacing its session).

@@ -152,7 +152,7 @@ async fn participants_on_different_replicas_signal_and_resume_across_them() {
         .await;
     let left = alice.next_left().await;
     assert_eq!(
-        (left.participant_id.as_str(), left.reason.as_str()),
+        (left.participant_id.as_str(), left.reason().as_str_name()),
         ("bob", "left")
     );
     one.shutdown().await;

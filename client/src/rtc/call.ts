@@ -5,6 +5,7 @@
  */
 import { Emitter } from "../signaling/emitter";
 import { SignalingClient, type ConnectionState, type SignalingStats } from "../signaling/client";
+import { errorCodeName } from "../signaling/errorCodes";
 import { Mesh, type ChatMessage, type PeerView } from "./mesh";
 import type { LocalMedia, LocalMediaState } from "./media";
 
@@ -90,7 +91,7 @@ export class Call extends Emitter<{ change: CallSnapshot }> {
       }),
       c.on("resumed", () => this.notify("resumed", "Reconnected.")),
       c.on("serverError", (e) => {
-        if (e.requestId === 0) this.notify("error", e.message || e.code);
+        if (e.requestId === 0) this.notify("error", e.message || errorCodeName(e.code));
       }),
       c.on("stopped", ({ code, reason }) => {
         this.mesh.close();

@@ -29,6 +29,7 @@ import { Emitter } from "./emitter";
 import { Outbox } from "./outbox";
 import { SeqTracker } from "./sequence";
 import {
+  ErrorCode,
   ErrorSchema,
   type PeerSignalSchema,
   type Error as ServerError,
@@ -566,7 +567,11 @@ export class SignalingClient extends Emitter<SignalingEvents> {
     this.socket = null;
     this.session = null;
     this.outbox.reset();
-    const closed = create(ErrorSchema, { code: "closed", message: reason || "connection closed" });
+    // Not from the server, so no code from its table: the message says why.
+    const closed = create(ErrorSchema, {
+      code: ErrorCode.error_code_unspecified,
+      message: reason || "connection closed",
+    });
     for (const [, p] of this.pending) p.reject(closed);
     this.pending.clear();
     this.setState("closed", 0);

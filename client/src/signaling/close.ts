@@ -1,7 +1,11 @@
 /**
  * What to do when the WebSocket closes, from the close code and the reason
- * (which starts with the stable error code from the server's error table).
+ * (which starts with the stable error code from the server's error table,
+ * docs/protocol.md §8–9: `"<code>: <message>"`).
  */
+import { ErrorCode } from "../gen/switchboard/v1/client_pb";
+import { errorCodeFromName } from "./errorCodes";
+
 export type CloseAction =
   /** Reconnect after a backoff delay, resuming the session if there is one. */
   | "reconnect"
@@ -17,10 +21,71 @@ export interface CloseInfo {
   reason: string;
 }
 
-/** The stable error code at the start of a close reason, e.g. "not_found". */
-export function closeErrorCode(reason: string): string {
-  const m = /^[a-z_]+/.exec(reason);
+/**
+ * The word a close reason starts with, e.g. "not_found" ("" if none). Digits
+ * count after the first character: "invalid_utf8" is a code.
+ */
+function reasonWord(reason: string): string {
+  const m = /^[a-z_][a-z0-9_]*/.exec(reason);
   return m ? m[0] : "";
+}
+
+/**
+ * The error code at the start of a close reason, e.g.
+ * "session_replaced: joined elsewhere" → `ErrorCode.session_replaced`.
+ * `error_code_unspecified` when the reason names no code this client knows:
+ * an empty reason (browsers report 1006 without one), "left" after our
+ * leave, or a code added by a newer server.
+ */
+export function closeErrorCode(reason: string): ErrorCode {
+  return errorCodeFromName(reasonWord(reason)) ?? ErrorCode.error_code_unspecified;
+}
+
+/**
+ * The action an error code decides whatever the close code, or null when
+ * the close code decides (the same for every error code that shares it).
+ * Every member of ErrorCode is listed: a code added to the proto does not
+ * compile here until it is given an action.
+ */
+function actionForCode(code: ErrorCode): CloseAction | null {
+  switch (code) {
+    case ErrorCode.session_replaced:
+      // The same identity joined elsewhere: that tab wins, we stay away.
+      return "stop";
+    case ErrorCode.token_expired:
+      return "refresh-token";
+    case ErrorCode.already_joined:
+    case ErrorCode.not_joined:
+      return "rejoin";
+    case ErrorCode.origin_not_allowed:
+    case ErrorCode.permission_denied:
+    case ErrorCode.room_full: // the room holds its maximum; retrying will not help
+    case ErrorCode.invalid_utf8: // 1007, and 1002: our own frames are broken
+    case ErrorCode.protocol_error:
+      return "stop";
+    // Decided by the close code (see classifyClose):
+    case ErrorCode.bad_request: // 4400
+    case ErrorCode.unknown_message: // 4400
+    case ErrorCode.unauthenticated: // 4401
+    case ErrorCode.token_revoked: // 4401
+    case ErrorCode.not_found: // 4404
+    case ErrorCode.message_too_large: // 1009
+    case ErrorCode.rate_limited: // 1008
+    case ErrorCode.slow_consumer: // 1008
+    case ErrorCode.keepalive_timeout: // 4408
+    case ErrorCode.unavailable: // 1013
+    case ErrorCode.shutting_down: // 1012
+    case ErrorCode.internal: // 1011
+    case ErrorCode.error_code_unspecified: // no reason, or an unknown code
+      return null;
+    default:
+      return unclassified(code);
+  }
+}
+
+/** Compile-time check that actionForCode lists every ErrorCode. */
+function unclassified(_code: never): null {
+  return null;
 }
 
 /**
@@ -29,30 +94,15 @@ export function closeErrorCode(reason: string): string {
  * send us back to a fresh Join instead of giving up.
  */
 export function classifyClose({ code, reason }: CloseInfo, resuming: boolean): CloseAction {
-  const name = closeErrorCode(reason);
-  switch (name) {
-    case "session_replaced":
-      // The same identity joined elsewhere: that tab wins, we stay away.
-      return "stop";
-    case "token_expired":
-      return "refresh-token";
-    case "already_joined":
-    case "not_joined":
-      return "rejoin";
-    case "origin_not_allowed":
-    case "permission_denied":
-    case "room_full": // the room holds its maximum; retrying will not help
-    case "invalid_utf8": // 1007, and 1002 below: our own frames are broken
-    case "protocol_error":
-      return "stop";
-    default:
-      break;
-  }
+  const byCode = actionForCode(closeErrorCode(reason));
+  if (byCode !== null) return byCode;
+  // No error code decides: the close code does. These also cover closes
+  // without a reason, which browsers deliver (1006 on network loss).
   switch (code) {
     case 1000: // normal: we left, or the server ended the session on purpose
       return "stop";
     case 4400: // bad_request / unknown_message
-    case 4401: // unauthenticated
+    case 4401: // unauthenticated / token_revoked
     case 4404: // not_found
       // A resume attempt the server cannot honour (expired session, spent
       // token, or a server without resume): fall back to a fresh Join.
@@ -60,7 +110,9 @@ export function classifyClose({ code, reason }: CloseInfo, resuming: boolean): C
     case 4403:
       return "stop";
     case 4409:
-      return name === "" ? "stop" : "rejoin";
+      // Without a reason it may be session_replaced: stay away. A code we
+      // do not know on 4409 is a conflict with a session that is gone.
+      return reasonWord(reason) === "" ? "stop" : "rejoin";
     default:
       // 1001 going away, 1006 abnormal (network), 1008 rate_limited /
       // slow_consumer, 1009 message_too_large, 1011 internal, 1012

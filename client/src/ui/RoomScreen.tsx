@@ -7,8 +7,10 @@
 import Link from "next/link";
 import { useSearchParams } from "next/navigation";
 import { useCallback, useEffect, useId, useMemo, useRef, useState, type FormEvent } from "react";
+import { ErrorCode } from "../gen/switchboard/v1/client_pb";
 import { Call } from "../rtc/call";
 import { LocalMedia } from "../rtc/media";
+import { closeErrorCode } from "../signaling/close";
 import { Brand } from "./Brand";
 import { CallView } from "./CallView";
 import { DeviceSelects, useMediaState } from "./DeviceSelects";
@@ -110,7 +112,7 @@ export function RoomScreen() {
   if (phase.kind === "call") return <CallView call={phase.call} media={media} />;
 
   if (phase.kind === "ended") {
-    const replaced = /session_replaced/.test(phase.reason);
+    const replaced = closeErrorCode(phase.reason) === ErrorCode.session_replaced;
     return (
       <main className="center-page">
         <div className="card" data-testid="ended">

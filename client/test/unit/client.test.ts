@@ -1,5 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
+import { ErrorCode } from "../../src/gen/switchboard/v1/client_pb";
 import { SignalingClient, type SignalingEvents } from "../../src/signaling/client";
 import { decodeClientMessage } from "../../src/signaling/codec";
 import { OUTBOX_MAX_BYTES, OUTBOX_MAX_MESSAGES, OutboxFullError } from "../../src/signaling/outbox";
@@ -259,7 +260,7 @@ test("an error answering Resume falls back to a fresh Join", () => {
   const s2 = ctx.sockets.latest;
   s2.open();
   const resumeId = s2.last().id;
-  s2.push({ seq: 0n, message: { case: "error", value: { requestId: resumeId, code: "not_found", message: "no such session" } } });
+  s2.push({ seq: 0n, message: { case: "error", value: { requestId: resumeId, code: ErrorCode.not_found, message: "no such session" } } });
   ctx.clock.advance(0);
   const s3 = ctx.sockets.latest;
   assert.notEqual(s3, s2);
@@ -334,9 +335,21 @@ test("updatePresence resolves on Ack and rejects on Error", async () => {
   await p1;
   const p2 = ctx.client.updatePresence({ x: "y" });
   const req2 = s.last();
-  s.push({ seq: 3n, message: { case: "error", value: { requestId: req2.id, code: "bad_request", message: "too big" } } });
-  await assert.rejects(p2, (e: { code: string }) => e.code === "bad_request");
-  assert.equal(ctx.events.serverError?.[0]?.code, "bad_request");
+  s.push({ seq: 3n, message: { case: "error", value: { requestId: req2.id, code: ErrorCode.bad_request, message: "too big" } } });
+  await assert.rejects(p2, (e: { code: ErrorCode }) => e.code === ErrorCode.bad_request);
+  assert.equal(ctx.events.serverError?.[0]?.code, ErrorCode.bad_request);
+});
+
+test("a request still waiting when the client stops is rejected without a server code", async () => {
+  const ctx = setup();
+  const s = joinFirst(ctx);
+  const p = ctx.client.updatePresence({ audio: "off" });
+  s.serverClose(4409, "session_replaced: joined from another connection");
+  await assert.rejects(
+    p,
+    (e: { code: ErrorCode; message: string }) =>
+      e.code === ErrorCode.error_code_unspecified && e.message === "session_replaced: joined from another connection",
+  );
 });
 
 test("presence changed while disconnected is sent after the resume", async () => {
@@ -563,7 +576,7 @@ for (const how of ["an incomplete resume", "a refused resume"] as const) {
     ctx.client.sendSignal("bob-2", eoc); // seq 3, kept for the resume
     const resumeId = s2.last().id;
     if (how === "an incomplete resume") s2.push(resumedFrame(resumeId, false));
-    else s2.push({ seq: 0n, message: { case: "error", value: { requestId: resumeId, code: "not_found" } } });
+    else s2.push({ seq: 0n, message: { case: "error", value: { requestId: resumeId, code: ErrorCode.not_found } } });
     assert.deepEqual(numbered(s2), [], "nothing resent into the abandoned session");
     assert.equal(ctx.client.unaccepted, 0);
     ctx.clock.advance(0);

@@ -5,8 +5,9 @@ import {
   FrameTooLargeError,
   decodeServerMessage,
   encodeClientMessage,
+  encodeServerMessage,
 } from "../../src/signaling/codec";
-import { SessionDescription_Type } from "../../src/gen/switchboard/v1/client_pb";
+import { ErrorCode, LeaveReason, SessionDescription_Type } from "../../src/gen/switchboard/v1/client_pb";
 
 test("Join encodes as canonical JSON with lowerCamelCase fields", () => {
   const text = encodeClientMessage({
@@ -91,6 +92,35 @@ test("a Joined frame decodes with participants, ICE servers and keepalive", () =
   assert.equal(j.participants[0]?.joinedAtMs, 1700000000000n);
   assert.deepEqual(j.iceServers[0]?.urls, ["stun:stun.example:3478"]);
   assert.equal(j.keepalive?.intervalMs, 15000);
+});
+
+test("error codes and leave reasons are enums carried by name, as the protocol's strings", () => {
+  const err = decodeServerMessage('{"error":{"requestId":4,"code":"not_found","message":"no such peer"}}');
+  assert.equal(err.message.case, "error");
+  if (err.message.case !== "error") return;
+  assert.equal(err.message.value.code, ErrorCode.not_found);
+  assert.equal(err.message.value.requestId, 4);
+  const left = decodeServerMessage('{"seq":"7","participantLeft":{"participantId":"bob","reason":"disconnected"}}');
+  assert.equal(left.message.case, "participantLeft");
+  if (left.message.case !== "participantLeft") return;
+  assert.equal(left.message.value.reason, LeaveReason.disconnected);
+  // And the other way: the same JSON the edge writes.
+  assert.deepEqual(JSON.parse(encodeServerMessage({ message: { case: "error", value: { code: ErrorCode.token_revoked } } })), {
+    error: { code: "token_revoked" },
+  });
+  assert.deepEqual(
+    JSON.parse(
+      encodeServerMessage({ seq: 3n, message: { case: "participantLeft", value: { participantId: "zed", reason: LeaveReason.replaced } } }),
+    ),
+    { seq: "3", participantLeft: { participantId: "zed", reason: "replaced" } },
+  );
+});
+
+test("a code or reason added by a newer server decodes as unspecified", () => {
+  const err = decodeServerMessage('{"error":{"code":"brand_new_code","message":"m"}}');
+  assert.equal(err.message.case === "error" && err.message.value.code, ErrorCode.error_code_unspecified);
+  const left = decodeServerMessage('{"participantLeft":{"participantId":"bob","reason":"kicked"}}');
+  assert.equal(left.message.case === "participantLeft" && left.message.value.reason, LeaveReason.leave_reason_unspecified);
 });
 
 test("a malformed frame throws instead of yielding a partial message", () => {

@@ -227,7 +227,7 @@ impl SignalLink {
                 handle.push(Outbound::Message(Box::new(message)))
             }
             Some(pb::signal_envelope::Event::Close(close)) => {
-                handle.push(Outbound::Close(ErrorCode::parse(&close.code), close.reason))
+                handle.push(Outbound::Close(ErrorCode::of(close.code), close.message))
             }
             None => {}
         }

@@ -5,7 +5,7 @@
 use std::{sync::Arc, time::Duration};
 
 use switchboard_proto::{
-    ErrorCode, ParticipantId, RoomId, SessionId, SignalError,
+    ErrorCode, LeaveReason, ParticipantId, RoomId, SessionId, SignalError,
     limits::{
         KEEPALIVE_TIMEOUT, MAX_MESSAGE_BYTES, MESSAGE_BURST, MESSAGES_PER_SECOND, PING_INTERVAL,
     },
@@ -133,7 +133,7 @@ impl Hub {
                 .unwrap_or(false)
             {
                 tracing::info!(session = %session, "ending a session nobody resumed");
-                if let Err(err) = self.leave(session, reason.as_str(), None).await {
+                if let Err(err) = self.leave(session, reason.leave_reason(), None).await {
                     tracing::warn!(session = %session, error = %err, "ending an expired session failed");
                 }
             }
@@ -242,7 +242,7 @@ impl Hub {
                         member.id,
                         Out::ParticipantLeft(pb::ParticipantLeft {
                             participant_id: old.participant.to_string(),
-                            reason: "replaced".into(),
+                            reason: LeaveReason::Replaced as i32,
                         }),
                         None,
                     )
@@ -300,7 +300,7 @@ impl Hub {
                     .await
             }
             Some(In::Leave(_)) => {
-                let left = self.leave(session, "left", None).await;
+                let left = self.leave(session, LeaveReason::Left, None).await;
                 // The router closes the connection it knows; if the
                 // session's state was already gone, close it here.
                 sink.send_close(None, "left");
@@ -417,10 +417,12 @@ impl Hub {
     pub async fn leave(
         &self,
         session: SessionId,
-        reason: &str,
+        reason: LeaveReason,
         code: Option<ErrorCode>,
     ) -> Result<(), SignalError> {
-        self.router.close(session, code, reason).await?;
+        self.router
+            .close(session, code, reason.as_str_name())
+            .await?;
         let Some(record) = self.store.leave(session).await? else {
             return Ok(());
         };
@@ -436,13 +438,13 @@ impl Hub {
                     member.id,
                     Out::ParticipantLeft(pb::ParticipantLeft {
                         participant_id: record.participant.to_string(),
-                        reason: reason.to_owned(),
+                        reason: reason as i32,
                     }),
                     None,
                 )
                 .await?;
         }
-        tracing::info!(room = %record.room, session = %session, reason, "participant left");
+        tracing::info!(room = %record.room, session = %session, reason = reason.as_str_name(), "participant left");
         Ok(())
     }
 
@@ -473,15 +475,15 @@ impl Hub {
     }
 
     /// The connection went away without a Leave. A lost connection
-    /// ("disconnected", "timeout") keeps its session for the resume window;
-    /// an expired or revoked one ends it now.
-    pub async fn disconnect(&self, session: SessionId, sink: &Sink, reason: &str) {
-        let result =
-            if self.settings.resume_window.is_zero() || matches!(reason, "expired" | "revoked") {
-                self.leave(session, reason, None).await
-            } else {
-                self.detach(session, sink, reason).await
-            };
+    /// (disconnected, timeout) keeps its session for the resume window; an
+    /// expired or revoked one ends it now.
+    pub async fn disconnect(&self, session: SessionId, sink: &Sink, reason: LeaveReason) {
+        let ends = matches!(reason, LeaveReason::Expired | LeaveReason::Revoked);
+        let result = if self.settings.resume_window.is_zero() || ends {
+            self.leave(session, reason, None).await
+        } else {
+            self.detach(session, sink, reason).await
+        };
         if let Err(err) = result {
             tracing::warn!(session = %session, error = %err, "disconnect cleanup failed");
         }
@@ -491,12 +493,12 @@ impl Hub {
         &self,
         session: SessionId,
         sink: &Sink,
-        reason: &str,
+        reason: LeaveReason,
     ) -> Result<(), SignalError> {
         let Some(generation) = self.router.detach(session, sink).await? else {
             return Ok(()); // already resumed elsewhere, or gone
         };
-        tracing::debug!(session = %session, reason, "session detached; waiting for resume");
+        tracing::debug!(session = %session, reason = reason.as_str_name(), "session detached; waiting for resume");
         let deadline = now_ms() + self.settings.resume_window.as_millis() as u64;
         self.router
             .schedule_expiry(session, generation, deadline, Lost::from_reason(reason))

@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 
 use futures_util::{Stream, stream};
-use switchboard_proto::{ConnId, ErrorCode, SignalError, pb};
+use switchboard_proto::{ConnId, ErrorCode, LeaveReason, SignalError, pb};
 use tokio::sync::watch;
 use tonic::{Status, Streaming};
 
@@ -117,12 +117,13 @@ pub async fn serve(
         }
         if shutting_down && !hub.is_shared() {
             // In-memory sessions end with this process.
-            if let Err(err) = hub.leave(session, "disconnected", None).await {
+            if let Err(err) = hub.leave(session, LeaveReason::Disconnected, None).await {
                 tracing::warn!(session = %session, error = %err, "leave at shutdown failed");
             }
         } else {
             // Shared sessions, or an edge that went away: resumable elsewhere.
-            hub.disconnect(session, &sink, "disconnected").await;
+            hub.disconnect(session, &sink, LeaveReason::Disconnected)
+                .await;
         }
     }
 }
@@ -192,10 +193,13 @@ async fn handle_envelope(
         }
         Some(pb::edge_envelope::Event::Closed(closed)) => {
             if let Some(session) = sessions.remove(&conn).map(|s| s.id) {
-                let reason = if closed.reason.is_empty() {
-                    "disconnected"
-                } else {
-                    &closed.reason
+                // What an edge may say of a connection it lost; anything
+                // else (or nothing) counts as a plain disconnect.
+                let reason = match closed.reason() {
+                    reason @ (LeaveReason::Timeout
+                    | LeaveReason::Expired
+                    | LeaveReason::Revoked) => reason,
+                    _ => LeaveReason::Disconnected,
                 };
                 hub.disconnect(
                     session,

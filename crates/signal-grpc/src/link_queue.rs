@@ -132,7 +132,7 @@ mod tests {
         pb::SignalEnvelope {
             conn: 1,
             event: Some(pb::signal_envelope::Event::Close(
-                pb::CloseSession::default(),
+                pb::CloseConnection::default(),
             )),
         }
     }

@@ -9,7 +9,7 @@ mod redis_node;
 mod redis_scripts;
 
 use async_trait::async_trait;
-use switchboard_proto::{ConnId, ErrorCode, SessionId, SignalError, pb};
+use switchboard_proto::{ConnId, ErrorCode, LeaveReason, SessionId, SignalError, pb};
 
 pub use self::redis::RedisRouter;
 pub use memory::{LOG_BYTES, LOG_CAPACITY, MemoryRouter};
@@ -71,9 +71,9 @@ impl Sink {
                 tracing::warn!(conn = %self.conn, "link queue full; closing a slow consumer");
                 let close = pb::SignalEnvelope {
                     conn: self.conn.0,
-                    event: Some(pb::signal_envelope::Event::Close(pb::CloseSession {
-                        code: ErrorCode::SlowConsumer.as_str().to_owned(),
-                        reason: "signal link queue full; resume to continue".to_owned(),
+                    event: Some(pb::signal_envelope::Event::Close(pb::CloseConnection {
+                        code: ErrorCode::SlowConsumer as i32,
+                        message: "signal link queue full; resume to continue".to_owned(),
                     })),
                 };
                 let _ = self.link.send(close);
@@ -102,9 +102,9 @@ impl Sink {
     }
 
     pub fn send_close(&self, code: Option<ErrorCode>, reason: &str) {
-        self.send(pb::signal_envelope::Event::Close(pb::CloseSession {
-            code: code.map(|c| c.as_str().to_owned()).unwrap_or_default(),
-            reason: reason.to_owned(),
+        self.send(pb::signal_envelope::Event::Close(pb::CloseConnection {
+            code: code.map_or(0, |c| c as i32),
+            message: reason.to_owned(),
         }));
     }
 }
@@ -143,16 +143,17 @@ pub enum Lost {
 }
 
 impl Lost {
-    pub fn as_str(self) -> &'static str {
+    /// What the room hears.
+    pub fn leave_reason(self) -> LeaveReason {
         match self {
-            Self::Disconnected => "disconnected",
-            Self::Timeout => "timeout",
+            Self::Disconnected => LeaveReason::Disconnected,
+            Self::Timeout => LeaveReason::Timeout,
         }
     }
 
     /// The reason the edge gave for a lost connection.
-    pub fn from_reason(reason: &str) -> Self {
-        if reason == Self::Timeout.as_str() {
+    pub fn from_reason(reason: LeaveReason) -> Self {
+        if reason == LeaveReason::Timeout {
             Self::Timeout
         } else {
             Self::Disconnected

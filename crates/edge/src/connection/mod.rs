@@ -23,7 +23,7 @@ use std::{
 
 use futures_util::{Sink, Stream, StreamExt};
 use switchboard_proto::{
-    ErrorCode,
+    ErrorCode, LeaveReason,
     limits::{AUTH_DEADLINE, KEEPALIVE_TIMEOUT, PING_INTERVAL},
     pb,
 };
@@ -38,7 +38,7 @@ use crate::{
     signal_link::SignalLink,
 };
 pub use reader::Preauth;
-use reader::{LeaveReason, Reader, ReaderEnd};
+use reader::{Reader, ReaderEnd};
 pub use session::preauth;
 use writer::{FORMAT_JSON, WriterEnd, write_loop};
 
@@ -199,8 +199,7 @@ pub async fn serve<W>(
     };
     if reader.joined {
         let closed = pb::CloseSession {
-            code: String::new(),
-            reason: leave_reason.as_str().into(),
+            reason: leave_reason as i32,
         };
         let _ = ctx
             .link

@@ -9,7 +9,7 @@ use std::sync::{
 
 use futures_util::{Stream, StreamExt};
 use switchboard_proto::{
-    ConnId, ErrorCode, SignalError, pb,
+    ConnId, ErrorCode, LeaveReason, SignalError, pb,
     pb::{client_message::Message as In, server_message::Message as Out},
     wire::{self, Format},
 };
@@ -33,31 +33,6 @@ pub struct Preauth {
     pub claims: pb::Claims,
     /// When it was verified.
     pub at: Instant,
-}
-
-/// What the room hears when a joined connection goes away
-/// (`ParticipantLeft.reason`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LeaveReason {
-    /// The socket went away; the session waits for a resume.
-    Disconnected,
-    /// Keepalive timeout; the session waits for a resume.
-    Timeout,
-    /// The token expired: the session ends.
-    Expired,
-    /// The token was revoked: the session ends.
-    Revoked,
-}
-
-impl LeaveReason {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Disconnected => "disconnected",
-            Self::Timeout => "timeout",
-            Self::Expired => "expired",
-            Self::Revoked => "revoked",
-        }
-    }
 }
 
 /// Why the reader stopped.
@@ -91,7 +66,9 @@ pub struct Reader {
     pub joined: bool,
     /// The session's current token, its refresh and expiry times.
     pub token: Option<SessionToken>,
-    /// What the room hears when the connection goes away.
+    /// What the room hears when the connection goes away: disconnected or
+    /// timeout (the session waits for a resume), expired or revoked (it
+    /// ends).
     pub leave_reason: LeaveReason,
     /// The highest `ClientMessage.ack` forwarded to signal.
     pub acked: u64,

@@ -4,7 +4,7 @@
 //! while its token was being verified.
 
 use switchboard_proto::{
-    ErrorCode, SignalError,
+    ErrorCode, LeaveReason, SignalError,
     limits::MAX_MESSAGE_BYTES,
     pb::{self, edge_envelope::Event},
 };
@@ -12,7 +12,7 @@ use tokio::time::Instant;
 
 use super::{
     grants,
-    reader::{LeaveReason, Preauth, Reader, ReaderEnd},
+    reader::{Preauth, Reader, ReaderEnd},
 };
 use crate::{conns::ConnAuth, session_token::SessionToken};
 

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use switchboard_proto::{ErrorCode, pb};
+use switchboard_proto::{ErrorCode, LeaveReason, pb};
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt, DuplexStream},
     sync::{mpsc, watch},
@@ -193,7 +193,9 @@ async fn a_silent_joined_client_is_closed_at_the_keepalive_timeout() {
     assert_eq!(start.elapsed().as_secs(), 20);
     // The session waits for a resume: the room hears "timeout".
     match next_event(&mut h.lane).await {
-        pb::edge_envelope::Event::Closed(closed) => assert_eq!(closed.reason, "timeout"),
+        pb::edge_envelope::Event::Closed(closed) => {
+            assert_eq!(closed.reason(), LeaveReason::Timeout)
+        }
         other => panic!("{other:?}"),
     }
 }
@@ -230,7 +232,9 @@ async fn a_client_that_never_reads_is_dropped_at_the_write_timeout() {
     assert_eq!(h.link.connections(), 0);
     assert_eq!(h.link.queued_bytes(), 0);
     match next_event(&mut h.lane).await {
-        pb::edge_envelope::Event::Closed(closed) => assert_eq!(closed.reason, "disconnected"),
+        pb::edge_envelope::Event::Closed(closed) => {
+            assert_eq!(closed.reason(), LeaveReason::Disconnected)
+        }
         other => panic!("{other:?}"),
     }
 }
@@ -293,7 +297,7 @@ async fn a_killed_client_that_does_not_read_relays_nothing_more() {
         events.push(envelope.event.expect("event"));
     }
     assert!(
-        matches!(events.as_slice(), [pb::edge_envelope::Event::Closed(c)] if c.reason == "revoked"),
+        matches!(events.as_slice(), [pb::edge_envelope::Event::Closed(c)] if c.reason() == LeaveReason::Revoked),
         "{events:?}"
     );
 }

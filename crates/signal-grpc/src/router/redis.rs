@@ -29,7 +29,7 @@ use std::{
 use async_trait::async_trait;
 use prost::Message as _;
 use redis::Script;
-use switchboard_proto::{ErrorCode, SessionId, pb};
+use switchboard_proto::{ErrorCode, LeaveReason, SessionId, pb};
 use tokio::sync::watch;
 
 use super::redis_scripts::{
@@ -332,7 +332,10 @@ impl Router for RedisRouter {
         let _: i64 = redis::cmd("ZADD")
             .arg(EXPIRIES)
             .arg(deadline_ms)
-            .arg(format!("{session}:{generation}:{}", reason.as_str()))
+            .arg(format!(
+                "{session}:{generation}:{}",
+                reason.leave_reason().as_str_name()
+            ))
             .query_async(&mut self.conn())
             .await
             .map_err(failed)?;
@@ -364,7 +367,10 @@ impl Router for RedisRouter {
                 Some(Expiry {
                     session: SessionId::parse(parts.next()?)?,
                     generation: parts.next()?.parse().ok()?,
-                    reason: Lost::from_reason(parts.next().unwrap_or_default()),
+                    reason: Lost::from_reason(
+                        LeaveReason::from_str_name(parts.next().unwrap_or_default())
+                            .unwrap_or(LeaveReason::Disconnected),
+                    ),
                 })
             })();
             if let (1, Some(entry)) = (removed, parsed) {

@@ -336,7 +336,7 @@ fn parse_event(raw: &[u8]) -> Option<NodeEvent> {
         pb::node_event::Event::Close(c) => Some(NodeEvent::Close {
             session: SessionId::parse(&c.session)?,
             generation: c.generation,
-            code: ErrorCode::parse(&c.code),
+            code: ErrorCode::of(c.code),
             reason: c.reason,
         }),
     }

@@ -83,7 +83,7 @@ async fn a_signal_replica_killed_mid_stream_loses_nothing() {
     let left = tokio::time::timeout(Duration::from_secs(20), left)
         .await
         .expect("carol's session ended");
-    assert_eq!(left.reason, "disconnected");
+    assert_eq!(left.reason().as_str_name(), "disconnected");
     drop(carol);
 }
 

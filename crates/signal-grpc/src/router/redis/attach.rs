@@ -91,7 +91,7 @@ impl RedisRouter {
             event: Some(pb::node_event::Event::Close(pb::NodeClose {
                 session: session.to_string(),
                 generation,
-                code: code.map(ErrorCode::as_str).unwrap_or("").to_owned(),
+                code: code.map_or(0, |c| c as i32),
                 reason: reason.to_owned(),
             })),
         }
