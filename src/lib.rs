@@ -7,6 +7,7 @@
 #![forbid(unsafe_code)]
 
 pub mod error;
+pub mod grants;
 pub mod grpc;
 pub mod ids;
 pub mod limits;

@@ -28,3 +28,23 @@ pub const AUTH_DEADLINE: std::time::Duration = std::time::Duration::from_secs(10
 pub const MESSAGES_PER_SECOND: u32 = 50;
 /// Burst of client messages allowed above the sustained rate.
 pub const MESSAGE_BURST: u32 = 200;
+
+/// What clients are told of the keepalive when nothing else is configured
+/// (the edge says what it enforces; a direct gRPC caller gets this).
+pub fn default_keepalive() -> crate::pb::Keepalive {
+    crate::pb::Keepalive {
+        interval_ms: PING_INTERVAL.as_millis() as u32,
+        timeout_ms: KEEPALIVE_TIMEOUT.as_millis() as u32,
+    }
+}
+
+/// The connection limits clients are told when nothing else is configured
+/// (`max_participants` is the room service's to fill in).
+pub fn default_limits() -> crate::pb::Limits {
+    crate::pb::Limits {
+        max_message_bytes: MAX_MESSAGE_BYTES as u32,
+        messages_per_second: MESSAGES_PER_SECOND,
+        burst: MESSAGE_BURST,
+        max_participants: 0,
+    }
+}

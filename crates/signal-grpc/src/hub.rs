@@ -5,10 +5,7 @@
 use std::{sync::Arc, time::Duration};
 
 use switchboard_proto::{
-    ErrorCode, LeaveReason, ParticipantId, RoomId, SessionId, SignalError,
-    limits::{
-        KEEPALIVE_TIMEOUT, MAX_MESSAGE_BYTES, MESSAGE_BURST, MESSAGES_PER_SECOND, PING_INTERVAL,
-    },
+    ErrorCode, LeaveReason, ParticipantId, RoomId, SessionId, SignalError, grants, limits,
     pb::{self, client_message::Message as In, server_message::Message as Out},
     validate,
 };
@@ -219,18 +216,10 @@ impl Hub {
                 .ice_servers(&participant, open.token_expires_at),
             // The edge says what it enforces; direct gRPC callers get the
             // protocol defaults.
-            keepalive: Some(open.keepalive.unwrap_or(pb::Keepalive {
-                interval_ms: PING_INTERVAL.as_millis() as u32,
-                timeout_ms: KEEPALIVE_TIMEOUT.as_millis() as u32,
-            })),
+            keepalive: Some(open.keepalive.unwrap_or_else(limits::default_keepalive)),
             limits: Some(pb::Limits {
                 max_participants: self.settings.max_participants as u32,
-                ..open.limits.unwrap_or(pb::Limits {
-                    max_message_bytes: MAX_MESSAGE_BYTES as u32,
-                    messages_per_second: MESSAGES_PER_SECOND,
-                    burst: MESSAGE_BURST,
-                    max_participants: 0,
-                })
+                ..open.limits.unwrap_or_else(limits::default_limits)
             }),
         };
         self.router.start(session, Out::Joined(joined)).await?;
@@ -519,7 +508,7 @@ impl Hub {
         let session = SessionId::parse(&request.session_id).ok_or_else(refused)?;
         let record = self.store.session(session).await?.ok_or_else(refused)?;
         if record.participant.as_str() != request.identity
-            || !validate::room_granted(&request.room_grant, record.room.as_str())
+            || !grants::may_resume(&request.room_grant, record.room.as_str())
         {
             tracing::info!(session = %session, "resume refused: another identity or room");
             return Err(refused());

@@ -6,10 +6,9 @@
 //!
 //! - `reader`: frames in, the timer state machine, rate limit, dispatch.
 //! - `session`: join, resume and refresh (authentication).
-//! - `grants`: what a token permits (authorization).
+//! Authorization (what a token permits) is `switchboard_proto::grants`.
 //! - `writer`: frames out, pings, write deadlines, the close frame.
 
-mod grants;
 mod reader;
 mod session;
 #[cfg(test)]

@@ -17,7 +17,7 @@ use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::{self, Message};
 
 use super::{
-    ConnectionContext, grants,
+    ConnectionContext,
     writer::{FORMAT_BINARY, FORMAT_JSON},
 };
 use crate::{
@@ -307,7 +307,10 @@ impl Reader {
                 None
             }
             Some(other) => {
-                if let Err(err) = grants::may_send(self.token.as_ref().map(|t| &t.grants), &other) {
+                if let Err(err) = switchboard_proto::grants::may_send(
+                    self.token.as_ref().map(|t| &t.grants),
+                    &other,
+                ) {
                     self.reply_error(id, err);
                     return None;
                 }

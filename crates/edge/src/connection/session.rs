@@ -10,10 +10,7 @@ use switchboard_proto::{
 };
 use tokio::time::Instant;
 
-use super::{
-    grants,
-    reader::{Preauth, Reader, ReaderEnd},
-};
+use super::reader::{Preauth, Reader, ReaderEnd};
 use crate::{conns::ConnAuth, session_token::SessionToken};
 
 impl Reader {
@@ -72,7 +69,7 @@ impl Reader {
             Ok(verified) => verified,
             Err(err) => return self.refuse(id, err),
         };
-        let room = match grants::granted_room(&claims, &join.room) {
+        let room = match switchboard_proto::grants::granted_room(&claims, &join.room) {
             Ok(room) => room,
             Err(err) => return self.refuse(id, err),
         };

@@ -1,7 +1,9 @@
-//! What a verified token permits, checked in one place: which room a join
-//! may enter, and which messages a session may send.
+//! What a verified token permits, decided in one place for every service:
+//! which room a join may enter (the edge, at the join), which session a
+//! resume may continue (signal, which alone knows the session's room), and
+//! which messages a session may send (the edge, per message).
 
-use switchboard_proto::{
+use crate::{
     ErrorCode, SignalError,
     pb::{self, client_message::Message as In},
     validate,
@@ -33,6 +35,11 @@ pub fn granted_room(claims: &pb::Claims, requested: &str) -> Result<String, Sign
         ));
     }
     Ok(room.to_owned())
+}
+
+/// Whether a token granting `room_grant` may resume a session in `room`.
+pub fn may_resume(room_grant: &str, room: &str) -> bool {
+    validate::room_granted(room_grant, room)
 }
 
 /// Whether a joined session holding `grants` may send `message`: an offer
