@@ -6,6 +6,7 @@
 //!
 //! - `reader`: frames in, the timer state machine, rate limit, dispatch.
 //! - `session`: join, resume and refresh (authentication).
+//!
 //! Authorization (what a token permits) is `switchboard_proto::grants`.
 //! - `writer`: frames out, pings, write deadlines, the close frame.
 
