@@ -6,9 +6,9 @@
 //!
 //! - `reader`: frames in, the timer state machine, rate limit, dispatch.
 //! - `session`: join, resume and refresh (authentication).
+//! - `writer`: frames out, pings, write deadlines, the close frame.
 //!
 //! Authorization (what a token permits) is `switchboard_proto::grants`.
-//! - `writer`: frames out, pings, write deadlines, the close frame.
 
 mod reader;
 mod session;
