@@ -132,7 +132,12 @@ async fn send<S>(
 where
     S: Sink<Message, Error = tungstenite::Error> + Unpin,
 {
-    match tokio::time::timeout(deadline, sink.send(frame)).await {
+    let mut sending = std::pin::pin!(sink.send(frame));
+    // The common case, a socket that takes the frame at once, arms no timer.
+    if let Some(sent) = futures_util::FutureExt::now_or_never(&mut sending) {
+        return sent.err().map(|_| WriterEnd::Failed);
+    }
+    match tokio::time::timeout(deadline, sending).await {
         Ok(Ok(())) => None,
         Ok(Err(_)) => Some(WriterEnd::Failed),
         Err(_) => {
