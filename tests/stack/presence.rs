@@ -197,3 +197,35 @@ async fn a_full_room_refuses_the_next_join_with_room_full() {
     let mut a2 = WsClient::connect(&stack.ws_url(), Format::Json).await;
     a2.join(&stack.token("a", "small")).await;
 }
+
+/// A client that closes (without leave) gets its close frame answered: the
+/// closing handshake completes (a browser sees a clean close), and the
+/// session waits for a resume rather than ending.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_close_is_answered_and_keeps_the_session() {
+    use tokio_tungstenite::tungstenite::{
+        Message,
+        protocol::{CloseFrame, frame::coding::CloseCode},
+    };
+    let stack = Stack::start().await;
+    let mut alice = WsClient::connect(&stack.ws_url(), Format::Json).await;
+    let mut bob = WsClient::connect(&stack.ws_url(), Format::Json).await;
+    alice.join(&stack.token("alice", "closing")).await;
+    bob.join(&stack.token("bob", "closing")).await;
+    alice
+        .recv_until(|m| matches!(m, Out::ParticipantJoined(_)).then_some(()))
+        .await;
+    bob.send_raw(Message::Close(Some(CloseFrame {
+        code: CloseCode::Normal,
+        reason: "bye".into(),
+    })))
+    .await;
+    let closed = bob.closed().await;
+    assert_eq!(closed.code, 1000, "the server echoes the close: {closed:?}");
+    // No leave: the room hears nothing yet (the resume window is 60 s).
+    let heard = alice
+        .next_within(std::time::Duration::from_millis(300))
+        .await;
+    assert!(heard.is_none(), "nobody left: {heard:?}");
+    stack.shutdown().await;
+}
