@@ -80,6 +80,11 @@ pub(crate) async fn start_stack(bin: &str, extra: &[&str]) -> Process {
         &[
             ("SWITCHBOARD_API_KEYS", &format!("{API_KEY}:{API_SECRET}")),
             ("RUST_LOG", "warn"),
+            // Every load client comes from 127.0.0.1: lift the per-address
+            // admission (environment, so binaries from before it still run).
+            ("SWITCHBOARD_MAX_CONNECTIONS_PER_IP", "100000"),
+            ("SWITCHBOARD_NEW_CONNECTIONS_PER_IP_PER_SECOND", &big),
+            ("SWITCHBOARD_NEW_CONNECTIONS_PER_IP_BURST", &big),
         ],
     )
     .await
