@@ -11,6 +11,7 @@ mod presence;
 mod relay;
 mod replicas;
 mod resume;
+mod revocation_rules;
 mod router_suite;
 mod slow_consumer;
 mod slow_loris;

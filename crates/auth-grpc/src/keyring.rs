@@ -303,6 +303,12 @@ impl Keyring {
         if claims.iat > now_secs() + LEEWAY.as_secs() {
             return Err(unauthenticated("token issued in the future"));
         }
+        // The chain's first issue time bounds the session (max_session) and
+        // decides RevokeUser: one later than the token itself would extend
+        // the session and escape the revocation.
+        if claims.auth_time > claims.iat.saturating_add(LEEWAY.as_secs()) {
+            return Err(unauthenticated("auth_time is later than iat"));
+        }
         if self.inner.revocations.is_revoked(
             &[&claims.jti, claims.chain()],
             &claims.sub,
@@ -318,7 +324,9 @@ impl Keyring {
     pub fn refresh(&self, token: &str, ttl: Duration) -> Result<(String, Claims), SignalError> {
         let old = self.verify_any(token)?;
         let now = now_secs();
-        let session_end = old.auth_time() + self.inner.max_session.as_secs();
+        let session_end = old
+            .auth_time()
+            .saturating_add(self.inner.max_session.as_secs());
         if session_end <= now + LEEWAY.as_secs() {
             return Err(SignalError::new(
                 ErrorCode::TokenExpired,

@@ -159,11 +159,17 @@ impl pb::auth_server::Auth for AuthService {
         if req.token_id.is_empty() {
             return Err(SignalError::new(ErrorCode::BadRequest, "token_id is required").into());
         }
-        // Remember until the token can no longer verify.
-        let until = match req.expires_at {
-            0 => now_secs() + MAX_TTL.as_secs(),
-            exp => exp + crate::keyring::LEEWAY.as_secs(),
-        };
+        // Remember until no token the revocation covers can verify. The id
+        // may be a chain's (its first token's): the chain's refreshed tokens
+        // and its refresh token live up to the maximum session past now,
+        // whatever `expires_at` the caller passes (only a lower bound).
+        let chain_end = now_secs()
+            .saturating_add(self.keys.max_session().as_secs())
+            .saturating_add(MAX_TTL.as_secs());
+        let until = req
+            .expires_at
+            .saturating_add(crate::keyring::LEEWAY.as_secs())
+            .max(chain_end);
         self.keys
             .revocations()
             .revoke_token(&req.token_id, until)

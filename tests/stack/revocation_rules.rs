@@ -1,0 +1,93 @@
+//! Rules of revocation and of the claims that decide it: a chain revocation
+//! lasts as long as the chain can, whatever the caller says of the token's
+//! expiry; a token cannot claim a first-issue time after its own issue
+//! (which would stretch the session and dodge RevokeUser). Refusals are
+//! checked by code *and* reason.
+
+use switchboard_auth::now_secs;
+use switchboard_proto::pb;
+use switchboard_tests::Stack;
+
+/// The stable code and the message of a refused call.
+fn refusal(status: &tonic::Status) -> (Option<&str>, &str) {
+    (
+        status
+            .metadata()
+            .get("x-switchboard-error")
+            .and_then(|v| v.to_str().ok()),
+        status.message(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_chain_revocation_outlives_the_root_token() {
+    let stack = Stack::start().await;
+    let mut auth = stack.auth_client().await;
+    let (root, claims) = stack.issue(&Stack::request("alice", "r1"));
+    let refreshed = auth
+        .refresh_token(pb::RefreshTokenRequest { token: root })
+        .await
+        .expect("refresh")
+        .into_inner();
+    // The caller says the root expired long ago (as it would have, hours
+    // into a session): the chain's refreshed tokens still live.
+    auth.revoke_token(stack.with_api_credential(pb::RevokeTokenRequest {
+        token_id: claims.jti.clone(),
+        expires_at: 1,
+    }))
+    .await
+    .expect("revoke the chain");
+    // Another revocation runs the purge of stale entries.
+    auth.revoke_token(stack.with_api_credential(pb::RevokeTokenRequest {
+        token_id: "someone-else".into(),
+        expires_at: 1,
+    }))
+    .await
+    .expect("revoke another");
+    let status = auth
+        .verify_token(pb::VerifyTokenRequest {
+            token: refreshed.token,
+        })
+        .await
+        .expect_err("the chain stays revoked");
+    assert_eq!(refusal(&status), (Some("token_revoked"), "token revoked"));
+    stack.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_first_issue_time_after_the_issue_is_refused() {
+    let stack = Stack::start().await;
+    let mut auth = stack.auth_client().await;
+    let mut request = Stack::request("alice", "r1");
+    request.auth_time = now_secs() + 3600;
+    let (token, _) = stack.issue(&request);
+    let status = auth
+        .verify_token(pb::VerifyTokenRequest {
+            token: token.clone(),
+        })
+        .await
+        .expect_err("auth_time in the future");
+    assert_eq!(
+        refusal(&status),
+        (Some("unauthenticated"), "auth_time is later than iat")
+    );
+    // Nor can it be refreshed into a longer session.
+    let status = auth
+        .refresh_token(pb::RefreshTokenRequest { token })
+        .await
+        .expect_err("no refresh either");
+    assert_eq!(
+        refusal(&status),
+        (Some("unauthenticated"), "auth_time is later than iat")
+    );
+    // The far end of the range saturates instead of overflowing.
+    let mut request = Stack::request("alice", "r1");
+    request.auth_time = u64::MAX;
+    let (token, _) = stack.issue(&request);
+    let status = auth
+        .refresh_token(pb::RefreshTokenRequest { token })
+        .await
+        .expect_err("refused, not a panic");
+    assert_eq!(refusal(&status).0, Some("unauthenticated"));
+    stack.shutdown().await;
+}
