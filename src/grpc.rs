@@ -24,3 +24,15 @@ pub fn server_builder() -> Server {
         .http2_max_pending_accept_reset_streams(Some(MAX_PENDING_ACCEPT_RESET_STREAMS))
         .concurrency_limit_per_connection(CONCURRENCY_PER_CONNECTION)
 }
+
+/// A client endpoint between services: connected lazily by its users,
+/// `TCP_NODELAY`, a bounded connect, and HTTP/2 keepalive so a peer that
+/// stops answering (frozen, or a lost network) is noticed within seconds.
+pub fn endpoint(url: &str) -> Result<tonic::transport::Endpoint, tonic::transport::Error> {
+    Ok(tonic::transport::Endpoint::from_shared(url.to_owned())?
+        .tcp_nodelay(true)
+        .connect_timeout(Duration::from_secs(2))
+        .http2_keep_alive_interval(Duration::from_secs(5))
+        .keep_alive_timeout(Duration::from_secs(5))
+        .keep_alive_while_idle(true))
+}

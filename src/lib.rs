@@ -6,11 +6,13 @@
 //! request validation ([`validate`]) and the browser frame codec ([`wire`]).
 #![forbid(unsafe_code)]
 
+pub mod auth_client;
 pub mod error;
 pub mod grants;
 pub mod grpc;
 pub mod ids;
 pub mod limits;
+pub mod service_credential;
 pub mod validate;
 pub mod wire;
 

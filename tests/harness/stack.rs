@@ -6,7 +6,7 @@ use std::time::Duration;
 use switchboard_auth::{
     ApiKey, AuthConfig, Claims, Jwk, KeyAlg, Keyring, KeyringConfig, TokenRequest, TokenType,
 };
-use switchboard_edge::{Admission, EdgeConfig, OriginPolicy, SignalLink};
+use switchboard_edge::{Admission, EdgeConfig, OriginPolicy, ServiceCredential, SignalLink};
 use switchboard_health::{HealthConfig, Target};
 use switchboard_proto::pb;
 use switchboard_signal::SignalConfig;
@@ -79,6 +79,7 @@ impl Stack {
             edge: EdgeConfig {
                 signal_urls: vec![signal_url.clone()],
                 auth_url: auth_url.clone(),
+                service_credential: Some(ServiceCredential::new(API_KEY, API_SECRET)),
                 origins: OriginPolicy {
                     allowed: vec!["https://app.example.com".into()],
                     allow_loopback: false,
@@ -89,7 +90,11 @@ impl Stack {
                 drain_deadline: Duration::from_secs(3),
                 ..EdgeConfig::default()
             },
-            signal: SignalConfig::default(),
+            signal: SignalConfig {
+                auth_url: auth_url.clone(),
+                service_keys: vec![ServiceCredential::new(API_KEY, API_SECRET)],
+                ..SignalConfig::default()
+            },
             keyring: KeyringConfig {
                 signing_key: Jwk::generate(KeyAlg::EdDsa, "k1").expect("key"),
                 verification_keys: vec![],

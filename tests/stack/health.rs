@@ -82,7 +82,14 @@ async fn auth_on(addr: std::net::SocketAddr) -> (oneshot::Sender<()>, tokio::tas
     let keys = Keyring::new(KeyringConfig {
         signing_key: Jwk::generate(KeyAlg::EdDsa, "k").expect("key"),
         verification_keys: vec![],
-        api_keys: vec![],
+        // The edge's service credential: it watches revocations with it.
+        api_keys: vec![
+            switchboard_auth::ApiKey::new(
+                switchboard_tests::stack::API_KEY,
+                switchboard_tests::stack::API_SECRET,
+            )
+            .expect("api key"),
+        ],
         issuer: "switchboard".into(),
         audience: "switchboard".into(),
         max_session: Duration::from_secs(3600),

@@ -13,6 +13,7 @@ mod replicas;
 mod resume;
 mod revocation_rules;
 mod router_suite;
+mod signal_trust;
 mod slow_consumer;
 mod slow_loris;
 mod store_suite;

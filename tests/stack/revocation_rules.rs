@@ -25,7 +25,7 @@ async fn a_chain_revocation_outlives_the_root_token() {
     let mut auth = stack.auth_client().await;
     let (root, claims) = stack.issue(&Stack::request("alice", "r1"));
     let refreshed = auth
-        .refresh_token(pb::RefreshTokenRequest { token: root })
+        .refresh_token(stack.with_api_credential(pb::RefreshTokenRequest { token: root }))
         .await
         .expect("refresh")
         .into_inner();
@@ -73,7 +73,7 @@ async fn a_first_issue_time_after_the_issue_is_refused() {
     );
     // Nor can it be refreshed into a longer session.
     let status = auth
-        .refresh_token(pb::RefreshTokenRequest { token })
+        .refresh_token(stack.with_api_credential(pb::RefreshTokenRequest { token }))
         .await
         .expect_err("no refresh either");
     assert_eq!(
@@ -89,5 +89,46 @@ async fn a_first_issue_time_after_the_issue_is_refused() {
         .await
         .expect_err("refused, not a panic");
     assert_eq!(refusal(&status).0, Some("unauthenticated"));
+    stack.shutdown().await;
+}
+
+/// Refreshing an access token turns a short-lived token into a session:
+/// only a service (the edge, for its live sessions) may; the revocation
+/// stream names every revoked token and user: services only.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refresh_of_access_tokens_and_the_revocation_stream_need_a_service_credential() {
+    let stack = Stack::start().await;
+    let mut auth = stack.auth_client().await;
+    let (token, _) = stack.issue(&Stack::request("alice", "r1"));
+    let status = auth
+        .refresh_token(pb::RefreshTokenRequest {
+            token: token.clone(),
+        })
+        .await
+        .expect_err("an access token without a credential");
+    assert_eq!(
+        refusal(&status),
+        (
+            Some("unauthenticated"),
+            "refreshing an access token needs a service credential"
+        )
+    );
+    auth.refresh_token(stack.with_api_credential(pb::RefreshTokenRequest { token }))
+        .await
+        .expect("a service may");
+    let status = auth
+        .watch_revocations(pb::WatchRevocationsRequest {})
+        .await
+        .expect_err("anonymous watcher");
+    assert_eq!(
+        refusal(&status),
+        (
+            Some("unauthenticated"),
+            "API credential required (x-api-key, x-api-secret)"
+        )
+    );
+    auth.watch_revocations(stack.with_api_credential(pb::WatchRevocationsRequest {}))
+        .await
+        .expect("a service may watch");
     stack.shutdown().await;
 }

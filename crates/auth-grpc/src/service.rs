@@ -14,9 +14,10 @@ use crate::{
     now_secs,
 };
 
-/// Metadata carrying a backend's API credential.
-pub const API_KEY_METADATA: &str = "x-api-key";
-pub const API_SECRET_METADATA: &str = "x-api-secret";
+/// Metadata carrying a backend's (or a service's) API credential.
+pub use switchboard_proto::service_credential::{
+    KEY_METADATA as API_KEY_METADATA, SECRET_METADATA as API_SECRET_METADATA,
+};
 
 /// Serves token issue, verification, refresh and revocation.
 #[derive(Debug, Clone)]
@@ -139,6 +140,18 @@ impl pb::auth_server::Auth for AuthService {
         &self,
         request: Request<pb::RefreshTokenRequest>,
     ) -> Result<Response<pb::RefreshTokenResponse>, Status> {
+        // A refresh token may be exchanged by whoever holds it; an access
+        // token only by a service (the edge, for its live sessions), or a
+        // leaked short-lived token would become a session-long one.
+        let presented = self.keys.verify_any(&request.get_ref().token)?;
+        if presented.token_type == TokenType::Access {
+            self.authorize(&request, false).map_err(|_| {
+                Status::from(SignalError::new(
+                    ErrorCode::Unauthenticated,
+                    "refreshing an access token needs a service credential",
+                ))
+            })?;
+        }
         let (token, claims) = self
             .keys
             .refresh(&request.into_inner().token, self.refresh_ttl)?;
@@ -205,8 +218,10 @@ impl pb::auth_server::Auth for AuthService {
 
     async fn watch_revocations(
         &self,
-        _request: Request<pb::WatchRevocationsRequest>,
+        request: Request<pb::WatchRevocationsRequest>,
     ) -> Result<Response<Self::WatchRevocationsStream>, Status> {
+        // Every revoked token id and user id: services only.
+        self.authorize(&request, false)?;
         let mut stop = self.stop.clone();
         let stopped = async move {
             let _ = stop.wait_for(|s| *s).await;

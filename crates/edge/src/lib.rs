@@ -4,7 +4,6 @@
 #![forbid(unsafe_code)]
 
 pub mod admission;
-mod auth_client;
 mod connection;
 mod conns;
 mod http;
@@ -28,10 +27,10 @@ use tokio::{
 use tonic::transport::Endpoint;
 
 pub use admission::{Admission, AdmissionConfig, Cidr};
-pub use auth_client::AuthClient;
 pub use connection::{ConnectionLimits, OUTBOUND_BYTES, RateLimit, WRITE_TIMEOUT};
 pub use origin::OriginPolicy;
 pub use signal_link::SignalLink;
+pub use switchboard_proto::{auth_client::AuthClient, service_credential::ServiceCredential};
 
 use crate::{connection::ConnectionContext, http::HttpContext};
 
@@ -42,6 +41,10 @@ pub struct EdgeConfig {
     pub signal_urls: Vec<String>,
     /// gRPC address of the auth service.
     pub auth_url: String,
+    /// What the edge presents to auth and signal (one of their API keys).
+    /// Without it auth refuses the revocation stream (the edge is never
+    /// ready) and signal refuses every lane.
+    pub service_credential: Option<ServiceCredential>,
     pub origins: OriginPolicy,
     /// Directory of the built client, served at `/`.
     pub static_dir: Option<PathBuf>,
@@ -72,6 +75,7 @@ impl Default for EdgeConfig {
         Self {
             signal_urls: vec!["http://127.0.0.1:50052".into()],
             auth_url: "http://127.0.0.1:50051".into(),
+            service_credential: None,
             origins: OriginPolicy::default(),
             static_dir: None,
             dev: false,
@@ -102,17 +106,7 @@ pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 fn endpoint(url: &str) -> Result<Endpoint, EdgeError> {
-    Endpoint::from_shared(url.to_owned())
-        .map(|e| {
-            e.tcp_nodelay(true)
-                .connect_timeout(Duration::from_secs(2))
-                // A peer that stops answering (frozen, or a lost network)
-                // is noticed within seconds, not at the next TCP timeout.
-                .http2_keep_alive_interval(Duration::from_secs(5))
-                .keep_alive_timeout(Duration::from_secs(5))
-                .keep_alive_while_idle(true)
-        })
-        .map_err(|e| EdgeError::Upstream(url.to_owned(), e))
+    switchboard_proto::grpc::endpoint(url).map_err(|e| EdgeError::Upstream(url.to_owned(), e))
 }
 
 /// Seconds since the Unix epoch.
@@ -185,8 +179,16 @@ pub async fn run(
         .iter()
         .map(|u| endpoint(u))
         .collect::<Result<Vec<_>, _>>()?;
-    let link = SignalLink::start(endpoints, config.lanes, link_stop_rx.clone());
-    let auth = AuthClient::new(endpoint(&config.auth_url)?);
+    let link = SignalLink::start(
+        endpoints,
+        config.lanes,
+        config.service_credential.clone(),
+        link_stop_rx.clone(),
+    );
+    let auth = AuthClient::new(
+        endpoint(&config.auth_url)?,
+        config.service_credential.clone(),
+    );
     // Every task serving a connection holds a clone of `done_tx` (inside the
     // context): when all are dropped, the drain is complete.
     let (done_tx, mut done_rx) = mpsc::channel::<()>(1);

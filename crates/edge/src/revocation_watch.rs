@@ -8,8 +8,9 @@ use std::time::Duration;
 use switchboard_proto::{ErrorCode, pb};
 use tokio::sync::watch;
 
+use switchboard_proto::auth_client::AuthClient;
+
 use crate::{
-    auth_client::AuthClient,
     revocations::{RecentRevocations, revokes},
     signal_link::SignalLink,
 };

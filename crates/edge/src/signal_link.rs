@@ -14,7 +14,10 @@ use std::{
 };
 
 use prost::Message as _;
-use switchboard_proto::{ConnId, ErrorCode, pb};
+use switchboard_proto::{
+    ConnId, ErrorCode, pb,
+    service_credential::{Attach, ServiceCredential},
+};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
 use tonic::transport::{Channel, Endpoint};
 
@@ -63,7 +66,12 @@ struct Lane {
 impl SignalLink {
     /// Starts `lanes` streams to each signal replica at `endpoints` (each
     /// reconnecting on failure) until `shutdown` fires.
-    pub fn start(endpoints: Vec<Endpoint>, lanes: usize, shutdown: watch::Receiver<bool>) -> Self {
+    pub fn start(
+        endpoints: Vec<Endpoint>,
+        lanes: usize,
+        credential: Option<ServiceCredential>,
+        shutdown: watch::Receiver<bool>,
+    ) -> Self {
         let lanes = lanes.max(1);
         let mut receivers = Vec::new();
         let mut lane_handles = Vec::new();
@@ -88,7 +96,15 @@ impl SignalLink {
             }),
         };
         for (index, (channel, rx)) in receivers.into_iter().enumerate() {
-            tokio::spawn(run_lane(link.clone(), index, channel, rx, shutdown.clone()));
+            let credential = Attach(credential.clone());
+            tokio::spawn(run_lane(
+                link.clone(),
+                index,
+                channel,
+                credential,
+                rx,
+                shutdown.clone(),
+            ));
         }
         link
     }
@@ -248,14 +264,16 @@ async fn run_lane(
     link: SignalLink,
     index: usize,
     channel: Channel,
+    credential: Attach,
     mut rx: mpsc::Receiver<Queued>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let mut backoff = BACKOFF_MIN;
     while !*shutdown.borrow() {
-        let mut client = pb::signal_client::SignalClient::new(channel.clone())
-            .max_decoding_message_size(MAX_GRPC_MESSAGE_BYTES)
-            .max_encoding_message_size(MAX_GRPC_MESSAGE_BYTES);
+        let mut client =
+            pb::signal_client::SignalClient::with_interceptor(channel.clone(), credential.clone())
+                .max_decoding_message_size(MAX_GRPC_MESSAGE_BYTES)
+                .max_encoding_message_size(MAX_GRPC_MESSAGE_BYTES);
         let (batch_tx, batch_rx) = mpsc::channel::<pb::EdgeBatch>(8);
         let call = client.relay(tokio_stream::wrappers::ReceiverStream::new(batch_rx));
         let mut inbound = tokio::select! {

@@ -10,6 +10,8 @@ use switchboard_proto::{
     validate,
 };
 
+use switchboard_proto::auth_client::AuthClient;
+
 use crate::{
     router::{Expiry, Lost, Origin, ResumeRefused, Router, Sink, new_resume_token, now_ms},
     store::{JoinOutcome, SessionRecord, SessionRef, SessionStore},
@@ -67,6 +69,9 @@ pub struct Hub {
     store: Arc<dyn SessionStore>,
     router: Arc<dyn Router>,
     settings: Arc<JoinSettings>,
+    /// Verifies the token of every join and resume: the identity and room
+    /// come from auth, never from the edge.
+    auth: AuthClient,
     /// State is shared with other replicas (Redis): sessions outlive this
     /// process and can be resumed elsewhere.
     shared: bool,
@@ -83,11 +88,13 @@ impl Hub {
         store: Arc<dyn SessionStore>,
         router: Arc<dyn Router>,
         settings: JoinSettings,
+        auth: AuthClient,
     ) -> Self {
         Self {
             store,
             router,
             settings: Arc::new(settings),
+            auth,
             shared: false,
         }
     }
@@ -144,16 +151,19 @@ impl Hub {
         let bad = |e: switchboard_proto::ids::IdError| {
             SignalError::new(ErrorCode::BadRequest, e.to_string())
         };
-        let participant = ParticipantId::new(&open.identity).map_err(bad)?;
-        let room = RoomId::new(&open.room).map_err(bad)?;
-        validate::name(&open.name)?;
+        let claims = self.auth.verify(&open.token).await?;
+        let room = grants::granted_room(&claims, &open.room)?;
+        let participant = ParticipantId::new(&claims.subject).map_err(bad)?;
+        let room = RoomId::new(&room).map_err(bad)?;
+        validate::name(&claims.name)?;
         validate::attributes(&open.attributes)?;
+        let token_expires_at = claims.expires_at;
 
         let record = SessionRecord {
             id: SessionId::random(),
             room: room.clone(),
             participant: participant.clone(),
-            name: open.name,
+            name: claims.name,
             attributes: open.attributes,
             joined_at_ms: now_ms(),
         };
@@ -211,9 +221,7 @@ impl Hub {
             room: room.to_string(),
             self_: Some(record.to_participant(None)),
             participants,
-            ice_servers: self
-                .settings
-                .ice_servers(&participant, open.token_expires_at),
+            ice_servers: self.settings.ice_servers(&participant, token_expires_at),
             // The edge says what it enforces; direct gRPC callers get the
             // protocol defaults.
             keepalive: Some(open.keepalive.unwrap_or_else(limits::default_keepalive)),
@@ -505,10 +513,12 @@ impl Hub {
         request: pb::ResumeSession,
     ) -> Result<SessionRef, SignalError> {
         let refused = || SignalError::new(ErrorCode::NotFound, "no such session to resume");
+        let claims = self.auth.verify(&request.token).await?;
+        let room_grant = claims.grants.as_ref().map_or("", |g| g.room.as_str());
         let session = SessionId::parse(&request.session_id).ok_or_else(refused)?;
         let record = self.store.session(session).await?.ok_or_else(refused)?;
-        if record.participant.as_str() != request.identity
-            || !grants::may_resume(&request.room_grant, record.room.as_str())
+        if record.participant.as_str() != claims.subject
+            || !grants::may_resume(room_grant, record.room.as_str())
         {
             tracing::info!(session = %session, "resume refused: another identity or room");
             return Err(refused());

@@ -16,7 +16,11 @@ pub mod turn;
 
 use std::{future::Future, sync::Arc, time::Duration};
 
-use switchboard_proto::{grpc, pb};
+use switchboard_proto::{
+    auth_client::AuthClient,
+    grpc, pb,
+    service_credential::{Accept, ServiceCredential},
+};
 use tokio::{net::TcpListener, sync::watch};
 use tokio_stream::wrappers::TcpListenerStream;
 
@@ -28,11 +32,26 @@ pub use turn::TurnConfig;
 pub const SERVICE_NAME: &str = "switchboard.v1.Signal";
 
 /// Signal service configuration (parsed by the binary).
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct SignalConfig {
     pub join: JoinSettings,
+    /// Where joins and resumes are verified (gRPC URL of auth).
+    pub auth_url: String,
+    /// The credentials edges must present on their Relay lanes (API keys).
+    pub service_keys: Vec<ServiceCredential>,
     /// Shared state in Redis (several replicas); `None` keeps it in memory.
     pub redis: Option<RedisConfig>,
+}
+
+impl Default for SignalConfig {
+    fn default() -> Self {
+        Self {
+            join: JoinSettings::default(),
+            auth_url: "http://127.0.0.1:50051".into(),
+            service_keys: Vec::new(),
+            redis: None,
+        }
+    }
 }
 
 /// Where and how long to keep shared state.
@@ -106,7 +125,8 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), RunError> {
     let (store, router, redis) = state(&config).await?;
-    let hub = Hub::new(store, router.clone(), config.join).shared(redis.is_some());
+    let auth = AuthClient::new(grpc::endpoint(&config.auth_url)?, None);
+    let hub = Hub::new(store, router.clone(), config.join, auth).shared(redis.is_some());
     let (stop_tx, stop_rx) = watch::channel(false);
     let (health, health_service) = tonic_health::server::health_reporter();
     health
@@ -159,6 +179,12 @@ pub async fn run(
     let signal = pb::signal_server::SignalServer::new(SignalService::new(hub, stop_rx))
         .max_decoding_message_size(link::MAX_GRPC_MESSAGE_BYTES)
         .max_encoding_message_size(link::MAX_GRPC_MESSAGE_BYTES);
+    // Only an edge with a service credential opens lanes (health stays open
+    // for probes).
+    let signal = tonic::service::interceptor::InterceptedService::new(
+        signal,
+        Accept::new(config.service_keys.clone()),
+    );
     let shutdown = async move {
         shutdown.await;
         health

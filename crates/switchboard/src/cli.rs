@@ -87,6 +87,10 @@ pub struct EdgeCommon {
         default_value = "http://127.0.0.1:50051"
     )]
     pub auth_url: String,
+    /// The edge's credential towards auth and signal: one of their API key
+    /// pairs, KEY:SECRET (`all` makes one up).
+    #[arg(long, env = "SWITCHBOARD_SERVICE_KEY", hide_env_values = true)]
+    pub service_key: Option<switchboard_edge::ServiceCredential>,
     /// Origins allowed to open a WebSocket (exact, e.g. https://app.example.com).
     #[arg(
         long = "allowed-origin",
@@ -260,6 +264,22 @@ pub struct SignalArgs {
         default_value = "127.0.0.1:50052"
     )]
     pub listen: SocketAddr,
+    /// Auth service gRPC URL: every join and resume is verified there.
+    #[arg(
+        long,
+        env = "SWITCHBOARD_AUTH_URL",
+        default_value = "http://127.0.0.1:50051"
+    )]
+    pub auth_url: String,
+    /// API key pairs KEY:SECRET an edge may present to open Relay lanes
+    /// (the same list as auth's), repeatable.
+    #[arg(
+        long = "api-key",
+        env = "SWITCHBOARD_API_KEYS",
+        value_delimiter = ',',
+        hide_env_values = true
+    )]
+    pub api_keys: Vec<switchboard_edge::ServiceCredential>,
     #[command(flatten)]
     pub common: SignalCommon,
 }

@@ -57,6 +57,7 @@ fn edge_config(common: &EdgeCommon, signal_urls: Vec<String>, dev: bool) -> Edge
     EdgeConfig {
         signal_urls,
         auth_url: common.auth_url.clone(),
+        service_credential: common.service_key.clone(),
         origins: OriginPolicy {
             allowed: common.allowed_origins.clone(),
             allow_loopback: dev,
@@ -118,6 +119,8 @@ fn signal_config(common: &SignalCommon) -> SignalConfig {
             urls: common.redis.clone(),
             record_ttl: Duration::from_secs(common.redis_key_ttl),
         }),
+        // Set by the caller (`signal`: its flags; `all`: this process's).
+        ..SignalConfig::default()
     }
 }
 
@@ -174,6 +177,13 @@ pub async fn edge(args: EdgeArgs) -> Result<(), BoxError> {
         },
         &listener,
     )?;
+    if args.common.service_key.is_none() {
+        return Err(
+            "the edge needs --service-key (SWITCHBOARD_SERVICE_KEY): one of the API key \
+                    pairs auth and signal accept"
+                .into(),
+        );
+    }
     let config = edge_config(&args.common, args.signal_urls, false);
     switchboard_edge::run(listener, config, shutdown::signal(), |_| {}).await?;
     Ok(())
@@ -198,7 +208,10 @@ pub async fn auth(args: AuthArgs) -> Result<(), BoxError> {
 pub async fn signal(args: SignalArgs) -> Result<(), BoxError> {
     let listener = bind(args.listen).await?;
     announce("signal", "http", &listener)?;
-    switchboard_signal::run(listener, signal_config(&args.common), shutdown::signal()).await?;
+    let mut config = signal_config(&args.common);
+    config.auth_url = args.auth_url;
+    config.service_keys = args.api_keys;
+    switchboard_signal::run(listener, config, shutdown::signal()).await?;
     Ok(())
 }
 
@@ -240,14 +253,27 @@ pub async fn all(args: AllArgs) -> Result<(), BoxError> {
     };
     let edge_url = announce("edge", edge_scheme, &edge_listener)?;
 
+    // The edge's credential towards auth and signal in this process: made
+    // up unless given, known to both.
+    let service_key = args.edge.service_key.clone().unwrap_or_else(|| {
+        switchboard_edge::ServiceCredential::new(
+            "switchboard-internal",
+            hex::encode(rand::random::<[u8; 32]>()),
+        )
+    });
+    let mut keys = args.keys.clone();
+    keys.api_keys
+        .push(format!("{}:{}", service_key.key, service_key.secret()));
+    let auth_url_for_signal = auth_url.clone();
     let mut edge_common = args.edge.clone();
     edge_common.auth_url = auth_url.clone();
+    edge_common.service_key = Some(service_key.clone());
     if edge_common.static_dir.is_none() && std::path::Path::new("client/out/index.html").exists() {
         edge_common.static_dir = Some("client/out".into());
     }
     let edge_config = edge_config(&edge_common, vec![signal_url.clone()], true);
     let auth_config = auth_config(
-        keys::keyring(&args.keys, &args.tokens, true)?,
+        keys::keyring(&keys, &args.tokens, true)?,
         &args.tokens,
         true,
         &args.signal.redis,
@@ -276,7 +302,11 @@ pub async fn all(args: AllArgs) -> Result<(), BoxError> {
     ));
     let signal = tokio::spawn(switchboard_signal::run(
         signal_listener,
-        signal_config(&args.signal),
+        switchboard_signal::SignalConfig {
+            auth_url: auth_url_for_signal,
+            service_keys: vec![service_key],
+            ..signal_config(&args.signal)
+        },
         stopped(rest_rx.clone()),
     ));
     let health = tokio::spawn(switchboard_health::run(

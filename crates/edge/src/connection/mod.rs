@@ -30,8 +30,9 @@ use switchboard_proto::{
 use tokio::sync::{mpsc, watch};
 use tokio_tungstenite::tungstenite::{self, Message};
 
+use switchboard_proto::auth_client::AuthClient;
+
 use crate::{
-    auth_client::AuthClient,
     conns::{ConnHandle, Kill, Outbound},
     rate::TokenBucket,
     revocations::RecentRevocations,

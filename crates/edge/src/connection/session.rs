@@ -76,11 +76,10 @@ impl Reader {
         let limits = &self.ctx.limits;
         let open = pb::OpenSession {
             request_id: id,
-            identity: claims.subject.clone(),
             room,
-            name: claims.name.clone(),
             attributes: join.attributes,
-            token_expires_at: claims.expires_at,
+            // Signal verifies it again: it trusts no identity from the edge.
+            token: token.clone(),
             keepalive: Some(pb::Keepalive {
                 interval_ms: limits.ping_interval.as_millis() as u32,
                 timeout_ms: limits.keepalive_timeout.as_millis() as u32,
@@ -108,13 +107,7 @@ impl Reader {
             session_id: resume.session_id,
             resume_token: resume.resume_token,
             last_seq: resume.last_seq,
-            identity: claims.subject.clone(),
-            room_grant: claims
-                .grants
-                .as_ref()
-                .map(|g| g.room.clone())
-                .unwrap_or_default(),
-            token_expires_at: claims.expires_at,
+            token: token.clone(),
         };
         // If signal refuses, it closes the connection itself.
         self.open(id, token, claims, Event::Resume(request)).await

@@ -14,8 +14,9 @@ use tokio::{
 use tokio_tungstenite::{WebSocketStream, tungstenite::protocol::Role};
 
 use super::{ConnectionContext, ConnectionLimits, Preauth, serve};
+use switchboard_proto::auth_client::AuthClient;
+
 use crate::{
-    auth_client::AuthClient,
     conns::{ConnHandle, Outbound},
     revocations::RecentRevocations,
     signal_link::{Queued, SignalLink},
@@ -60,9 +61,10 @@ fn start(limits: ConnectionLimits, socket_buffer: usize, preauth: Option<Preauth
     let ctx = ConnectionContext {
         link: link.clone(),
         // Never reached while the preauth is fresh.
-        auth: AuthClient::new(tonic::transport::Endpoint::from_static(
-            "http://127.0.0.1:9",
-        )),
+        auth: AuthClient::new(
+            tonic::transport::Endpoint::from_static("http://127.0.0.1:9"),
+            None,
+        ),
         limits,
         revocations: revocations.clone(),
     };

@@ -1,4 +1,6 @@
-//! The edge's view of auth: verify a token once per connection.
+//! A service's client of auth: verify, refresh, JWKS, dev tokens and the
+//! revocation stream, each call bounded in time and carrying the service's
+//! credential when it has one. The edge and signal both use it.
 
 use std::{
     sync::{
@@ -8,8 +10,15 @@ use std::{
     time::Duration,
 };
 
-use switchboard_proto::{ErrorCode, SignalError, pb};
-use tonic::transport::{Channel, Endpoint};
+use tonic::{
+    service::interceptor::InterceptedService,
+    transport::{Channel, Endpoint},
+};
+
+use crate::{
+    ErrorCode, SignalError, pb,
+    service_credential::{Attach, ServiceCredential},
+};
 
 /// A verify call slower than this fails the join as `unavailable`.
 const VERIFY_TIMEOUT: Duration = Duration::from_secs(3);
@@ -17,16 +26,20 @@ const VERIFY_TIMEOUT: Duration = Duration::from_secs(3);
 /// gRPC client of the auth service.
 #[derive(Debug, Clone)]
 pub struct AuthClient {
-    client: pb::auth_client::AuthClient<Channel>,
+    client: pb::auth_client::AuthClient<InterceptedService<Channel, Attach>>,
     /// The revocation stream is open: auth is reachable and serving
     /// (readiness). HTTP/2 keepalive on the channel notices a dead peer.
     up: Arc<AtomicBool>,
 }
 
 impl AuthClient {
-    pub fn new(endpoint: Endpoint) -> Self {
+    /// A client of auth at `endpoint`, presenting `credential` (if any).
+    pub fn new(endpoint: Endpoint, credential: Option<ServiceCredential>) -> Self {
         Self {
-            client: pb::auth_client::AuthClient::new(endpoint.connect_lazy()),
+            client: pb::auth_client::AuthClient::with_interceptor(
+                endpoint.connect_lazy(),
+                Attach(credential),
+            ),
             up: Arc::default(),
         }
     }
@@ -36,7 +49,7 @@ impl AuthClient {
         self.up.load(Ordering::Acquire)
     }
 
-    pub(crate) fn set_up(&self, up: bool) {
+    pub fn set_up(&self, up: bool) {
         self.up.store(up, Ordering::Release);
     }
 
