@@ -2,6 +2,7 @@
 //! real gRPC between them, real WebSocket clients. Nothing here sleeps to
 //! wait for readiness: every wait polls a condition with a deadline.
 
+pub mod auth_server;
 pub mod client;
 pub mod http;
 pub mod process;

@@ -1,10 +1,11 @@
 //! Liveness, readiness and `grpc.health.v1` on every service.
 
-use std::time::Duration;
-
-use switchboard_auth::{AuthConfig, Jwk, KeyAlg, Keyring, KeyringConfig};
-use switchboard_tests::{DEADLINE, Stack, http, wait_until};
-use tokio::{net::TcpSocket, sync::oneshot};
+use switchboard_auth::{Jwk, KeyAlg};
+use switchboard_tests::{
+    DEADLINE, Stack,
+    auth_server::{AuthServer, free_addr},
+    http, wait_until,
+};
 use tonic_health::pb::{
     HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
 };
@@ -73,46 +74,6 @@ async fn every_service_answers_grpc_health_and_the_aggregator_is_ready() {
     stack.shutdown().await;
 }
 
-/// Serves an auth service on `addr` until the returned sender fires.
-async fn auth_on(addr: std::net::SocketAddr) -> (oneshot::Sender<()>, tokio::task::JoinHandle<()>) {
-    let socket = TcpSocket::new_v4().expect("socket");
-    socket.set_reuseaddr(true).expect("reuseaddr");
-    socket.bind(addr).expect("bind the same port again");
-    let listener = socket.listen(64).expect("listen");
-    let keys = Keyring::new(KeyringConfig {
-        signing_key: Jwk::generate(KeyAlg::EdDsa, "k").expect("key"),
-        verification_keys: vec![],
-        // The edge's service credential: it watches revocations with it.
-        api_keys: vec![
-            switchboard_auth::ApiKey::new(
-                switchboard_tests::stack::API_KEY,
-                switchboard_tests::stack::API_SECRET,
-            )
-            .expect("api key"),
-        ],
-        issuer: "switchboard".into(),
-        audience: "switchboard".into(),
-        max_session: Duration::from_secs(3600),
-    })
-    .expect("keyring");
-    let config = AuthConfig {
-        keys,
-        default_ttl: Duration::from_secs(600),
-        refresh_ttl: Duration::from_secs(600),
-        dev: false,
-        redis: None,
-    };
-    let (stop, stopped) = oneshot::channel::<()>();
-    let task = tokio::spawn(async move {
-        switchboard_auth::run(listener, config, async {
-            let _ = stopped.await;
-        })
-        .await
-        .expect("auth");
-    });
-    (stop, task)
-}
-
 async fn edge_ready(url: &str) -> (u16, serde_json::Value) {
     let (status, body) = http::request(url, "GET", "/health/ready", "").await;
     (status, serde_json::from_str(&body).expect("json"))
@@ -122,11 +83,8 @@ async fn edge_ready(url: &str) -> (u16, serde_json::Value) {
 /// and is again once auth is back. Liveness never depends on it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn edge_readiness_follows_auth() {
-    let addr: std::net::SocketAddr = {
-        let probe = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-        probe.local_addr().expect("addr")
-    };
-    let (stop, task) = auth_on(addr).await;
+    let addr = free_addr();
+    let auth = AuthServer::start(addr, Jwk::generate(KeyAlg::EdDsa, "k").expect("key"), None).await;
     let stack = Stack::start_with(|config| config.edge.auth_url = format!("http://{addr}")).await;
     let url = stack.edge_url.clone();
     wait_until("edge ready with auth up", DEADLINE, || {
@@ -140,8 +98,7 @@ async fn edge_readiness_follows_auth() {
         (Some("serving"), Some("serving"))
     );
 
-    let _ = stop.send(());
-    task.await.expect("auth stopped");
+    auth.stop().await;
     wait_until("edge not ready with auth down", DEADLINE, || {
         let url = url.clone();
         async move { edge_ready(&url).await.0 == 503 }
@@ -155,7 +112,8 @@ async fn edge_readiness_follows_auth() {
     );
     assert_eq!(http::request(&url, "GET", "/health/live", "").await.0, 200);
 
-    let (_stop, _task) = auth_on(addr).await;
+    let _auth =
+        AuthServer::start(addr, Jwk::generate(KeyAlg::EdDsa, "k").expect("key"), None).await;
     wait_until("edge ready again with auth back", DEADLINE, || {
         let url = url.clone();
         async move { edge_ready(&url).await.0 == 200 }

@@ -4,6 +4,8 @@
 //! (which would stretch the session and dodge RevokeUser). Refusals are
 //! checked by code *and* reason.
 
+use std::time::Duration;
+
 use switchboard_auth::now_secs;
 use switchboard_proto::pb;
 use switchboard_tests::Stack;
@@ -130,5 +132,68 @@ async fn refresh_of_access_tokens_and_the_revocation_stream_need_a_service_crede
     auth.watch_revocations(stack.with_api_credential(pb::WatchRevocationsRequest {}))
         .await
         .expect("a service may watch");
+    stack.shutdown().await;
+}
+
+/// A revocation made while the edge was cut off from auth still closes the
+/// session once the edge is back: every (re)connected revocation stream
+/// starts with what is revoked at that moment. Here auth is restarted
+/// (revocations shared through a Redis of the test's own) and the user is
+/// revoked on another auth replica while no auth serves the edge.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revocation_made_while_the_edge_was_away_closes_the_session_when_it_is_back() {
+    use switchboard_auth::{Jwk, KeyAlg};
+    use switchboard_proto::wire::Format;
+    use switchboard_tests::{
+        DEADLINE, WsClient,
+        auth_server::{AuthServer, free_addr},
+        http,
+        redis_server::RedisServer,
+        wait_until,
+    };
+    let redis = RedisServer::start(false).await;
+    let key = Jwk::generate(KeyAlg::EdDsa, "k1").expect("key");
+    let addr = free_addr();
+    let first = AuthServer::start(addr, key.clone(), Some(redis.url())).await;
+    let stack = Stack::start_with(|config| {
+        config.keyring.signing_key = key.clone();
+        config.edge.auth_url = format!("http://{addr}");
+    })
+    .await;
+    let ready = |expected: u16| {
+        let url = stack.edge_url.clone();
+        move || {
+            let url = url.clone();
+            async move { http::request(&url, "GET", "/health/ready", "").await.0 == expected }
+        }
+    };
+    wait_until("edge follows the first auth", DEADLINE, ready(200)).await;
+    let mut alice = WsClient::connect(&stack.ws_url(), Format::Json).await;
+    alice.join(&stack.token("alice", "r1")).await;
+
+    first.stop().await;
+    wait_until("edge notices auth is gone", DEADLINE, ready(503)).await;
+    // Revoked through another replica while no auth serves the edge.
+    let other = AuthServer::start(free_addr(), key.clone(), Some(redis.url())).await;
+    let channel = tonic::transport::Endpoint::from_shared(other.url.clone())
+        .expect("url")
+        .connect()
+        .await
+        .expect("connect");
+    pb::auth_client::AuthClient::new(channel)
+        .revoke_user(stack.with_api_credential(pb::RevokeUserRequest {
+            subject: "alice".into(),
+        }))
+        .await
+        .expect("revoke");
+    let back = tokio::time::Instant::now();
+    let _second = AuthServer::start(addr, key, Some(redis.url())).await;
+    let closed = alice.closed().await;
+    let took = back.elapsed();
+    assert_eq!(closed.code, 4401, "{closed:?}");
+    assert!(closed.reason.starts_with("token_revoked"), "{closed:?}");
+    eprintln!("revocation applied {took:?} after auth came back");
+    assert!(took < Duration::from_secs(7), "closed after {took:?}");
+    other.stop().await;
     stack.shutdown().await;
 }

@@ -87,22 +87,39 @@ impl Revocations {
             .clone()
     }
 
-    /// Applies `event` to the local list and tells local watchers.
+    /// Applies `event` to the local list and tells local watchers, if it
+    /// revokes more than the list already did.
     fn apply(&self, event: pb::Revocation) {
         let mut state = self.lock();
         purge(&mut state);
-        match &event.target {
-            Some(pb::revocation::Target::TokenId(jti)) => {
-                state.tokens.insert(jti.clone(), event.expires_at);
-            }
-            Some(pb::revocation::Target::Subject(s)) => {
-                let entry = state.subjects.entry(s.subject.clone()).or_insert((0, 0));
-                *entry = (entry.0.max(s.before), entry.1.max(event.expires_at));
-            }
-            None => return,
-        }
+        let new = insert(&mut state, &event);
         drop(state);
-        let _ = self.events.send(event);
+        if new {
+            let _ = self.events.send(event);
+        }
+    }
+
+    /// Everything revoked now, and the events from then on: subscribed
+    /// under the lock, so nothing falls between (an event may come twice).
+    pub fn watch(&self) -> (Vec<pb::Revocation>, broadcast::Receiver<pb::Revocation>) {
+        let mut state = self.lock();
+        purge(&mut state);
+        let events = self.events.subscribe();
+        let tokens = state.tokens.iter().map(|(jti, until)| pb::Revocation {
+            target: Some(pb::revocation::Target::TokenId(jti.clone())),
+            expires_at: *until,
+        });
+        let subjects = state
+            .subjects
+            .iter()
+            .map(|(subject, (before, until))| pb::Revocation {
+                target: Some(pb::revocation::Target::Subject(pb::SubjectRevocation {
+                    subject: subject.clone(),
+                    before: *before,
+                })),
+                expires_at: *until,
+            });
+        (tokens.chain(subjects).collect(), events)
     }
 
     /// Records `event` here and, when shared, in Redis for every replica.
@@ -220,8 +237,11 @@ impl Revocations {
             .map_err(|_| RevocationStoreError("revocation subscription failed".into()))
     }
 
-    /// Loads every revocation stored in Redis into the local list.
+    /// Loads every revocation stored in Redis into the local list; tells
+    /// local watchers only of those it did not hold (missed while the
+    /// subscription was down), and purges once.
     async fn load(&self, connection: &mut redis::aio::ConnectionManager) -> redis::RedisResult<()> {
+        let mut stored = Vec::new();
         let mut cursor: u64 = 0;
         loop {
             let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
@@ -255,16 +275,27 @@ impl Revocations {
                 } else {
                     continue;
                 };
-                self.apply(pb::Revocation {
+                stored.push(pb::Revocation {
                     target: Some(target),
                     expires_at,
                 });
             }
             if next == 0 {
-                return Ok(());
+                break;
             }
             cursor = next;
         }
+        let mut state = self.lock();
+        purge(&mut state);
+        let new: Vec<_> = stored
+            .into_iter()
+            .filter(|event| insert(&mut state, event))
+            .collect();
+        drop(state);
+        for event in new {
+            let _ = self.events.send(event);
+        }
+        Ok(())
     }
 }
 
@@ -327,6 +358,26 @@ async fn follow(
     }
 }
 
+/// Adds `event` to `state`; true if it revokes something not revoked
+/// before (a new id, a later `before`).
+fn insert(state: &mut State, event: &pb::Revocation) -> bool {
+    match &event.target {
+        Some(pb::revocation::Target::TokenId(jti)) => {
+            let until = state.tokens.entry(jti.clone()).or_insert(0);
+            let new = *until == 0;
+            *until = (*until).max(event.expires_at);
+            new
+        }
+        Some(pb::revocation::Target::Subject(s)) => {
+            let entry = state.subjects.entry(s.subject.clone()).or_insert((0, 0));
+            let new = s.before > entry.0;
+            *entry = (entry.0.max(s.before), entry.1.max(event.expires_at));
+            new
+        }
+        None => false,
+    }
+}
+
 fn purge(state: &mut State) {
     let now = now_secs();
     state.tokens.retain(|_, until| *until >= now);
@@ -364,6 +415,27 @@ mod tests {
                 target: Some(pb::revocation::Target::Subject(_)),
                 ..
             })
+        ));
+    }
+
+    /// A revocation the list holds already (a replica's reload, a replayed
+    /// event) is not broadcast again; a watcher gets what is revoked now
+    /// and then only what is new.
+    #[tokio::test]
+    async fn only_new_revocations_are_broadcast_and_a_watch_starts_with_the_list() {
+        let list = Revocations::default();
+        let now = now_secs();
+        list.revoke_token("t1", now + 60).await.expect("revoke");
+        list.revoke_subject("bob", now + 60).await.expect("revoke");
+        let (current, mut events) = list.watch();
+        assert_eq!(current.len(), 2, "{current:?}");
+        list.apply(current[0].clone());
+        list.apply(current[1].clone());
+        assert!(events.try_recv().is_err(), "nothing new, nothing sent");
+        list.revoke_token("t2", now + 60).await.expect("revoke");
+        assert!(matches!(
+            events.try_recv(),
+            Ok(pb::Revocation { target: Some(pb::revocation::Target::TokenId(id)), .. }) if id == "t2"
         ));
     }
 

@@ -71,7 +71,13 @@ impl AuthService {
 
 fn unavailable(err: crate::revocations::RevocationStoreError) -> Status {
     tracing::warn!(error = %err, "revocation not shared");
-    SignalError::new(ErrorCode::Unavailable, "revocation store unavailable").into()
+    // Honest partial success: it holds here (and on the edges this replica
+    // feeds), not yet on the other replicas.
+    SignalError::new(
+        ErrorCode::Unavailable,
+        "revoked on this auth replica only: the revocation store is unavailable; retry",
+    )
+    .into()
 }
 
 type RevocationStream = Pin<Box<dyn Stream<Item = Result<pb::Revocation, Status>> + Send>>;
@@ -226,14 +232,17 @@ impl pb::auth_server::Auth for AuthService {
         let stopped = async move {
             let _ = stop.wait_for(|s| *s).await;
         };
-        let stream = BroadcastStream::new(self.keys.revocations().subscribe())
-            .map(|event| match event {
+        // What is revoked now first, then what happens: a watcher that
+        // (re)connects also learns what it missed while it was away.
+        let (current, events) = self.keys.revocations().watch();
+        let stream = futures_util::stream::iter(current.into_iter().map(Ok))
+            .chain(BroadcastStream::new(events).map(|event| match event {
                 Ok(revocation) => Ok(revocation),
                 // The watcher fell behind: make it reconnect (and re-verify).
                 Err(BroadcastStreamRecvError::Lagged(n)) => Err(Status::data_loss(format!(
                     "watcher lagged by {n} revocations"
                 ))),
-            })
+            }))
             .take_until(stopped);
         Ok(Response::new(Box::pin(stream)))
     }

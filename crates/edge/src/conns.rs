@@ -69,6 +69,14 @@ impl ConnAuth {
             .push(token_id);
     }
 
+    pub fn holds_any(&self, token_ids: &std::collections::HashSet<String>) -> bool {
+        self.token_ids
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .any(|t| token_ids.contains(t))
+    }
+
     pub fn holds(&self, token_id: &str) -> bool {
         self.token_ids
             .lock()

@@ -1,20 +1,25 @@
 //! Closes live connections whose token gets revoked: follows auth's
 //! revocation stream and kills every matching connection (close 4401
-//! `token_revoked`). Tokens are also re-verified at every refresh, which
-//! catches anything missed while the stream was reconnecting.
+//! `token_revoked`). Each (re)connected stream starts with everything
+//! revoked at that moment, so a revocation made while the edge was away is
+//! applied when it is back. What arrives together is applied in one pass
+//! over the connections.
 
 use std::time::Duration;
 
-use switchboard_proto::{ErrorCode, pb};
+use switchboard_proto::ErrorCode;
 use tokio::sync::watch;
 
 use switchboard_proto::auth_client::AuthClient;
 
 use crate::{
-    revocations::{RecentRevocations, revokes},
+    revocations::{RecentRevocations, RevocationSet},
     signal_link::SignalLink,
 };
 
+/// Revocations applied in one pass at most (the snapshot of a reconnect
+/// comes in such batches).
+const BATCH: usize = 4096;
 const RETRY_MIN: Duration = Duration::from_millis(100);
 const RETRY_MAX: Duration = Duration::from_secs(5);
 
@@ -29,12 +34,21 @@ pub async fn run(
         let follow = async {
             let mut stream = auth.watch_revocations().await?;
             auth.set_up(true);
-            while let Some(revocation) = stream.message().await? {
+            while let Some(first) = stream.message().await? {
                 retry = RETRY_MIN;
+                let mut batch = vec![first];
+                while batch.len() < BATCH {
+                    match futures_util::FutureExt::now_or_never(stream.message()) {
+                        Some(Ok(Some(next))) => batch.push(next),
+                        _ => break,
+                    }
+                }
                 // Remembered first: a connection registering meanwhile
-                // either is in the map below or finds it in `recent`.
-                recent.record(revocation.clone());
-                apply(&link, &revocation);
+                // either is in the map below or finds them in `recent`.
+                for revocation in &batch {
+                    recent.record(revocation.clone());
+                }
+                apply(&link, &RevocationSet::new(&batch));
             }
             Ok::<(), tonic::Status>(())
         };
@@ -56,15 +70,11 @@ pub async fn run(
     }
 }
 
-fn apply(link: &SignalLink, revocation: &pb::Revocation) {
-    let reason = match &revocation.target {
-        Some(pb::revocation::Target::Subject(_)) => "user revoked",
-        _ => "token revoked",
-    };
+fn apply(link: &SignalLink, revoked: &RevocationSet) {
     let closed = link.kill_where(
-        |auth| revokes(revocation, auth),
+        |auth| revoked.covers(auth),
         ErrorCode::TokenRevoked,
-        reason,
+        "token revoked",
     );
     if closed > 0 {
         tracing::info!(connections = closed, "connections closed by revocation");

@@ -4,7 +4,7 @@
 //! registration (a revocation after registration reaches it directly).
 
 use std::{
-    collections::VecDeque,
+    collections::{HashMap, HashSet, VecDeque},
     sync::{Arc, Mutex},
     time::Duration,
 };
@@ -28,6 +28,40 @@ pub fn revokes(revocation: &pb::Revocation, auth: &ConnAuth) -> bool {
             auth.subject == s.subject && auth.auth_time <= s.before
         }
         None => false,
+    }
+}
+
+/// Several revocations, matched against a connection at once.
+#[derive(Debug, Default)]
+pub struct RevocationSet {
+    tokens: HashSet<String>,
+    /// Subject → tokens first issued at or before this are revoked.
+    subjects: HashMap<String, u64>,
+}
+
+impl RevocationSet {
+    pub fn new(revocations: &[pb::Revocation]) -> Self {
+        let mut set = Self::default();
+        for revocation in revocations {
+            match &revocation.target {
+                Some(pb::revocation::Target::TokenId(jti)) => {
+                    set.tokens.insert(jti.clone());
+                }
+                Some(pb::revocation::Target::Subject(s)) => {
+                    let before = set.subjects.entry(s.subject.clone()).or_insert(0);
+                    *before = (*before).max(s.before);
+                }
+                None => {}
+            }
+        }
+        set
+    }
+
+    pub fn covers(&self, auth: &ConnAuth) -> bool {
+        self.subjects
+            .get(&auth.subject)
+            .is_some_and(|before| auth.auth_time <= *before)
+            || (!self.tokens.is_empty() && auth.holds_any(&self.tokens))
     }
 }
 
