@@ -14,6 +14,17 @@ pub const HTTP2_KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(20);
 /// Concurrent requests per connection; beyond it calls queue (and unary
 /// calls time out), so one caller cannot take every worker.
 pub const CONCURRENCY_PER_CONNECTION: usize = 256;
+/// Streams one HTTP/2 connection may hold open (SETTINGS_MAX_CONCURRENT_
+/// STREAMS). tonic's default is no limit at all, which overrides hyper's.
+pub const MAX_CONCURRENT_STREAMS: u32 = 128;
+/// Streams the server may reset for a peer's protocol errors before it
+/// drops the connection (the RUSTSEC-2024-0003 class).
+pub const MAX_LOCAL_ERROR_RESET_STREAMS: usize = 256;
+/// Largest header list a peer may send (SETTINGS_MAX_HEADER_LIST_SIZE):
+/// bounds a CONTINUATION flood.
+pub const MAX_HEADER_LIST_BYTES: u32 = 16 * 1024;
+/// Connections one server holds at once; more are closed at accept.
+pub const MAX_CONNECTIONS: usize = 4096;
 
 /// A server builder with the shared transport defaults.
 pub fn server_builder() -> Server {
@@ -22,7 +33,107 @@ pub fn server_builder() -> Server {
         .http2_keepalive_interval(Some(HTTP2_KEEPALIVE_INTERVAL))
         .http2_keepalive_timeout(Some(HTTP2_KEEPALIVE_TIMEOUT))
         .http2_max_pending_accept_reset_streams(Some(MAX_PENDING_ACCEPT_RESET_STREAMS))
+        .http2_max_local_error_reset_streams(Some(MAX_LOCAL_ERROR_RESET_STREAMS))
+        .max_concurrent_streams(Some(MAX_CONCURRENT_STREAMS))
+        .http2_max_header_list_size(Some(MAX_HEADER_LIST_BYTES))
         .concurrency_limit_per_connection(CONCURRENCY_PER_CONNECTION)
+}
+
+/// The connections `listener` accepts, at most [`MAX_CONNECTIONS`] open at
+/// once: one over is accepted and closed at once (the kernel's backlog is
+/// not a bound). Each stream item holds its share until it is dropped.
+pub fn incoming(
+    listener: tokio::net::TcpListener,
+) -> impl futures_util::Stream<Item = std::io::Result<Limited>> + Send + 'static {
+    let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
+    futures_util::stream::unfold(listener, move |listener| {
+        let slots = slots.clone();
+        async move {
+            loop {
+                match listener.accept().await {
+                    Ok((stream, _)) => match slots.clone().try_acquire_owned() {
+                        Ok(permit) => {
+                            let _ = stream.set_nodelay(true);
+                            return Some((
+                                Ok(Limited {
+                                    stream,
+                                    _permit: permit,
+                                }),
+                                listener,
+                            ));
+                        }
+                        Err(_) => {
+                            tracing::warn!("gRPC connection refused: at the connection cap");
+                            drop(stream);
+                        }
+                    },
+                    // EMFILE and friends: tell the server, which backs off.
+                    Err(err) => return Some((Err(err), listener)),
+                }
+            }
+        }
+    })
+}
+
+/// A TCP connection holding one of the server's connection slots.
+#[derive(Debug)]
+pub struct Limited {
+    stream: tokio::net::TcpStream,
+    _permit: tokio::sync::OwnedSemaphorePermit,
+}
+
+impl tonic::transport::server::Connected for Limited {
+    type ConnectInfo = tonic::transport::server::TcpConnectInfo;
+
+    fn connect_info(&self) -> Self::ConnectInfo {
+        self.stream.connect_info()
+    }
+}
+
+impl tokio::io::AsyncRead for Limited {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.stream).poll_read(cx, buf)
+    }
+}
+
+impl tokio::io::AsyncWrite for Limited {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.stream).poll_write(cx, buf)
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.stream).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.stream).poll_shutdown(cx)
+    }
+
+    fn poll_write_vectored(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.stream).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.stream.is_write_vectored()
+    }
 }
 
 /// A client endpoint between services: connected lazily by its users,

@@ -6,6 +6,7 @@ mod auth_gate;
 mod auth_lifecycle;
 mod bad_input;
 mod concurrent_joins;
+mod h2_limits;
 mod health;
 mod presence;
 mod relay;

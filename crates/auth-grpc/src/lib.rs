@@ -15,7 +15,6 @@ use std::{
 
 use switchboard_proto::{grpc, pb};
 use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
 
 pub use claims::{Claims, TokenType};
 pub use keyring::{ApiKey, Keyring, KeyringConfig, TokenRequest};
@@ -103,7 +102,7 @@ pub async fn run(
         .timeout(REQUEST_TIMEOUT)
         .add_service(health_service)
         .add_service(pb::auth_server::AuthServer::new(service))
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
+        .serve_with_incoming_shutdown(grpc::incoming(listener), shutdown)
         .await?;
     Ok(())
 }

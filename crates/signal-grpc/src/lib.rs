@@ -22,7 +22,6 @@ use switchboard_proto::{
     service_credential::{Accept, ServiceCredential},
 };
 use tokio::{net::TcpListener, sync::watch};
-use tokio_stream::wrappers::TcpListenerStream;
 
 pub use hub::{Hub, JoinSettings, MAX_PARTICIPANTS, RESUME_WINDOW};
 pub use service::SignalService;
@@ -195,7 +194,7 @@ pub async fn run(
     grpc::server_builder()
         .add_service(health_service)
         .add_service(signal)
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
+        .serve_with_incoming_shutdown(grpc::incoming(listener), shutdown)
         .await?;
     Ok(())
 }
