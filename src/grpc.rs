@@ -147,3 +147,41 @@ pub fn endpoint(url: &str) -> Result<tonic::transport::Endpoint, tonic::transpor
         .keep_alive_timeout(Duration::from_secs(5))
         .keep_alive_while_idle(true))
 }
+
+/// How long a stopping server waits for its streams to end by themselves
+/// (Relay lanes and revocation streams end on the stop signal; health
+/// `Watch` streams never do) before it closes what is left.
+pub const DRAIN_DEADLINE: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Runs a server built by `serve` (given the stop signal to pass to
+/// `serve_with_incoming_shutdown`) until `shutdown` resolves, then lets it
+/// drain for at most [`DRAIN_DEADLINE`]: a stream that outlives it (a
+/// health watcher, a peer that never lets go) cannot keep the process
+/// from exiting.
+pub async fn serve_draining<'a, F>(
+    shutdown: impl std::future::Future<Output = ()> + Send + 'a,
+    serve: impl FnOnce(std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + 'a>>) -> F,
+) -> Result<(), tonic::transport::Error>
+where
+    F: std::future::Future<Output = Result<(), tonic::transport::Error>>,
+{
+    let (stopping_tx, stopping) = tokio::sync::oneshot::channel::<()>();
+    let server = serve(Box::pin(async move {
+        shutdown.await;
+        let _ = stopping_tx.send(());
+    }));
+    tokio::pin!(server);
+    tokio::select! {
+        result = &mut server => result,
+        () = async {
+            if stopping.await.is_ok() {
+                tokio::time::sleep(DRAIN_DEADLINE).await;
+            } else {
+                std::future::pending::<()>().await;
+            }
+        } => {
+            tracing::warn!("drain deadline passed; closing the streams still open");
+            Ok(())
+        }
+    }
+}

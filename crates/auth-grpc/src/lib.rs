@@ -96,13 +96,15 @@ pub async fn run(
         // Redis follower.
         let _ = stop_tx.send(true);
     };
-    grpc::server_builder()
+    let router = grpc::server_builder()
         // Bounds unary calls; a streaming response is returned at once and
         // is not cut by it.
         .timeout(REQUEST_TIMEOUT)
         .add_service(health_service)
-        .add_service(pb::auth_server::AuthServer::new(service))
-        .serve_with_incoming_shutdown(grpc::incoming(listener), shutdown)
-        .await?;
+        .add_service(pb::auth_server::AuthServer::new(service));
+    grpc::serve_draining(shutdown, |stop| {
+        router.serve_with_incoming_shutdown(grpc::incoming(listener), stop)
+    })
+    .await?;
     Ok(())
 }

@@ -191,10 +191,12 @@ pub async fn run(
             .await;
         let _ = stop_tx.send(true);
     };
-    grpc::server_builder()
+    let router = grpc::server_builder()
         .add_service(health_service)
-        .add_service(signal)
-        .serve_with_incoming_shutdown(grpc::incoming(listener), shutdown)
-        .await?;
+        .add_service(signal);
+    grpc::serve_draining(shutdown, |stop| {
+        router.serve_with_incoming_shutdown(grpc::incoming(listener), stop)
+    })
+    .await?;
     Ok(())
 }

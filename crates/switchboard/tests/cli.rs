@@ -251,3 +251,35 @@ async fn a_session_traced_at_the_finest_level_logs_no_secrets() {
         assert!(found.is_none(), "{what} in the log: {found:?}");
     }
 }
+
+/// SIGTERM ends a service even while the health aggregator holds a Watch
+/// stream on it (within its drain deadline), and the aggregator follows
+/// the replacement on the same port within two seconds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_watched_service_stops_on_sigterm_and_the_aggregator_follows_its_replacement() {
+    let signal = Process::start_service(BIN, &["signal", "--listen", "127.0.0.1:0"], &[]).await;
+    let signal_url = signal.url("signal").to_owned();
+    let target = format!("signal={signal_url}#switchboard.v1.Signal");
+    let health = Process::start_service(
+        BIN,
+        &["health", "--listen", "127.0.0.1:0", "--target", &target],
+        &[],
+    )
+    .await;
+    let ready_url = health.url("health").to_owned();
+    let ready = |within: Duration| {
+        let url = ready_url.clone();
+        switchboard_tests::wait_until("aggregator ready", within, move || {
+            let url = url.clone();
+            async move { http::request(&url, "GET", "/health/ready", "").await.0 == 200 }
+        })
+    };
+    ready(switchboard_tests::DEADLINE).await;
+    let (status, took) = signal.terminate(Duration::from_secs(15)).await;
+    assert!(status.success(), "{status:?}");
+    assert!(took < Duration::from_secs(7), "shutdown took {took:?}");
+    let listen = signal_url.trim_start_matches("http://").to_owned();
+    let _replacement = Process::start_service(BIN, &["signal", "--listen", &listen], &[]).await;
+    ready(Duration::from_secs(2)).await;
+    drop(health);
+}
