@@ -121,3 +121,22 @@ async fn edge_readiness_follows_auth() {
     .await;
     stack.shutdown().await;
 }
+
+/// The edge publishes auth's JWKS from a copy fetched at most once a
+/// minute: anonymous requests do not each cost a gRPC call to auth, and
+/// the document stays available while auth is briefly away.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_jwks_is_served_from_the_edge_s_copy() {
+    let addr = free_addr();
+    let auth = AuthServer::start(addr, Jwk::generate(KeyAlg::EdDsa, "k").expect("key"), None).await;
+    let stack = Stack::start_with(|config| config.edge.auth_url = format!("http://{addr}")).await;
+    let (status, first) = http::request(&stack.edge_url, "GET", "/.well-known/jwks.json", "").await;
+    assert_eq!(status, 200, "{first}");
+    auth.stop().await;
+    for _ in 0..20 {
+        let (status, again) =
+            http::request(&stack.edge_url, "GET", "/.well-known/jwks.json", "").await;
+        assert_eq!((status, &again), (200, &first), "served from the copy");
+    }
+    stack.shutdown().await;
+}

@@ -50,6 +50,8 @@ pub struct HttpContext {
     pub header_read_timeout: std::time::Duration,
     /// Per-address WebSocket admission.
     pub admission: Admission,
+    /// Auth's public keys, as last fetched.
+    pub jwks: crate::jwks_cache::JwksCache,
 }
 
 pub fn websocket_config() -> WebSocketConfig {
@@ -108,12 +110,17 @@ pub async fn handle(
         }
         (&Method::GET, "/health/ready") => ready(&ctx),
         (&Method::POST, "/v1/dev/token") if ctx.dev => dev_token(&ctx, req).await,
-        (&Method::GET, "/.well-known/jwks.json") => match ctx.conn.auth.jwks().await {
+        (&Method::GET, "/.well-known/jwks.json") => match ctx.jwks.get(&ctx.conn.auth).await {
             Ok(jwks) => {
                 let mut response = Response::new(Full::new(Bytes::from(jwks)));
-                response.headers_mut().insert(
+                let headers = response.headers_mut();
+                headers.insert(
                     header::CONTENT_TYPE,
                     HeaderValue::from_static("application/jwk-set+json"),
+                );
+                headers.insert(
+                    header::CACHE_CONTROL,
+                    HeaderValue::from_static("public, max-age=60"),
                 );
                 response
             }

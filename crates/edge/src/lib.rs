@@ -7,6 +7,7 @@ pub mod admission;
 mod connection;
 mod conns;
 mod http;
+mod jwks_cache;
 pub mod origin;
 mod rate;
 mod revocation_watch;
@@ -210,6 +211,7 @@ pub async fn run(
         done: done_tx,
         header_read_timeout: config.header_read_timeout,
         admission: Admission::new(config.admission),
+        jwks: jwks_cache::JwksCache::default(),
     });
     on_start(EdgeHandle {
         link: link.clone(),
