@@ -197,3 +197,75 @@ async fn a_revocation_made_while_the_edge_was_away_closes_the_session_when_it_is
     other.stop().await;
     stack.shutdown().await;
 }
+
+/// Refresh tokens are single-use: each exchange returns the next one, and
+/// presenting a spent one (two holders, one of them a thief) revokes the
+/// whole chain. IssueToken names the chain, so a backend can revoke it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reused_refresh_token_revokes_its_chain() {
+    let stack = Stack::start().await;
+    let mut auth = stack.auth_client().await;
+    let issued = auth
+        .issue_token(stack.with_api_credential(pb::IssueTokenRequest {
+            identity: "alice".into(),
+            grants: Some(pb::Grants {
+                room: "r1".into(),
+                ..Default::default()
+            }),
+            with_refresh_token: true,
+            ..Default::default()
+        }))
+        .await
+        .expect("issue")
+        .into_inner();
+    let chain = auth
+        .verify_token(pb::VerifyTokenRequest {
+            token: issued.token.clone(),
+        })
+        .await
+        .expect("verify")
+        .into_inner()
+        .claims
+        .expect("claims")
+        .chain;
+    assert_eq!(issued.chain_id, chain, "IssueToken names the chain");
+
+    let first = auth
+        .refresh_token(pb::RefreshTokenRequest {
+            token: issued.refresh_token.clone(),
+        })
+        .await
+        .expect("first exchange")
+        .into_inner();
+    assert!(!first.refresh_token.is_empty(), "rotated");
+    assert!(first.refresh_expires_at > 0);
+    // The thief (or the owner) presents the spent one again.
+    let status = auth
+        .refresh_token(pb::RefreshTokenRequest {
+            token: issued.refresh_token,
+        })
+        .await
+        .expect_err("spent");
+    assert_eq!(
+        refusal(&status),
+        (
+            Some("token_revoked"),
+            "refresh token reused: the session is revoked"
+        )
+    );
+    // Everything of the chain is out: the access token from the first
+    // exchange and the rotated refresh token.
+    let status = auth
+        .verify_token(pb::VerifyTokenRequest { token: first.token })
+        .await
+        .expect_err("chain revoked");
+    assert_eq!(refusal(&status), (Some("token_revoked"), "token revoked"));
+    let status = auth
+        .refresh_token(pb::RefreshTokenRequest {
+            token: first.refresh_token,
+        })
+        .await
+        .expect_err("chain revoked");
+    assert_eq!(refusal(&status), (Some("token_revoked"), "token revoked"));
+    stack.shutdown().await;
+}

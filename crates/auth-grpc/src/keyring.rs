@@ -319,6 +319,31 @@ impl Keyring {
         Ok(claims)
     }
 
+    /// The refresh token that replaces `spent` (single use): same chain,
+    /// same first-issue time, lasting to the end of the maximum session.
+    pub fn rotate_refresh(&self, spent: &Claims) -> Result<(String, Claims), SignalError> {
+        let now = now_secs();
+        let session_end = spent
+            .auth_time()
+            .saturating_add(self.inner.max_session.as_secs());
+        if session_end <= now + LEEWAY.as_secs() {
+            return Err(SignalError::new(
+                ErrorCode::TokenExpired,
+                "maximum session lifetime reached",
+            ));
+        }
+        self.issue(&TokenRequest {
+            identity: spent.sub.clone(),
+            name: spent.name.clone(),
+            grants: spent.grants.clone(),
+            metadata: spent.metadata.clone(),
+            ttl: Duration::from_secs(session_end - now),
+            token_type: TokenType::Refresh,
+            auth_time: spent.auth_time(),
+            chain: spent.chain().to_owned(),
+        })
+    }
+
     /// A fresh access token for the holder of `token` (access or refresh),
     /// lasting `ttl` but never past the chain's maximum session lifetime.
     pub fn refresh(&self, token: &str, ttl: Duration) -> Result<(String, Claims), SignalError> {

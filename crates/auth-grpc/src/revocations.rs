@@ -30,6 +30,7 @@ const EVENT_BUFFER: usize = 1024;
 const CHANNEL: &str = "sb:revocations";
 const TOKEN_PREFIX: &str = "sb:revoked:token:";
 const SUBJECT_PREFIX: &str = "sb:revoked:subject:";
+const SPENT_PREFIX: &str = "sb:refresh-spent:";
 
 #[derive(Debug, Default)]
 struct State {
@@ -37,6 +38,8 @@ struct State {
     tokens: HashMap<String, u64>,
     /// `sub` → (tokens issued at or before this are revoked, remember until).
     subjects: HashMap<String, (u64, u64)>,
+    /// Refresh token `jti`s already exchanged → until when to remember.
+    spent: HashMap<String, u64>,
 }
 
 /// Where revocations are shared, once configured.
@@ -178,6 +181,33 @@ impl Revocations {
             expires_at: until,
         })
         .await
+    }
+
+    /// Marks refresh token `jti` exchanged (remembered until `until`, its
+    /// expiry); false if it already was — here, or, when shared, on any
+    /// replica (Redis `SET NX`).
+    pub async fn spend(&self, jti: &str, until: u64) -> Result<bool, RevocationStoreError> {
+        {
+            let mut state = self.lock();
+            purge(&mut state);
+            if state.spent.insert(jti.to_owned(), until).is_some() {
+                return Ok(false);
+            }
+        }
+        let Some(shared) = self.shared() else {
+            return Ok(true);
+        };
+        let mut connection = shared.connection.clone();
+        let first: Option<String> = redis::cmd("SET")
+            .arg(format!("{SPENT_PREFIX}{jti}"))
+            .arg("1")
+            .arg("NX")
+            .arg("EX")
+            .arg(until.saturating_sub(now_secs()).max(1))
+            .query_async(&mut connection)
+            .await
+            .map_err(|e| RevocationStoreError(e.to_string()))?;
+        Ok(first.is_some())
     }
 
     /// Whether a token is revoked: by one of its ids (its own `jti`, its
@@ -382,6 +412,7 @@ fn purge(state: &mut State) {
     let now = now_secs();
     state.tokens.retain(|_, until| *until >= now);
     state.subjects.retain(|_, (_, until)| *until >= now);
+    state.spent.retain(|_, until| *until >= now);
 }
 
 #[cfg(test)]

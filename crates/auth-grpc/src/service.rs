@@ -69,6 +69,33 @@ impl AuthService {
     }
 }
 
+impl AuthService {
+    /// Revokes token id `token_id` (and the chain it may start) for as
+    /// long as any token it covers can verify; `expires_at` is a lower
+    /// bound.
+    async fn revoke_id(&self, token_id: &str, expires_at: u64) -> Result<(), Status> {
+        // The id may be a chain's (its first token's): the chain's
+        // refreshed tokens and its refresh token live up to the maximum
+        // session past now, whatever `expires_at` the caller passes.
+        let chain_end = now_secs()
+            .saturating_add(self.keys.max_session().as_secs())
+            .saturating_add(MAX_TTL.as_secs());
+        let until = expires_at
+            .saturating_add(crate::keyring::LEEWAY.as_secs())
+            .max(chain_end);
+        self.keys
+            .revocations()
+            .revoke_token(token_id, until)
+            .await
+            .map_err(unavailable)
+    }
+
+    /// Revokes every token of chain `chain`.
+    async fn revoke_chain(&self, chain: &str) -> Result<(), Status> {
+        self.revoke_id(chain, 0).await
+    }
+}
+
 fn unavailable(err: crate::revocations::RevocationStoreError) -> Status {
     tracing::warn!(error = %err, "revocation not shared");
     // Honest partial success: it holds here (and on the edges this replica
@@ -114,6 +141,7 @@ impl pb::auth_server::Auth for AuthService {
         let mut response = pb::IssueTokenResponse {
             token,
             expires_at: claims.exp,
+            chain_id: claims.chain().to_owned(),
             ..Default::default()
         };
         if req.with_refresh_token {
@@ -158,13 +186,39 @@ impl pb::auth_server::Auth for AuthService {
                 ))
             })?;
         }
+        let mut rotated = None;
+        if presented.token_type == TokenType::Refresh {
+            // Single use: a second exchange means two holders (one of them
+            // a thief); the whole chain is revoked, both are out.
+            let first = self
+                .keys
+                .revocations()
+                .spend(&presented.jti, presented.exp)
+                .await
+                .map_err(unavailable)?;
+            if !first {
+                self.revoke_chain(presented.chain()).await?;
+                tracing::warn!("refresh token reused; chain revoked");
+                return Err(SignalError::new(
+                    ErrorCode::TokenRevoked,
+                    "refresh token reused: the session is revoked",
+                )
+                .into());
+            }
+            rotated = Some(self.keys.rotate_refresh(&presented)?);
+        }
         let (token, claims) = self
             .keys
             .refresh(&request.into_inner().token, self.refresh_ttl)?;
+        let (refresh_token, refresh_expires_at) = rotated
+            .map(|(token, claims)| (token, claims.exp))
+            .unwrap_or_default();
         Ok(Response::new(pb::RefreshTokenResponse {
             token,
             expires_at: claims.exp,
             token_id: claims.jti,
+            refresh_token,
+            refresh_expires_at,
         }))
     }
 
@@ -178,22 +232,7 @@ impl pb::auth_server::Auth for AuthService {
         if req.token_id.is_empty() {
             return Err(SignalError::new(ErrorCode::BadRequest, "token_id is required").into());
         }
-        // Remember until no token the revocation covers can verify. The id
-        // may be a chain's (its first token's): the chain's refreshed tokens
-        // and its refresh token live up to the maximum session past now,
-        // whatever `expires_at` the caller passes (only a lower bound).
-        let chain_end = now_secs()
-            .saturating_add(self.keys.max_session().as_secs())
-            .saturating_add(MAX_TTL.as_secs());
-        let until = req
-            .expires_at
-            .saturating_add(crate::keyring::LEEWAY.as_secs())
-            .max(chain_end);
-        self.keys
-            .revocations()
-            .revoke_token(&req.token_id, until)
-            .await
-            .map_err(unavailable)?;
+        self.revoke_id(&req.token_id, req.expires_at).await?;
         tracing::info!(caller = %caller, "token revoked");
         Ok(Response::new(pb::RevokeResponse {}))
     }
