@@ -10,17 +10,19 @@ use switchboard_proto::{
 };
 use switchboard_tests::{Stack, WsClient, description, http};
 
-/// Sends Join (with `room` if not empty) and expects an error with `code`
-/// followed by a close with `close_code`; then checks the room never heard
-/// of it.
+/// Sends Join (with `room` if not empty) and expects an error with the
+/// `expected` code and message (the reason, not only the code: a token
+/// refused for another reason fails) followed by a close with
+/// `close_code`; then checks the room never heard of it.
 async fn refused_in(
     stack: &Stack,
     watcher: &mut WsClient,
     token: &str,
     room: &str,
-    code: &str,
+    expected: (&str, &str),
     close_code: u16,
 ) {
+    let (code, message) = expected;
     let mut client = WsClient::connect(&stack.ws_url(), Format::Json).await;
     let join = pb::Join {
         token: token.into(),
@@ -31,7 +33,11 @@ async fn refused_in(
     let first = client.recv().await;
     match first.message {
         Some(Out::Error(e)) => {
-            assert_eq!((e.code().as_str_name(), e.request_id), (code, id), "{e:?}");
+            assert_eq!(
+                (e.code().as_str_name(), e.message.as_str(), e.request_id),
+                (code, message, id),
+                "{e:?}"
+            );
             assert!(
                 token.is_empty() || !e.message.contains(token),
                 "error must not echo the token"
@@ -50,8 +56,8 @@ async fn refused_in(
     );
 }
 
-async fn refused(stack: &Stack, watcher: &mut WsClient, token: &str, code: &str) {
-    refused_in(stack, watcher, token, "", code, 4401).await;
+async fn refused(stack: &Stack, watcher: &mut WsClient, token: &str, expected: (&str, &str)) {
+    refused_in(stack, watcher, token, "", expected, 4401).await;
 }
 
 async fn watcher(stack: &Stack) -> WsClient {
@@ -75,8 +81,20 @@ fn service_header(stack: &Stack) -> Header {
 async fn malformed_forged_and_expired_tokens_are_refused() {
     let stack = Stack::start().await;
     let mut watcher = watcher(&stack).await;
-    refused(&stack, &mut watcher, "", "unauthenticated").await;
-    refused(&stack, &mut watcher, "not.a.jwt", "unauthenticated").await;
+    refused(
+        &stack,
+        &mut watcher,
+        "",
+        ("unauthenticated", "missing token"),
+    )
+    .await;
+    refused(
+        &stack,
+        &mut watcher,
+        "not.a.jwt",
+        ("unauthenticated", "malformed token"),
+    )
+    .await;
 
     let mut expired = stack.claims("late", "r1");
     (expired.iat, expired.nbf, expired.exp) =
@@ -85,7 +103,7 @@ async fn malformed_forged_and_expired_tokens_are_refused() {
         &stack,
         &mut watcher,
         &stack.keys.sign(&expired).expect("sign"),
-        "token_expired",
+        ("token_expired", "token expired"),
     )
     .await;
 
@@ -95,7 +113,7 @@ async fn malformed_forged_and_expired_tokens_are_refused() {
         &stack,
         &mut watcher,
         &stack.keys.sign(&early).expect("sign"),
-        "unauthenticated",
+        ("unauthenticated", "token not yet valid"),
     )
     .await;
 
@@ -105,7 +123,7 @@ async fn malformed_forged_and_expired_tokens_are_refused() {
         &stack,
         &mut watcher,
         &stack.keys.sign(&wrong_aud).expect("sign"),
-        "unauthenticated",
+        ("unauthenticated", "token not issued for this service"),
     )
     .await;
 
@@ -115,7 +133,7 @@ async fn malformed_forged_and_expired_tokens_are_refused() {
         &stack,
         &mut watcher,
         &stack.keys.sign(&wrong_iss).expect("sign"),
-        "unauthenticated",
+        ("unauthenticated", "token not issued for this service"),
     )
     .await;
 
@@ -127,7 +145,7 @@ async fn malformed_forged_and_expired_tokens_are_refused() {
         &stack,
         &mut watcher,
         &sign_json(&service_header(&stack), &as_string, &key),
-        "unauthenticated",
+        ("unauthenticated", "invalid token"),
     )
     .await;
 
@@ -138,7 +156,7 @@ async fn malformed_forged_and_expired_tokens_are_refused() {
         &stack,
         &mut watcher,
         &sign_json(&service_header(&stack), &no_sub, &key),
-        "unauthenticated",
+        ("unauthenticated", "invalid token"),
     )
     .await;
 
@@ -149,7 +167,13 @@ async fn malformed_forged_and_expired_tokens_are_refused() {
         B64.encode(br#"{"alg":"none","typ":"JWT","kid":"k1"}"#),
         B64.encode(claims)
     );
-    refused(&stack, &mut watcher, &none, "unauthenticated").await;
+    refused(
+        &stack,
+        &mut watcher,
+        &none,
+        ("unauthenticated", "malformed token"),
+    )
+    .await;
 
     // HS256 "signed" with the EdDSA public key as the HMAC secret.
     let public = B64.decode(&stack.signing_key.x).expect("x");
@@ -161,7 +185,13 @@ async fn malformed_forged_and_expired_tokens_are_refused() {
         serde_json::to_vec(&stack.signing_key.public()).expect("jwk"),
     ] {
         let token = sign_json(&confused, &claims, &EncodingKey::from_secret(&secret));
-        refused(&stack, &mut watcher, &token, "unauthenticated").await;
+        refused(
+            &stack,
+            &mut watcher,
+            &token,
+            ("unauthenticated", "algorithm not allowed for this key"),
+        )
+        .await;
     }
 
     // A key the service does not know, under a kid it does not know.
@@ -169,14 +199,26 @@ async fn malformed_forged_and_expired_tokens_are_refused() {
     let mut header = Header::new(Algorithm::EdDSA);
     header.kid = Some("k9".into());
     let token = sign_json(&header, &claims, &stranger.encoding_key().expect("key"));
-    refused(&stack, &mut watcher, &token, "unauthenticated").await;
+    refused(
+        &stack,
+        &mut watcher,
+        &token,
+        ("unauthenticated", "unknown signing key"),
+    )
+    .await;
     // The same stranger key claiming the service's kid.
     let token = sign_json(
         &service_header(&stack),
         &claims,
         &stranger.encoding_key().expect("key"),
     );
-    refused(&stack, &mut watcher, &token, "unauthenticated").await;
+    refused(
+        &stack,
+        &mut watcher,
+        &token,
+        ("unauthenticated", "invalid token signature"),
+    )
+    .await;
     stack.shutdown().await;
 }
 
@@ -209,7 +251,7 @@ async fn api_key_tokens_verify_only_with_their_secret() {
         &stack,
         &mut watcher,
         &forged.mint(&claims).expect("mint"),
-        "unauthenticated",
+        ("unauthenticated", "invalid token signature"),
     )
     .await;
     // An API key the service does not know.
@@ -223,7 +265,7 @@ async fn api_key_tokens_verify_only_with_their_secret() {
         &stack,
         &mut watcher,
         &unknown.mint(&claims).expect("mint"),
-        "unauthenticated",
+        ("unauthenticated", "unknown signing key"),
     )
     .await;
     stack.shutdown().await;
@@ -241,7 +283,7 @@ async fn grants_are_enforced() {
         &stack,
         &mut watcher,
         &stack.issue(&refresh).0,
-        "unauthenticated",
+        ("unauthenticated", "not an access token"),
     )
     .await;
 
@@ -252,15 +294,34 @@ async fn grants_are_enforced() {
         &mut watcher,
         &room_a,
         "r1",
-        "permission_denied",
+        ("permission_denied", "the token does not grant this room"),
         4403,
     )
     .await;
     // A pattern grant needs an explicit room, and allows only matching ones.
     let mut pattern = Stack::request("teammate", "team-*");
     let team = stack.issue(&pattern).0;
-    refused_in(&stack, &mut watcher, &team, "", "bad_request", 4400).await;
-    refused_in(&stack, &mut watcher, &team, "r1", "permission_denied", 4403).await;
+    refused_in(
+        &stack,
+        &mut watcher,
+        &team,
+        "",
+        (
+            "bad_request",
+            "join.room is required unless the token grants exactly one room",
+        ),
+        4400,
+    )
+    .await;
+    refused_in(
+        &stack,
+        &mut watcher,
+        &team,
+        "r1",
+        ("permission_denied", "the token does not grant this room"),
+        4403,
+    )
+    .await;
     let mut member = WsClient::connect(&stack.ws_url(), Format::Json).await;
     let id = member
         .send(In::Join(pb::Join {

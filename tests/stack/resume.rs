@@ -137,7 +137,11 @@ async fn resume_credentials_cannot_be_replayed_or_borrowed() {
             &stack.token("mallory", "r1"),
         )
         .await;
-    assert_eq!(err.expect_err("refused").code().as_str_name(), "not_found");
+    let refusal = err.expect_err("refused");
+    assert_eq!(
+        (refusal.code().as_str_name(), refusal.message.as_str()),
+        ("not_found", "no such session to resume")
+    );
     assert_eq!(mallory.closed().await.code, 4404);
 
     // A wrong resume token, then a made-up session.
@@ -150,7 +154,11 @@ async fn resume_credentials_cannot_be_replayed_or_borrowed() {
             &bob_token,
         )
         .await;
-    assert_eq!(err.expect_err("refused").code().as_str_name(), "not_found");
+    let refusal = err.expect_err("refused");
+    assert_eq!(
+        (refusal.code().as_str_name(), refusal.message.as_str()),
+        ("not_found", "no such session to resume")
+    );
     let mut guess = WsClient::connect(&stack.ws_url(), Format::Json).await;
     let err = guess
         .resume(
@@ -160,7 +168,11 @@ async fn resume_credentials_cannot_be_replayed_or_borrowed() {
             &bob_token,
         )
         .await;
-    assert_eq!(err.expect_err("refused").code().as_str_name(), "not_found");
+    let refusal = err.expect_err("refused");
+    assert_eq!(
+        (refusal.code().as_str_name(), refusal.message.as_str()),
+        ("not_found", "no such session to resume")
+    );
 
     // Bob resumes fine; replaying the spent token afterwards is refused.
     let mut bob = WsClient::connect(&stack.ws_url(), Format::Json).await;
@@ -172,7 +184,11 @@ async fn resume_credentials_cannot_be_replayed_or_borrowed() {
     let err = replay
         .resume(&session, &resume_token, last_seq, &bob_token)
         .await;
-    assert_eq!(err.expect_err("spent").code().as_str_name(), "not_found");
+    let refusal = err.expect_err("spent");
+    assert_eq!(
+        (refusal.code().as_str_name(), refusal.message.as_str()),
+        ("not_found", "no such session to resume")
+    );
     // The current token still works, and takes the session over from the
     // connection holding it (which is told why).
     let mut takeover = WsClient::connect(&stack.ws_url(), Format::Json).await;
@@ -199,7 +215,11 @@ async fn after_the_window_the_session_is_gone_and_the_room_saw_it_leave() {
     let err = late
         .resume(&session, &resume_token, last_seq, &bob_token)
         .await;
-    assert_eq!(err.expect_err("expired").code().as_str_name(), "not_found");
+    let refusal = err.expect_err("expired");
+    assert_eq!(
+        (refusal.code().as_str_name(), refusal.message.as_str()),
+        ("not_found", "no such session to resume")
+    );
     stack.shutdown().await;
 }
 

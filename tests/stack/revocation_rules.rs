@@ -269,3 +269,36 @@ async fn a_reused_refresh_token_revokes_its_chain() {
     assert_eq!(refusal(&status), (Some("token_revoked"), "token revoked"));
     stack.shutdown().await;
 }
+
+/// With the revocation store down, a revocation still holds on the replica
+/// that took it, and the caller is told exactly that (not a bare failure
+/// that reads as "nothing happened").
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revocation_the_store_cannot_share_is_reported_as_local_only() {
+    use switchboard_tests::redis_server::RedisServer;
+    let mut redis = RedisServer::start(false).await;
+    let url = redis.url();
+    let stack = Stack::start_with(|config| config.auth_redis = Some(url)).await;
+    let mut auth = stack.auth_client().await;
+    let token = stack.token("alice", "r1");
+    redis.kill9().await;
+    let status = auth
+        .revoke_user(stack.with_api_credential(pb::RevokeUserRequest {
+            subject: "alice".into(),
+        }))
+        .await
+        .expect_err("the store is down");
+    assert_eq!(
+        refusal(&status),
+        (
+            Some("unavailable"),
+            "revoked on this auth replica only: the revocation store is unavailable; retry"
+        )
+    );
+    let status = auth
+        .verify_token(pb::VerifyTokenRequest { token })
+        .await
+        .expect_err("revoked here");
+    assert_eq!(refusal(&status), (Some("token_revoked"), "token revoked"));
+    stack.shutdown().await;
+}

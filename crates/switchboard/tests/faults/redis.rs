@@ -94,7 +94,11 @@ async fn a_redis_restart_is_refused_fast_then_recovered_from() {
         )
         .await
         .expect_err("the session is gone");
-    assert_eq!(refused.code().as_str_name(), "not_found");
+    let refusal = refused;
+    assert_eq!(
+        (refusal.code().as_str_name(), refusal.message.as_str()),
+        ("not_found", "no such session to resume")
+    );
     // New sessions work.
     let mut carol = WsClient::connect(&edge0, Format::Json).await;
     carol.join(&token("carol", "after")).await;
