@@ -218,3 +218,53 @@ async fn http2_floods_end_the_flooding_connection_and_others_carry_on() {
     }
     stack.shutdown().await;
 }
+
+/// Each gRPC server holds at most 4,096 connections: one more is closed at
+/// accept, and a slot freed by a closed connection serves again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_grpc_server_closes_connections_over_its_cap() {
+    let stack = Stack::start().await;
+    let cap = switchboard_proto::grpc::MAX_CONNECTIONS;
+    let addr = addr(&stack.auth_url);
+    // The stack's own channels to auth (edge, signal, health) hold a few.
+    let mut held = Vec::with_capacity(cap);
+    let mut refused = None;
+    for i in 0..cap + 16 {
+        let mut socket = TcpStream::connect(&addr).await.expect("connect");
+        // A connection over the cap is closed at once: its read ends.
+        let mut byte = [0u8; 1];
+        match tokio::time::timeout(Duration::from_millis(20), socket.read(&mut byte)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => {
+                refused = Some(i);
+                break;
+            }
+            _ => held.push(socket),
+        }
+    }
+    let refused = refused.expect("a connection over the cap was closed");
+    assert!(
+        refused + 16 >= cap && refused <= cap,
+        "closed at connection {refused}, cap {cap}"
+    );
+    held.truncate(held.len() - 8);
+    // Freed slots serve again: a normal call succeeds.
+    switchboard_tests::wait_until("auth answers again", DEADLINE, || {
+        let url = stack.auth_url.clone();
+        async move {
+            let Ok(channel) = tonic::transport::Endpoint::from_shared(url)
+                .expect("url")
+                .connect()
+                .await
+            else {
+                return false;
+            };
+            HealthClient::new(channel)
+                .check(HealthCheckRequest::default())
+                .await
+                .is_ok()
+        }
+    })
+    .await;
+    drop(held);
+    stack.shutdown().await;
+}
