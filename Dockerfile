@@ -22,9 +22,9 @@ ENV SWITCHBOARD_STATIC_DIR=/srv/client \
 EXPOSE 8443 8081 50051 50052
 ENTRYPOINT ["/usr/local/bin/switchboard"]
 # The default is safe to expose: a production edge, TLS from mounted files
-# (it refuses to start without them). Production runs one service per
-# container: `edge`, `auth`, `signal`, `health`, configured with
-# SWITCHBOARD_* variables. A throwaway demo of the whole stack in dev mode
+# and its service credential from SWITCHBOARD_SERVICE_KEY (it refuses to
+# start without them). Production runs one service per container: `edge`,
+# `auth`, `signal`, `health`, configured with SWITCHBOARD_* variables. A throwaway demo of the whole stack in dev mode
 # (any identity can get a token!) must say so:
 #   docker run -p 8080:8080 IMAGE all --edge-listen 0.0.0.0:8080 \
 #     --allow-plaintext --dangerously-expose-dev-mode
