@@ -242,7 +242,12 @@ impl Revocations {
         stop: tokio::sync::watch::Receiver<bool>,
     ) -> Result<(), RevocationStoreError> {
         let err = |e: redis::RedisError| RevocationStoreError(e.to_string());
-        let client = redis::Client::open(url).map_err(err)?;
+        // TCP_NODELAY, which redis-rs leaves off (a command behind an
+        // unacknowledged one would wait for a delayed ACK).
+        let info = redis::IntoConnectionInfo::into_connection_info(url)
+            .map_err(err)?
+            .set_tcp_settings(redis::io::tcp::TcpSettings::default().set_nodelay(true));
+        let client = redis::Client::open(info).map_err(err)?;
         let config = redis::aio::ConnectionManagerConfig::new()
             .set_connection_timeout(Some(Duration::from_secs(1)))
             .set_response_timeout(Some(Duration::from_secs(1)));

@@ -38,6 +38,14 @@ pub struct LoadArgs {
     pub window: u64,
     #[arg(long, default_value_t = 3)]
     pub rounds: usize,
+    /// Total messages per second over all pairs (each pair paced evenly);
+    /// unset: as fast as the window allows (saturation).
+    #[arg(long)]
+    pub rate: Option<u64>,
+    /// More arguments for `switchboard all`, e.g. `--stack-arg=--redis
+    /// --stack-arg=redis://127.0.0.1:6390` (repeatable).
+    #[arg(long = "stack-arg", allow_hyphen_values = true)]
+    pub stack_args: Vec<String>,
 }
 
 pub(crate) type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
@@ -69,7 +77,7 @@ impl fmt::Display for Outcome {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "delivered {} (lost/reordered {}) in {:.2}s = {:>8.0} msg/s, latency p50 {} µs p99 {} µs p99.9 {} µs",
+            "delivered {} (lost/reordered {}) in {:.2}s = {:>8.0} msg/s, latency p50 {} µs p99 {} µs p99.9 {} µs max {} µs",
             self.delivered,
             self.lost_or_reordered,
             self.elapsed.as_secs_f64(),
@@ -77,6 +85,7 @@ impl fmt::Display for Outcome {
             self.percentile(0.5),
             self.percentile(0.99),
             self.percentile(0.999),
+            self.latencies_us.last().copied().unwrap_or(0),
         )?;
         if let Some(cpu) = self.server_cpu {
             write!(
@@ -179,8 +188,21 @@ pub async fn run(
         tokio::spawn(async move { while let Some(Ok(_)) = a_stream.next().await {} });
         let (messages, window, padding) = (args.messages, args.window, padding.clone());
         let (sent_received, sent_progress) = (received.clone(), progress.clone());
+        // Fixed rate: each pair sends every `pairs / rate` seconds, the
+        // pairs spread over one period.
+        let mut pace = args.rate.map(|rate| {
+            let period = Duration::from_secs_f64(args.pairs as f64 / rate.max(1) as f64);
+            let offset = period.mul_f64(k as f64 / args.pairs as f64);
+            let mut interval =
+                tokio::time::interval_at(tokio::time::Instant::now() + offset, period);
+            interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            interval
+        });
         let sender = tokio::spawn(async move {
             for i in 0..messages {
+                if let Some(pace) = pace.as_mut() {
+                    pace.tick().await;
+                }
                 while i >= sent_received.load(Ordering::Acquire) + window {
                     sent_progress.notified().await;
                 }

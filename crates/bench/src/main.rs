@@ -94,7 +94,8 @@ async fn relay(args: load::LoadArgs) {
     let own = std::env::current_exe().expect("own path");
     let own = own.to_str().expect("utf8 path");
     let bare = Process::start(own, &["bare-relay"], &[]).await;
-    let stack = start_stack(&args.bin, &[]).await;
+    let extra: Vec<&str> = args.stack_args.iter().map(String::as_str).collect();
+    let stack = start_stack(&args.bin, &extra).await;
     let keys = switchboard_auth::ApiKey::new(API_KEY, API_SECRET).expect("api key");
     let bare_url = bare.url("bare").to_owned();
     let edge_url = format!("{}/ws", stack.url("edge").replacen("http://", "ws://", 1));

@@ -113,7 +113,8 @@ impl RedisRouter {
         ttl: Duration,
         resume_window: Duration,
     ) -> Result<Arc<Self>, StoreError> {
-        let client = redis::Client::open(pubsub_url).map_err(|e| StoreError(e.to_string()))?;
+        let client =
+            crate::store::redis_client(pubsub_url).map_err(|e| StoreError(e.to_string()))?;
         let node: Arc<str> = node.unwrap_or_else(new_node_name).into();
         let local = Arc::new(Local {
             attachments: Mutex::default(),

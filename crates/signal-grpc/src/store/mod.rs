@@ -6,6 +6,7 @@ pub mod keys;
 mod memory;
 mod redis;
 mod redis_connection;
+pub(crate) use redis_connection::client as redis_client;
 
 use std::collections::HashMap;
 
