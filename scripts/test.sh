@@ -15,6 +15,13 @@ else
   cargo test --workspace --locked --no-fail-fast
 fi
 
+# The benchmark harness works (a smoke run; never a speed threshold): it
+# exits non-zero if a message is lost or reordered.
+log "benchmark harness smoke run"
+cargo build --locked -p switchboard -p switchboard-bench
+target/debug/switchboard-bench relay --bin target/debug/switchboard \
+  --pairs 2 --messages 50 --window 4 --rounds 1
+
 if [ -f client/package.json ]; then
   apt_install chromium chromium
   client_build

@@ -60,6 +60,11 @@ pub struct Outcome {
 }
 
 impl Outcome {
+    /// Messages that did not arrive, or not in order.
+    pub fn lost_or_reordered(&self) -> u64 {
+        self.lost_or_reordered
+    }
+
     pub fn rate(&self) -> f64 {
         self.delivered as f64 / self.elapsed.as_secs_f64()
     }

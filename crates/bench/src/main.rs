@@ -105,11 +105,13 @@ async fn relay(args: load::LoadArgs) {
         args.pairs, args.messages, args.size, args.window, args.rounds
     );
     let mut ratios = Vec::new();
+    let mut lost = 0;
     for round in 1..=args.rounds {
         let baseline = load::run(&args, &bare_url, None, bare.child.id()).await;
         println!("round {round} bare-relay  {baseline}");
         let full = load::run(&args, &edge_url, Some(&keys), stack.child.id()).await;
         println!("round {round} switchboard {full}");
+        lost += baseline.lost_or_reordered() + full.lost_or_reordered();
         ratios.push(full.rate() / baseline.rate());
         println!(
             "round {round} ratio switchboard/bare msg/s = {:.2}",
@@ -123,4 +125,10 @@ async fn relay(args: load::LoadArgs) {
     );
     let _ = stack.terminate(Duration::from_secs(20)).await;
     let _ = bare.terminate(Duration::from_secs(5)).await;
+    // A benchmark never buys speed with lost messages: fail loudly (the CI
+    // smoke run relies on it).
+    if lost > 0 {
+        eprintln!("{lost} messages lost or reordered");
+        std::process::exit(1);
+    }
 }
