@@ -319,11 +319,18 @@ impl Keyring {
         Ok(claims)
     }
 
-    /// The refresh token that replaces `spent` (single use): same chain,
-    /// same first-issue time, lasting to the end of the maximum session.
-    pub fn rotate_refresh(&self, spent: &Claims) -> Result<(String, Claims), SignalError> {
+    /// A new token of `from`'s chain (same subject, grants, first-issue
+    /// time and chain id) of type `token_type`, lasting `ttl` (`None`: to
+    /// the end of the chain's maximum session) but never past that end.
+    pub fn continue_chain(
+        &self,
+        from: &Claims,
+        token_type: TokenType,
+        ttl: Option<Duration>,
+    ) -> Result<(String, Claims), SignalError> {
         let now = now_secs();
-        let session_end = spent
+        // Backend tokens may not carry auth_time: their iat counts.
+        let session_end = from
             .auth_time()
             .saturating_add(self.inner.max_session.as_secs());
         if session_end <= now + LEEWAY.as_secs() {
@@ -332,45 +339,16 @@ impl Keyring {
                 "maximum session lifetime reached",
             ));
         }
+        let remaining = Duration::from_secs(session_end - now);
         self.issue(&TokenRequest {
-            identity: spent.sub.clone(),
-            name: spent.name.clone(),
-            grants: spent.grants.clone(),
-            metadata: spent.metadata.clone(),
-            ttl: Duration::from_secs(session_end - now),
-            token_type: TokenType::Refresh,
-            auth_time: spent.auth_time(),
-            chain: spent.chain().to_owned(),
+            identity: from.sub.clone(),
+            name: from.name.clone(),
+            grants: from.grants.clone(),
+            metadata: from.metadata.clone(),
+            ttl: ttl.map_or(remaining, |ttl| ttl.min(remaining)),
+            token_type,
+            auth_time: from.auth_time(),
+            chain: from.chain().to_owned(),
         })
-    }
-
-    /// A fresh access token for the holder of `token` (access or refresh),
-    /// lasting `ttl` but never past the chain's maximum session lifetime.
-    pub fn refresh(&self, token: &str, ttl: Duration) -> Result<(String, Claims), SignalError> {
-        let old = self.verify_any(token)?;
-        let now = now_secs();
-        let session_end = old
-            .auth_time()
-            .saturating_add(self.inner.max_session.as_secs());
-        if session_end <= now + LEEWAY.as_secs() {
-            return Err(SignalError::new(
-                ErrorCode::TokenExpired,
-                "maximum session lifetime reached",
-            ));
-        }
-        let ttl = ttl.min(Duration::from_secs(session_end - now));
-        let (auth_time, chain) = (old.auth_time(), old.chain().to_owned());
-        let request = TokenRequest {
-            identity: old.sub,
-            name: old.name,
-            grants: old.grants,
-            metadata: old.metadata,
-            ttl,
-            token_type: TokenType::Access,
-            // Backend tokens may not carry auth_time: their iat counts.
-            auth_time,
-            chain,
-        };
-        self.issue(&request)
     }
 }

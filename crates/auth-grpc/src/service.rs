@@ -205,11 +205,15 @@ impl pb::auth_server::Auth for AuthService {
                 )
                 .into());
             }
-            rotated = Some(self.keys.rotate_refresh(&presented)?);
+            // The replacement: same chain, to the end of the session.
+            rotated = Some(
+                self.keys
+                    .continue_chain(&presented, TokenType::Refresh, None)?,
+            );
         }
-        let (token, claims) = self
-            .keys
-            .refresh(&request.into_inner().token, self.refresh_ttl)?;
+        let (token, claims) =
+            self.keys
+                .continue_chain(&presented, TokenType::Access, Some(self.refresh_ttl))?;
         let (refresh_token, refresh_expires_at) = rotated
             .map(|(token, claims)| (token, claims.exp))
             .unwrap_or_default();
