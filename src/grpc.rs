@@ -25,6 +25,11 @@ pub const MAX_LOCAL_ERROR_RESET_STREAMS: usize = 256;
 pub const MAX_HEADER_LIST_BYTES: u32 = 16 * 1024;
 /// Connections one server holds at once; more are closed at accept.
 pub const MAX_CONNECTIONS: usize = 4096;
+/// Largest HTTP/2 frame either side accepts (SETTINGS_MAX_FRAME_SIZE). A
+/// Relay batch is tens to hundreds of KiB: at the 16 KiB default each one
+/// is cut into many DATA frames, each framed, copied and flow-controlled on
+/// its own. 1 MiB is what DESIGN.md's prototype measured best with.
+pub const MAX_FRAME_BYTES: u32 = 1024 * 1024;
 
 /// A server builder with the shared transport defaults.
 pub fn server_builder() -> Server {
@@ -37,6 +42,7 @@ pub fn server_builder() -> Server {
         .max_concurrent_streams(Some(MAX_CONCURRENT_STREAMS))
         .http2_max_header_list_size(Some(MAX_HEADER_LIST_BYTES))
         .concurrency_limit_per_connection(CONCURRENCY_PER_CONNECTION)
+        .max_frame_size(Some(MAX_FRAME_BYTES))
 }
 
 /// The connections `listener` accepts, at most [`MAX_CONNECTIONS`] open at
@@ -145,7 +151,8 @@ pub fn endpoint(url: &str) -> Result<tonic::transport::Endpoint, tonic::transpor
         .connect_timeout(Duration::from_secs(2))
         .http2_keep_alive_interval(Duration::from_secs(5))
         .keep_alive_timeout(Duration::from_secs(5))
-        .keep_alive_while_idle(true))
+        .keep_alive_while_idle(true)
+        .max_frame_size(MAX_FRAME_BYTES))
 }
 
 /// How long a stopping server waits for its streams to end by themselves

@@ -30,6 +30,10 @@ pub type Body = Full<Bytes>;
 /// Bytes tungstenite reads from the socket at a time. Its 128 KiB default
 /// would cost gigabytes across 100k idle connections.
 const READ_BUFFER: usize = 8 * 1024;
+/// Bytes a burst of frames is gathered into before tungstenite writes to
+/// the socket: the writer feeds what is queued and flushes once
+/// (`connection::writer`), so a burst costs one syscall, not one per frame.
+const WRITE_BUFFER: usize = 64 * 1024;
 /// Bytes buffered for writing before a send waits for the socket.
 const MAX_WRITE_BUFFER: usize = 256 * 1024;
 /// Largest dev token request body.
@@ -57,7 +61,7 @@ pub struct HttpContext {
 pub fn websocket_config() -> WebSocketConfig {
     WebSocketConfig::default()
         .read_buffer_size(READ_BUFFER)
-        .write_buffer_size(0)
+        .write_buffer_size(WRITE_BUFFER)
         .max_write_buffer_size(MAX_WRITE_BUFFER)
         .max_message_size(Some(MAX_MESSAGE_BYTES))
         .max_frame_size(Some(MAX_MESSAGE_BYTES))

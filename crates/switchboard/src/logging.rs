@@ -31,6 +31,11 @@ pub fn init(format: LogFormat) {
     tracing_subscriber::registry()
         .with(output.with_filter(filter).with_filter(filter_fn(allowed)))
         .init();
+    // Records of the `log` crate come only from dependencies (tungstenite,
+    // ...), which are capped at info anyway. Without this static cap every
+    // `log::trace!` on the hot path is turned into a tracing event only to
+    // be filtered out: ≈ 4 % of a saturated core in the relay profile.
+    log::set_max_level(log::LevelFilter::Info);
 }
 
 #[cfg(test)]

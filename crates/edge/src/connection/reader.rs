@@ -110,8 +110,9 @@ impl Reader {
             }
             let (format, data) = match frame {
                 None => return ReaderEnd::Gone,
-                Some(Ok(Message::Text(text))) => (Format::Json, text.as_bytes().to_vec()),
-                Some(Ok(Message::Binary(bytes))) => (Format::Binary, bytes.to_vec()),
+                // The frame's own buffer, not a copy of it.
+                Some(Ok(Message::Text(text))) => (Format::Json, bytes::Bytes::from(text)),
+                Some(Ok(Message::Binary(bytes))) => (Format::Binary, bytes),
                 Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => continue,
                 // Answer the client's close (tungstenite queued the reply;
                 // the writer flushes it).

@@ -79,8 +79,12 @@ where
     let deadline = limits.write_timeout;
     let mut ping =
         tokio::time::interval_at(Instant::now() + limits.ping_interval, limits.ping_interval);
+    // Frames written together: everything already queued when the writer
+    // wakes goes out in one flush (one syscall for a burst, not one per
+    // frame), up to these bounds.
+    let mut frames: Vec<Message> = Vec::new();
     let close = loop {
-        let frame = tokio::select! {
+        let first = tokio::select! {
             biased;
             killed = async { kill.wait_for(Option::is_some).await.ok().and_then(|k| k.clone()) } => {
                 break killed.map(|k| close_frame(Some(k.code), &k.reason));
@@ -92,10 +96,7 @@ where
                 Some(item) => {
                     handle.dequeued(&item);
                     match item {
-                        Outbound::Message(message) => match wire::encode_server(load_format(&format), &message) {
-                            EncodedFrame::Text(text) => Message::text(text),
-                            EncodedFrame::Binary(bytes) => Message::binary(bytes),
-                        },
+                        Outbound::Message(message) => encode(&message, &format),
                         Outbound::Close(code, reason) => break Some(close_frame(code, &reason)),
                     }
                 }
@@ -103,8 +104,29 @@ where
             },
             _ = ping.tick() => Message::Ping(Default::default()),
         };
-        if let Some(end) = send(&mut sink, frame, deadline, &handle).await {
+        let mut bytes = first.len();
+        frames.push(first);
+        let mut closing = None;
+        while frames.len() < MAX_COALESCED_FRAMES && bytes < MAX_COALESCED_BYTES {
+            let Ok(item) = outbound.try_recv() else { break };
+            handle.dequeued(&item);
+            match item {
+                Outbound::Message(message) => {
+                    let frame = encode(&message, &format);
+                    bytes += frame.len();
+                    frames.push(frame);
+                }
+                Outbound::Close(code, reason) => {
+                    closing = Some(close_frame(code, &reason));
+                    break;
+                }
+            }
+        }
+        if let Some(end) = send(&mut sink, &mut frames, deadline, &handle).await {
             return end;
+        }
+        if closing.is_some() {
+            break closing;
         }
     };
     // A close the client started was answered by tungstenite already: a
@@ -122,18 +144,35 @@ where
     }
 }
 
-/// Sends one frame within `deadline`; `Some` ends the writer.
+/// Most frames, and bytes, written in one flush.
+const MAX_COALESCED_FRAMES: usize = 64;
+const MAX_COALESCED_BYTES: usize = 64 * 1024;
+
+fn encode(message: &switchboard_proto::pb::ServerMessage, format: &AtomicU8) -> Message {
+    match wire::encode_server(load_format(format), message) {
+        EncodedFrame::Text(text) => Message::text(text),
+        EncodedFrame::Binary(bytes) => Message::binary(bytes),
+    }
+}
+
+/// Writes `frames` (draining it) and flushes them within `deadline`; `Some`
+/// ends the writer.
 async fn send<S>(
     sink: &mut S,
-    frame: Message,
+    frames: &mut Vec<Message>,
     deadline: std::time::Duration,
     handle: &ConnHandle,
 ) -> Option<WriterEnd>
 where
     S: Sink<Message, Error = tungstenite::Error> + Unpin,
 {
-    let mut sending = std::pin::pin!(sink.send(frame));
-    // The common case, a socket that takes the frame at once, arms no timer.
+    let mut sending = std::pin::pin!(async {
+        for frame in frames.drain(..) {
+            sink.feed(frame).await?;
+        }
+        sink.flush().await
+    });
+    // The common case, a socket that takes the frames at once, arms no timer.
     if let Some(sent) = futures_util::FutureExt::now_or_never(&mut sending) {
         return sent.err().map(|_| WriterEnd::Failed);
     }
