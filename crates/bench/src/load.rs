@@ -12,6 +12,7 @@ use std::{
 };
 
 use futures_util::{SinkExt, StreamExt};
+use hdrhistogram::Histogram;
 use switchboard_auth::{ApiKey, TokenRequest};
 use switchboard_proto::pb;
 use tokio::{net::TcpStream, sync::Notify};
@@ -20,17 +21,21 @@ use tokio_tungstenite::{
     tungstenite::{Message, client::IntoClientRequest, http::HeaderValue},
 };
 
+use crate::targets::{Kind, Server, ServerArgs};
+
 #[derive(Debug, Clone, clap::Args)]
 pub struct LoadArgs {
-    /// The switchboard binary to measure.
-    #[arg(long, default_value = "target/release/switchboard")]
-    pub bin: String,
+    #[command(flatten)]
+    pub servers: ServerArgs,
+    /// The servers to compare, in this order in every round.
+    #[arg(long, value_delimiter = ',', default_value = "bare,switchboard")]
+    pub compare: Vec<Kind>,
     #[arg(long, default_value_t = 200)]
     pub pairs: usize,
     /// Messages per pair.
     #[arg(long, default_value_t = 2_000)]
     pub messages: u64,
-    /// Bytes of SDP per message.
+    /// Bytes of SDP per message (a browser-like SDP, `\r\n` line ends).
     #[arg(long, default_value_t = 1024)]
     pub size: usize,
     /// Messages in flight per pair.
@@ -42,10 +47,9 @@ pub struct LoadArgs {
     /// unset: as fast as the window allows (saturation).
     #[arg(long)]
     pub rate: Option<u64>,
-    /// More arguments for `switchboard all`, e.g. `--stack-arg=--redis
-    /// --stack-arg=redis://127.0.0.1:6390` (repeatable).
-    #[arg(long = "stack-arg", allow_hyphen_values = true)]
-    pub stack_args: Vec<String>,
+    /// Also write every figure as JSON to this file.
+    #[arg(long)]
+    pub json: Option<std::path::PathBuf>,
 }
 
 pub(crate) type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
@@ -55,7 +59,8 @@ pub struct Outcome {
     delivered: u64,
     lost_or_reordered: u64,
     elapsed: Duration,
-    latencies_us: Vec<u64>,
+    /// One-way latency, µs.
+    latency: Histogram<u64>,
     server_cpu: Option<Duration>,
 }
 
@@ -69,12 +74,44 @@ impl Outcome {
         self.delivered as f64 / self.elapsed.as_secs_f64()
     }
 
-    fn percentile(&self, p: f64) -> u64 {
-        if self.latencies_us.is_empty() {
-            return 0;
-        }
-        let index = ((self.latencies_us.len() as f64 - 1.0) * p).round() as usize;
-        self.latencies_us[index]
+    /// Latency at quantile `q`, µs.
+    pub fn latency(&self, q: f64) -> u64 {
+        self.latency.value_at_quantile(q)
+    }
+
+    /// Server CPU per delivered message, µs.
+    pub fn cpu_per_message(&self) -> Option<f64> {
+        self.server_cpu
+            .map(|cpu| cpu.as_secs_f64() * 1e6 / self.delivered.max(1) as f64)
+    }
+
+    /// Messages per second of server CPU: what one core relays when the
+    /// server is the bottleneck, whether or not the generator kept it busy.
+    pub fn per_core_rate(&self) -> Option<f64> {
+        self.server_cpu
+            .map(|cpu| self.delivered as f64 / cpu.as_secs_f64().max(1e-9))
+    }
+
+    /// Server CPU over the run, as a share of one core.
+    pub fn cpu_share(&self) -> Option<f64> {
+        self.server_cpu
+            .map(|cpu| cpu.as_secs_f64() / self.elapsed.as_secs_f64())
+    }
+
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "delivered": self.delivered,
+            "lost_or_reordered": self.lost_or_reordered,
+            "seconds": self.elapsed.as_secs_f64(),
+            "msg_per_s": self.rate(),
+            "latency_us": {
+                "p50": self.latency(0.5), "p99": self.latency(0.99),
+                "p999": self.latency(0.999), "max": self.latency.max(),
+            },
+            "server_cpu_us_per_msg": self.cpu_per_message(),
+            "server_cpu_share": self.cpu_share(),
+            "msg_per_server_core_s": self.per_core_rate(),
+        })
     }
 }
 
@@ -87,16 +124,20 @@ impl fmt::Display for Outcome {
             self.lost_or_reordered,
             self.elapsed.as_secs_f64(),
             self.rate(),
-            self.percentile(0.5),
-            self.percentile(0.99),
-            self.percentile(0.999),
-            self.latencies_us.last().copied().unwrap_or(0),
+            self.latency(0.5),
+            self.latency(0.99),
+            self.latency(0.999),
+            self.latency.max(),
         )?;
-        if let Some(cpu) = self.server_cpu {
+        if let (Some(per), Some(share), Some(per_core)) = (
+            self.cpu_per_message(),
+            self.cpu_share(),
+            self.per_core_rate(),
+        ) {
             write!(
                 f,
-                ", server CPU {:.1} µs/msg",
-                cpu.as_secs_f64() * 1e6 / self.delivered.max(1) as f64
+                ", server CPU {per:.1} µs/msg ({:.0} % of a core; {per_core:.0} msg per core-second)",
+                share * 100.0
             )?;
         }
         Ok(())
@@ -104,7 +145,7 @@ impl fmt::Display for Outcome {
 }
 
 /// User+system CPU time of a process, from /proc.
-fn cpu_time(pid: Option<u32>) -> Option<Duration> {
+pub(crate) fn cpu_time(pid: Option<u32>) -> Option<Duration> {
     let stat = std::fs::read_to_string(format!("/proc/{}/stat", pid?)).ok()?;
     let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
     let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
@@ -113,19 +154,38 @@ fn cpu_time(pid: Option<u32>) -> Option<Duration> {
 }
 
 pub(crate) async fn connect(url: &str) -> Ws {
+    connect_from(url, None).await
+}
+
+/// Connects from `source` (a 127.0.0.x address: many sources keep
+/// ephemeral ports from running out), with the server's own origin.
+pub(crate) async fn connect_from(url: &str, source: Option<std::net::IpAddr>) -> Ws {
     let mut request = url.into_client_request().expect("request");
-    let origin = url.replacen("ws://", "http://", 1);
-    let origin = origin.split("/ws").next().unwrap_or_default().to_owned();
-    request
-        .headers_mut()
-        .insert("origin", HeaderValue::from_str(&origin).expect("origin"));
-    tokio_tungstenite::connect_async(request)
+    let authority = request.uri().authority().expect("authority").to_string();
+    request.headers_mut().insert(
+        "origin",
+        HeaderValue::from_str(&format!("http://{authority}")).expect("origin"),
+    );
+    let addr: std::net::SocketAddr = tokio::net::lookup_host(&authority)
         .await
-        .expect("connect")
+        .expect("resolve")
+        .next()
+        .expect("an address");
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    if let Some(source) = source {
+        socket.bind((source, 0).into()).expect("bind source");
+    }
+    let stream = socket.connect(addr).await.expect("connect");
+    let _ = stream.set_nodelay(true);
+    tokio_tungstenite::client_async(request, MaybeTlsStream::Plain(stream))
+        .await
+        .expect("websocket handshake")
         .0
 }
 
-pub(crate) async fn join(ws: &mut Ws, api: &ApiKey, identity: &str, room: &str) {
+/// An HS256 access token for `identity` in `room`, minted with the
+/// bench's API key as a backend would.
+pub(crate) fn mint(api: &ApiKey, identity: &str, room: &str) -> String {
     let request = TokenRequest {
         identity: identity.into(),
         grants: pb::Grants {
@@ -137,62 +197,98 @@ pub(crate) async fn join(ws: &mut Ws, api: &ApiKey, identity: &str, room: &str) 
         ..Default::default()
     };
     let claims = request.to_claims(&api.key, "switchboard").expect("claims");
-    let token = api.mint(&claims).expect("token");
+    api.mint(&claims).expect("token")
+}
+
+pub(crate) async fn join(ws: &mut Ws, api: &ApiKey, identity: &str, room: &str) {
+    join_with(ws, &mint(api, identity, room)).await;
+}
+
+/// Joins with `token`; waits for `joined`.
+pub(crate) async fn join_with(ws: &mut Ws, token: &str) {
     ws.send(Message::text(format!(
         r#"{{"id":1,"join":{{"token":"{token}"}}}}"#
     )))
     .await
     .expect("send");
     while let Some(Ok(message)) = ws.next().await {
-        if message.to_text().is_ok_and(|t| t.contains("\"joined\"")) {
+        let text = message.to_text().unwrap_or_default();
+        if text.contains("\"joined\"") {
             return;
         }
+        assert!(!text.contains("\"error\""), "join refused: {text}");
     }
-    panic!("join failed");
+    panic!("join failed: connection closed");
 }
 
-/// Runs the load against `url`; with `keys`, clients join rooms first.
-pub async fn run(
-    args: &LoadArgs,
-    url: &str,
-    keys: Option<&ApiKey>,
-    server_pid: Option<u32>,
-) -> Outcome {
+/// A browser-like SDP of about `size` bytes, JSON-escaped (`\\r\\n` line
+/// ends, as a browser's offer travels), after a first line that the
+/// receiver reads the message's number and send time from.
+fn sdp_body(size: usize) -> String {
+    const LINES: [&str; 8] = [
+        "a=candidate:1467250027 1 udp 2122260223 192.168.1.20 46243 typ host generation 0",
+        "a=ice-ufrag:F7gI",
+        "a=ice-pwd:x9cml/YzichV2+XlhiMu8g",
+        "a=fingerprint:sha-256 D2:FA:0E:C3:22:59:5E:14:95:69:92:3D:13:B4:84:24:2C:C2:A2:C0:3E:FD:34:8E:5E:EA:6F:AF:52:CE:E6:0F",
+        "a=rtpmap:111 opus/48000/2",
+        "a=fmtp:111 minptime=10;useinbandfec=1",
+        "a=ssrc:3570614608 cname:4TOk42mSjXCkVIa6",
+        "m=video 9 UDP/TLS/RTP/SAVPF 96 97 98 99 100 101 102",
+    ];
+    let mut body = String::with_capacity(size + 128);
+    let mut i = 0;
+    while body.len() < size {
+        body.push_str(LINES[i % LINES.len()]);
+        body.push_str("\\r\\n");
+        i += 1;
+    }
+    body
+}
+
+/// Reads `(message number, send time ns)` from a relayed frame: the SDP's
+/// first line is `v=0`, the second `o=- <number> <time> …`.
+fn stamp(text: &str) -> Option<(u64, u128)> {
+    let rest = text.split("\"sdp\":\"v=0\\r\\no=- ").nth(1)?;
+    let mut parts = rest.splitn(3, ' ');
+    Some((parts.next()?.parse().ok()?, parts.next()?.parse().ok()?))
+}
+
+/// Runs the load against `server`.
+pub async fn run(args: &LoadArgs, server: &Server) -> Outcome {
     let base = Instant::now();
     let mut pairs = Vec::with_capacity(args.pairs);
     for k in 0..args.pairs {
-        let (mut a, mut b) = match keys {
-            Some(keys) => {
-                let mut a = connect(url).await;
-                let mut b = connect(url).await;
-                join(&mut a, keys, &format!("a{k}"), &format!("room{k}")).await;
-                join(&mut b, keys, &format!("b{k}"), &format!("room{k}")).await;
-                (a, b)
-            }
-            None => (
-                connect(&format!("{url}?{k}")).await,
-                connect(&format!("{url}?{k}")).await,
-            ),
-        };
+        let (mut a, mut b, to) = server.pair("", k, None).await;
         // Keep both sockets alive against keepalive timeouts during a run.
-        let _ = a.send(Message::text(r#"{"id":0,"ping":{}}"#)).await;
-        let _ = b.send(Message::text(r#"{"id":0,"ping":{}}"#)).await;
-        pairs.push((k, a, b));
+        if let Some(keepalive) = server.keepalive() {
+            let _ = a.send(keepalive.clone()).await;
+            let _ = b.send(keepalive).await;
+        }
+        pairs.push((a, b, to));
     }
 
-    let cpu_before = cpu_time(server_pid);
+    let cpu_before = cpu_time(server.pid());
     let started = Instant::now();
-    let padding = "x".repeat(args.size);
+    let body = sdp_body(args.size);
     let mut tasks = Vec::new();
-    for (k, a, b) in pairs {
+    for (k, (a, b, to)) in pairs.into_iter().enumerate() {
         let received = Arc::new(AtomicU64::new(0));
         let progress = Arc::new(Notify::new());
         let (mut a_sink, mut a_stream) = a.split();
         let (_b_sink, mut b_stream) = b.split();
         // Drain the sender's inbound side (presence, pongs).
         tokio::spawn(async move { while let Some(Ok(_)) = a_stream.next().await {} });
-        let (messages, window, padding) = (args.messages, args.window, padding.clone());
+        let (messages, window) = (args.messages, args.window);
         let (sent_received, sent_progress) = (received.clone(), progress.clone());
+        // The frame around a marker the sender replaces with its stamp.
+        let template = server.frame(
+            &to,
+            &format!("v=0\\r\\no=- {{STAMP}} 2 IN IP4 127.0.0.1\\r\\n{body}"),
+        );
+        let (head, tail) = template
+            .split_once("{STAMP}")
+            .map(|(h, t)| (h.to_owned(), t.to_owned()))
+            .expect("marker");
         // Fixed rate: each pair sends every `pairs / rate` seconds, the
         // pairs spread over one period.
         let mut pace = args.rate.map(|rate| {
@@ -212,9 +308,7 @@ pub async fn run(
                     sent_progress.notified().await;
                 }
                 let now = base.elapsed().as_nanos();
-                let frame = format!(
-                    r#"{{"id":0,"signal":{{"to":"b{k}","description":{{"type":"TYPE_OFFER","sdp":"{i} {now} {padding}"}}}}}}"#
-                );
+                let frame = format!("{head}{i} {now}{tail}");
                 if a_sink.send(Message::text(frame)).await.is_err() {
                     break;
                 }
@@ -222,62 +316,99 @@ pub async fn run(
             a_sink
         });
         let receiver = tokio::spawn(async move {
-            let mut latencies = Vec::with_capacity(messages as usize);
+            let mut latency = Histogram::<u64>::new_with_max(60_000_000, 3).expect("histogram");
             let mut expected = 0u64;
             let mut bad = 0u64;
             while expected < messages {
                 let Some(Ok(message)) = b_stream.next().await else {
                     break;
                 };
-                let Ok(text) = message.to_text() else {
+                let Some((seq, sent)) = message.to_text().ok().and_then(stamp) else {
                     continue;
                 };
-                let Some(sdp) = text.split("\"sdp\":\"").nth(1) else {
-                    continue;
-                };
-                let mut parts = sdp.split(' ');
-                let seq: u64 = parts
-                    .next()
-                    .and_then(|s| s.parse().ok())
-                    .unwrap_or(u64::MAX);
-                let sent: u128 = parts.next().and_then(|s| s.parse().ok()).unwrap_or(0);
                 if seq != expected {
                     bad += 1;
                 }
                 expected = seq.saturating_add(1);
-                latencies.push(((base.elapsed().as_nanos() - sent) / 1000) as u64);
+                latency.saturating_record(((base.elapsed().as_nanos() - sent) / 1000) as u64);
                 received.fetch_add(1, Ordering::Release);
                 progress.notify_one();
             }
-            (latencies, bad)
+            (latency, bad)
         });
         tasks.push((sender, receiver));
     }
-    let mut latencies_us = Vec::new();
+    let mut latency = Histogram::<u64>::new_with_max(60_000_000, 3).expect("histogram");
     let mut lost_or_reordered = 0;
     let mut sinks = Vec::new();
     for (sender, receiver) in tasks {
-        let (latencies, bad) = receiver.await.expect("receiver");
-        latencies_us.extend(latencies);
+        let (pair_latency, bad) = receiver.await.expect("receiver");
+        latency.add(pair_latency).expect("same histogram bounds");
         lost_or_reordered += bad;
         sinks.push(sender.await.expect("sender"));
     }
     let elapsed = started.elapsed();
-    let server_cpu = match (cpu_before, cpu_time(server_pid)) {
+    let server_cpu = match (cpu_before, cpu_time(server.pid())) {
         (Some(before), Some(after)) => Some(after.saturating_sub(before)),
         _ => None,
     };
     for mut sink in sinks {
         let _ = sink.close().await;
     }
-    latencies_us.sort_unstable();
     let expected_total = args.pairs as u64 * args.messages;
     Outcome {
-        delivered: latencies_us.len() as u64,
-        lost_or_reordered: lost_or_reordered
-            + expected_total.saturating_sub(latencies_us.len() as u64),
+        delivered: latency.len(),
+        lost_or_reordered: lost_or_reordered + expected_total.saturating_sub(latency.len()),
         elapsed,
-        latencies_us,
+        latency,
         server_cpu,
     }
+}
+
+/// Every server in `args.compare`, started fresh for each round, one after
+/// the other; ratios to the first (the baseline).
+pub async fn compare(args: &LoadArgs) -> u64 {
+    println!(
+        "# relay: {} pairs, {} messages of {} bytes per pair, window {}, rate {}, {} rounds, servers pinned to CPU {}",
+        args.pairs,
+        args.messages,
+        args.size,
+        args.window,
+        args.rate
+            .map_or("saturation".to_owned(), |r| format!("{r} msg/s")),
+        args.rounds,
+        args.servers
+            .server_cpu
+            .map_or("(none)".to_owned(), |c| c.to_string()),
+    );
+    let mut lost = 0;
+    let mut results = Vec::new();
+    for round in 1..=args.rounds {
+        let mut first: Option<f64> = None;
+        for &kind in &args.compare {
+            let server = Server::start(kind, &args.servers).await;
+            let outcome = run(args, &server).await;
+            server.stop().await;
+            let ratio = outcome.rate() / *first.get_or_insert(outcome.rate());
+            println!(
+                "round {round} {kind:<12} {outcome}, ratio to {} {ratio:.2}",
+                args.compare[0]
+            );
+            lost += outcome.lost_or_reordered();
+            let mut json = outcome.to_json();
+            json["server"] = kind.to_string().into();
+            json["round"] = round.into();
+            json["ratio_to_first"] = ratio.into();
+            results.push(json);
+        }
+    }
+    crate::write_results(
+        args.json.as_deref(),
+        serde_json::json!({
+            "pairs": args.pairs, "messages": args.messages, "size": args.size,
+            "window": args.window, "rate": args.rate, "server_cpu": args.servers.server_cpu,
+            "results": results,
+        }),
+    );
+    lost
 }

@@ -1,14 +1,17 @@
 //! `switchboard-bench`: relays the same load through the full stack
-//! (`switchboard all`: edge → gRPC → signal → gRPC → edge) and through a
-//! bare WebSocket relay, interleaved in one run, and prints both with their
-//! ratio. See BENCHMARKS.md for the commands and results.
+//! (`switchboard all`: edge → gRPC → signal → gRPC → edge), a bare
+//! WebSocket relay and other signaling servers (matchbox_server, the PeerJS
+//! server), one after the other in each round of one run, each pinned the
+//! same way, and prints each with its ratio to the first. See BENCHMARKS.md
+//! for the commands and results.
 #![forbid(unsafe_code)]
 
 mod bare_relay;
+mod hold;
+mod joins;
 mod load;
 mod memory;
-
-use std::time::Duration;
+mod targets;
 
 use clap::{Parser, Subcommand};
 use switchboard_tests::process::Process;
@@ -30,6 +33,11 @@ enum Command {
     Relay(load::LoadArgs),
     /// Memory per idle and per busy session (edge + signal + auth + Redis).
     Memory(memory::MemoryArgs),
+    /// Idle connections held side by side: memory per connection, and one
+    /// busy pair's latency meanwhile.
+    Hold(hold::HoldArgs),
+    /// Join storm: joins per second with token verification.
+    Joins(joins::JoinArgs),
 }
 
 const API_KEY: &str = "bench";
@@ -49,15 +57,16 @@ async fn main() {
         }
         Command::Relay(args) => relay(args).await,
         Command::Memory(args) => memory::run(args, API_KEY, API_SECRET).await,
+        Command::Hold(args) => hold::run(args).await,
+        Command::Joins(args) => joins::run(args).await,
     }
 }
 
-/// `switchboard all` on ephemeral ports, with the bench's API key and no
-/// rate or connection limit in the way; `extra` adds arguments.
-pub(crate) async fn start_stack(bin: &str, extra: &[&str]) -> Process {
+/// `switchboard all`'s arguments for a benchmark: ephemeral ports, no rate
+/// or connection limit in the way.
+pub(crate) fn stack_args() -> Vec<String> {
     let big = u32::MAX.to_string();
-    let mut args = vec![
-        "all",
+    [
         "--edge-listen",
         "127.0.0.1:0",
         "--auth-listen",
@@ -72,59 +81,48 @@ pub(crate) async fn start_stack(bin: &str, extra: &[&str]) -> Process {
         &big,
         "--max-connections",
         "100000",
-    ];
-    args.extend_from_slice(extra);
-    Process::start(
-        bin,
-        &args,
-        &[
-            ("SWITCHBOARD_API_KEYS", &format!("{API_KEY}:{API_SECRET}")),
-            ("RUST_LOG", "warn"),
-            // Every load client comes from 127.0.0.1: lift the per-address
-            // admission (environment, so binaries from before it still run).
-            ("SWITCHBOARD_MAX_CONNECTIONS_PER_IP", "100000"),
-            ("SWITCHBOARD_NEW_CONNECTIONS_PER_IP_PER_SECOND", &big),
-            ("SWITCHBOARD_NEW_CONNECTIONS_PER_IP_BURST", &big),
-        ],
-    )
-    .await
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect()
+}
+
+/// `switchboard all`'s environment for a benchmark: the bench's API key;
+/// every load client comes from 127.0.0.1, so the per-address admission is
+/// lifted (environment, so binaries from before it still run).
+pub(crate) fn stack_env() -> Vec<(&'static str, String)> {
+    let big = u32::MAX.to_string();
+    vec![
+        ("SWITCHBOARD_API_KEYS", format!("{API_KEY}:{API_SECRET}")),
+        ("RUST_LOG", "warn".to_owned()),
+        ("SWITCHBOARD_MAX_CONNECTIONS_PER_IP", "100000".to_owned()),
+        ("SWITCHBOARD_NEW_CONNECTIONS_PER_IP_PER_SECOND", big.clone()),
+        ("SWITCHBOARD_NEW_CONNECTIONS_PER_IP_BURST", big),
+    ]
+}
+
+/// `switchboard all` on ephemeral ports with the bench's settings; `extra`
+/// adds arguments.
+pub(crate) async fn start_stack(bin: &str, extra: &[&str]) -> Process {
+    let mut args = vec!["all".to_owned()];
+    args.extend(stack_args());
+    args.extend(extra.iter().map(|s| s.to_string()));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let env = stack_env();
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    Process::start(bin, &args, &env).await
+}
+
+/// Writes a scenario's figures as JSON to `path`, if one was given.
+pub(crate) fn write_results(path: Option<&std::path::Path>, results: serde_json::Value) {
+    if let Some(path) = path {
+        std::fs::write(path, serde_json::to_vec_pretty(&results).expect("json"))
+            .unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
+    }
 }
 
 async fn relay(args: load::LoadArgs) {
-    let own = std::env::current_exe().expect("own path");
-    let own = own.to_str().expect("utf8 path");
-    let bare = Process::start(own, &["bare-relay"], &[]).await;
-    let extra: Vec<&str> = args.stack_args.iter().map(String::as_str).collect();
-    let stack = start_stack(&args.bin, &extra).await;
-    let keys = switchboard_auth::ApiKey::new(API_KEY, API_SECRET).expect("api key");
-    let bare_url = bare.url("bare").to_owned();
-    let edge_url = format!("{}/ws", stack.url("edge").replacen("http://", "ws://", 1));
-
-    println!(
-        "# relay: {} pairs, {} messages of {} bytes per pair, window {}, {} rounds",
-        args.pairs, args.messages, args.size, args.window, args.rounds
-    );
-    let mut ratios = Vec::new();
-    let mut lost = 0;
-    for round in 1..=args.rounds {
-        let baseline = load::run(&args, &bare_url, None, bare.child.id()).await;
-        println!("round {round} bare-relay  {baseline}");
-        let full = load::run(&args, &edge_url, Some(&keys), stack.child.id()).await;
-        println!("round {round} switchboard {full}");
-        lost += baseline.lost_or_reordered() + full.lost_or_reordered();
-        ratios.push(full.rate() / baseline.rate());
-        println!(
-            "round {round} ratio switchboard/bare msg/s = {:.2}",
-            full.rate() / baseline.rate()
-        );
-    }
-    ratios.sort_by(f64::total_cmp);
-    println!(
-        "median ratio switchboard/bare msg/s = {:.2}",
-        ratios[ratios.len() / 2]
-    );
-    let _ = stack.terminate(Duration::from_secs(20)).await;
-    let _ = bare.terminate(Duration::from_secs(5)).await;
+    let lost = load::compare(&args).await;
     // A benchmark never buys speed with lost messages: fail loudly (the CI
     // smoke run relies on it).
     if lost > 0 {

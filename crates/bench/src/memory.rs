@@ -11,7 +11,10 @@ use switchboard_auth::ApiKey;
 use switchboard_tests::redis_server::{RedisServer, command};
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::load::{Ws, connect, join};
+use crate::{
+    hold::rss_kib,
+    load::{Ws, connect, join},
+};
 
 #[derive(Debug, clap::Args)]
 pub struct MemoryArgs {
@@ -27,17 +30,6 @@ pub struct MemoryArgs {
     /// Bytes of SDP per offer.
     #[arg(long, default_value_t = 4096)]
     pub size: usize,
-}
-
-fn rss_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-        })
-        .unwrap_or(0)
 }
 
 async fn redis_kib(port: u16) -> u64 {
