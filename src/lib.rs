@@ -12,6 +12,7 @@ pub mod grants;
 pub mod grpc;
 pub mod ids;
 pub mod limits;
+pub mod local_relay;
 pub mod service_credential;
 pub mod validate;
 pub mod wire;

@@ -30,8 +30,10 @@ use tonic::transport::Endpoint;
 pub use admission::{Admission, AdmissionConfig, Cidr};
 pub use connection::{ConnectionLimits, OUTBOUND_BYTES, RateLimit, WRITE_TIMEOUT};
 pub use origin::OriginPolicy;
-pub use signal_link::SignalLink;
-pub use switchboard_proto::{auth_client::AuthClient, service_credential::ServiceCredential};
+pub use signal_link::{SignalLink, Upstream};
+pub use switchboard_proto::{
+    auth_client::AuthClient, local_relay::LocalRelay, service_credential::ServiceCredential,
+};
 
 use crate::{connection::ConnectionContext, http::HttpContext};
 
@@ -40,6 +42,9 @@ use crate::{connection::ConnectionContext, http::HttpContext};
 pub struct EdgeConfig {
     /// gRPC addresses of the signal replicas, e.g. `http://127.0.0.1:50052`.
     pub signal_urls: Vec<String>,
+    /// A signal service in this process (`switchboard all`): its lanes
+    /// carry batches without gRPC. Used besides `signal_urls`.
+    pub local_signal: Option<LocalRelay>,
     /// gRPC address of the auth service.
     pub auth_url: String,
     /// What the edge presents to auth and signal (one of their API keys).
@@ -75,6 +80,7 @@ impl Default for EdgeConfig {
     fn default() -> Self {
         Self {
             signal_urls: vec!["http://127.0.0.1:50052".into()],
+            local_signal: None,
             auth_url: "http://127.0.0.1:50051".into(),
             service_credential: None,
             origins: OriginPolicy::default(),
@@ -175,13 +181,14 @@ pub async fn run(
 ) -> Result<(), EdgeError> {
     let (stop_tx, stop_rx) = watch::channel(false);
     let (link_stop_tx, link_stop_rx) = watch::channel(false);
-    let endpoints = config
+    let mut upstreams = config
         .signal_urls
         .iter()
-        .map(|u| endpoint(u))
+        .map(|u| endpoint(u).map(|e| Upstream::Grpc(Box::new(e))))
         .collect::<Result<Vec<_>, _>>()?;
+    upstreams.extend(config.local_signal.clone().map(Upstream::Local));
     let link = SignalLink::start(
-        endpoints,
+        upstreams,
         config.lanes,
         config.service_credential.clone(),
         link_stop_rx.clone(),

@@ -13,13 +13,19 @@ use std::{
     time::Duration,
 };
 
+use futures_util::StreamExt;
 use prost::Message as _;
 use switchboard_proto::{
-    ConnId, ErrorCode, pb,
+    ConnId, ErrorCode,
+    local_relay::{Batches, LocalRelay},
+    pb,
     service_credential::{Attach, ServiceCredential},
 };
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
-use tonic::transport::{Channel, Endpoint};
+use tonic::{
+    Status,
+    transport::{Channel, Endpoint},
+};
 
 use crate::conns::{ConnHandle, Connections, Outbound};
 
@@ -38,6 +44,45 @@ const LANE_QUEUE_BYTES: usize = 8 * 1024 * 1024;
 /// Reconnect backoff bounds for a failed lane.
 const BACKOFF_MIN: Duration = Duration::from_millis(50);
 const BACKOFF_MAX: Duration = Duration::from_secs(2);
+
+/// Where a signal replica is.
+#[derive(Debug, Clone)]
+pub enum Upstream {
+    /// Over gRPC (boxed: an endpoint is large, and these are few).
+    Grpc(Box<Endpoint>),
+    /// In this process (`switchboard all`).
+    Local(LocalRelay),
+}
+
+/// How a lane opens its stream.
+#[derive(Debug, Clone)]
+enum Connect {
+    Grpc(Channel, Attach),
+    Local(LocalRelay),
+}
+
+impl Connect {
+    /// Opens one Relay stream carrying `outbound`.
+    async fn relay(
+        &self,
+        outbound: mpsc::Receiver<pb::EdgeBatch>,
+    ) -> Result<Batches<pb::SignalBatch>, Status> {
+        let outbound = tokio_stream::wrappers::ReceiverStream::new(outbound);
+        match self {
+            Self::Grpc(channel, credential) => {
+                let mut client = pb::signal_client::SignalClient::with_interceptor(
+                    channel.clone(),
+                    credential.clone(),
+                )
+                .max_decoding_message_size(MAX_GRPC_MESSAGE_BYTES)
+                .max_encoding_message_size(MAX_GRPC_MESSAGE_BYTES);
+                let inbound = client.relay(outbound).await?.into_inner();
+                Ok(Box::pin(inbound))
+            }
+            Self::Local(relay) => relay.open(Box::pin(outbound.map(Ok))),
+        }
+    }
+}
 
 /// Handle on the lanes to one signal service.
 #[derive(Debug, Clone)]
@@ -64,10 +109,10 @@ struct Lane {
 }
 
 impl SignalLink {
-    /// Starts `lanes` streams to each signal replica at `endpoints` (each
+    /// Starts `lanes` streams to each signal replica at `upstreams` (each
     /// reconnecting on failure) until `shutdown` fires.
     pub fn start(
-        endpoints: Vec<Endpoint>,
+        upstreams: Vec<Upstream>,
         lanes: usize,
         credential: Option<ServiceCredential>,
         shutdown: watch::Receiver<bool>,
@@ -75,9 +120,14 @@ impl SignalLink {
         let lanes = lanes.max(1);
         let mut receivers = Vec::new();
         let mut lane_handles = Vec::new();
-        for endpoint in &endpoints {
-            // The lanes to one replica share its HTTP/2 connection.
-            let channel = endpoint.connect_lazy();
+        for upstream in upstreams {
+            let connect = match upstream {
+                // The lanes to one replica share its HTTP/2 connection.
+                Upstream::Grpc(endpoint) => {
+                    Connect::Grpc(endpoint.connect_lazy(), Attach(credential.clone()))
+                }
+                Upstream::Local(relay) => Connect::Local(relay),
+            };
             for _ in 0..lanes {
                 let (tx, rx) = mpsc::channel(LANE_QUEUE);
                 lane_handles.push(Lane {
@@ -85,7 +135,7 @@ impl SignalLink {
                     bytes: Arc::new(Semaphore::new(LANE_QUEUE_BYTES)),
                     up: AtomicBool::new(false),
                 });
-                receivers.push((channel.clone(), rx));
+                receivers.push((connect.clone(), rx));
             }
         }
         let link = Self {
@@ -95,16 +145,8 @@ impl SignalLink {
                 next_conn: AtomicU64::new(1),
             }),
         };
-        for (index, (channel, rx)) in receivers.into_iter().enumerate() {
-            let credential = Attach(credential.clone());
-            tokio::spawn(run_lane(
-                link.clone(),
-                index,
-                channel,
-                credential,
-                rx,
-                shutdown.clone(),
-            ));
+        for (index, (connect, rx)) in receivers.into_iter().enumerate() {
+            tokio::spawn(run_lane(link.clone(), index, connect, rx, shutdown.clone()));
         }
         link
     }
@@ -263,22 +305,17 @@ impl SignalLink {
 async fn run_lane(
     link: SignalLink,
     index: usize,
-    channel: Channel,
-    credential: Attach,
+    connect: Connect,
     mut rx: mpsc::Receiver<Queued>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let mut backoff = BACKOFF_MIN;
     while !*shutdown.borrow() {
-        let mut client =
-            pb::signal_client::SignalClient::with_interceptor(channel.clone(), credential.clone())
-                .max_decoding_message_size(MAX_GRPC_MESSAGE_BYTES)
-                .max_encoding_message_size(MAX_GRPC_MESSAGE_BYTES);
         let (batch_tx, batch_rx) = mpsc::channel::<pb::EdgeBatch>(8);
-        let call = client.relay(tokio_stream::wrappers::ReceiverStream::new(batch_rx));
+        let call = connect.relay(batch_rx);
         let mut inbound = tokio::select! {
             result = call => match result {
-                Ok(response) => response.into_inner(),
+                Ok(inbound) => inbound,
                 Err(status) => {
                     tracing::warn!(lane = index, error = %status.message(), "signal link refused");
                     tokio::select! {
@@ -318,17 +355,17 @@ async fn run_lane(
                     // The budget comes back once the batch is on its way.
                     drop(permits);
                 }
-                message = inbound.message() => match message {
-                    Ok(Some(batch)) => {
+                message = inbound.next() => match message {
+                    Some(Ok(batch)) => {
                         for envelope in batch.envelopes {
                             link.dispatch(envelope);
                         }
                     }
-                    Ok(None) => {
+                    None => {
                         tracing::warn!(lane = index, "signal ended the link");
                         break;
                     }
-                    Err(status) => {
+                    Some(Err(status)) => {
                         tracing::warn!(lane = index, error = %status.message(), "signal link failed");
                         break;
                     }

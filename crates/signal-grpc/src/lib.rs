@@ -18,7 +18,9 @@ use std::{future::Future, sync::Arc, time::Duration};
 
 use switchboard_proto::{
     auth_client::AuthClient,
-    grpc, pb,
+    grpc,
+    local_relay::LocalRelay,
+    pb,
     service_credential::{Accept, ServiceCredential},
 };
 use tokio::{net::TcpListener, sync::watch};
@@ -123,6 +125,17 @@ pub async fn run(
     config: SignalConfig,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), RunError> {
+    run_with(listener, config, shutdown, |_| {}).await
+}
+
+/// As [`run`]; `on_start` receives a [`LocalRelay`] that an edge in this
+/// process uses instead of gRPC (`switchboard all`).
+pub async fn run_with(
+    listener: TcpListener,
+    config: SignalConfig,
+    shutdown: impl Future<Output = ()> + Send,
+    on_start: impl FnOnce(LocalRelay),
+) -> Result<(), RunError> {
     let (store, router, redis) = state(&config).await?;
     let auth = AuthClient::new(grpc::endpoint(&config.auth_url)?, None);
     let hub = Hub::new(store, router.clone(), config.join, auth).shared(redis.is_some());
@@ -175,7 +188,9 @@ pub async fn run(
         });
     }
 
-    let signal = pb::signal_server::SignalServer::new(SignalService::new(hub, stop_rx))
+    let service = SignalService::new(hub, stop_rx);
+    on_start(service.local_relay());
+    let signal = pb::signal_server::SignalServer::new(service)
         .max_decoding_message_size(link::MAX_GRPC_MESSAGE_BYTES)
         .max_encoding_message_size(link::MAX_GRPC_MESSAGE_BYTES);
     // Only an edge with a service credential opens lanes (health stays open

@@ -4,10 +4,10 @@
 
 use std::collections::HashMap;
 
-use futures_util::{Stream, stream};
-use switchboard_proto::{ConnId, ErrorCode, LeaveReason, SignalError, pb};
+use futures_util::{Stream, StreamExt, stream};
+use switchboard_proto::{ConnId, ErrorCode, LeaveReason, SignalError, local_relay::Batches, pb};
 use tokio::sync::watch;
-use tonic::{Status, Streaming};
+use tonic::Status;
 
 use crate::{
     hub::Hub,
@@ -51,7 +51,7 @@ pub fn batches(
 /// Serves one link until the edge ends it, it fails, or `shutdown` fires.
 pub async fn serve(
     hub: Hub,
-    mut inbound: Streaming<pb::EdgeBatch>,
+    mut inbound: Batches<pb::EdgeBatch>,
     link: LinkSender,
     mut shutdown: watch::Receiver<bool>,
 ) {
@@ -60,12 +60,12 @@ pub async fn serve(
         let batch = tokio::select! {
             biased;
             _ = shutdown.wait_for(|stop| *stop) => break "shutdown",
-            batch = inbound.message() => batch,
+            batch = inbound.next() => batch,
         };
         let batch = match batch {
-            Ok(Some(batch)) => batch,
-            Ok(None) => break "edge closed the link",
-            Err(status) => {
+            Some(Ok(batch)) => batch,
+            None => break "edge closed the link",
+            Some(Err(status)) => {
                 tracing::warn!(error = %status, "edge link failed");
                 break "edge link failed";
             }

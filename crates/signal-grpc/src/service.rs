@@ -1,9 +1,9 @@
 //! The `switchboard.v1.Signal` gRPC service: accepts edge links.
 
-use std::pin::Pin;
-
-use futures_util::Stream;
-use switchboard_proto::pb;
+use switchboard_proto::{
+    local_relay::{Batches, LocalRelay},
+    pb,
+};
 use tokio::sync::watch;
 use tonic::{Request, Response, Status, Streaming};
 
@@ -23,29 +23,44 @@ impl SignalService {
     pub fn new(hub: Hub, shutdown: watch::Receiver<bool>) -> Self {
         Self { hub, shutdown }
     }
-}
 
-type BatchStream = Pin<Box<dyn Stream<Item = Result<pb::SignalBatch, Status>> + Send>>;
-
-#[tonic::async_trait]
-impl pb::signal_server::Signal for SignalService {
-    type RelayStream = BatchStream;
-
-    async fn relay(
+    /// Serves one edge link: `inbound` is what the edge sends; the result
+    /// is what goes back to it.
+    fn open_link(
         &self,
-        request: Request<Streaming<pb::EdgeBatch>>,
-    ) -> Result<Response<Self::RelayStream>, Status> {
+        inbound: Batches<pb::EdgeBatch>,
+    ) -> Result<Batches<pb::SignalBatch>, Status> {
         if *self.shutdown.borrow() {
             return Err(Status::unavailable("shutting_down"));
         }
         let (tx, rx) = link_queue(LINK_QUEUE_BYTES);
         tokio::spawn(link::serve(
             self.hub.clone(),
-            request.into_inner(),
+            inbound,
             tx,
             self.shutdown.clone(),
         ));
         tracing::info!("edge link opened");
-        Ok(Response::new(Box::pin(link::batches(rx))))
+        Ok(Box::pin(link::batches(rx)))
+    }
+
+    /// Links for an edge in this process (`switchboard all`), served as
+    /// the gRPC ones are.
+    pub fn local_relay(&self) -> LocalRelay {
+        let service = self.clone();
+        LocalRelay::new(move |inbound| service.open_link(inbound))
+    }
+}
+
+#[tonic::async_trait]
+impl pb::signal_server::Signal for SignalService {
+    type RelayStream = Batches<pb::SignalBatch>;
+
+    async fn relay(
+        &self,
+        request: Request<Streaming<pb::EdgeBatch>>,
+    ) -> Result<Response<Self::RelayStream>, Status> {
+        self.open_link(Box::pin(request.into_inner()))
+            .map(Response::new)
     }
 }

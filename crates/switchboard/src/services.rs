@@ -56,6 +56,7 @@ fn check_dev_exposure(listen: &[SocketAddr], exposed: bool) -> Result<(), BoxErr
 fn edge_config(common: &EdgeCommon, signal_urls: Vec<String>, dev: bool) -> EdgeConfig {
     EdgeConfig {
         signal_urls,
+        local_signal: None,
         auth_url: common.auth_url.clone(),
         service_credential: common.service_key.clone(),
         origins: OriginPolicy {
@@ -271,7 +272,7 @@ pub async fn all(args: AllArgs) -> Result<(), BoxError> {
     if edge_common.static_dir.is_none() && std::path::Path::new("client/out/index.html").exists() {
         edge_common.static_dir = Some("client/out".into());
     }
-    let edge_config = edge_config(&edge_common, vec![signal_url.clone()], true);
+    let mut edge_config = edge_config(&edge_common, vec![signal_url.clone()], true);
     let auth_config = auth_config(
         keys::keyring(&keys, &args.tokens, true)?,
         &args.tokens,
@@ -300,7 +301,8 @@ pub async fn all(args: AllArgs) -> Result<(), BoxError> {
         auth_config,
         stopped(rest_rx.clone()),
     ));
-    let signal = tokio::spawn(switchboard_signal::run(
+    let (relay_tx, relay_rx) = tokio::sync::oneshot::channel();
+    let signal = tokio::spawn(switchboard_signal::run_with(
         signal_listener,
         switchboard_signal::SignalConfig {
             auth_url: auth_url_for_signal,
@@ -308,7 +310,21 @@ pub async fn all(args: AllArgs) -> Result<(), BoxError> {
             ..signal_config(&args.signal)
         },
         stopped(rest_rx.clone()),
+        move |relay| {
+            let _ = relay_tx.send(relay);
+        },
     ));
+    if !args.grpc_link {
+        // The edge's lanes go to this process's signal directly; its gRPC
+        // port still serves health and any other edge.
+        let Ok(relay) = relay_rx.await else {
+            // Signal stopped before it served: its own error says why.
+            signal.await??;
+            return Err("signal stopped before it served".into());
+        };
+        edge_config.signal_urls.clear();
+        edge_config.local_signal = Some(relay);
+    }
     let health = tokio::spawn(switchboard_health::run(
         health_listener,
         health_config,
