@@ -36,7 +36,7 @@ pub fn decode_client(format: Format, data: &[u8]) -> Result<pb::ClientMessage, F
     }
     let msg = match format {
         Format::Json => {
-            serde_json::from_slice::<pb::ClientMessage>(data).map_err(|e| FrameError {
+            sonic_rs::from_slice::<pb::ClientMessage>(data).map_err(|e| FrameError {
                 request_id: 0,
                 error: SignalError::new(ErrorCode::BadRequest, format!("malformed JSON: {e}")),
             })?
@@ -66,7 +66,7 @@ pub fn encode_server(format: Format, msg: &pb::ServerMessage) -> EncodedFrame {
     match format {
         // Serializing generated pbjson types into a String cannot fail: no
         // maps with non-string keys, no floats.
-        Format::Json => EncodedFrame::Text(serde_json::to_string(msg).unwrap_or_default()),
+        Format::Json => EncodedFrame::Text(sonic_rs::to_string(msg).unwrap_or_default()),
         Format::Binary => EncodedFrame::Binary(msg.encode_to_vec()),
     }
 }
