@@ -88,8 +88,7 @@ pub async fn run(args: HoldArgs) {
     let mut results = Vec::new();
     for &kind in &args.compare {
         let server = Server::start(kind, &args.servers).await;
-        let pid = server.pid().expect("pid");
-        let before = rss_kib(pid);
+        let before = server.rss_kib();
         let (stop_tx, stop) = watch::channel(false);
         let started = std::time::Instant::now();
         let sources = args.sources.max(1);
@@ -114,7 +113,7 @@ pub async fn run(args: HoldArgs) {
                 )));
             }
         }
-        let held = rss_kib(pid);
+        let held = server.rss_kib();
         let per = (held.saturating_sub(before)) as f64 / (pairs * 2) as f64;
         println!(
             "{kind:<12} {} connections held in {:.1}s: RSS {before} → {held} KiB = {per:.1} KiB per connection",

@@ -96,7 +96,7 @@ pub async fn run(args: JoinArgs) {
     for &signing in &args.signing {
         let server = Server::start(Kind::Switchboard, &args.servers).await;
         let tokens = tokens(&server, signing, args.sessions, args.room_size).await;
-        let cpu_before = load::cpu_time(server.pid());
+        let cpu_before = server.cpu_time();
         let started = Instant::now();
         let sources = args.sources.max(1);
         let url = server.url.clone();
@@ -117,7 +117,7 @@ pub async fn run(args: JoinArgs) {
             .collect()
             .await;
         let elapsed = started.elapsed();
-        let cpu = match (cpu_before, load::cpu_time(server.pid())) {
+        let cpu = match (cpu_before, server.cpu_time()) {
             (Some(before), Some(after)) => after.saturating_sub(before),
             _ => Default::default(),
         };

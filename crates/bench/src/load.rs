@@ -62,6 +62,8 @@ pub struct Outcome {
     /// One-way latency, µs.
     latency: Histogram<u64>,
     server_cpu: Option<Duration>,
+    /// Of `server_cpu`, what the stack's Redis spent.
+    redis_cpu: Option<Duration>,
 }
 
 impl Outcome {
@@ -111,6 +113,8 @@ impl Outcome {
             "server_cpu_us_per_msg": self.cpu_per_message(),
             "server_cpu_share": self.cpu_share(),
             "msg_per_server_core_s": self.per_core_rate(),
+            "redis_cpu_us_per_msg": self.redis_cpu
+                .map(|cpu| cpu.as_secs_f64() * 1e6 / self.delivered.max(1) as f64),
         })
     }
 }
@@ -139,6 +143,13 @@ impl fmt::Display for Outcome {
                 ", server CPU {per:.1} µs/msg ({:.0} % of a core; {per_core:.0} msg per core-second)",
                 share * 100.0
             )?;
+            if let Some(redis) = self.redis_cpu {
+                write!(
+                    f,
+                    ", of which Redis {:.1} µs/msg",
+                    redis.as_secs_f64() * 1e6 / self.delivered.max(1) as f64
+                )?;
+            }
         }
         Ok(())
     }
@@ -267,7 +278,8 @@ pub async fn run(args: &LoadArgs, server: &Server) -> Outcome {
         pairs.push((a, b, to));
     }
 
-    let cpu_before = cpu_time(server.pid());
+    let cpu_before = server.cpu_time();
+    let redis_before = server.redis_cpu_time();
     let started = Instant::now();
     let body = sdp_body(args.size);
     let mut tasks = Vec::new();
@@ -348,10 +360,10 @@ pub async fn run(args: &LoadArgs, server: &Server) -> Outcome {
         sinks.push(sender.await.expect("sender"));
     }
     let elapsed = started.elapsed();
-    let server_cpu = match (cpu_before, cpu_time(server.pid())) {
-        (Some(before), Some(after)) => Some(after.saturating_sub(before)),
-        _ => None,
-    };
+    let used =
+        |before: Option<Duration>, after: Option<Duration>| Some(after?.saturating_sub(before?));
+    let server_cpu = used(cpu_before, server.cpu_time());
+    let redis_cpu = used(redis_before, server.redis_cpu_time());
     for mut sink in sinks {
         let _ = sink.close().await;
     }
@@ -362,6 +374,7 @@ pub async fn run(args: &LoadArgs, server: &Server) -> Outcome {
         elapsed,
         latency,
         server_cpu,
+        redis_cpu,
     }
 }
 

@@ -42,6 +42,9 @@ enum Command {
 
 const API_KEY: &str = "bench";
 const API_SECRET: &str = "bench-secret-0123456789-abcdefghijklmnop";
+/// The split stack's edge credential (one of the API keys auth and signal
+/// accept).
+const EDGE_KEY: &str = "edge:edge-secret-0123456789-abcdefghijklmnop";
 
 #[tokio::main]
 async fn main() {
@@ -62,11 +65,10 @@ async fn main() {
     }
 }
 
-/// `switchboard all`'s arguments for a benchmark: ephemeral ports, no rate
-/// or connection limit in the way.
+/// `switchboard all`'s arguments for a benchmark: ephemeral ports, and the
+/// edge's limits.
 pub(crate) fn stack_args() -> Vec<String> {
-    let big = u32::MAX.to_string();
-    [
+    let mut args: Vec<String> = [
         "--edge-listen",
         "127.0.0.1:0",
         "--auth-listen",
@@ -75,6 +77,18 @@ pub(crate) fn stack_args() -> Vec<String> {
         "127.0.0.1:0",
         "--health-listen",
         "127.0.0.1:0",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    args.extend(edge_limit_args());
+    args
+}
+
+/// No rate or connection limit of the edge in the way of the load.
+pub(crate) fn edge_limit_args() -> Vec<String> {
+    let big = u32::MAX.to_string();
+    [
         "--messages-per-second",
         &big,
         "--message-burst",
@@ -93,7 +107,10 @@ pub(crate) fn stack_args() -> Vec<String> {
 pub(crate) fn stack_env() -> Vec<(&'static str, String)> {
     let big = u32::MAX.to_string();
     vec![
-        ("SWITCHBOARD_API_KEYS", format!("{API_KEY}:{API_SECRET}")),
+        (
+            "SWITCHBOARD_API_KEYS",
+            format!("{API_KEY}:{API_SECRET},{EDGE_KEY}"),
+        ),
         ("RUST_LOG", "warn".to_owned()),
         ("SWITCHBOARD_MAX_CONNECTIONS_PER_IP", "100000".to_owned()),
         ("SWITCHBOARD_NEW_CONNECTIONS_PER_IP_PER_SECOND", big.clone()),

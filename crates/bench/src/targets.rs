@@ -11,7 +11,10 @@ use switchboard_tests::{process::Process, wait::wait_until};
 use tokio::process::{Child, Command};
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::load::{Ws, connect_from, join};
+use crate::{
+    hold::rss_kib,
+    load::{Ws, connect_from, cpu_time, join},
+};
 
 /// Which server.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -24,6 +27,10 @@ pub enum Kind {
     Peerjs,
     /// `switchboard all`: edge + signal + auth in one process.
     Switchboard,
+    /// The same stack as separate processes (auth, signal, edge), as on
+    /// Kubernetes: the edge reaches signal and auth over gRPC. CPU and
+    /// memory are the sum over the three.
+    Split,
 }
 
 impl fmt::Display for Kind {
@@ -33,6 +40,7 @@ impl fmt::Display for Kind {
             Self::Matchbox => "matchbox",
             Self::Peerjs => "peerjs",
             Self::Switchboard => "switchboard",
+            Self::Split => "split",
         })
     }
 }
@@ -61,14 +69,21 @@ pub struct ServerArgs {
     /// --stack-arg=redis://127.0.0.1:6390` (repeatable).
     #[arg(long = "stack-arg", allow_hyphen_values = true)]
     pub stack_args: Vec<String>,
+    /// A Redis the stack uses (started by the caller): its CPU and memory
+    /// count as the stack's, and its CPU is also reported on its own.
+    #[arg(long)]
+    pub redis_pid: Option<u32>,
 }
 
 /// One running server.
 pub struct Server {
     pub kind: Kind,
+    /// A Redis the stack uses, counted with it.
+    redis_pid: Option<u32>,
     /// The WebSocket base URL (without a room or query).
     pub url: String,
-    child: Running,
+    /// Its processes, stopped in reverse order.
+    processes: Vec<Running>,
     /// The API key switchboard's tokens are minted with.
     pub keys: Option<ApiKey>,
 }
@@ -110,8 +125,9 @@ impl Server {
                 let url = process.url("bare").to_owned();
                 Self {
                     kind,
+                    redis_pid: args.redis_pid,
                     url,
-                    child: Running::Process(process),
+                    processes: vec![Running::Process(process)],
                     keys: None,
                 }
             }
@@ -127,10 +143,62 @@ impl Server {
                 let url = format!("{}/ws", process.url("edge").replacen("http://", "ws://", 1));
                 Self {
                     kind,
+                    redis_pid: args.redis_pid,
                     url,
-                    child: Running::Process(process),
+                    processes: vec![Running::Process(process)],
                     keys: Some(ApiKey::new(crate::API_KEY, crate::API_SECRET).expect("api key")),
                 }
+            }
+            Kind::Split => {
+                let env = crate::stack_env();
+                let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+                let start = |rest: Vec<String>| {
+                    let (program, argv) = pinned(&args.bin, rest);
+                    let env = env.clone();
+                    async move {
+                        let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
+                        Process::start_service(&program, &argv, &env).await
+                    }
+                };
+                let strings = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+                let auth = start(strings(&["auth", "--listen", "127.0.0.1:0", "--dev"])).await;
+                let auth_url = auth.url("auth").to_owned();
+                let signal = start(strings(&[
+                    "signal",
+                    "--listen",
+                    "127.0.0.1:0",
+                    "--auth-url",
+                    &auth_url,
+                ]))
+                .await;
+                let signal_url = signal.url("signal").to_owned();
+                let mut edge_args = strings(&[
+                    "edge",
+                    "--listen",
+                    "127.0.0.1:0",
+                    "--auth-url",
+                    &auth_url,
+                    "--signal-url",
+                    &signal_url,
+                    "--service-key",
+                    crate::EDGE_KEY,
+                ]);
+                edge_args.extend(crate::edge_limit_args());
+                let edge = start(edge_args).await;
+                let url = format!("{}/ws", edge.url("edge").replacen("http://", "ws://", 1));
+                let server = Self {
+                    kind,
+                    redis_pid: args.redis_pid,
+                    url,
+                    processes: vec![
+                        Running::Process(auth),
+                        Running::Process(signal),
+                        Running::Process(edge),
+                    ],
+                    keys: Some(ApiKey::new(crate::API_KEY, crate::API_SECRET).expect("api key")),
+                };
+                server.ready().await;
+                server
             }
             Kind::Matchbox | Kind::Peerjs => {
                 let port = free_port().await;
@@ -178,30 +246,52 @@ impl Server {
                 .await;
                 Self {
                     kind,
+                    redis_pid: args.redis_pid,
                     url,
-                    child: Running::Child(child),
+                    processes: vec![Running::Child(child)],
                     keys: None,
                 }
             }
         }
     }
 
-    /// The server's process (for its CPU time and memory): under `taskset`
-    /// the same pid, since taskset execs the binary.
-    pub fn pid(&self) -> Option<u32> {
-        match &self.child {
-            Running::Process(p) => p.child.id(),
-            Running::Child(c) => c.id(),
-        }
+    /// The server's processes: under `taskset` the same pids, since
+    /// taskset execs the binary.
+    fn pids(&self) -> Vec<u32> {
+        self.processes
+            .iter()
+            .filter_map(|p| match p {
+                Running::Process(p) => p.child.id(),
+                Running::Child(c) => c.id(),
+            })
+            .chain(self.redis_pid)
+            .collect()
+    }
+
+    /// CPU time of the Redis the stack uses, if any.
+    pub fn redis_cpu_time(&self) -> Option<Duration> {
+        cpu_time(self.redis_pid)
+    }
+
+    /// User + system CPU time of all its processes.
+    pub fn cpu_time(&self) -> Option<Duration> {
+        self.pids().into_iter().map(|pid| cpu_time(Some(pid))).sum()
+    }
+
+    /// Resident memory of all its processes, KiB.
+    pub fn rss_kib(&self) -> u64 {
+        self.pids().into_iter().map(rss_kib).sum()
     }
 
     pub async fn stop(self) {
-        match self.child {
-            Running::Process(p) => {
-                let _ = p.terminate(Duration::from_secs(20)).await;
-            }
-            Running::Child(mut c) => {
-                let _ = c.kill().await;
+        for process in self.processes.into_iter().rev() {
+            match process {
+                Running::Process(p) => {
+                    let _ = p.terminate(Duration::from_secs(20)).await;
+                }
+                Running::Child(mut c) => {
+                    let _ = c.kill().await;
+                }
             }
         }
     }
@@ -224,7 +314,7 @@ impl Server {
                     b_id,
                 )
             }
-            Kind::Switchboard => {
+            Kind::Switchboard | Kind::Split => {
                 let keys = self.keys.as_ref().expect("keys");
                 let mut a = connect_from(&self.url, source).await;
                 let mut b = connect_from(&self.url, source).await;
@@ -257,7 +347,7 @@ impl Server {
     /// A sender's frame carrying `sdp` (already JSON-escaped) to `to`.
     pub fn frame(&self, to: &str, sdp: &str) -> String {
         match self.kind {
-            Kind::Bare | Kind::Switchboard => format!(
+            Kind::Bare | Kind::Switchboard | Kind::Split => format!(
                 r#"{{"id":0,"signal":{{"to":"{to}","description":{{"type":"TYPE_OFFER","sdp":"{sdp}"}}}}}}"#
             ),
             Kind::Matchbox => format!(
@@ -273,10 +363,28 @@ impl Server {
     pub fn keepalive(&self) -> Option<Message> {
         match self.kind {
             Kind::Bare => None,
-            Kind::Switchboard => Some(Message::text(r#"{"id":0,"ping":{}}"#)),
+            Kind::Switchboard | Kind::Split => Some(Message::text(r#"{"id":0,"ping":{}}"#)),
             Kind::Matchbox => Some(Message::text(r#""KeepAlive""#)),
             Kind::Peerjs => Some(Message::text(r#"{"type":"HEARTBEAT"}"#)),
         }
+    }
+}
+
+impl Server {
+    /// Waits until the split stack's edge serves joins (its lanes to
+    /// signal are up once it reports ready).
+    async fn ready(&self) {
+        let health = self.url.replacen("ws://", "http://", 1).replace("/ws", "");
+        wait_until("the edge is ready", Duration::from_secs(20), || {
+            let health = health.clone();
+            async move {
+                switchboard_tests::http::request(&health, "GET", "/health/ready", "")
+                    .await
+                    .0
+                    == 200
+            }
+        })
+        .await;
     }
 }
 
