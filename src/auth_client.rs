@@ -11,9 +11,11 @@ use std::{
 };
 
 use tonic::{
+    body::Body,
     service::interceptor::InterceptedService,
     transport::{Channel, Endpoint},
 };
+use tower::{Service, ServiceExt, util::BoxCloneSyncService};
 
 use crate::{
     ErrorCode, SignalError, pb,
@@ -23,10 +25,76 @@ use crate::{
 /// A verify call slower than this fails the join as `unavailable`.
 const VERIFY_TIMEOUT: Duration = Duration::from_secs(3);
 
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// The auth service in this process (`switchboard all`), called without
+/// HTTP/2 or TCP: the same requests, codec and handlers. A join's two
+/// verifications (edge and signal) cost ≈ half a join's CPU over loopback
+/// gRPC (BENCHMARKS.md).
+#[derive(Clone)]
+pub struct LocalAuth(BoxCloneSyncService<http::Request<Body>, http::Response<Body>, BoxError>);
+
+impl LocalAuth {
+    /// `service` is auth's generated server (`AuthServer::new(..)`).
+    pub fn new<S>(service: S) -> Self
+    where
+        S: Service<http::Request<Body>, Response = http::Response<Body>>
+            + Clone
+            + Send
+            + Sync
+            + 'static,
+        S::Error: Into<BoxError>,
+        S::Future: Send + 'static,
+    {
+        Self(BoxCloneSyncService::new(service.map_err(Into::into)))
+    }
+}
+
+impl std::fmt::Debug for LocalAuth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("LocalAuth")
+    }
+}
+
+/// How calls reach auth.
+#[derive(Debug, Clone)]
+enum Transport {
+    Grpc(Channel),
+    Local(LocalAuth),
+}
+
+impl Service<http::Request<Body>> for Transport {
+    type Response = http::Response<Body>;
+    type Error = BoxError;
+    type Future = std::pin::Pin<
+        Box<dyn std::future::Future<Output = Result<Self::Response, BoxError>> + Send>,
+    >;
+
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), BoxError>> {
+        match self {
+            Self::Grpc(channel) => channel.poll_ready(cx).map_err(Into::into),
+            Self::Local(local) => local.0.poll_ready(cx),
+        }
+    }
+
+    fn call(&mut self, request: http::Request<Body>) -> Self::Future {
+        match self {
+            Self::Grpc(channel) => {
+                let call = channel.call(request);
+                Box::pin(async move { call.await.map_err(Into::into) })
+            }
+            Self::Local(local) => Box::pin(local.0.call(request)),
+        }
+    }
+}
+
 /// gRPC client of the auth service.
 #[derive(Debug, Clone)]
 pub struct AuthClient {
-    client: pb::auth_client::AuthClient<InterceptedService<Channel, Attach>>,
+    client: pb::auth_client::AuthClient<InterceptedService<Transport, Attach>>,
     /// The revocation stream is open: auth is reachable and serving
     /// (readiness). HTTP/2 keepalive on the channel notices a dead peer.
     up: Arc<AtomicBool>,
@@ -35,11 +103,17 @@ pub struct AuthClient {
 impl AuthClient {
     /// A client of auth at `endpoint`, presenting `credential` (if any).
     pub fn new(endpoint: Endpoint, credential: Option<ServiceCredential>) -> Self {
+        Self::over(Transport::Grpc(endpoint.connect_lazy()), credential)
+    }
+
+    /// A client of the auth service in this process.
+    pub fn local(auth: LocalAuth, credential: Option<ServiceCredential>) -> Self {
+        Self::over(Transport::Local(auth), credential)
+    }
+
+    fn over(transport: Transport, credential: Option<ServiceCredential>) -> Self {
         Self {
-            client: pb::auth_client::AuthClient::with_interceptor(
-                endpoint.connect_lazy(),
-                Attach(credential),
-            ),
+            client: pb::auth_client::AuthClient::with_interceptor(transport, Attach(credential)),
             up: Arc::default(),
         }
     }

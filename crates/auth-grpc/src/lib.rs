@@ -66,6 +66,17 @@ pub async fn run(
     config: AuthConfig,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), RunError> {
+    run_with(listener, config, shutdown, |_| {}).await
+}
+
+/// As [`run`]; `on_start` receives the service for callers in this process
+/// (`switchboard all`), which reach it without HTTP/2 or TCP.
+pub async fn run_with(
+    listener: TcpListener,
+    config: AuthConfig,
+    shutdown: impl Future<Output = ()> + Send,
+    on_start: impl FnOnce(switchboard_proto::auth_client::LocalAuth),
+) -> Result<(), RunError> {
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     if let Some(url) = &config.redis {
         let origin = format!("auth-{}", switchboard_proto::SessionId::random());
@@ -101,7 +112,10 @@ pub async fn run(
         // is not cut by it.
         .timeout(REQUEST_TIMEOUT)
         .add_service(health_service)
-        .add_service(pb::auth_server::AuthServer::new(service));
+        .add_service(pb::auth_server::AuthServer::new(service.clone()));
+    on_start(switchboard_proto::auth_client::LocalAuth::new(
+        pb::auth_server::AuthServer::new(service),
+    ));
     grpc::serve_draining(shutdown, |stop| {
         router.serve_with_incoming_shutdown(grpc::incoming(listener), stop)
     })

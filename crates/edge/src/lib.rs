@@ -32,7 +32,9 @@ pub use connection::{ConnectionLimits, OUTBOUND_BYTES, RateLimit, WRITE_TIMEOUT}
 pub use origin::OriginPolicy;
 pub use signal_link::{SignalLink, Upstream};
 pub use switchboard_proto::{
-    auth_client::AuthClient, local_relay::LocalRelay, service_credential::ServiceCredential,
+    auth_client::{AuthClient, LocalAuth},
+    local_relay::LocalRelay,
+    service_credential::ServiceCredential,
 };
 
 use crate::{connection::ConnectionContext, http::HttpContext};
@@ -47,6 +49,9 @@ pub struct EdgeConfig {
     pub local_signal: Option<LocalRelay>,
     /// gRPC address of the auth service.
     pub auth_url: String,
+    /// The auth service in this process (`switchboard all`), used instead
+    /// of `auth_url`.
+    pub local_auth: Option<LocalAuth>,
     /// What the edge presents to auth and signal (one of their API keys).
     /// Without it auth refuses the revocation stream (the edge is never
     /// ready) and signal refuses every lane.
@@ -82,6 +87,7 @@ impl Default for EdgeConfig {
             signal_urls: vec!["http://127.0.0.1:50052".into()],
             local_signal: None,
             auth_url: "http://127.0.0.1:50051".into(),
+            local_auth: None,
             service_credential: None,
             origins: OriginPolicy::default(),
             static_dir: None,
@@ -193,10 +199,13 @@ pub async fn run(
         config.service_credential.clone(),
         link_stop_rx.clone(),
     );
-    let auth = AuthClient::new(
-        endpoint(&config.auth_url)?,
-        config.service_credential.clone(),
-    );
+    let auth = match config.local_auth.clone() {
+        Some(local) => AuthClient::local(local, config.service_credential.clone()),
+        None => AuthClient::new(
+            endpoint(&config.auth_url)?,
+            config.service_credential.clone(),
+        ),
+    };
     // Every task serving a connection holds a clone of `done_tx` (inside the
     // context): when all are dropped, the drain is complete.
     let (done_tx, mut done_rx) = mpsc::channel::<()>(1);

@@ -17,7 +17,7 @@ pub mod turn;
 use std::{future::Future, sync::Arc, time::Duration};
 
 use switchboard_proto::{
-    auth_client::AuthClient,
+    auth_client::{AuthClient, LocalAuth},
     grpc,
     local_relay::LocalRelay,
     pb,
@@ -38,6 +38,9 @@ pub struct SignalConfig {
     pub join: JoinSettings,
     /// Where joins and resumes are verified (gRPC URL of auth).
     pub auth_url: String,
+    /// The auth service in this process (`switchboard all`), used instead
+    /// of `auth_url`.
+    pub local_auth: Option<LocalAuth>,
     /// The credentials edges must present on their Relay lanes (API keys).
     pub service_keys: Vec<ServiceCredential>,
     /// Shared state in Redis (several replicas); `None` keeps it in memory.
@@ -49,6 +52,7 @@ impl Default for SignalConfig {
         Self {
             join: JoinSettings::default(),
             auth_url: "http://127.0.0.1:50051".into(),
+            local_auth: None,
             service_keys: Vec::new(),
             redis: None,
         }
@@ -137,7 +141,10 @@ pub async fn run_with(
     on_start: impl FnOnce(LocalRelay),
 ) -> Result<(), RunError> {
     let (store, router, redis) = state(&config).await?;
-    let auth = AuthClient::new(grpc::endpoint(&config.auth_url)?, None);
+    let auth = match config.local_auth.clone() {
+        Some(local) => AuthClient::local(local, None),
+        None => AuthClient::new(grpc::endpoint(&config.auth_url)?, None),
+    };
     let hub = Hub::new(store, router.clone(), config.join, auth).shared(redis.is_some());
     let (stop_tx, stop_rx) = watch::channel(false);
     let (health, health_service) = tonic_health::server::health_reporter();

@@ -372,8 +372,9 @@ pub struct AllArgs {
     /// reaches it can mint tokens for any identity. Throwaway demos only.
     #[arg(long, env = "SWITCHBOARD_DANGEROUSLY_EXPOSE_DEV_MODE")]
     pub dangerously_expose_dev_mode: bool,
-    /// The edge reaches signal over gRPC on loopback, as separate processes
-    /// do, instead of in process (to measure or test that hop).
+    /// The edge reaches signal and auth, and signal reaches auth, over gRPC
+    /// on loopback as separate processes do, instead of in process (to
+    /// measure or test those hops).
     #[arg(long, env = "SWITCHBOARD_GRPC_LINK")]
     pub grpc_link: bool,
     #[command(flatten)]

@@ -16,6 +16,7 @@ use crate::cli::{Cli, Command};
 /// mimalloc instead of glibc's malloc: the relay path allocates and frees
 /// small buffers per message, and glibc's malloc/free took ≈ 10 % of a
 /// saturated core in the profile (BENCHMARKS.md, "Where the time goes").
+#[cfg(feature = "mimalloc")]
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

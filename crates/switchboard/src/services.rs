@@ -57,6 +57,7 @@ fn edge_config(common: &EdgeCommon, signal_urls: Vec<String>, dev: bool) -> Edge
     EdgeConfig {
         signal_urls,
         local_signal: None,
+        local_auth: None,
         auth_url: common.auth_url.clone(),
         service_credential: common.service_key.clone(),
         origins: OriginPolicy {
@@ -296,16 +297,33 @@ pub async fn all(args: AllArgs) -> Result<(), BoxError> {
 
     let (stop_edge, edge_rx) = watch::channel(false);
     let (stop_rest, rest_rx) = watch::channel(false);
-    let auth = tokio::spawn(switchboard_auth::run(
+    let (local_auth_tx, local_auth_rx) = tokio::sync::oneshot::channel();
+    let auth = tokio::spawn(switchboard_auth::run_with(
         auth_listener,
         auth_config,
         stopped(rest_rx.clone()),
+        move |local| {
+            let _ = local_auth_tx.send(local);
+        },
     ));
+    // The edge and signal call this process's auth directly (unless the
+    // gRPC hops are asked for); its port still serves health and backends.
+    let local_auth = if args.grpc_link {
+        None
+    } else {
+        let Ok(local) = local_auth_rx.await else {
+            auth.await??;
+            return Err("auth stopped before it served".into());
+        };
+        Some(local)
+    };
+    edge_config.local_auth = local_auth.clone();
     let (relay_tx, relay_rx) = tokio::sync::oneshot::channel();
     let signal = tokio::spawn(switchboard_signal::run_with(
         signal_listener,
         switchboard_signal::SignalConfig {
             auth_url: auth_url_for_signal,
+            local_auth,
             service_keys: vec![service_key],
             ..signal_config(&args.signal)
         },

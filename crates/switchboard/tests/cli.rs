@@ -27,7 +27,20 @@ fn ephemeral() -> Vec<&'static str> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn all_serves_clients_with_cli_tokens_and_drains_on_sigterm() {
-    let stack = Process::start(BIN, &ephemeral(), &[("SWITCHBOARD_API_KEYS", API_KEYS)]).await;
+    // The edge reaches signal and auth in process.
+    serves_clients_and_drains(&[]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn all_over_loopback_grpc_serves_clients_and_drains_on_sigterm() {
+    // The same with the gRPC hops separate processes use.
+    serves_clients_and_drains(&["--grpc-link"]).await;
+}
+
+async fn serves_clients_and_drains(extra: &[&str]) {
+    let mut args = ephemeral();
+    args.extend_from_slice(extra);
+    let stack = Process::start(BIN, &args, &[("SWITCHBOARD_API_KEYS", API_KEYS)]).await;
     for service in ["auth", "signal", "health", "edge"] {
         assert!(
             stack.url(service).starts_with("http://127.0.0.1:"),
