@@ -27,9 +27,12 @@ use crate::{
 
 pub type Body = Full<Bytes>;
 
-/// Bytes tungstenite reads from the socket at a time. Its 128 KiB default
-/// would cost gigabytes across 100k idle connections.
-const READ_BUFFER: usize = 8 * 1024;
+/// Bytes tungstenite reads from the socket at a time, allocated for every
+/// connection's life (a larger frame grows it). Its 128 KiB default would
+/// cost gigabytes across 100k idle connections; 8 KiB → 4 KiB saved
+/// ≈ 2.6 KiB per idle session at no measurable CPU cost (2 KiB: 1 KiB more
+/// for ≈ 3 % more CPU at saturation). BENCHMARKS.md.
+const READ_BUFFER: usize = 4 * 1024;
 /// Bytes a burst of frames is gathered into before tungstenite writes to
 /// the socket: the writer feeds what is queued and flushes once
 /// (`connection::writer`), so a burst costs one syscall, not one per frame.
@@ -42,7 +45,8 @@ const MAX_DEV_BODY: usize = 4 * 1024;
 /// Everything a request handler needs.
 #[derive(Debug)]
 pub struct HttpContext {
-    pub conn: ConnectionContext,
+    /// Shared by every connection (one pointer each, not a copy).
+    pub conn: Arc<ConnectionContext>,
     pub origins: OriginPolicy,
     pub static_dir: Option<PathBuf>,
     pub dev: bool,

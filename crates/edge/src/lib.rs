@@ -214,12 +214,12 @@ pub async fn run(
     origins.serves_https = config.tls.is_some();
     let revocations = revocations::RecentRevocations::default();
     let ctx = Arc::new(HttpContext {
-        conn: ConnectionContext {
+        conn: Arc::new(ConnectionContext {
             link: link.clone(),
             auth,
             limits: config.connection,
             revocations: revocations.clone(),
-        },
+        }),
         origins,
         static_dir: config.static_dir,
         dev: config.dev,

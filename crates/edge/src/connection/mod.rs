@@ -125,7 +125,7 @@ impl Default for ConnectionLimits {
 /// token and claims verified from an `Authorization` header at the upgrade.
 pub async fn serve<W>(
     ws: W,
-    ctx: ConnectionContext,
+    ctx: Arc<ConnectionContext>,
     preauth: Option<Preauth>,
     shutdown: watch::Receiver<bool>,
 ) where
@@ -150,7 +150,8 @@ pub async fn serve<W>(
         ctx: ctx.clone(),
         handle: handle.clone(),
         format: format.clone(),
-        preauth,
+        // Boxed: most connections have none, and it is gone after the join.
+        preauth: preauth.map(Box::new),
         joined: false,
         token: None,
         leave_reason: LeaveReason::Disconnected,
@@ -202,10 +203,11 @@ pub async fn serve<W>(
         let closed = pb::CloseSession {
             reason: leave_reason as i32,
         };
-        let _ = ctx
-            .link
-            .send(lane, conn, pb::edge_envelope::Event::Closed(closed))
-            .await;
+        let _ = Box::pin(
+            ctx.link
+                .send(lane, conn, pb::edge_envelope::Event::Closed(closed)),
+        )
+        .await;
     }
     if writer_end == WriterEnd::Flushed {
         // Finish the closing handshake: read (and discard) until the client

@@ -58,10 +58,10 @@ pub struct Reader {
     pub conn: ConnId,
     /// The signal lane this connection's session lives on.
     pub lane: usize,
-    pub ctx: ConnectionContext,
+    pub ctx: Arc<ConnectionContext>,
     pub handle: ConnHandle,
     pub format: Arc<AtomicU8>,
-    pub preauth: Option<Preauth>,
+    pub preauth: Option<Box<Preauth>>,
     /// Signal may hold a session for this connection.
     pub joined: bool,
     /// The session's current token, its refresh and expiry times.
@@ -181,7 +181,7 @@ impl Reader {
             .and_then(SessionToken::refresh_at)
             .is_some_and(|at| now >= at)
         {
-            return self.refresh().await;
+            return Box::pin(self.refresh()).await;
         }
         None
     }
@@ -284,7 +284,9 @@ impl Reader {
             // The client processed this far: signal trims the session's log.
             self.acked = message.ack;
             let acked = pb::edge_envelope::Event::Acked(pb::Acked { seq: message.ack });
-            if let Err(code) = self.forward(acked).await {
+            // Boxed (once per keepalive): the message's own forward below
+            // is the one the connection's future keeps room for.
+            if let Err(code) = Box::pin(self.forward(acked)).await {
                 return Some(ReaderEnd::Close(Some(code), "signal unavailable".into()));
             }
         }
@@ -294,8 +296,11 @@ impl Reader {
                 self.reply(Out::Pong(pb::Pong { nonce: ping.nonce }));
                 None
             }
-            Some(In::Join(join)) if !self.joined => self.join(id, join).await,
-            Some(In::Resume(resume)) if !self.joined => self.resume(id, resume).await,
+            // Joins and resumes (a verify call each) are boxed: the
+            // connection's future would otherwise carry their state for
+            // the connection's whole life.
+            Some(In::Join(join)) if !self.joined => Box::pin(self.join(id, join)).await,
+            Some(In::Resume(resume)) if !self.joined => Box::pin(self.resume(id, resume)).await,
             Some(In::Join(_) | In::Resume(_)) => {
                 self.reply_error(
                     id,

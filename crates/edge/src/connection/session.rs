@@ -18,7 +18,7 @@ impl Reader {
     /// the one from the upgrade's Authorization header (verified again if
     /// it is no longer fresh, so a revocation since counts).
     async fn authenticate(&mut self, token: &str) -> Result<(String, pb::Claims), SignalError> {
-        let preauth = self.preauth.take();
+        let preauth = self.preauth.take().map(|p| *p);
         let token = match (preauth, token) {
             (Some(p), "") if p.at.elapsed() <= self.ctx.limits.preauth_max_age => {
                 return Ok((p.token, p.claims));

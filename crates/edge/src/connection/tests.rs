@@ -58,7 +58,7 @@ fn start(limits: ConnectionLimits, socket_buffer: usize, preauth: Option<Preauth
     let (link, mut lanes) = SignalLink::detached(1);
     let (client, server) = tokio::io::duplex(socket_buffer);
     let revocations = RecentRevocations::default();
-    let ctx = ConnectionContext {
+    let ctx = std::sync::Arc::new(ConnectionContext {
         link: link.clone(),
         // Never reached while the preauth is fresh.
         auth: AuthClient::new(
@@ -67,7 +67,7 @@ fn start(limits: ConnectionLimits, socket_buffer: usize, preauth: Option<Preauth
         ),
         limits,
         revocations: revocations.clone(),
-    };
+    });
     let (shutdown_tx, shutdown) = watch::channel(false);
     let served = tokio::spawn(async move {
         let ws = WebSocketStream::from_raw_socket(
@@ -333,4 +333,34 @@ async fn a_stale_preauthenticated_token_is_verified_again_at_the_join() {
     assert_eq!(code, ErrorCode::Unavailable.close_code(), "{reason}");
     h.served.await.expect("no panic");
     assert!(h.lane.try_recv().is_err(), "signal never heard of it");
+}
+
+/// Every connection's task holds its future for the connection's life:
+/// the cold paths (join, resume, token refresh, the goodbye to signal) are
+/// boxed, so an idle connection does not carry their state (the tonic call
+/// of a join alone is kilobytes).
+#[tokio::test]
+async fn an_idle_connection_s_future_is_small() {
+    let (link, _lanes) = SignalLink::detached(1);
+    let (_client, server) = tokio::io::duplex(1024);
+    let ctx = std::sync::Arc::new(ConnectionContext {
+        link,
+        auth: AuthClient::new(
+            tonic::transport::Endpoint::from_static("http://127.0.0.1:9"),
+            None,
+        ),
+        limits: limits(),
+        revocations: RecentRevocations::default(),
+    });
+    let ws = WebSocketStream::from_raw_socket(
+        server,
+        Role::Server,
+        Some(crate::http::websocket_config()),
+    )
+    .await;
+    let (_stop, shutdown) = watch::channel(false);
+    let served = serve(ws, ctx, None, shutdown);
+    let size = std::mem::size_of_val(&served);
+    // 7,096 bytes before the cold paths were boxed.
+    assert!(size <= 4096, "the connection future is {size} bytes");
 }

@@ -172,11 +172,12 @@ where
         }
         sink.flush().await
     });
-    // The common case, a socket that takes the frames at once, arms no timer.
+    // The common case, a socket that takes the frames at once, arms no
+    // timer (and the timer's state is boxed, off the connection's future).
     if let Some(sent) = futures_util::FutureExt::now_or_never(&mut sending) {
         return sent.err().map(|_| WriterEnd::Failed);
     }
-    match tokio::time::timeout(deadline, sending).await {
+    match Box::pin(tokio::time::timeout(deadline, sending)).await {
         Ok(Ok(())) => None,
         Ok(Err(_)) => Some(WriterEnd::Failed),
         Err(_) => {
