@@ -155,10 +155,26 @@ fn parse_target(raw: &str) -> Result<Target, BoxError> {
     })
 }
 
+/// Connections the kernel queues for a listener before the process accepts
+/// them (capped by `net.core.somaxconn`, 4,096 on current kernels). With
+/// tokio's `TcpListener::bind` it is 128: in a reconnect storm (an edge
+/// dies, its clients come to the others at once) the rest are dropped SYNs
+/// that clients retry a second later.
+const LISTEN_BACKLOG: u32 = 4096;
+
 async fn bind(addr: SocketAddr) -> Result<TcpListener, BoxError> {
-    TcpListener::bind(addr)
-        .await
-        .map_err(|e| format!("cannot listen on {addr}: {e}").into())
+    let listen = || {
+        let socket = if addr.is_ipv4() {
+            tokio::net::TcpSocket::new_v4()?
+        } else {
+            tokio::net::TcpSocket::new_v6()?
+        };
+        // A restarted process can bind while old connections linger.
+        socket.set_reuseaddr(true)?;
+        socket.bind(addr)?;
+        socket.listen(LISTEN_BACKLOG)
+    };
+    listen().map_err(|e| format!("cannot listen on {addr}: {e}").into())
 }
 
 fn announce(service: &str, scheme: &str, listener: &TcpListener) -> Result<String, BoxError> {
@@ -383,4 +399,34 @@ pub async fn all(args: AllArgs) -> Result<(), BoxError> {
     auth.await??;
     health.await??;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::bind;
+
+    /// A reconnect storm: thousands of clients connect at once while the
+    /// process is busy. Connections the kernel cannot queue are dropped
+    /// SYNs, which clients retry only after a second: the listener's
+    /// backlog must hold the storm (tokio's default is 1,024).
+    #[tokio::test]
+    async fn the_listen_backlog_holds_a_reconnect_storm() {
+        let listener = bind("127.0.0.1:0".parse().expect("addr"))
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        // Nobody accepts: every connection waits in the backlog.
+        let connects = (0..1_800).map(|_| {
+            tokio::time::timeout(
+                Duration::from_millis(800),
+                tokio::net::TcpStream::connect(addr),
+            )
+        });
+        let results = futures_util::future::join_all(connects).await;
+        let queued = results.iter().filter(|r| matches!(r, Ok(Ok(_)))).count();
+        assert_eq!(queued, 1_800, "connections queued without an accept");
+        drop(listener);
+    }
 }
