@@ -13,13 +13,14 @@ import statistics
 import sys
 
 DIR = sys.argv[1] if len(sys.argv) > 1 else "target/bench-results"
-ORDER = ["bare-relay", "matchbox", "peerjs", "switchboard", "split"]
+ORDER = ["bare-relay", "matchbox", "peerjs", "switchboard", "split", "split-redis"]
 NAMES = {
     "bare-relay": "bare relay (ceiling)",
     "matchbox": "matchbox_server 0.15",
     "peerjs": "PeerJS server 1.0.2",
     "switchboard": "switchboard all",
     "split": "switchboard, 3 processes",
+    "split-redis": "switchboard, Redis: 2 edges + 2 signal replicas",
 }
 
 
@@ -65,7 +66,7 @@ def fmt(v, digits=0, unit=""):
     return f"{v:,.{digits}f}{unit}"
 
 
-def relay_table(name, title):
+def relay_table(name, title, bases=(("bare-relay", "×bare"), ("matchbox", "×matchbox"))):
     data = load(name)
     if not data:
         return
@@ -78,7 +79,7 @@ def relay_table(name, title):
         f"{len(rounds(res))} rounds (medians); servers pinned to CPU {data['server_cpu']}.\n"
     )
     print(
-        "| server | msg/s | msg per server core-second | ×bare | ×matchbox | server CPU µs/msg "
+        f"| server | msg/s | msg per server core-second | {bases[0][1]} | {bases[1][1]} | server CPU µs/msg "
         "| CPU share | p50 µs | p99 µs | p99.9 µs | max µs | lost |"
     )
     print("|---" * 12 + "|")
@@ -88,8 +89,8 @@ def relay_table(name, title):
         print(
             f"| {NAMES.get(s, s)} | {fmt(med([r['msg_per_s'] for r in rs]))} "
             f"| {fmt(med([r['msg_per_server_core_s'] for r in rs]))} "
-            f"| {fmt(ratio(res, s, 'bare-relay', 'msg_per_server_core_s'), 2)} "
-            f"| {fmt(ratio(res, s, 'matchbox', 'msg_per_server_core_s'), 2)} "
+            f"| {fmt(ratio(res, s, bases[0][0], 'msg_per_server_core_s'), 2)} "
+            f"| {fmt(ratio(res, s, bases[1][0], 'msg_per_server_core_s'), 2)} "
             f"| {fmt(med([r['server_cpu_us_per_msg'] for r in rs]), 1)} "
             f"| {fmt(100 * (med([r['server_cpu_share'] for r in rs]) or 0), 0, ' %')} "
             f"| {fmt(lat('p50'))} | {fmt(lat('p99'))} | {fmt(lat('p999'))} | {fmt(lat('max'))} "
@@ -119,6 +120,20 @@ def hold_table():
         )
 
 
+def storm_table():
+    data = load("storm.json")
+    if not data:
+        return
+    print("\n### Reconnect storm\n")
+    print("| sessions | resumed: 50 % | 99 % | all | receivers with a lost, duplicated or reordered message |")
+    print("|---" * 5 + "|")
+    r = data["resume_ms"]
+    print(
+        f"| {data['sessions']:,} | {r['p50']:,.0f} ms | {r['p99']:,.0f} ms | {r['max']:,.0f} ms "
+        f"| {data['receivers_with_errors']} (of {data['sessions'] // 2:,}; {data['messages_per_sender']} messages each) |"
+    )
+
+
 def joins_table():
     data = load("joins.json")
     if not data:
@@ -142,5 +157,7 @@ if __name__ == "__main__":
     relay_table("latency-5k.json", "Latency and CPU at 5,000 msg/s, 1 KiB offers")
     hold_table()
     joins_table()
-    relay_table("redis-1k.json", "Redis mode, saturation, 1 KiB offers")
-    relay_table("redis-latency-5k.json", "Redis mode, 5,000 msg/s, 1 KiB offers")
+    storm_table()
+    memory = (("switchboard", "×all (memory)"), ("split", "×split (memory)"))
+    relay_table("redis-1k.json", "Redis mode, saturation, 1 KiB offers", memory)
+    relay_table("redis-latency-5k.json", "Redis mode, 5,000 msg/s, 1 KiB offers", memory)

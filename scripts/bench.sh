@@ -54,16 +54,21 @@ log "join storm, 10,000 sessions in rooms of 4"
 "${BENCH[@]}" joins --server-cpu 0 --sessions 10000 --room-size 4 \
   --json "$OUT/joins.json"
 
-log "Redis mode: switchboard all --redis, Redis pinned to the stack's CPU"
+log "reconnect storm: 10,000 sessions lose their edge (SIGKILL) and resume through another"
+"${BENCH[@]}" storm --server-cpu 0 --sessions 10000 --json "$OUT/storm.json"
+
+log "Redis mode: 2 edges + 2 signal replicas on one Redis (pinned with the stack) vs memory mode"
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 taskset -c 0 redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly no \
   --daemonize yes --pidfile "$OUT/redis.pid" --logfile "$OUT/redis.log"
 trap 'kill "$(cat "$OUT/redis.pid")" 2>/dev/null || true' EXIT
-REDIS=(--stack-arg=--redis "--stack-arg=redis://127.0.0.1:$port" --redis-pid "$(cat "$OUT/redis.pid")")
-"${BENCH[@]}" relay --server-cpu 0 --compare switchboard "${REDIS[@]}" --pairs 100 \
-  --messages 1000 --window 32 --size 1024 --rounds "$ROUNDS" --json "$OUT/redis-1k.json"
-"${BENCH[@]}" relay --server-cpu 0 --compare switchboard "${REDIS[@]}" --pairs 100 \
-  --messages 400 --window 32 --size 1024 --rate 5000 --rounds "$ROUNDS" --json "$OUT/redis-latency-5k.json"
+for _ in $(seq 50); do [ -s "$OUT/redis.pid" ] && break; sleep 0.1; done
+REDIS=(--redis-url "redis://127.0.0.1:$port" --redis-pid "$(cat "$OUT/redis.pid")")
+"${BENCH[@]}" relay --server-cpu 0 --compare switchboard,split,split-redis "${REDIS[@]}" \
+  --pairs 100 --messages 1000 --window 32 --size 1024 --rounds "$ROUNDS" --json "$OUT/redis-1k.json"
+"${BENCH[@]}" relay --server-cpu 0 --compare switchboard,split,split-redis "${REDIS[@]}" \
+  --pairs 100 --messages 400 --window 32 --size 1024 --rate 5000 --rounds "$ROUNDS" \
+  --json "$OUT/redis-latency-5k.json"
 
 log "tables"
 python3 scripts/bench-tables.py "$OUT"

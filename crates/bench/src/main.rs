@@ -11,6 +11,8 @@ mod hold;
 mod joins;
 mod load;
 mod memory;
+mod split;
+mod storm;
 mod targets;
 
 use clap::{Parser, Subcommand};
@@ -38,6 +40,9 @@ enum Command {
     Hold(hold::HoldArgs),
     /// Join storm: joins per second with token verification.
     Joins(joins::JoinArgs),
+    /// Reconnect storm: sessions lose their edge at once and resume
+    /// through another.
+    Storm(storm::StormArgs),
 }
 
 const API_KEY: &str = "bench";
@@ -62,6 +67,7 @@ async fn main() {
         Command::Memory(args) => memory::run(args, API_KEY, API_SECRET).await,
         Command::Hold(args) => hold::run(args).await,
         Command::Joins(args) => joins::run(args).await,
+        Command::Storm(args) => storm::run(args).await,
     }
 }
 

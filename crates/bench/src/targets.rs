@@ -14,6 +14,7 @@ use tokio_tungstenite::tungstenite::Message;
 use crate::{
     hold::rss_kib,
     load::{Ws, connect_from, cpu_time, join},
+    split::{SplitStack, pinned},
 };
 
 /// Which server.
@@ -31,6 +32,10 @@ pub enum Kind {
     /// Kubernetes: the edge reaches signal and auth over gRPC. CPU and
     /// memory are the sum over the three.
     Split,
+    /// Shared state in Redis (`--redis-url`): two signal replicas and two
+    /// edges as separate processes, each sender on one edge and its
+    /// receiver on the other, so every message crosses replicas.
+    SplitRedis,
 }
 
 impl fmt::Display for Kind {
@@ -41,6 +46,7 @@ impl fmt::Display for Kind {
             Self::Peerjs => "peerjs",
             Self::Switchboard => "switchboard",
             Self::Split => "split",
+            Self::SplitRedis => "split-redis",
         })
     }
 }
@@ -73,6 +79,9 @@ pub struct ServerArgs {
     /// count as the stack's, and its CPU is also reported on its own.
     #[arg(long)]
     pub redis_pid: Option<u32>,
+    /// The Redis of `split-redis` (started by the caller).
+    #[arg(long)]
+    pub redis_url: Option<String>,
 }
 
 /// One running server.
@@ -82,6 +91,8 @@ pub struct Server {
     redis_pid: Option<u32>,
     /// The WebSocket base URL (without a room or query).
     pub url: String,
+    /// Where receivers connect, when not to `url`.
+    url_b: Option<String>,
     /// Its processes, stopped in reverse order.
     processes: Vec<Running>,
     /// The API key switchboard's tokens are minted with.
@@ -104,17 +115,7 @@ async fn free_port() -> u16 {
 
 impl Server {
     pub async fn start(kind: Kind, args: &ServerArgs) -> Self {
-        // `taskset -c N binary …` pins the process and everything it starts.
-        let pinned = |binary: &str, rest: Vec<String>| -> (String, Vec<String>) {
-            match args.server_cpu {
-                Some(cpu) => {
-                    let mut all = vec!["-c".to_owned(), cpu.to_string(), binary.to_owned()];
-                    all.extend(rest);
-                    ("taskset".to_owned(), all)
-                }
-                None => (binary.to_owned(), rest),
-            }
-        };
+        let pinned = |binary: &str, rest: Vec<String>| pinned(args, binary, rest);
         match kind {
             Kind::Bare => {
                 let own = std::env::current_exe().expect("own path");
@@ -127,6 +128,7 @@ impl Server {
                     kind,
                     redis_pid: args.redis_pid,
                     url,
+                    url_b: None,
                     processes: vec![Running::Process(process)],
                     keys: None,
                 }
@@ -145,60 +147,39 @@ impl Server {
                     kind,
                     redis_pid: args.redis_pid,
                     url,
+                    url_b: None,
                     processes: vec![Running::Process(process)],
                     keys: Some(ApiKey::new(crate::API_KEY, crate::API_SECRET).expect("api key")),
                 }
             }
-            Kind::Split => {
-                let env = crate::stack_env();
-                let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-                let start = |rest: Vec<String>| {
-                    let (program, argv) = pinned(&args.bin, rest);
-                    let env = env.clone();
-                    async move {
-                        let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
-                        Process::start_service(&program, &argv, &env).await
-                    }
+            Kind::Split | Kind::SplitRedis => {
+                let (stack, url_b) = if kind == Kind::Split {
+                    (SplitStack::start(args, 1, 1, &[]).await, None)
+                } else {
+                    let redis = args
+                        .redis_url
+                        .clone()
+                        .expect("split-redis needs --redis-url");
+                    let stack = SplitStack::start(args, 2, 2, &["--redis".to_owned(), redis]).await;
+                    let url_b = stack.ws_url(1);
+                    (stack, Some(url_b))
                 };
-                let strings = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
-                let auth = start(strings(&["auth", "--listen", "127.0.0.1:0", "--dev"])).await;
-                let auth_url = auth.url("auth").to_owned();
-                let signal = start(strings(&[
-                    "signal",
-                    "--listen",
-                    "127.0.0.1:0",
-                    "--auth-url",
-                    &auth_url,
-                ]))
-                .await;
-                let signal_url = signal.url("signal").to_owned();
-                let mut edge_args = strings(&[
-                    "edge",
-                    "--listen",
-                    "127.0.0.1:0",
-                    "--auth-url",
-                    &auth_url,
-                    "--signal-url",
-                    &signal_url,
-                    "--service-key",
-                    crate::EDGE_KEY,
-                ]);
-                edge_args.extend(crate::edge_limit_args());
-                let edge = start(edge_args).await;
-                let url = format!("{}/ws", edge.url("edge").replacen("http://", "ws://", 1));
-                let server = Self {
+                let url = stack.ws_url(0);
+                // Stopped in reverse: edge first.
+                let mut processes: Vec<Running> = stack
+                    .into_processes()
+                    .into_iter()
+                    .map(Running::Process)
+                    .collect();
+                processes.reverse();
+                Self {
                     kind,
                     redis_pid: args.redis_pid,
                     url,
-                    processes: vec![
-                        Running::Process(auth),
-                        Running::Process(signal),
-                        Running::Process(edge),
-                    ],
+                    url_b,
+                    processes,
                     keys: Some(ApiKey::new(crate::API_KEY, crate::API_SECRET).expect("api key")),
-                };
-                server.ready().await;
-                server
+                }
             }
             Kind::Matchbox | Kind::Peerjs => {
                 let port = free_port().await;
@@ -248,6 +229,7 @@ impl Server {
                     kind,
                     redis_pid: args.redis_pid,
                     url,
+                    url_b: None,
                     processes: vec![Running::Child(child)],
                     keys: None,
                 }
@@ -314,10 +296,10 @@ impl Server {
                     b_id,
                 )
             }
-            Kind::Switchboard | Kind::Split => {
+            Kind::Switchboard | Kind::Split | Kind::SplitRedis => {
                 let keys = self.keys.as_ref().expect("keys");
                 let mut a = connect_from(&self.url, source).await;
-                let mut b = connect_from(&self.url, source).await;
+                let mut b = connect_from(self.url_b.as_ref().unwrap_or(&self.url), source).await;
                 join(&mut a, keys, &a_id, &room).await;
                 join(&mut b, keys, &b_id, &room).await;
                 (a, b, b_id)
@@ -347,7 +329,7 @@ impl Server {
     /// A sender's frame carrying `sdp` (already JSON-escaped) to `to`.
     pub fn frame(&self, to: &str, sdp: &str) -> String {
         match self.kind {
-            Kind::Bare | Kind::Switchboard | Kind::Split => format!(
+            Kind::Bare | Kind::Switchboard | Kind::Split | Kind::SplitRedis => format!(
                 r#"{{"id":0,"signal":{{"to":"{to}","description":{{"type":"TYPE_OFFER","sdp":"{sdp}"}}}}}}"#
             ),
             Kind::Matchbox => format!(
@@ -363,28 +345,12 @@ impl Server {
     pub fn keepalive(&self) -> Option<Message> {
         match self.kind {
             Kind::Bare => None,
-            Kind::Switchboard | Kind::Split => Some(Message::text(r#"{"id":0,"ping":{}}"#)),
+            Kind::Switchboard | Kind::Split | Kind::SplitRedis => {
+                Some(Message::text(r#"{"id":0,"ping":{}}"#))
+            }
             Kind::Matchbox => Some(Message::text(r#""KeepAlive""#)),
             Kind::Peerjs => Some(Message::text(r#"{"type":"HEARTBEAT"}"#)),
         }
-    }
-}
-
-impl Server {
-    /// Waits until the split stack's edge serves joins (its lanes to
-    /// signal are up once it reports ready).
-    async fn ready(&self) {
-        let health = self.url.replacen("ws://", "http://", 1).replace("/ws", "");
-        wait_until("the edge is ready", Duration::from_secs(20), || {
-            let health = health.clone();
-            async move {
-                switchboard_tests::http::request(&health, "GET", "/health/ready", "")
-                    .await
-                    .0
-                    == 200
-            }
-        })
-        .await;
     }
 }
 
