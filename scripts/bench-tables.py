@@ -96,9 +96,9 @@ def relay_table(name, title, bases=(("bare-relay", "×bare"), ("matchbox", "×ma
             f"| {fmt(lat('p50'))} | {fmt(lat('p99'))} | {fmt(lat('p999'))} | {fmt(lat('max'))} "
             f"| {sum(r['lost_or_reordered'] for r in rs)} |"
         )
-    redis = [r.get("redis_cpu_us_per_msg") for r in res if r.get("redis_cpu_us_per_msg") is not None]
-    if redis:
-        print(f"\nRedis's own CPU per message (included above): {fmt(med(redis), 1)} µs.")
+    redis = [r.get("redis_cpu_us_per_msg") for r in by_server(res).get("split-redis", [])]
+    if any(v is not None for v in redis):
+        print(f"\nRedis's own CPU per message of the Redis stack (included above): {fmt(med(redis), 1)} µs.")
 
 
 def hold_table():

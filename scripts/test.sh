@@ -7,6 +7,7 @@ cd "$ROOT"
 
 need_rust
 apt_install redis-server redis-server
+apt_install python3 python3
 
 log "rust tests"
 if cargo nextest --version >/dev/null 2>&1; then
@@ -15,12 +16,29 @@ else
   cargo test --workspace --locked --no-fail-fast
 fi
 
-# The benchmark harness works (a smoke run; never a speed threshold): it
-# exits non-zero if a message is lost or reordered.
+# The benchmark harness works (a smoke run of every scenario; never a speed
+# threshold): relay and storm exit non-zero if a message is lost,
+# duplicated or reordered. The peers (matchbox, PeerJS) are the benchmark
+# script's, not CI's.
 log "benchmark harness smoke run"
 cargo build --locked -p switchboard -p switchboard-bench
-target/debug/switchboard-bench relay --bin target/debug/switchboard \
+bench=target/debug/switchboard-bench
+stack=(--bin target/debug/switchboard)
+"$bench" relay "${stack[@]}" --compare bare,switchboard,split \
   --pairs 2 --messages 50 --window 4 --rounds 1
+"$bench" hold "${stack[@]}" --compare bare,switchboard --connections 20 \
+  --busy-messages 20 --busy-rate 200
+"$bench" joins "${stack[@]}" --sessions 40 --signing hs256,eddsa
+"$bench" storm "${stack[@]}" --sessions 20
+redis_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+redis_pid_file=$(mktemp)
+redis-server --port "$redis_port" --bind 127.0.0.1 --save '' --appendonly no \
+  --daemonize yes --pidfile "$redis_pid_file" --logfile /dev/null
+for _ in $(seq 50); do [ -s "$redis_pid_file" ] && break; sleep 0.1; done
+"$bench" relay "${stack[@]}" --compare split-redis --redis-url "redis://127.0.0.1:$redis_port" \
+  --redis-pid "$(cat "$redis_pid_file")" --pairs 2 --messages 50 --window 4 --rounds 1
+kill "$(cat "$redis_pid_file")"
+rm -f "$redis_pid_file"
 
 if [ -f client/package.json ]; then
   apt_install chromium chromium
