@@ -134,6 +134,21 @@ def storm_table():
     )
 
 
+def hold_many_table():
+    data = load("hold-100k.json")
+    if not data:
+        return
+    busy = data.get("busy_pair", {}).get("latency_us", {})
+    print("\n### Many idle sessions (separate processes)\n")
+    print("| sessions | edges | opened in s | RSS of all server processes (KiB) | KiB per session | busy pair p50 µs | p99 µs |")
+    print("|---" * 7 + "|")
+    print(
+        f"| {data['sessions']:,} | {data['edges']} | {data['open_seconds']:.0f} "
+        f"| {data['rss_before_kib']:,} → {data['rss_held_kib']:,} | {data['kib_per_session']:.1f} "
+        f"| {fmt(busy.get('p50'))} | {fmt(busy.get('p99'))} |"
+    )
+
+
 def joins_table():
     data = load("joins.json")
     if not data:
@@ -156,6 +171,7 @@ if __name__ == "__main__":
     relay_table("relay-4k.json", "Relay throughput, 4 KiB offers, saturation")
     relay_table("latency-5k.json", "Latency and CPU at 5,000 msg/s, 1 KiB offers")
     hold_table()
+    hold_many_table()
     joins_table()
     storm_table()
     memory = (("switchboard", "×all (memory)"), ("split", "×split (memory)"))

@@ -50,6 +50,9 @@ log "relay, 5,000 msg/s fixed rate, 1 KiB offers"
 log "idle hold, 10,000 connections, a busy pair meanwhile"
 "${BENCH[@]}" hold "${PEERS[@]}" --compare "$ALL" --connections 10000 \
   --json "$OUT/hold-10k.json"
+log "100,000 idle sessions: 6 edges as separate processes, 6 generator processes"
+"${BENCH[@]}" hold-many --server-cpu 0 --sessions 100000 --edges 6 \
+  --json "$OUT/hold-100k.json"
 log "join storm, 10,000 sessions in rooms of 4"
 "${BENCH[@]}" joins --server-cpu 0 --sessions 10000 --room-size 4 \
   --json "$OUT/joins.json"

@@ -54,7 +54,7 @@ pub fn rss_kib(pid: u32) -> u64 {
 
 /// Keeps one connection alive until `stop`: reads (and drops) what
 /// arrives, sends the protocol's keepalive every `every`.
-async fn keep(
+pub(crate) async fn keep(
     mut ws: Ws,
     keepalive: Option<Message>,
     every: Duration,

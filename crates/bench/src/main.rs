@@ -8,6 +8,7 @@
 
 mod bare_relay;
 mod hold;
+mod hold_many;
 mod joins;
 mod load;
 mod memory;
@@ -38,6 +39,10 @@ enum Command {
     /// Idle connections held side by side: memory per connection, and one
     /// busy pair's latency meanwhile.
     Hold(hold::HoldArgs),
+    /// Many idle sessions over several edges and generator processes.
+    HoldMany(hold_many::HoldManyArgs),
+    /// One generator process of `hold-many` (started by it).
+    HoldClient(hold_many::HoldClientArgs),
     /// Join storm: joins per second with token verification.
     Joins(joins::JoinArgs),
     /// Reconnect storm: sessions lose their edge at once and resume
@@ -67,6 +72,8 @@ async fn main() {
         Command::Memory(args) => memory::run(args, API_KEY, API_SECRET).await,
         Command::Hold(args) => hold::run(args).await,
         Command::Joins(args) => joins::run(args).await,
+        Command::HoldMany(args) => hold_many::run(args).await,
+        Command::HoldClient(args) => hold_many::client(args).await,
         Command::Storm(args) => storm::run(args).await,
     }
 }

@@ -114,6 +114,27 @@ async fn free_port() -> u16 {
 }
 
 impl Server {
+    /// A started multi-process stack as one server: clients go to its
+    /// first edge; CPU and memory are summed over every process.
+    pub fn from_split(kind: Kind, stack: SplitStack, args: &ServerArgs) -> Self {
+        let url = stack.ws_url(0);
+        // Stopped in reverse order: edges first.
+        let mut processes: Vec<Running> = stack
+            .into_processes()
+            .into_iter()
+            .map(Running::Process)
+            .collect();
+        processes.reverse();
+        Self {
+            kind,
+            redis_pid: args.redis_pid,
+            url,
+            url_b: None,
+            processes,
+            keys: Some(ApiKey::new(crate::API_KEY, crate::API_SECRET).expect("api key")),
+        }
+    }
+
     pub async fn start(kind: Kind, args: &ServerArgs) -> Self {
         let pinned = |binary: &str, rest: Vec<String>| pinned(args, binary, rest);
         match kind {
@@ -164,22 +185,9 @@ impl Server {
                     let url_b = stack.ws_url(1);
                     (stack, Some(url_b))
                 };
-                let url = stack.ws_url(0);
-                // Stopped in reverse: edge first.
-                let mut processes: Vec<Running> = stack
-                    .into_processes()
-                    .into_iter()
-                    .map(Running::Process)
-                    .collect();
-                processes.reverse();
-                Self {
-                    kind,
-                    redis_pid: args.redis_pid,
-                    url,
-                    url_b,
-                    processes,
-                    keys: Some(ApiKey::new(crate::API_KEY, crate::API_SECRET).expect("api key")),
-                }
+                let mut server = Self::from_split(kind, stack, args);
+                server.url_b = url_b;
+                server
             }
             Kind::Matchbox | Kind::Peerjs => {
                 let port = free_port().await;
