@@ -75,15 +75,17 @@ pub async fn client(args: HoldClientArgs) {
                 let room = format!("g{g}r{}", i / 2);
                 load::join(&mut ws, keys, &format!("g{g}s{i}"), &room).await;
                 // Keep it alive from now on: opening the rest takes longer
-                // than the keepalive timeout.
-                tokio::spawn(keep(
+                // than the keepalive timeout. (The keeper's handle, not a
+                // future to await here.)
+                let keeper = tokio::spawn(keep(
                     ws,
                     Some(tokio_tungstenite::tungstenite::Message::text(
                         r#"{"id":0,"ping":{}}"#,
                     )),
                     Duration::from_secs(15),
                     stop,
-                ))
+                ));
+                (i, keeper)
             }
         })
         .buffer_unordered(args.concurrency.max(1))
@@ -94,8 +96,8 @@ pub async fn client(args: HoldClientArgs) {
     let mut sink = Vec::new();
     let _ = tokio::io::stdin().read_to_end(&mut sink).await;
     let _ = stop_tx.send(true);
-    for task in tasks {
-        let _ = task.await;
+    for (_, keeper) in tasks {
+        let _ = keeper.await;
     }
 }
 
