@@ -73,6 +73,7 @@ pub async fn serve(
         // The highest numbered client message handled per connection in
         // this batch: one Accepted each, after the batch (cumulative).
         let mut accepted: Vec<(ConnId, u64)> = Vec::new();
+        let mut signals: Vec<(ConnId, pb::ClientMessage)> = Vec::new();
         for envelope in batch.envelopes {
             if let Some(pb::edge_envelope::Event::Message(m)) = &envelope.event
                 && m.seq > 0
@@ -83,8 +84,33 @@ pub async fn serve(
                     None => accepted.push((conn, m.seq)),
                 }
             }
-            handle_envelope(&hub, &link, &mut sessions, envelope).await;
+            // With shared state, a run of signals is relayed together
+            // (`Hub::handle_signals`: two store round trips for the run,
+            // not two per message); anything else is handled alone, after
+            // the run before it.
+            let conn = ConnId(envelope.conn);
+            match envelope.event {
+                Some(pb::edge_envelope::Event::Message(message))
+                    if hub.is_shared()
+                        && matches!(
+                            message.message,
+                            Some(pb::client_message::Message::Signal(_))
+                        )
+                        && sessions.contains_key(&conn) =>
+                {
+                    signals.push((conn, message));
+                }
+                event => {
+                    relay_signals(&hub, &link, &mut sessions, &mut signals).await;
+                    let envelope = pb::EdgeEnvelope {
+                        conn: envelope.conn,
+                        event,
+                    };
+                    handle_envelope(&hub, &link, &mut sessions, envelope).await;
+                }
+            }
         }
+        relay_signals(&hub, &link, &mut sessions, &mut signals).await;
         for (conn, seq) in accepted {
             let sink = Sink {
                 link: link.clone(),
@@ -124,6 +150,35 @@ pub async fn serve(
             // Shared sessions, or an edge that went away: resumable elsewhere.
             hub.disconnect(session, &sink, LeaveReason::Disconnected)
                 .await;
+        }
+    }
+}
+
+/// Relays a run of signals (draining `signals`) through
+/// [`Hub::handle_signals`]; sessions that ended leave the link.
+async fn relay_signals(
+    hub: &Hub,
+    link: &LinkSender,
+    sessions: &mut HashMap<ConnId, SessionRef>,
+    signals: &mut Vec<(ConnId, pb::ClientMessage)>,
+) {
+    if signals.is_empty() {
+        return;
+    }
+    let (conns, run): (Vec<ConnId>, Vec<_>) = signals
+        .drain(..)
+        .filter_map(|(conn, message)| {
+            let session = sessions.get(&conn)?.clone();
+            let sink = Sink {
+                link: link.clone(),
+                conn,
+            };
+            Some((conn, (session, sink, message)))
+        })
+        .unzip();
+    for (conn, alive) in conns.into_iter().zip(hub.handle_signals(run).await) {
+        if !alive {
+            sessions.remove(&conn);
         }
     }
 }

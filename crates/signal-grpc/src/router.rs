@@ -219,6 +219,19 @@ pub trait Router: Send + Sync + 'static {
         origin: Option<Origin>,
     ) -> Result<Option<Delivery>, StoreError>;
 
+    /// [`Router::deliver`] for each item, in order, as one operation where
+    /// the store allows (one round trip for a batch of relays).
+    async fn deliver_many(
+        &self,
+        items: Vec<(SessionId, pb::server_message::Message, Option<Origin>)>,
+    ) -> Vec<Result<Option<Delivery>, StoreError>> {
+        let mut results = Vec::with_capacity(items.len());
+        for (session, message, origin) in items {
+            results.push(self.deliver(session, message, origin).await);
+        }
+        results
+    }
+
     /// The client processed every message through `seq`: the log drops
     /// them (a resume from `seq` or later needs none of them).
     async fn trim(&self, session: SessionId, seq: u64) -> Result<(), StoreError>;

@@ -33,7 +33,8 @@ use switchboard_proto::{ErrorCode, LeaveReason, SessionId, pb};
 use tokio::sync::watch;
 
 use super::redis_scripts::{
-    APPEND, DELIVER, DETACH, DETACH_FROM_NODE, NODE_MESSAGE, OPEN, RESUME, START, TRIM,
+    APPEND, DELIVER, DELIVER_MANY, DELIVER_TO, DETACH, DETACH_FROM_NODE, NODE_MESSAGE, OPEN,
+    RESUME, START, TRIM,
 };
 use super::{
     Delivery, Expiry, Lost, Origin, ResumeRefused, Resumed, Router, Sink, new_resume_token,
@@ -81,6 +82,7 @@ pub struct RedisRouter {
     open: Script,
     start: Script,
     deliver: Script,
+    deliver_many: Script,
     trim: Script,
     detach: Script,
     resume: Script,
@@ -137,7 +139,8 @@ impl RedisRouter {
             local,
             open: Script::new(OPEN),
             start: Script::new(&format!("{NODE_MESSAGE}{APPEND}{START}")),
-            deliver: Script::new(&format!("{NODE_MESSAGE}{APPEND}{DELIVER}")),
+            deliver: Script::new(&format!("{NODE_MESSAGE}{APPEND}{DELIVER_TO}{DELIVER}")),
+            deliver_many: Script::new(&format!("{NODE_MESSAGE}{APPEND}{DELIVER_TO}{DELIVER_MANY}")),
             trim: Script::new(TRIM),
             detach: Script::new(DETACH),
             resume: Script::new(RESUME),
@@ -154,6 +157,33 @@ impl RedisRouter {
 
     fn conn(&self) -> RedisConnection {
         self.connection.clone()
+    }
+}
+
+/// A delivery script's arguments: the session, its message encoded (seq
+/// unset: the script numbers it) and the origin ('' and 0 for none).
+fn delivery_args(
+    session: SessionId,
+    message: pb::server_message::Message,
+    origin: Option<Origin>,
+) -> (String, Vec<u8>, String, u64) {
+    let payload = pb::ServerMessage {
+        seq: 0,
+        message: Some(message),
+    }
+    .encode_to_vec();
+    let (origin_session, origin_seq) = origin
+        .map(|o| (o.session.to_string(), o.seq))
+        .unwrap_or_default();
+    (session.to_string(), payload, origin_session, origin_seq)
+}
+
+/// What a delivery script's seq says.
+fn delivery(seq: i64) -> Delivery {
+    match seq {
+        0 => Delivery::Held,
+        seq if seq < 0 => Delivery::Duplicate,
+        seq => Delivery::Logged(seq as u64),
     }
 }
 
@@ -208,15 +238,7 @@ impl Router for RedisRouter {
         message: pb::server_message::Message,
         origin: Option<Origin>,
     ) -> Result<Option<Delivery>, StoreError> {
-        let sid = session.to_string();
-        let payload = pb::ServerMessage {
-            seq: 0,
-            message: Some(message),
-        }
-        .encode_to_vec();
-        let (origin_session, origin_seq) = origin
-            .map(|o| (o.session.to_string(), o.seq))
-            .unwrap_or_default();
+        let (sid, payload, origin_session, origin_seq) = delivery_args(session, message, origin);
         let seq: Option<i64> = self
             .deliver
             .key(out_key(&sid))
@@ -232,11 +254,53 @@ impl Router for RedisRouter {
             .invoke_async(&mut self.conn())
             .await
             .map_err(failed)?;
-        Ok(seq.map(|seq| match seq {
-            0 => Delivery::Held,
-            seq if seq < 0 => Delivery::Duplicate,
-            seq => Delivery::Logged(seq as u64),
-        }))
+        Ok(seq.map(delivery))
+    }
+
+    async fn deliver_many(
+        &self,
+        items: Vec<(SessionId, pb::server_message::Message, Option<Origin>)>,
+    ) -> Vec<Result<Option<Delivery>, StoreError>> {
+        // A cluster keeps each session's keys in its own slot: one script
+        // cannot touch several; deliver them one by one there.
+        if items.len() < 2 || self.connection.is_cluster() {
+            let mut results = Vec::with_capacity(items.len());
+            for (session, message, origin) in items {
+                results.push(self.deliver(session, message, origin).await);
+            }
+            return results;
+        }
+        let count = items.len();
+        let mut call = self.deliver_many.prepare_invoke();
+        call.arg(self.ttl.as_secs().max(1))
+            .arg(LOG_CAPACITY)
+            .arg(LOG_BYTES);
+        for (session, message, origin) in items {
+            let (sid, payload, origin_session, origin_seq) =
+                delivery_args(session, message, origin);
+            call.key(out_key(&sid))
+                .key(log_key(&sid))
+                .key(keys::held(&sid))
+                .arg(&sid)
+                .arg(payload)
+                .arg(origin_session)
+                .arg(origin_seq);
+        }
+        match call
+            .invoke_async::<Vec<Option<i64>>>(&mut self.conn())
+            .await
+        {
+            Ok(seqs) if seqs.len() == count => {
+                seqs.into_iter().map(|seq| Ok(seq.map(delivery))).collect()
+            }
+            Ok(_) => (0..count)
+                .map(|_| Err(StoreError("redis: short reply to a delivery".into())))
+                .collect(),
+            Err(err) => {
+                let err = failed(err);
+                (0..count).map(|_| Err(err.clone())).collect()
+            }
+        }
     }
 
     async fn start(

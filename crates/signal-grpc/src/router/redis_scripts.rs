@@ -19,26 +19,30 @@ local function node_message(sid, seq, payload)
 end
 "#;
 
-/// Lua: appends `payload` to the log (KEYS[2]) as the session's next seq,
-/// keeping `log_bytes` in the outbox (KEYS[1]), trims the oldest entries
+/// Lua: appends `payload` to the log (`log`) as the session's next seq,
+/// keeping `log_bytes` in the outbox (`out`), trims the oldest entries
 /// past `maxlen` messages or `maxbytes` bytes (never the newest), and
-/// publishes to the attached `node`. Returns the seq.
+/// publishes to the attached `node`. Returns the seq. `append` does it on
+/// KEYS[1] and KEYS[2].
 pub(super) const APPEND: &str = r#"
-local function append(sid, payload, node, maxlen, maxbytes)
-  local seq = redis.call('HINCRBY', KEYS[1], 'next_seq', 1) - 1
-  redis.call('XADD', KEYS[2], seq .. '-0', 'm', payload)
-  local bytes = redis.call('HINCRBY', KEYS[1], 'log_bytes', #payload)
-  local len = redis.call('XLEN', KEYS[2])
+local function append_to(out, log, sid, payload, node, maxlen, maxbytes)
+  local seq = redis.call('HINCRBY', out, 'next_seq', 1) - 1
+  redis.call('XADD', log, seq .. '-0', 'm', payload)
+  local bytes = redis.call('HINCRBY', out, 'log_bytes', #payload)
+  local len = redis.call('XLEN', log)
   while len > 1 and (len > maxlen or bytes > maxbytes) do
-    local oldest = redis.call('XRANGE', KEYS[2], '-', '+', 'COUNT', 1)[1]
-    redis.call('XDEL', KEYS[2], oldest[1])
-    bytes = redis.call('HINCRBY', KEYS[1], 'log_bytes', -#oldest[2][2])
+    local oldest = redis.call('XRANGE', log, '-', '+', 'COUNT', 1)[1]
+    redis.call('XDEL', log, oldest[1])
+    bytes = redis.call('HINCRBY', out, 'log_bytes', -#oldest[2][2])
     len = len - 1
   end
   if node and node ~= '' then
     redis.call('PUBLISH', 'sb:node:' .. node, node_message(sid, seq, payload))
   end
   return seq
+end
+local function append(sid, payload, node, maxlen, maxbytes)
+  return append_to(KEYS[1], KEYS[2], sid, payload, node, maxlen, maxbytes)
 end
 "#;
 
@@ -86,28 +90,50 @@ redis.call('EXPIRE', KEYS[2], ARGV[3])
 return 1
 "#;
 
+/// Lua: delivers `payload` to one session (keys `out`, `log`, `held`):
+/// the seq, 0 when held (not started), -1 for a duplicate of what the
+/// origin (`osid` '' = none, `oseq`) already delivered, or false when the
+/// session does not exist.
+pub(super) const DELIVER_TO: &str = r#"
+local function deliver(out, log, held, sid, payload, ttl, maxlen, osid, oseq, maxbytes)
+  if redis.call('EXISTS', out) == 0 then return false end
+  if osid ~= '' then
+    local field = 'c:' .. osid
+    local last = tonumber(redis.call('HGET', out, field) or '0')
+    if tonumber(oseq) <= last then return -1 end
+    redis.call('HSET', out, field, oseq)
+  end
+  if redis.call('HGET', out, 'started') == '0' then
+    redis.call('RPUSH', held, payload)
+    redis.call('EXPIRE', held, ttl)
+    return 0
+  end
+  local node = redis.call('HGET', out, 'node')
+  local seq = append_to(out, log, sid, payload, node, tonumber(maxlen), tonumber(maxbytes))
+  redis.call('EXPIRE', out, ttl)
+  redis.call('EXPIRE', log, ttl)
+  return seq
+end
+"#;
+
 /// KEYS out, log, held. ARGV sid, payload, ttl, maxlen, origin sid ('' =
-/// none), origin client seq, maxbytes. Returns the seq, 0 when held (not
-/// started), -1 for a duplicate of what this origin already delivered, or
-/// false.
+/// none), origin client seq, maxbytes. See [`DELIVER_TO`].
 pub(super) const DELIVER: &str = r#"
-if redis.call('EXISTS', KEYS[1]) == 0 then return false end
-if ARGV[5] ~= '' then
-  local field = 'c:' .. ARGV[5]
-  local last = tonumber(redis.call('HGET', KEYS[1], field) or '0')
-  if tonumber(ARGV[6]) <= last then return -1 end
-  redis.call('HSET', KEYS[1], field, ARGV[6])
+return deliver(KEYS[1], KEYS[2], KEYS[3], ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7])
+"#;
+
+/// Several deliveries in one call, in order (standalone Redis only: the
+/// sessions' keys are in different slots). KEYS out, log, held of each.
+/// ARGV ttl, maxlen, maxbytes, then sid, payload, origin sid, origin seq of
+/// each. Returns each one's result as [`DELIVER_TO`] does.
+pub(super) const DELIVER_MANY: &str = r#"
+local results = {}
+for i = 0, #KEYS / 3 - 1 do
+  local a = 4 + 4 * i
+  results[i + 1] = deliver(KEYS[3 * i + 1], KEYS[3 * i + 2], KEYS[3 * i + 3],
+    ARGV[a], ARGV[a + 1], ARGV[1], ARGV[2], ARGV[a + 2], ARGV[a + 3], ARGV[3])
 end
-if redis.call('HGET', KEYS[1], 'started') == '0' then
-  redis.call('RPUSH', KEYS[3], ARGV[2])
-  redis.call('EXPIRE', KEYS[3], ARGV[3])
-  return 0
-end
-local node = redis.call('HGET', KEYS[1], 'node')
-local seq = append(ARGV[1], ARGV[2], node, tonumber(ARGV[4]), tonumber(ARGV[7]))
-redis.call('EXPIRE', KEYS[1], ARGV[3])
-redis.call('EXPIRE', KEYS[2], ARGV[3])
-return seq
+return results
 "#;
 
 /// KEYS out. ARGV node, gen. Returns the new gen, or false.

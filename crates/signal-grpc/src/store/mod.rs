@@ -126,6 +126,19 @@ pub trait SessionStore: Send + Sync + 'static {
         participants: &[&ParticipantId],
     ) -> Result<Vec<Option<SessionId>>, StoreError>;
 
+    /// [`SessionStore::lookup`] for each query, in one round trip where the
+    /// store allows (a batch of relays).
+    async fn lookup_many(
+        &self,
+        queries: &[(&RoomId, [&ParticipantId; 2])],
+    ) -> Result<Vec<Vec<Option<SessionId>>>, StoreError> {
+        let mut results = Vec::with_capacity(queries.len());
+        for (room, participants) in queries {
+            results.push(self.lookup(room, participants).await?);
+        }
+        Ok(results)
+    }
+
     /// Every session in the room.
     async fn members(&self, room: &RoomId) -> Result<Vec<SessionRecord>, StoreError>;
 }

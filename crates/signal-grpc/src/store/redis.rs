@@ -281,6 +281,38 @@ impl SessionStore for RedisStore {
             .collect())
     }
 
+    async fn lookup_many(
+        &self,
+        queries: &[(&RoomId, [&ParticipantId; 2])],
+    ) -> Result<Vec<Vec<Option<SessionId>>>, StoreError> {
+        // One pipeline (reads: their order does not matter); a cluster
+        // routes each room to its own node, so it asks one by one.
+        if queries.len() < 2 || self.conn().is_cluster() {
+            let mut results = Vec::with_capacity(queries.len());
+            for (room, participants) in queries {
+                results.push(self.lookup(room, participants).await?);
+            }
+            return Ok(results);
+        }
+        let mut pipe = redis::pipe();
+        for (room, [a, b]) in queries {
+            pipe.cmd("HMGET")
+                .arg(keys::members(room.as_str()))
+                .arg(a.as_str())
+                .arg(b.as_str());
+        }
+        let replies: Vec<Vec<Option<String>>> =
+            pipe.query_async(&mut self.conn()).await.map_err(failed)?;
+        Ok(replies
+            .into_iter()
+            .map(|ids| {
+                ids.into_iter()
+                    .map(|id| id.as_deref().and_then(SessionId::parse))
+                    .collect()
+            })
+            .collect())
+    }
+
     async fn members(&self, room: &RoomId) -> Result<Vec<SessionRecord>, StoreError> {
         let records: Vec<String> = redis::cmd("HVALS")
             .arg(keys::records(room.as_str()))

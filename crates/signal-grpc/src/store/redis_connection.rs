@@ -171,6 +171,12 @@ impl RedisConnection {
     }
 
     /// Whether the circuit is open (Redis considered down).
+    /// Whether this is a Redis Cluster (keys of different slots cannot
+    /// meet in one script).
+    pub fn is_cluster(&self) -> bool {
+        matches!(self.link, Link::Cluster(_))
+    }
+
     pub fn is_open(&self) -> bool {
         self.open.load(Ordering::Acquire)
     }
