@@ -25,7 +25,9 @@ pub const LOG_BYTES: usize = 256 * 1024;
 #[derive(Debug)]
 struct Outbox {
     next_seq: u64,
-    log: VecDeque<pb::ServerMessage>,
+    /// Boxed: most sessions hold one or two messages (Joined, presence),
+    /// and a deque's slots are allocated four at a time.
+    log: VecDeque<Box<pb::ServerMessage>>,
     /// Encoded bytes in `log`.
     log_bytes: usize,
     sink: Option<Sink>,
@@ -67,7 +69,7 @@ impl Outbox {
             message: Some(live),
         };
         self.log_bytes += stored.encoded_len();
-        self.log.push_back(stored);
+        self.log.push_back(Box::new(stored));
         while self.log.len() > 1 && (self.log.len() > LOG_CAPACITY || self.log_bytes > LOG_BYTES) {
             self.drop_oldest();
         }
@@ -269,7 +271,9 @@ impl Router for MemoryRouter {
         }));
         let mut replayed = 0;
         for message in outbox.log.iter().filter(|m| m.seq > last_seq) {
-            sink.send(pb::signal_envelope::Event::Message(message.clone()));
+            sink.send(pb::signal_envelope::Event::Message(
+                message.as_ref().clone(),
+            ));
             replayed += 1;
         }
         outbox.sink = Some(sink);
