@@ -57,8 +57,8 @@ log "join storm, 10,000 sessions in rooms of 4"
 "${BENCH[@]}" joins --server-cpu 0 --sessions 10000 --room-size 4 \
   --json "$OUT/joins.json"
 
-log "reconnect storm: 10,000 sessions lose their edge (SIGKILL) and resume through another"
-"${BENCH[@]}" storm --server-cpu 0 --sessions 10000 --json "$OUT/storm.json"
+log "reconnect storm: 20,000 sessions lose their edges (SIGKILL) and resume through others"
+"${BENCH[@]}" storm --server-cpu 0 --sessions 20000 --json "$OUT/storm.json"
 
 log "Redis mode: 2 edges + 2 signal replicas on one Redis (pinned with the stack) vs memory mode"
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')

@@ -48,6 +48,8 @@ enum Command {
     /// Reconnect storm: sessions lose their edge at once and resume
     /// through another.
     Storm(storm::StormArgs),
+    /// One generator process of `storm` (started by it).
+    StormClient(storm::StormClientArgs),
 }
 
 const API_KEY: &str = "bench";
@@ -75,6 +77,7 @@ async fn main() {
         Command::HoldMany(args) => hold_many::run(args).await,
         Command::HoldClient(args) => hold_many::client(args).await,
         Command::Storm(args) => storm::run(args).await,
+        Command::StormClient(args) => storm::client(args).await,
     }
 }
 

@@ -10,6 +10,7 @@ use std::{net::IpAddr, time::Instant};
 
 use futures_util::{SinkExt, StreamExt, stream};
 use hdrhistogram::Histogram;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::{
@@ -22,7 +23,8 @@ use crate::{
 pub struct StormArgs {
     #[command(flatten)]
     pub servers: ServerArgs,
-    /// Sessions on the edge that is killed (in rooms of two).
+    /// Sessions on the edge that is killed (in rooms of two), 10,000 per
+    /// generator process.
     #[arg(long, default_value_t = 10_000)]
     pub sessions: usize,
     /// Messages each sender sends before the kill, and again after.
@@ -31,9 +33,6 @@ pub struct StormArgs {
     /// Clients connecting (and, after the kill, resuming) at once.
     #[arg(long, default_value_t = 512)]
     pub concurrency: usize,
-    /// Client source addresses 127.0.0.2 ..= 127.0.0.(1 + sources).
-    #[arg(long, default_value_t = 32)]
-    pub sources: u8,
     /// Also write every figure as JSON to this file.
     #[arg(long)]
     pub json: Option<std::path::PathBuf>,
@@ -164,51 +163,154 @@ impl Client {
     }
 }
 
-pub async fn run(args: StormArgs) {
-    let pairs = args.sessions / 2;
-    let stack = SplitStack::start(&args.servers, 1, 2, &[]).await;
-    let (doomed, survivor) = (stack.ws_url(0), stack.ws_url(1));
-    let keys = switchboard_auth::ApiKey::new(crate::API_KEY, crate::API_SECRET).expect("api key");
-    let sources = args.sources.max(1);
-    println!(
-        "# storm: {} sessions (rooms of two) on one edge, SIGKILL, resume through the other; servers pinned to CPU {}",
-        pairs * 2,
-        args.servers
-            .server_cpu
-            .map_or("(none)".to_owned(), |c| c.to_string())
-    );
+/// One generator process of the storm (started by `storm`): its share of
+/// the sessions, joined through `url_a`; resumed through `url_b` when told.
+#[derive(Debug, Clone, clap::Args)]
+pub struct StormClientArgs {
+    #[arg(long)]
+    pub url_a: String,
+    #[arg(long)]
+    pub url_b: String,
+    /// Sessions of this generator (in rooms of two).
+    #[arg(long)]
+    pub sessions: usize,
+    /// Identities, rooms and source addresses (127.0.(20 + g).x) are named
+    /// after this generator.
+    #[arg(long)]
+    pub generator: u8,
+    #[arg(long, default_value_t = 2)]
+    pub messages: u64,
+    #[arg(long, default_value_t = 512)]
+    pub concurrency: usize,
+}
 
-    // Join every pair through the edge that will die.
-    let started = Instant::now();
+/// Joins, exchanges numbered offers, prints `READY`; on a `GO` line (the
+/// edge was just killed) resumes every session through the other edge,
+/// exchanges more, and prints `RESULT {json}`: each session's time to
+/// resume from `GO`, and how many receivers lost, duplicated or reordered
+/// anything.
+pub async fn client(args: StormClientArgs) {
+    let keys = switchboard_auth::ApiKey::new(crate::API_KEY, crate::API_SECRET).expect("api key");
+    let (g, pairs, m, concurrency) = (
+        args.generator,
+        args.sessions / 2,
+        args.messages,
+        args.concurrency.max(1),
+    );
     let mut clients: Vec<(Client, Client)> = stream::iter(0..pairs)
         .map(|k| {
-            let (keys, url) = (&keys, doomed.clone());
+            let (keys, url) = (&keys, args.url_a.clone());
             async move {
-                let source = IpAddr::from([127, 0, 0, 2 + (k % sources as usize) as u8]);
-                let room = format!("storm{k}");
-                let (a, b) = (format!("a{k}"), format!("b{k}"));
+                let source = IpAddr::from([127, 0, 20 + g, 2 + (k % 250) as u8]);
+                let room = format!("storm{g}-{k}");
+                let (a, b) = (format!("g{g}a{k}"), format!("g{g}b{k}"));
                 let a = Client::join(&url, a.clone(), load::mint(keys, &a, &room), source).await;
                 let b = Client::join(&url, b.clone(), load::mint(keys, &b, &room), source).await;
                 (a, b)
             }
         })
-        .buffer_unordered(args.concurrency.max(1))
+        .buffer_unordered(concurrency)
         .collect()
         .await;
-    println!(
-        "joined {} sessions in {:.1}s",
-        pairs * 2,
-        started.elapsed().as_secs_f64()
-    );
-
     // Numbered offers before the kill, each received.
-    let m = args.messages;
     stream::iter(clients.iter_mut())
-        .for_each_concurrent(args.concurrency.max(1), |(a, b)| async move {
+        .for_each_concurrent(concurrency, |(a, b)| async move {
             a.send_numbered(&b.identity, 0, m).await;
             b.receive_until(m as usize).await;
         })
         .await;
+    println!("READY");
+    let mut stdin = tokio::io::BufReader::new(tokio::io::stdin()).lines();
+    let go = stdin.next_line().await.ok().flatten();
+    assert_eq!(go.as_deref(), Some("GO"), "told to go");
+    let killed_at = Instant::now();
+    let resumed: Vec<u64> = stream::iter(clients.iter_mut().flat_map(|(a, b)| [a, b]))
+        .map(|client| {
+            let url = args.url_b.clone();
+            async move {
+                client.resume(&url).await;
+                killed_at.elapsed().as_micros() as u64
+            }
+        })
+        .buffer_unordered(concurrency)
+        .collect()
+        .await;
+    // After the resume: more numbered offers; every receiver must hold
+    // 0..2m exactly once, in order.
+    stream::iter(clients.iter_mut())
+        .for_each_concurrent(concurrency, |(a, b)| async move {
+            a.send_numbered(&b.identity, m, m).await;
+            b.receive_until(2 * m as usize).await;
+        })
+        .await;
+    let expected: Vec<u64> = (0..2 * m).collect();
+    let bad = clients.iter().filter(|(_, b)| b.got != expected).count();
+    println!(
+        "RESULT {}",
+        serde_json::json!({ "resumed_us": resumed, "bad": bad })
+    );
+}
+
+pub async fn run(args: StormArgs) {
+    // One process holds at most ≈ 19,900 sockets here: 10,000 sessions
+    // (and their reconnections) per generator process.
+    const PER_GENERATOR: usize = 10_000;
+    let generators = args.sessions.div_ceil(PER_GENERATOR).max(1);
+    let per = (args.sessions / generators) & !1;
+    // An edge process holds at most ≈ 19,900 sockets too: generator g
+    // joins through edge g and resumes through edge generators + g; every
+    // one of the first edges is killed at once.
+    let stack = SplitStack::start(&args.servers, 1, 2 * generators, &[]).await;
+    println!(
+        "# storm: {} sessions (rooms of two, {generators} generator processes) on {generators} edge(s), all SIGKILLed at once, resume through {generators} other(s); servers pinned to CPU {}",
+        per * generators,
+        args.servers
+            .server_cpu
+            .map_or("(none)".to_owned(), |c| c.to_string())
+    );
+    let own = std::env::current_exe().expect("own path");
+    let started = Instant::now();
+    let mut children = Vec::new();
+    for g in 0..generators {
+        let (doomed, survivor) = (stack.ws_url(g), stack.ws_url(generators + g));
+        let mut child = tokio::process::Command::new(&own)
+            .args([
+                "storm-client",
+                "--url-a",
+                &doomed,
+                "--url-b",
+                &survivor,
+                "--sessions",
+                &per.to_string(),
+                "--generator",
+                &g.to_string(),
+                "--messages",
+                &args.messages.to_string(),
+                "--concurrency",
+                &args.concurrency.to_string(),
+            ])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("start a storm generator");
+        let stdout = child.stdout.take().expect("stdout");
+        let stdin = child.stdin.take().expect("stdin");
+        children.push((child, stdin, tokio::io::BufReader::new(stdout).lines()));
+    }
+    for (_, _, lines) in &mut children {
+        let line = lines
+            .next_line()
+            .await
+            .expect("read")
+            .expect("a generator exited early");
+        assert_eq!(line, "READY");
+    }
+    println!(
+        "joined {} sessions in {:.1}s",
+        per * generators,
+        started.elapsed().as_secs_f64()
+    );
 
     // The storm.
     let SplitStack {
@@ -217,36 +319,31 @@ pub async fn run(args: StormArgs) {
         edges,
     } = stack;
     let mut edges = edges.into_iter();
-    let edge = edges.next().expect("two edges");
-    let killed_at = Instant::now();
-    edge.kill9().await;
-    let resumed: Vec<u64> = stream::iter(clients.iter_mut().flat_map(|(a, b)| [a, b]))
-        .map(|client| {
-            let url = survivor.clone();
-            async move {
-                client.resume(&url).await;
-                killed_at.elapsed().as_micros() as u64
-            }
-        })
-        .buffer_unordered(args.concurrency.max(1))
-        .collect()
-        .await;
-    let mut latency = Histogram::<u64>::new_with_max(600_000_000, 3).expect("histogram");
-    for us in &resumed {
-        latency.saturating_record(*us);
+    for edge in edges.by_ref().take(generators) {
+        edge.kill9().await;
     }
-
-    // After the resume: more numbered offers; every receiver must hold
-    // 0..2m exactly once, in order.
-    stream::iter(clients.iter_mut())
-        .for_each_concurrent(args.concurrency.max(1), |(a, b)| async move {
-            a.send_numbered(&b.identity, m, m).await;
-            b.receive_until(2 * m as usize).await;
-        })
-        .await;
-    let expected: Vec<u64> = (0..2 * m).collect();
-    let bad = clients.iter().filter(|(_, b)| b.got != expected).count();
-    let resumed_n = resumed.len();
+    for (_, stdin, _) in &mut children {
+        stdin.write_all(b"GO\n").await.expect("tell a generator");
+        stdin.flush().await.expect("tell a generator");
+    }
+    let mut latency = Histogram::<u64>::new_with_max(600_000_000, 3).expect("histogram");
+    let mut bad = 0;
+    for (mut child, _, mut lines) in children {
+        let line = lines
+            .next_line()
+            .await
+            .expect("read")
+            .expect("a generator exited early");
+        let result: serde_json::Value =
+            serde_json::from_str(line.strip_prefix("RESULT ").expect("RESULT")).expect("json");
+        for us in result["resumed_us"].as_array().into_iter().flatten() {
+            latency.saturating_record(us.as_u64().unwrap_or(u64::MAX));
+        }
+        bad += result["bad"].as_u64().unwrap_or(u64::MAX);
+        let _ = child.wait().await;
+    }
+    let resumed_n = latency.len();
+    let m = args.messages;
     println!(
         "{resumed_n} sessions resumed after SIGKILL of their edge: 50 % in {:.0} ms, 99 % in {:.0} ms, all in {:.0} ms; receivers with a lost, duplicated or reordered message: {bad}",
         latency.value_at_quantile(0.5) as f64 / 1000.0,
@@ -257,6 +354,7 @@ pub async fn run(args: StormArgs) {
         args.json.as_deref(),
         serde_json::json!({
             "sessions": resumed_n,
+            "generators": generators,
             "resume_ms": {
                 "p50": latency.value_at_quantile(0.5) as f64 / 1000.0,
                 "p99": latency.value_at_quantile(0.99) as f64 / 1000.0,
@@ -266,7 +364,6 @@ pub async fn run(args: StormArgs) {
             "messages_per_sender": 2 * m,
         }),
     );
-    drop(clients);
     // The rest stop with the bench (their children are killed on drop).
     drop((edges, signals, auth));
     if bad > 0 {
