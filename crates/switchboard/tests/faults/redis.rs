@@ -6,7 +6,10 @@ use crate::{
     cluster::*,
     replica::{Streams, signal},
 };
-use switchboard_proto::{pb::peer_signal::Kind, wire::Format};
+use switchboard_proto::{
+    pb::{peer_signal::Kind, server_message::Message as Out},
+    wire::Format,
+};
 use switchboard_tests::{DEADLINE, WsClient, description, http, wait_until};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -118,6 +121,15 @@ async fn a_paused_redis_opens_the_circuit_and_closes_it_when_back() {
     alice.join(&token("alice", "paused")).await;
     let mut bob = WsClient::connect(&edge0, Format::Json).await;
     bob.join(&token("bob", "paused")).await;
+    // Bob's Joined is sent before signal has finished the join (announced
+    // to the room, last): pausing Redis before then fails the rest of it,
+    // and bob is refused (1013) after his Joined. Wait for the end of it.
+    alice
+        .recv_until(|m| {
+            matches!(m, Out::ParticipantJoined(p) if p.participant.as_ref().is_some_and(|p| p.id == "bob"))
+                .then_some(())
+        })
+        .await;
     let health = SignalHealth::connect(&cluster).await;
     let signal = |pid: u32, sig: &str| {
         let status = std::process::Command::new("kill")
