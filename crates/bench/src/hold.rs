@@ -126,17 +126,12 @@ pub async fn run(args: HoldArgs) {
             "rss_before_kib": before, "rss_held_kib": held, "kib_per_connection": per,
         });
         if args.busy_messages > 0 {
-            let busy = LoadArgs {
-                servers: args.servers.clone(),
-                compare: vec![kind],
-                pairs: 1,
-                messages: args.busy_messages,
-                size: 1024,
-                window: 16,
-                rounds: 1,
-                rate: Some(args.busy_rate),
-                json: None,
-            };
+            let busy = LoadArgs::busy_pair(
+                args.servers.clone(),
+                kind,
+                args.busy_messages,
+                args.busy_rate,
+            );
             let outcome = load::run(&busy, &server).await;
             println!("{kind:<12} one busy pair while held: {outcome}");
             json["busy_pair"] = outcome.to_json();

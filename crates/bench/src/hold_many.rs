@@ -164,17 +164,12 @@ pub async fn run(args: HoldManyArgs) {
         "rss_before_kib": before, "rss_held_kib": after, "kib_per_session": per,
     });
     if args.busy_messages > 0 {
-        let busy = LoadArgs {
-            servers: args.servers.clone(),
-            compare: vec![Kind::Split],
-            pairs: 1,
-            messages: args.busy_messages,
-            size: 1024,
-            window: 16,
-            rounds: 1,
-            rate: Some(args.busy_rate),
-            json: None,
-        };
+        let busy = LoadArgs::busy_pair(
+            args.servers.clone(),
+            Kind::Split,
+            args.busy_messages,
+            args.busy_rate,
+        );
         let outcome = load::run(&busy, &server).await;
         println!("one busy pair while held: {outcome}");
         json["busy_pair"] = outcome.to_json();

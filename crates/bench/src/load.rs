@@ -52,6 +52,24 @@ pub struct LoadArgs {
     pub json: Option<std::path::PathBuf>,
 }
 
+impl LoadArgs {
+    /// One pair at `rate` msg/s, 1 KiB offers: a busy pair's latency while
+    /// something else is going on.
+    pub fn busy_pair(servers: ServerArgs, kind: Kind, messages: u64, rate: u64) -> Self {
+        Self {
+            servers,
+            compare: vec![kind],
+            pairs: 1,
+            messages,
+            size: 1024,
+            window: 16,
+            rounds: 1,
+            rate: Some(rate),
+            json: None,
+        }
+    }
+}
+
 pub(crate) type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
 /// One scenario's figures.

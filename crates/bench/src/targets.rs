@@ -104,6 +104,11 @@ enum Running {
     Child(Child),
 }
 
+/// The API key the bench mints switchboard tokens with.
+fn bench_keys() -> ApiKey {
+    ApiKey::new(crate::API_KEY, crate::API_SECRET).expect("api key")
+}
+
 /// The first free port the kernel hands out (for servers that cannot be
 /// given port 0 and tell which port they bound).
 async fn free_port() -> u16 {
@@ -131,7 +136,25 @@ impl Server {
             url,
             url_b: None,
             processes,
-            keys: Some(ApiKey::new(crate::API_KEY, crate::API_SECRET).expect("api key")),
+            keys: Some(bench_keys()),
+        }
+    }
+
+    /// A server of one process.
+    fn single(
+        kind: Kind,
+        args: &ServerArgs,
+        process: Running,
+        url: String,
+        keys: Option<ApiKey>,
+    ) -> Self {
+        Self {
+            kind,
+            redis_pid: args.redis_pid,
+            url,
+            url_b: None,
+            processes: vec![process],
+            keys,
         }
     }
 
@@ -145,14 +168,7 @@ impl Server {
                 let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
                 let process = Process::start(&program, &argv, &[]).await;
                 let url = process.url("bare").to_owned();
-                Self {
-                    kind,
-                    redis_pid: args.redis_pid,
-                    url,
-                    url_b: None,
-                    processes: vec![Running::Process(process)],
-                    keys: None,
-                }
+                Self::single(kind, args, Running::Process(process), url, None)
             }
             Kind::Switchboard => {
                 let mut rest = vec!["all".to_owned()];
@@ -164,14 +180,13 @@ impl Server {
                 let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
                 let process = Process::start(&program, &argv, &env).await;
                 let url = format!("{}/ws", process.url("edge").replacen("http://", "ws://", 1));
-                Self {
+                Self::single(
                     kind,
-                    redis_pid: args.redis_pid,
+                    args,
+                    Running::Process(process),
                     url,
-                    url_b: None,
-                    processes: vec![Running::Process(process)],
-                    keys: Some(ApiKey::new(crate::API_KEY, crate::API_SECRET).expect("api key")),
-                }
+                    Some(bench_keys()),
+                )
             }
             Kind::Split | Kind::SplitRedis => {
                 let (stack, url_b) = if kind == Kind::Split {
@@ -233,14 +248,7 @@ impl Server {
                     },
                 )
                 .await;
-                Self {
-                    kind,
-                    redis_pid: args.redis_pid,
-                    url,
-                    url_b: None,
-                    processes: vec![Running::Child(child)],
-                    keys: None,
-                }
+                Self::single(kind, args, Running::Child(child), url, None)
             }
         }
     }

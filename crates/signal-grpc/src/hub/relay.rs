@@ -1,0 +1,138 @@
+//! Relaying SDP and ICE between the participants of a room: one signal
+//! at a time (`Hub::handle`), or a run of them with one store round trip
+//! for every lookup and one for every delivery (`Hub::handle_signals`).
+
+use switchboard_proto::{
+    ErrorCode, ParticipantId, RoomId, SignalError,
+    pb::{self, client_message::Message as In, server_message::Message as Out},
+    validate,
+};
+
+use super::{Hub, not_found};
+use crate::{
+    router::{Origin, Sink},
+    store::SessionRef,
+};
+
+impl Hub {
+    /// Handles a run of signals, consecutive on one link, as [`Hub::handle`]
+    /// would one by one — the same checks, errors and order — with one
+    /// store round trip for every lookup and one for every delivery (with
+    /// Redis, awaiting two round trips per message bounded a link at a few
+    /// thousand messages a second). Returns whether each session lives on.
+    pub async fn handle_signals(
+        &self,
+        run: Vec<(SessionRef, Sink, pb::ClientMessage)>,
+    ) -> Vec<bool> {
+        let mut results: Vec<Result<(), SignalError>> = Vec::with_capacity(run.len());
+        // (index in `run`, target, signal) of those that pass the checks.
+        let mut relays = Vec::with_capacity(run.len());
+        let mut messages = Vec::with_capacity(run.len());
+        for (i, (sender, _, message)) in run.iter().enumerate() {
+            let origin = (message.seq > 0).then_some(Origin {
+                session: sender.id,
+                seq: message.seq,
+            });
+            messages.push((message.id, origin));
+            let Some(In::Signal(signal)) = &message.message else {
+                results.push(Err(SignalError::new(
+                    ErrorCode::UnknownMessage,
+                    "not a signal",
+                )));
+                continue;
+            };
+            match validate::peer_signal(signal) {
+                Ok(to) if to == sender.participant => results.push(Err(not_found())),
+                Ok(to) => {
+                    results.push(Ok(()));
+                    relays.push((i, to, signal.clone()));
+                }
+                Err(err) => results.push(Err(err)),
+            }
+        }
+        let queries: Vec<(&RoomId, [&ParticipantId; 2])> = relays
+            .iter()
+            .map(|(i, to, _)| (&run[*i].0.room, [&run[*i].0.participant, to]))
+            .collect();
+        let holders = self.store.lookup_many(&queries).await;
+        let mut deliveries = Vec::with_capacity(relays.len());
+        let mut delivered = Vec::with_capacity(relays.len());
+        for (k, (i, _, mut signal)) in relays.into_iter().enumerate() {
+            let sender = &run[i].0;
+            let holders = match &holders {
+                Ok(all) => &all[k],
+                Err(err) => {
+                    results[i] = Err(err.clone().into());
+                    continue;
+                }
+            };
+            if holders.first().copied().flatten() != Some(sender.id) {
+                results[i] = Err(SignalError::new(
+                    ErrorCode::NotJoined,
+                    "the session has ended; join again",
+                ));
+                continue;
+            }
+            let Some(target) = holders.get(1).copied().flatten() else {
+                results[i] = Err(not_found());
+                continue;
+            };
+            // The sender is who the token says, whatever the client wrote.
+            signal.from = sender.participant.to_string();
+            deliveries.push((target, Out::Signal(signal), messages[i].1));
+            delivered.push(i);
+        }
+        for (i, outcome) in delivered
+            .into_iter()
+            .zip(self.router.deliver_many(deliveries).await)
+        {
+            results[i] = match outcome {
+                Ok(Some(_)) => Ok(()),
+                Ok(None) => Err(not_found()),
+                Err(err) => Err(err.into()),
+            };
+        }
+        let mut alive = Vec::with_capacity(run.len());
+        for ((sender, sink, _), (result, (request_id, origin))) in
+            run.iter().zip(results.into_iter().zip(messages))
+        {
+            alive.push(
+                self.settle(sender.id, sink, request_id, origin, result)
+                    .await,
+            );
+        }
+        alive
+    }
+
+    pub(super) async fn relay(
+        &self,
+        sender: &SessionRef,
+        mut signal: pb::PeerSignal,
+        origin: Option<Origin>,
+    ) -> Result<(), SignalError> {
+        let to = validate::peer_signal(&signal)?;
+        if to == sender.participant {
+            return Err(not_found());
+        }
+        // One lookup answers both: is the sender still the room's holder of
+        // its identity, and who holds the target?
+        let holders = self
+            .store
+            .lookup(&sender.room, &[&sender.participant, &to])
+            .await?;
+        if holders.first().copied().flatten() != Some(sender.id) {
+            return Err(SignalError::new(
+                ErrorCode::NotJoined,
+                "the session has ended; join again",
+            ));
+        }
+        let target = holders.get(1).copied().flatten().ok_or_else(not_found)?;
+        // The sender is who the token says, whatever the client wrote.
+        signal.from = sender.participant.to_string();
+        self.router
+            .deliver(target, Out::Signal(signal), origin)
+            .await?
+            .ok_or_else(not_found)?;
+        Ok(())
+    }
+}
