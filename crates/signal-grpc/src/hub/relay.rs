@@ -25,27 +25,32 @@ impl Hub {
         run: Vec<(SessionRef, Sink, pb::ClientMessage)>,
     ) -> Vec<bool> {
         let mut results: Vec<Result<(), SignalError>> = Vec::with_capacity(run.len());
-        // (index in `run`, target, signal) of those that pass the checks.
+        // (index in `run`, target, signal) of those that pass the checks;
+        // the signals move along, their SDP is not copied.
         let mut relays = Vec::with_capacity(run.len());
         let mut messages = Vec::with_capacity(run.len());
-        for (i, (sender, _, message)) in run.iter().enumerate() {
+        let (run, client_messages): (Vec<(SessionRef, Sink)>, Vec<pb::ClientMessage>) = run
+            .into_iter()
+            .map(|(sender, sink, message)| ((sender, sink), message))
+            .unzip();
+        for (i, ((sender, _), message)) in run.iter().zip(client_messages).enumerate() {
             let origin = (message.seq > 0).then_some(Origin {
                 session: sender.id,
                 seq: message.seq,
             });
             messages.push((message.id, origin));
-            let Some(In::Signal(signal)) = &message.message else {
+            let Some(In::Signal(signal)) = message.message else {
                 results.push(Err(SignalError::new(
                     ErrorCode::UnknownMessage,
                     "not a signal",
                 )));
                 continue;
             };
-            match validate::peer_signal(signal) {
+            match validate::peer_signal(&signal) {
                 Ok(to) if to == sender.participant => results.push(Err(not_found())),
                 Ok(to) => {
                     results.push(Ok(()));
-                    relays.push((i, to, signal.clone()));
+                    relays.push((i, to, signal));
                 }
                 Err(err) => results.push(Err(err)),
             }
@@ -93,7 +98,7 @@ impl Hub {
             };
         }
         let mut alive = Vec::with_capacity(run.len());
-        for ((sender, sink, _), (result, (request_id, origin))) in
+        for ((sender, sink), (result, (request_id, origin))) in
             run.iter().zip(results.into_iter().zip(messages))
         {
             alive.push(
