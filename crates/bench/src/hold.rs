@@ -81,9 +81,7 @@ pub async fn run(args: HoldArgs) {
         "# hold: {} connections in rooms of two, from {} source addresses, servers pinned to CPU {}",
         pairs * 2,
         args.sources,
-        args.servers
-            .server_cpu
-            .map_or("(none)".to_owned(), |c| c.to_string()),
+        args.servers.pinning(),
     );
     let mut results = Vec::new();
     for &kind in &args.compare {

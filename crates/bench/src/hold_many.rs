@@ -107,9 +107,7 @@ pub async fn run(args: HoldManyArgs) {
     println!(
         "# hold-many: {} sessions over {edges} edges (separate processes), {edges} generator processes, servers pinned to CPU {}",
         per_edge * edges,
-        args.servers
-            .server_cpu
-            .map_or("(none)".to_owned(), |c| c.to_string())
+        args.servers.pinning()
     );
     let stack = SplitStack::start(&args.servers, 1, edges, &[]).await;
     let urls: Vec<String> = (0..edges).map(|i| stack.ws_url(i)).collect();

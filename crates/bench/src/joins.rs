@@ -88,9 +88,7 @@ pub async fn run(args: JoinArgs) {
         args.sessions,
         args.room_size,
         args.concurrency,
-        args.servers
-            .server_cpu
-            .map_or("(none)".to_owned(), |c| c.to_string()),
+        args.servers.pinning(),
     );
     let mut results = Vec::new();
     for &signing in &args.signing {

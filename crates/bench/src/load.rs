@@ -408,9 +408,7 @@ pub async fn compare(args: &LoadArgs) -> u64 {
         args.rate
             .map_or("saturation".to_owned(), |r| format!("{r} msg/s")),
         args.rounds,
-        args.servers
-            .server_cpu
-            .map_or("(none)".to_owned(), |c| c.to_string()),
+        args.servers.pinning(),
     );
     let mut lost = 0;
     let mut results = Vec::new();

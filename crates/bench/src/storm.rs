@@ -264,9 +264,7 @@ pub async fn run(args: StormArgs) {
     println!(
         "# storm: {} sessions (rooms of two, {generators} generator processes) on {generators} edge(s), all SIGKILLed at once, resume through {generators} other(s); servers pinned to CPU {}",
         per * generators,
-        args.servers
-            .server_cpu
-            .map_or("(none)".to_owned(), |c| c.to_string())
+        args.servers.pinning()
     );
     let own = std::env::current_exe().expect("own path");
     let started = Instant::now();

@@ -84,6 +84,14 @@ pub struct ServerArgs {
     pub redis_url: Option<String>,
 }
 
+impl ServerArgs {
+    /// Where the servers run, for a benchmark's heading.
+    pub fn pinning(&self) -> String {
+        self.server_cpu
+            .map_or("(none)".to_owned(), |c| c.to_string())
+    }
+}
+
 /// One running server.
 pub struct Server {
     pub kind: Kind,
