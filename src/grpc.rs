@@ -31,6 +31,51 @@ pub const MAX_CONNECTIONS: usize = 4096;
 /// its own. 1 MiB is what DESIGN.md's prototype measured best with.
 pub const MAX_FRAME_BYTES: u32 = 1024 * 1024;
 
+/// h2 counts each received DATA frame smaller than this against a
+/// connection budget while the application has not read it (h2 0.4.20:
+/// `data_frame_budget`, half the connection window, not settable through
+/// tonic), and closes the connection with GOAWAY `ENHANCE_YOUR_CALM` when
+/// it runs out. A Relay lane at a low rate sends one small batch per
+/// message; a replica that falls behind for a second or two would buffer
+/// thousands and lose the connection with every session on it.
+pub const SMALL_DATA_FRAME: usize = 256;
+/// gRPC's length prefix, in the same DATA frame as the message.
+const GRPC_PREFIX: usize = 5;
+
+/// Zeros for a batch field (number ≤ 15, one tag byte) that make a message
+/// of `encoded_len` bytes at least [`SMALL_DATA_FRAME`] on the wire with
+/// its gRPC prefix; empty for a message already that large.
+pub fn padding(encoded_len: usize) -> Vec<u8> {
+    let wanted = SMALL_DATA_FRAME - GRPC_PREFIX;
+    if encoded_len >= wanted {
+        return Vec::new();
+    }
+    // Tag and length (≤ 2 bytes) come on top: at most 2 bytes over.
+    vec![0; wanted - encoded_len - 1]
+}
+
+/// An edge batch as it goes on the wire, padded (see [`padding`]).
+pub fn padded_edge_batch(envelopes: Vec<crate::pb::EdgeEnvelope>) -> crate::pb::EdgeBatch {
+    use prost::Message as _;
+    let mut batch = crate::pb::EdgeBatch {
+        envelopes,
+        padding: Vec::new(),
+    };
+    batch.padding = padding(batch.encoded_len());
+    batch
+}
+
+/// A signal batch as it goes on the wire, padded (see [`padding`]).
+pub fn padded_signal_batch(envelopes: Vec<crate::pb::SignalEnvelope>) -> crate::pb::SignalBatch {
+    use prost::Message as _;
+    let mut batch = crate::pb::SignalBatch {
+        envelopes,
+        padding: Vec::new(),
+    };
+    batch.padding = padding(batch.encoded_len());
+    batch
+}
+
 /// A server builder with the shared transport defaults.
 pub fn server_builder() -> Server {
     Server::builder()
@@ -189,6 +234,30 @@ where
         } => {
             tracing::warn!("drain deadline passed; closing the streams still open");
             Ok(())
+        }
+    }
+}
+
+#[cfg(test)]
+mod padding_tests {
+    use prost::Message as _;
+
+    use super::*;
+
+    #[test]
+    fn small_batches_are_padded_to_a_large_frame_and_large_ones_left_alone() {
+        for envelopes in 0..40 {
+            let batch = padded_edge_batch(
+                (0..envelopes)
+                    .map(|conn| crate::pb::EdgeEnvelope { conn, event: None })
+                    .collect(),
+            );
+            let on_wire = batch.encoded_len() + GRPC_PREFIX;
+            assert!(on_wire >= SMALL_DATA_FRAME, "{envelopes}: {on_wire}");
+            assert!(
+                batch.padding.is_empty() || on_wire <= SMALL_DATA_FRAME + 2,
+                "{envelopes}: padded to {on_wire}"
+            );
         }
     }
 }

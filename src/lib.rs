@@ -10,6 +10,7 @@ pub mod auth_client;
 pub mod error;
 pub mod grants;
 pub mod grpc;
+pub mod health;
 pub mod ids;
 pub mod limits;
 pub mod local_relay;
@@ -22,6 +23,13 @@ pub mod pb {
     #![allow(clippy::all, missing_docs, unused_qualifications)]
     tonic::include_proto!("switchboard.v1");
     include!(concat!(env!("OUT_DIR"), "/switchboard.v1.serde.rs"));
+}
+
+/// Generated code of the standard `grpc.health.v1` (shipped in
+/// `proto/grpc/health/v1/health.proto`).
+pub mod health_pb {
+    #![allow(clippy::all, missing_docs, unused_qualifications)]
+    tonic::include_proto!("grpc.health.v1");
 }
 
 /// The encoded `FileDescriptorSet` of `proto/`, for gRPC reflection.

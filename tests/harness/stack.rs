@@ -152,6 +152,8 @@ impl Stack {
                     service: switchboard_signal::SERVICE_NAME.into(),
                 },
             ],
+            redis: None,
+            timeout: switchboard_health::TARGET_TIMEOUT,
         };
         rest.push(tokio::spawn({
             let stop = stopped(rest_rx.clone());

@@ -67,10 +67,14 @@ async fn every_service_answers_grpc_health_and_the_aggregator_is_ready() {
     })
     .await;
     let (_, body) = http::request(&stack.health_url, "GET", "/health/ready", "").await;
-    assert!(
-        body.contains(r#""signal":"serving""#) && body.contains(r#""auth":"serving""#),
-        "{body}"
-    );
+    let report: serde_json::Value = serde_json::from_str(&body).expect("json");
+    for group in ["auth", "signal"] {
+        let dependency = &report["dependencies"][group];
+        assert_eq!(dependency["status"], "serving", "{body}");
+        let member = &dependency["members"][0];
+        assert_eq!(member["status"], "serving", "{body}");
+        assert!(member["since_unix_ms"].as_u64().is_some(), "{body}");
+    }
     stack.shutdown().await;
 }
 

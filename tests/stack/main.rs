@@ -16,6 +16,7 @@ mod revocation_rules;
 mod router_suite;
 mod signal_trust;
 mod slow_consumer;
+mod slow_link;
 mod slow_loris;
 mod store_suite;
 mod tls;

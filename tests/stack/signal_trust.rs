@@ -39,12 +39,12 @@ async fn lane(
 }
 
 async fn send(tx: &mpsc::Sender<pb::EdgeBatch>, conn: u64, event: In) {
-    tx.send(pb::EdgeBatch {
-        envelopes: vec![pb::EdgeEnvelope {
+    tx.send(switchboard_proto::grpc::padded_edge_batch(vec![
+        pb::EdgeEnvelope {
             conn,
             event: Some(event),
-        }],
-    })
+        },
+    ]))
     .await
     .expect("lane open");
 }

@@ -13,7 +13,7 @@ use std::{
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
-use switchboard_proto::{grpc, pb};
+use switchboard_proto::{grpc, health::HealthReporter, pb};
 use tokio::net::TcpListener;
 
 pub use claims::{Claims, TokenType};
@@ -87,10 +87,14 @@ pub async fn run_with(
             .await?;
         tracing::info!("revocations shared through redis");
     }
-    let (health, health_service) = tonic_health::server::health_reporter();
-    health
-        .set_serving::<pb::auth_server::AuthServer<AuthService>>()
-        .await;
+    // `""` and `switchboard.v1.Auth`: ready once the keys are loaded (the
+    // keyring exists) and, with Redis, the revocations (`share` returned
+    // after its first load). A Redis outage later does not make auth
+    // unready: verification reads the in-memory list, which is reloaded on
+    // resubscribe; taking every auth replica out with Redis would stop
+    // every join instead of delaying a revocation. `liveness`: always.
+    let health = HealthReporter::new(SERVICE_NAME);
+    health.set_ready(true);
     let service = AuthService::new(
         config.keys,
         config.default_ttl,
@@ -98,11 +102,10 @@ pub async fn run_with(
         config.dev,
         stop_rx,
     );
+    let health_service = health.server();
     let shutdown = async move {
         shutdown.await;
-        health
-            .set_not_serving::<pb::auth_server::AuthServer<AuthService>>()
-            .await;
+        health.close();
         // Ends the revocation streams, so the drain can finish, and the
         // Redis follower.
         let _ = stop_tx.send(true);

@@ -140,6 +140,35 @@ pub async fn handle(
     Ok(response)
 }
 
+/// What a draining edge answers on a connection opened after the drain
+/// began: still live (liveness never fails for a drain: the pod is ending
+/// on purpose), not ready, and no new WebSocket: 503 `shutting_down` with
+/// `Retry-After`, at once, so a client or load balancer goes elsewhere
+/// instead of waiting on a connection nobody will serve.
+pub async fn draining(req: Request<Incoming>) -> Result<Response<Body>, Infallible> {
+    if req.method() == Method::GET && req.uri().path() == "/health/live" {
+        return Ok(json(
+            StatusCode::OK,
+            serde_json::json!({ "status": "live" }),
+        ));
+    }
+    let mut response = if req.uri().path() == "/health/ready" {
+        json(
+            StatusCode::SERVICE_UNAVAILABLE,
+            serde_json::json!({ "status": "not ready", "draining": true }),
+        )
+    } else {
+        error_response(&SignalError::new(
+            ErrorCode::ShuttingDown,
+            "edge is shutting down",
+        ))
+    };
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    Ok(response)
+}
+
 /// Ready when the edge can serve a join: a lane to signal is up, auth is
 /// reachable, and the edge is not draining. Liveness depends on neither.
 fn ready(ctx: &HttpContext) -> Response<Body> {
@@ -158,6 +187,7 @@ fn ready(ctx: &HttpContext) -> Response<Body> {
             "signal": state(signal),
             "auth": state(auth),
             "draining": draining,
+            "connections": ctx.conn.link.connections(),
         }),
     )
 }

@@ -10,6 +10,7 @@ mod http;
 mod jwks_cache;
 pub mod origin;
 mod rate;
+mod rebalance;
 mod revocation_watch;
 mod revocations;
 mod session_token;
@@ -30,6 +31,7 @@ use tonic::transport::Endpoint;
 pub use admission::{Admission, AdmissionConfig, Cidr};
 pub use connection::{ConnectionLimits, OUTBOUND_BYTES, RateLimit, WRITE_TIMEOUT};
 pub use origin::OriginPolicy;
+pub use rebalance::RebalanceConfig;
 pub use signal_link::{SignalLink, Upstream};
 pub use switchboard_proto::{
     auth_client::{AuthClient, LocalAuth},
@@ -66,8 +68,11 @@ pub struct EdgeConfig {
     pub max_connections: usize,
     /// Relay streams to each signal replica.
     pub lanes: usize,
-    /// How long shutdown waits for connections to close.
+    /// How long shutdown waits for connections to close (their closes are
+    /// spread over `connection.drain_spread`, which must be shorter).
     pub drain_deadline: Duration,
+    /// Publish the connection count and rebalance through Redis.
+    pub rebalance: Option<RebalanceConfig>,
     /// A request whose headers have not all arrived this long after the
     /// connection opened (or after the previous response, on keep-alive) is
     /// dropped: slow-loris and idle keep-alive connections hold no slot.
@@ -95,6 +100,7 @@ impl Default for EdgeConfig {
             max_connections: 10_000,
             lanes: 2,
             drain_deadline: Duration::from_secs(10),
+            rebalance: None,
             header_read_timeout: HEADER_READ_TIMEOUT,
             connection: ConnectionLimits::default(),
             admission: AdmissionConfig::default(),
@@ -160,6 +166,20 @@ async fn serve_http<IO>(
             let _ = conn.await;
         }
     }
+}
+
+/// Serves one connection of a draining edge: one request, answered by
+/// [`http::draining`], then closed.
+async fn refuse_draining<IO>(io: TokioIo<IO>, header_read_timeout: Duration)
+where
+    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let _ = hyper::server::conn::http1::Builder::new()
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(header_read_timeout)
+        .keep_alive(false)
+        .serve_connection(io, service_fn(http::draining))
+        .await;
 }
 
 /// Resolves once `stop` is true (or its sender is gone).
@@ -239,6 +259,10 @@ pub async fn run(
         revocations,
         link_stop_rx.clone(),
     ));
+    if let Some(rebalance) = config.rebalance.clone() {
+        // Ends when the drain starts (and takes this edge out of the fleet).
+        tokio::spawn(rebalance::run(rebalance, link.clone(), stop_rx.clone()));
+    }
     let tls = match &config.tls {
         Some((cert, key)) => Some(tls::acceptor(cert, key)?),
         None => None,
@@ -292,12 +316,43 @@ pub async fn run(
         });
     }
 
+    // The drain: readiness goes 503 and every WebSocket gets its
+    // reconnect at a random moment within the drain spread (the writer
+    // does it); the listener stays open and answers every new connection
+    // 503 `shutting_down` at once (`http::draining`) until the last
+    // connection is gone or the deadline passes.
     tracing::info!(connections = link.connections(), "edge draining");
     let _ = stop_tx.send(true);
     drop(ctx);
-    let drained = tokio::time::timeout(config.drain_deadline, done_rx.recv())
-        .await
-        .is_ok();
+    let deadline = tokio::time::sleep(config.drain_deadline);
+    tokio::pin!(deadline);
+    // Owned here: dropped (aborted) when the drain ends.
+    let mut refusals = tokio::task::JoinSet::new();
+    let drained = loop {
+        tokio::select! {
+            _ = done_rx.recv() => break true,
+            () = &mut deadline => break false,
+            accepted = listener.accept() => {
+                let Ok((socket, _)) = accepted else { continue };
+                let Ok(slot) = slots.clone().try_acquire_owned() else { continue };
+                let tls = tls.clone();
+                let header_read_timeout = config.header_read_timeout;
+                refusals.spawn(async move {
+                    let _slot = slot;
+                    match tls {
+                        None => refuse_draining(TokioIo::new(socket), header_read_timeout).await,
+                        Some(acceptor) => {
+                            let handshake = tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(socket));
+                            if let Ok(Ok(stream)) = handshake.await {
+                                refuse_draining(TokioIo::new(stream), header_read_timeout).await;
+                            }
+                        }
+                    }
+                });
+            }
+            Some(_) = refusals.join_next(), if !refusals.is_empty() => {}
+        }
+    };
     if !drained {
         tracing::warn!(remaining = link.connections(), "drain deadline passed");
     }

@@ -106,6 +106,60 @@ struct Lane {
     tx: mpsc::Sender<Queued>,
     bytes: Arc<Semaphore>,
     up: AtomicBool,
+    /// Whether the lane's replica reports itself ready (`grpc.health.v1`
+    /// `""`, followed by [`follow_health`]; in process: always). A replica
+    /// whose store is down keeps its streams open but cannot serve.
+    serving: Arc<AtomicBool>,
+}
+
+impl Lane {
+    fn available(&self) -> bool {
+        self.up.load(Ordering::Acquire) && self.serving.load(Ordering::Acquire)
+    }
+}
+
+/// Backoff bounds of a failed health watch.
+const HEALTH_RETRY_MIN: Duration = Duration::from_millis(100);
+const HEALTH_RETRY_MAX: Duration = Duration::from_secs(2);
+
+/// Keeps `serving` equal to the replica's readiness (`""` over
+/// `grpc.health.v1` Watch; false while the watch is down) until `stop`.
+async fn follow_health(
+    channel: Channel,
+    serving: Arc<AtomicBool>,
+    mut stop: watch::Receiver<bool>,
+) {
+    use switchboard_proto::health_pb::{
+        HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
+    };
+    let mut retry = HEALTH_RETRY_MIN;
+    loop {
+        let watching = async {
+            let mut client = HealthClient::new(channel.clone());
+            let request = HealthCheckRequest {
+                service: String::new(),
+            };
+            let mut stream = client.watch(request).await?.into_inner();
+            while let Some(update) = stream.message().await? {
+                retry = HEALTH_RETRY_MIN;
+                let now = update.status == ServingStatus::Serving as i32;
+                if serving.swap(now, Ordering::AcqRel) != now {
+                    tracing::info!(serving = now, "signal replica readiness changed");
+                }
+            }
+            Ok::<(), Status>(())
+        };
+        tokio::select! {
+            _ = watching => {}
+            () = crate::stopped(&mut stop) => return,
+        }
+        serving.store(false, Ordering::Release);
+        tokio::select! {
+            () = tokio::time::sleep(retry) => {}
+            () = crate::stopped(&mut stop) => return,
+        }
+        retry = (retry * 2).min(HEALTH_RETRY_MAX);
+    }
 }
 
 impl SignalLink {
@@ -121,12 +175,19 @@ impl SignalLink {
         let mut receivers = Vec::new();
         let mut lane_handles = Vec::new();
         for upstream in upstreams {
-            let connect = match upstream {
+            let (connect, serving) = match upstream {
                 // The lanes to one replica share its HTTP/2 connection.
                 Upstream::Grpc(endpoint) => {
-                    Connect::Grpc(endpoint.connect_lazy(), Attach(credential.clone()))
+                    let channel = endpoint.connect_lazy();
+                    let serving = Arc::new(AtomicBool::new(false));
+                    tokio::spawn(follow_health(
+                        channel.clone(),
+                        serving.clone(),
+                        shutdown.clone(),
+                    ));
+                    (Connect::Grpc(channel, Attach(credential.clone())), serving)
                 }
-                Upstream::Local(relay) => Connect::Local(relay),
+                Upstream::Local(relay) => (Connect::Local(relay), Arc::new(AtomicBool::new(true))),
             };
             for _ in 0..lanes {
                 let (tx, rx) = mpsc::channel(LANE_QUEUE);
@@ -134,6 +195,7 @@ impl SignalLink {
                     tx,
                     bytes: Arc::new(Semaphore::new(LANE_QUEUE_BYTES)),
                     up: AtomicBool::new(false),
+                    serving: serving.clone(),
                 });
                 receivers.push((connect.clone(), rx));
             }
@@ -162,6 +224,7 @@ impl SignalLink {
                     tx,
                     bytes: Arc::new(Semaphore::new(LANE_QUEUE_BYTES)),
                     up: AtomicBool::new(true),
+                    serving: Arc::new(AtomicBool::new(true)),
                 };
                 (lane, rx)
             })
@@ -182,13 +245,17 @@ impl SignalLink {
         self.inner.conns.matching(|_| true)
     }
 
-    /// Registers a new connection on a lane that is up (round robin over
-    /// replicas), returning its id and lane.
+    /// Registers a new connection on a lane that is up, to a replica that
+    /// is ready if any is (round robin), returning its id and lane.
     pub fn register(&self, mut handle: ConnHandle) -> (ConnId, usize) {
         let conn = ConnId(self.inner.next_conn.fetch_add(1, Ordering::Relaxed));
-        let up: Vec<usize> = (0..self.inner.lanes.len())
-            .filter(|i| self.inner.lanes[*i].up.load(Ordering::Acquire))
-            .collect();
+        let lanes = &self.inner.lanes;
+        let mut up: Vec<usize> = (0..lanes.len()).filter(|i| lanes[*i].available()).collect();
+        if up.is_empty() {
+            up = (0..lanes.len())
+                .filter(|i| lanes[*i].up.load(Ordering::Acquire))
+                .collect();
+        }
         let lane = if up.is_empty() {
             (conn.0 % self.inner.lanes.len() as u64) as usize
         } else {
@@ -252,12 +319,10 @@ impl SignalLink {
             .map_err(|_| ErrorCode::ShuttingDown)
     }
 
-    /// Whether some lane has a live stream (readiness: the edge can serve).
+    /// Whether some lane has a live stream to a ready replica (readiness:
+    /// the edge can serve).
     pub fn is_serving(&self) -> bool {
-        self.inner
-            .lanes
-            .iter()
-            .any(|l| l.up.load(Ordering::Acquire))
+        self.inner.lanes.iter().any(Lane::available)
     }
 
     /// Whether every lane has a live stream.
@@ -288,6 +353,23 @@ impl SignalLink {
         let mut killed = 0;
         for handle in self.inner.conns.matching(|_| true) {
             if handle.auth.get().is_some_and(&pick) {
+                handle.kill(code, reason);
+                killed += 1;
+            }
+        }
+        killed
+    }
+
+    /// Closes at most `limit` joined connections with `code` (rebalancing:
+    /// which ones does not matter, each resumes elsewhere). Returns how
+    /// many.
+    pub fn kill_some(&self, limit: usize, code: ErrorCode, reason: &str) -> usize {
+        let mut killed = 0;
+        for handle in self.inner.conns.matching(|_| true) {
+            if killed == limit {
+                break;
+            }
+            if handle.auth.get().is_some() && handle.kill.borrow().is_none() {
                 handle.kill(code, reason);
                 killed += 1;
             }
@@ -368,7 +450,12 @@ async fn run_lane(
                             Err(_) => break,
                         }
                     }
-                    if batch_tx.send(pb::EdgeBatch { envelopes }).await.is_err() {
+                    let batch = match connect {
+                        // Small batches padded: see grpc::padding.
+                        Connect::Grpc(..) => switchboard_proto::grpc::padded_edge_batch(envelopes),
+                        Connect::Local(_) => pb::EdgeBatch { envelopes, padding: Vec::new() },
+                    };
+                    if batch_tx.send(batch).await.is_err() {
                         break;
                     }
                     // The budget comes back once the batch is on its way.

@@ -19,6 +19,7 @@ use std::{future::Future, sync::Arc, time::Duration};
 use switchboard_proto::{
     auth_client::{AuthClient, LocalAuth},
     grpc,
+    health::HealthReporter,
     local_relay::LocalRelay,
     pb,
     service_credential::{Accept, ServiceCredential},
@@ -147,10 +148,10 @@ pub async fn run_with(
     };
     let hub = Hub::new(store, router.clone(), config.join, auth).shared(redis.is_some());
     let (stop_tx, stop_rx) = watch::channel(false);
-    let (health, health_service) = tonic_health::server::health_reporter();
-    health
-        .set_serving::<pb::signal_server::SignalServer<SignalService>>()
-        .await;
+    // `""` and `switchboard.v1.Signal`: ready while the store takes writes
+    // (memory: always); `liveness`: always (switchboard_proto::health).
+    let health = HealthReporter::new(SERVICE_NAME);
+    health.set_ready(true);
     {
         // Ends sessions nobody resumed within the window: one task per
         // process (with Redis, any replica ends them, even if the one that
@@ -167,9 +168,11 @@ pub async fn run_with(
         });
     }
     if let Some(redis) = redis {
-        // Readiness follows Redis, and is off while this replica is fenced;
-        // liveness (the process answering) never depends on either.
+        // Readiness follows Redis (a canary written and read back), and is
+        // off while this replica is fenced; liveness (the process
+        // answering) never depends on either.
         let (health, mut stop) = (health.clone(), stop_rx.clone());
+        let canary = store::keys::canary(&format!("{:016x}", rand::random::<u64>()));
         tokio::spawn(async move {
             let mut serving = true;
             loop {
@@ -177,19 +180,11 @@ pub async fn run_with(
                     () = tokio::time::sleep(REDIS_PROBE_INTERVAL) => {}
                     _ = stop.wait_for(|s| *s) => return,
                 }
-                let up = redis.ping().await && !router.fenced();
+                let up = redis.canary(&canary).await && !router.fenced();
                 if up != serving {
                     serving = up;
                     tracing::warn!(ready = up, "signal readiness changed");
-                    if up {
-                        health
-                            .set_serving::<pb::signal_server::SignalServer<SignalService>>()
-                            .await;
-                    } else {
-                        health
-                            .set_not_serving::<pb::signal_server::SignalServer<SignalService>>()
-                            .await;
-                    }
+                    health.set_ready(up);
                 }
             }
         });
@@ -206,11 +201,10 @@ pub async fn run_with(
         signal,
         Accept::new(config.service_keys.clone()),
     );
+    let health_service = health.server();
     let shutdown = async move {
         shutdown.await;
-        health
-            .set_not_serving::<pb::signal_server::SignalServer<SignalService>>()
-            .await;
+        health.close();
         let _ = stop_tx.send(true);
     };
     let router = grpc::server_builder()

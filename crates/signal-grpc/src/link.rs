@@ -44,7 +44,13 @@ pub fn batches(
                 None => break,
             }
         }
-        Some((Ok(pb::SignalBatch { envelopes }), rx))
+        Some((
+            Ok(pb::SignalBatch {
+                envelopes,
+                padding: Vec::new(),
+            }),
+            rx,
+        ))
     })
 }
 

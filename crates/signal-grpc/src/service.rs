@@ -1,5 +1,6 @@
 //! The `switchboard.v1.Signal` gRPC service: accepts edge links.
 
+use futures_util::StreamExt as _;
 use switchboard_proto::{
     local_relay::{Batches, LocalRelay},
     pb,
@@ -60,7 +61,11 @@ impl pb::signal_server::Signal for SignalService {
         &self,
         request: Request<Streaming<pb::EdgeBatch>>,
     ) -> Result<Response<Self::RelayStream>, Status> {
-        self.open_link(Box::pin(request.into_inner()))
-            .map(Response::new)
+        // Over gRPC a small batch is padded: h2 at the edge would close a
+        // connection buffering too many small DATA frames (grpc::padding).
+        let batches = self.open_link(Box::pin(request.into_inner()))?;
+        let padded = batches
+            .map(|batch| batch.map(|b| switchboard_proto::grpc::padded_signal_batch(b.envelopes)));
+        Ok(Response::new(Box::pin(padded)))
     }
 }

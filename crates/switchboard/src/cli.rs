@@ -12,6 +12,20 @@ pub struct Cli {
     #[arg(long, global = true, env = "SWITCHBOARD_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
 
+    /// A TOML file configuring the whole stack: keys are the SWITCHBOARD_*
+    /// variable names without the prefix, lowercased; `KEY_file` names a
+    /// file holding KEY's value. Flags beat the environment, which beats
+    /// the file (docs/operations.md).
+    #[arg(long, global = true, env = "SWITCHBOARD_CONFIG")]
+    pub config: Option<PathBuf>,
+
+    /// Parse and check the configuration, print what the service would
+    /// serve as one JSON line (listen address, HTTP paths, gRPC health
+    /// names, files read) and exit, without starting anything or reading
+    /// secret files.
+    #[arg(long, global = true)]
+    pub check_config: bool,
+
     #[command(subcommand)]
     pub command: Command,
 }
@@ -73,6 +87,18 @@ pub struct EdgeArgs {
         default_value = "http://127.0.0.1:50052"
     )]
     pub signal_urls: Vec<String>,
+    /// Redis where the edges publish their connection counts, to rebalance
+    /// after a scale-out (standalone URL; off without it).
+    #[arg(long, env = "SWITCHBOARD_REDIS", value_delimiter = ',')]
+    pub redis: Vec<String>,
+    /// Rebalance when this edge holds more than the fleet average by this
+    /// fraction (0.2 = 20 %); 0 turns rebalancing off.
+    #[arg(long, env = "SWITCHBOARD_REBALANCE_THRESHOLD", default_value_t = 0.2)]
+    pub rebalance_threshold: f64,
+    /// Clients asked to reconnect elsewhere per second at most while
+    /// rebalancing.
+    #[arg(long, env = "SWITCHBOARD_REBALANCE_PER_SECOND", default_value_t = 20)]
+    pub rebalance_per_second: u32,
     #[command(flatten)]
     pub common: EdgeCommon,
 }
@@ -148,6 +174,11 @@ pub struct EdgeCommon {
     /// Seconds shutdown waits for connections to close.
     #[arg(long, env = "SWITCHBOARD_DRAIN_SECONDS", default_value_t = 10)]
     pub drain_seconds: u64,
+    /// Seconds over which a draining edge spreads its clients' reconnects
+    /// (each is closed with 1012 at a random moment within it); below
+    /// --drain-seconds. Default: 5, or half of --drain-seconds if less.
+    #[arg(long, env = "SWITCHBOARD_DRAIN_SPREAD_SECONDS")]
+    pub drain_spread_seconds: Option<f64>,
     /// Sustained client messages per second per connection.
     #[arg(long, env = "SWITCHBOARD_MESSAGES_PER_SECOND", default_value_t = switchboard_proto::limits::MESSAGES_PER_SECOND)]
     pub messages_per_second: u32,
@@ -333,13 +364,25 @@ pub struct HealthArgs {
         default_value = "127.0.0.1:8081"
     )]
     pub listen: SocketAddr,
-    /// A service to follow, as NAME=URL[#GRPC_SERVICE], repeatable.
+    /// A service to follow, as NAME=URL[#GRPC_SERVICE], repeatable
+    /// (at least one). Targets sharing a NAME are replicas: that group is
+    /// ready while one of them serves.
     #[arg(
         long = "target",
         env = "SWITCHBOARD_HEALTH_TARGETS",
         value_delimiter = ','
     )]
-    pub targets: Vec<String>,
+    pub targets: Vec<switchboard_health::Target>,
+    /// A Redis to probe (PING), reported as the group `redis`.
+    #[arg(long, env = "SWITCHBOARD_HEALTH_REDIS")]
+    pub redis: Option<String>,
+    /// Milliseconds each check or connection attempt may take.
+    #[arg(
+        long,
+        env = "SWITCHBOARD_HEALTH_TARGET_TIMEOUT_MS",
+        default_value_t = 1000
+    )]
+    pub target_timeout_ms: u64,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -3,15 +3,14 @@
 #![forbid(unsafe_code)]
 
 mod cli;
+mod config;
 mod keys;
 mod logging;
 mod services;
 mod shutdown;
 mod token;
 
-use clap::Parser;
-
-use crate::cli::{Cli, Command};
+use crate::cli::Command;
 
 /// mimalloc instead of glibc's malloc: the relay path allocates and frees
 /// small buffers per message, and glibc's malloc/free took ≈ 10 % of a
@@ -22,7 +21,22 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    let cli = Cli::parse();
+    let (cli, sources) = match config::parse() {
+        Ok(parsed) => parsed,
+        Err(err) => {
+            eprintln!("switchboard: {err}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    if cli.check_config {
+        return match services::check(&cli.command, &sources.files) {
+            Ok(()) => std::process::ExitCode::SUCCESS,
+            Err(err) => {
+                eprintln!("switchboard: {err}");
+                std::process::ExitCode::FAILURE
+            }
+        };
+    }
     logging::init(cli.log_format);
     let result = match cli.command {
         Command::Edge(args) => services::edge(args).await,

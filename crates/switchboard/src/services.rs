@@ -72,6 +72,7 @@ fn edge_config(common: &EdgeCommon, signal_urls: Vec<String>, dev: bool) -> Edge
         max_connections: common.max_connections,
         lanes: common.lanes,
         drain_deadline: Duration::from_secs(common.drain_seconds),
+        rebalance: None,
         header_read_timeout: Duration::from_secs(common.header_read_seconds.max(1)),
         tls: common.tls_cert.clone().zip(common.tls_key.clone()),
         connection: switchboard_edge::ConnectionLimits {
@@ -84,6 +85,7 @@ fn edge_config(common: &EdgeCommon, signal_urls: Vec<String>, dev: bool) -> Edge
             keepalive_timeout: Duration::from_secs(common.keepalive_timeout_seconds.max(1)),
             write_timeout: Duration::from_secs(common.write_timeout_seconds.max(1)),
             outbound_bytes: common.outbound_queue_bytes.max(MAX_MESSAGE_BYTES * 2),
+            drain_spread: Duration::from_secs_f64(drain_spread(common).max(0.0)),
             ..switchboard_edge::ConnectionLimits::default()
         },
         admission: switchboard_edge::AdmissionConfig {
@@ -143,18 +145,6 @@ fn auth_config(
     }
 }
 
-fn parse_target(raw: &str) -> Result<Target, BoxError> {
-    let (name, rest) = raw
-        .split_once('=')
-        .ok_or("health target must be NAME=URL[#SERVICE]")?;
-    let (url, service) = rest.split_once('#').unwrap_or((rest, ""));
-    Ok(Target {
-        name: name.into(),
-        url: url.into(),
-        service: service.into(),
-    })
-}
-
 /// Connections the kernel queues for a listener before the process accepts
 /// them (capped by `net.core.somaxconn`, 4,096 on current kernels). With
 /// tokio's `TcpListener::bind` it is 128: in a reconnect storm (an edge
@@ -183,8 +173,145 @@ fn announce(service: &str, scheme: &str, listener: &TcpListener) -> Result<Strin
     Ok(url)
 }
 
-pub async fn edge(args: EdgeArgs) -> Result<(), BoxError> {
+/// Seconds a drain spreads its reconnects over (see the flag).
+fn drain_spread(common: &EdgeCommon) -> f64 {
+    common
+        .drain_spread_seconds
+        .unwrap_or_else(|| (common.drain_seconds as f64 / 2.0).min(5.0))
+}
+
+/// The drain's reconnects must all be asked before its deadline.
+fn check_drain(common: &EdgeCommon) -> Result<(), BoxError> {
+    let spread = drain_spread(common);
+    if !spread.is_finite() || spread < 0.0 || spread >= common.drain_seconds as f64 {
+        return Err(format!(
+            "--drain-spread-seconds ({spread}) must be at least 0 and below --drain-seconds ({})",
+            common.drain_seconds
+        )
+        .into());
+    }
+    Ok(())
+}
+
+fn rebalance_config(
+    args: &EdgeArgs,
+) -> Result<Option<switchboard_edge::RebalanceConfig>, BoxError> {
+    let threshold = args.rebalance_threshold;
+    if !threshold.is_finite() || threshold < 0.0 {
+        return Err(format!("--rebalance-threshold ({threshold}) must be 0 or more").into());
+    }
+    if args.redis.is_empty() {
+        return Ok(None);
+    }
+    Ok(Some(switchboard_edge::RebalanceConfig {
+        // One URL: standalone; several (or `cluster+URL`): a cluster.
+        redis_urls: args.redis.clone(),
+        threshold,
+        per_second: args.rebalance_per_second.max(1),
+    }))
+}
+
+/// Checks an edge's arguments as `edge` would before it starts.
+fn check_edge(args: &EdgeArgs) -> Result<(), BoxError> {
     check_plaintext(args.listen, &args.common)?;
+    check_drain(&args.common)?;
+    rebalance_config(args)?;
+    if args.common.service_key.is_none() {
+        return Err(
+            "the edge needs --service-key (SWITCHBOARD_SERVICE_KEY): one of the API key \
+                    pairs auth and signal accept"
+                .into(),
+        );
+    }
+    Ok(())
+}
+
+fn health_config(args: &HealthArgs) -> Result<HealthConfig, BoxError> {
+    let config = HealthConfig {
+        targets: args.targets.clone(),
+        redis: args.redis.clone(),
+        timeout: Duration::from_millis(args.target_timeout_ms.max(1)),
+    };
+    switchboard_health::validate(&config)?;
+    Ok(config)
+}
+
+/// `--check-config`: what the service would serve, as one JSON line.
+pub fn check(command: &crate::cli::Command, files: &[std::path::PathBuf]) -> Result<(), BoxError> {
+    use crate::cli::Command;
+    use switchboard_proto::health::LIVENESS;
+    let grpc = |name: &str| serde_json::json!(["", LIVENESS, name]);
+    let (service, listen, http_paths, grpc_health) = match command {
+        Command::Edge(args) => {
+            check_edge(args)?;
+            let paths = serde_json::json!(["/health/live", "/health/ready", "/ws"]);
+            ("edge", args.listen, paths, serde_json::json!([]))
+        }
+        Command::Auth(args) => {
+            if args.dev {
+                check_dev_exposure(&[args.listen], args.dangerously_expose_dev_mode)?;
+            }
+            let names = grpc(switchboard_auth::SERVICE_NAME);
+            ("auth", args.listen, serde_json::json!([]), names)
+        }
+        Command::Signal(args) => {
+            let names = grpc(switchboard_signal::SERVICE_NAME);
+            ("signal", args.listen, serde_json::json!([]), names)
+        }
+        Command::Health(args) => {
+            health_config(args)?;
+            let paths = serde_json::json!(["/health/live", "/health/ready"]);
+            ("health", args.listen, paths, serde_json::json!([]))
+        }
+        Command::All(args) => {
+            check_plaintext(args.edge_listen, &args.edge)?;
+            check_drain(&args.edge)?;
+            let paths = serde_json::json!(["/health/live", "/health/ready", "/ws"]);
+            ("all", args.edge_listen, paths, serde_json::json!([]))
+        }
+        Command::Token(_) | Command::Keys(_) => {
+            return Err("--check-config applies to edge, auth, signal, health and all".into());
+        }
+    };
+    // Files the service reads at start besides the config and `*_FILE`s.
+    let mut files: Vec<std::path::PathBuf> = files.to_vec();
+    match command {
+        Command::Edge(args) => {
+            files.extend(
+                args.common
+                    .tls_cert
+                    .iter()
+                    .chain(&args.common.tls_key)
+                    .cloned(),
+            );
+        }
+        Command::Auth(args) => {
+            files.extend(args.keys.signing_key.iter().cloned());
+            files.extend(args.keys.verification_keys.iter().cloned());
+        }
+        Command::All(args) => {
+            files.extend(args.edge.tls_cert.iter().chain(&args.edge.tls_key).cloned());
+            files.extend(args.keys.signing_key.iter().cloned());
+            files.extend(args.keys.verification_keys.iter().cloned());
+        }
+        _ => {}
+    }
+    let files: Vec<String> = files.iter().map(|f| f.display().to_string()).collect();
+    println!(
+        "{}",
+        serde_json::json!({
+            "service": service,
+            "listen": listen.to_string(),
+            "http_paths": http_paths,
+            "grpc_health_services": grpc_health,
+            "files": files,
+        })
+    );
+    Ok(())
+}
+
+pub async fn edge(args: EdgeArgs) -> Result<(), BoxError> {
+    check_edge(&args)?;
     let listener = bind(args.listen).await?;
     announce(
         "edge",
@@ -195,14 +322,8 @@ pub async fn edge(args: EdgeArgs) -> Result<(), BoxError> {
         },
         &listener,
     )?;
-    if args.common.service_key.is_none() {
-        return Err(
-            "the edge needs --service-key (SWITCHBOARD_SERVICE_KEY): one of the API key \
-                    pairs auth and signal accept"
-                .into(),
-        );
-    }
-    let config = edge_config(&args.common, args.signal_urls, false);
+    let mut config = edge_config(&args.common, args.signal_urls.clone(), false);
+    config.rebalance = rebalance_config(&args)?;
     switchboard_edge::run(listener, config, shutdown::signal(), |_| {}).await?;
     Ok(())
 }
@@ -234,14 +355,11 @@ pub async fn signal(args: SignalArgs) -> Result<(), BoxError> {
 }
 
 pub async fn health(args: HealthArgs) -> Result<(), BoxError> {
+    health_config(&args)?;
     let listener = bind(args.listen).await?;
     announce("health", "http", &listener)?;
-    let targets = args
-        .targets
-        .iter()
-        .map(|t| parse_target(t))
-        .collect::<Result<_, _>>()?;
-    switchboard_health::run(listener, HealthConfig { targets }, shutdown::signal()).await?;
+    let config = health_config(&args)?;
+    switchboard_health::run(listener, config, shutdown::signal()).await?;
     Ok(())
 }
 
@@ -253,6 +371,7 @@ async fn stopped(mut rx: watch::Receiver<bool>) {
 /// to reconnect and drained), then signal, auth and health.
 pub async fn all(args: AllArgs) -> Result<(), BoxError> {
     check_plaintext(args.edge_listen, &args.edge)?;
+    check_drain(&args.edge)?;
     check_dev_exposure(
         &[args.edge_listen, args.auth_listen],
         args.dangerously_expose_dev_mode,
@@ -309,6 +428,8 @@ pub async fn all(args: AllArgs) -> Result<(), BoxError> {
                 service: switchboard_signal::SERVICE_NAME.into(),
             },
         ],
+        redis: None,
+        timeout: switchboard_health::TARGET_TIMEOUT,
     };
 
     let (stop_edge, edge_rx) = watch::channel(false);

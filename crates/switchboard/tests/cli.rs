@@ -296,3 +296,71 @@ async fn a_watched_service_stops_on_sigterm_and_the_aggregator_follows_its_repla
     ready(Duration::from_secs(2)).await;
     drop(health);
 }
+
+/// One file configures the stack; the environment beats it and a flag beats
+/// both; a secret comes from a `*_FILE`; `--check-config` reports what the
+/// service would serve without reading the secret files.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn config_file_env_and_flags_in_that_order_and_secrets_from_files() {
+    let dir = std::env::temp_dir().join(format!("sb-cli-config-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let file = dir.join("switchboard.toml");
+    std::fs::write(
+        &file,
+        "edge_listen = \"127.0.0.1:7100\"\nsignal_listen = \"127.0.0.1:7101\"\nservice_key_file = \"/run/secrets/absent\"\n",
+    )
+    .expect("write");
+    let check = |args: &'static [&'static str], env: Vec<(&'static str, String)>| {
+        let file = file.clone();
+        async move {
+            let output = tokio::process::Command::new(BIN)
+                .arg("--check-config")
+                .args(args)
+                .env("SWITCHBOARD_CONFIG", &file)
+                .envs(env)
+                .output()
+                .await
+                .expect("run");
+            let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+            let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+            assert!(output.status.success(), "{args:?}: {stderr}");
+            serde_json::from_str::<serde_json::Value>(&stdout).expect("one JSON line")
+        }
+    };
+    let from_file = check(&["edge"], vec![]).await;
+    assert_eq!(from_file["listen"], "127.0.0.1:7100");
+    assert_eq!(from_file["files"][1], "/run/secrets/absent", "{from_file}");
+    let from_env = check(
+        &["edge"],
+        vec![("SWITCHBOARD_EDGE_LISTEN", "127.0.0.1:7200".into())],
+    )
+    .await;
+    assert_eq!(from_env["listen"], "127.0.0.1:7200", "env beats file");
+    let from_flag = check(
+        &["edge", "--listen", "127.0.0.1:7300"],
+        vec![("SWITCHBOARD_EDGE_LISTEN", "127.0.0.1:7200".into())],
+    )
+    .await;
+    assert_eq!(from_flag["listen"], "127.0.0.1:7300", "flag beats env");
+    let signal = check(&["signal"], vec![]).await;
+    assert_eq!(signal["listen"], "127.0.0.1:7101");
+    assert_eq!(
+        signal["grpc_health_services"],
+        serde_json::json!(["", "liveness", "switchboard.v1.Signal"])
+    );
+
+    // Run for real, the secret file is read: absent, it is refused by name.
+    let output = tokio::process::Command::new(BIN)
+        .arg("edge")
+        .env("SWITCHBOARD_CONFIG", &file)
+        .output()
+        .await
+        .expect("run");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("SWITCHBOARD_SERVICE_KEY") && stderr.contains("/run/secrets/absent"),
+        "{stderr}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -99,6 +99,10 @@ pub struct ConnectionLimits {
     pub preauth_max_age: Duration,
     /// How long the closing handshake may take.
     pub close_flush: Duration,
+    /// When the edge drains, each connection is closed (1012, reconnect)
+    /// after its own random delay below this, so the clients of a draining
+    /// edge reach the others spread over this window, not in one storm.
+    pub drain_spread: Duration,
 }
 
 /// Default [`ConnectionLimits::write_timeout`].
@@ -117,6 +121,7 @@ impl Default for ConnectionLimits {
             outbound_bytes: OUTBOUND_BYTES,
             preauth_max_age: Duration::from_secs(1),
             close_flush: Duration::from_secs(2),
+            drain_spread: Duration::ZERO,
         }
     }
 }

@@ -7,6 +7,7 @@ use std::sync::{
     Arc,
     atomic::{AtomicU8, Ordering},
 };
+use std::time::Duration;
 
 use futures_util::{Sink, SinkExt};
 use switchboard_proto::{
@@ -64,6 +65,15 @@ pub(crate) fn close_frame(code: Option<ErrorCode>, reason: &str) -> CloseFrame {
     }
 }
 
+/// A uniformly random delay below `spread` (zero for zero).
+fn jitter(spread: Duration) -> Duration {
+    let micros = spread.as_micros().min(u128::from(u64::MAX)) as u64;
+    if micros == 0 {
+        return Duration::ZERO;
+    }
+    Duration::from_micros(rand::random_range(0..micros))
+}
+
 pub(crate) async fn write_loop<S>(
     mut sink: S,
     mut outbound: mpsc::Receiver<Outbound>,
@@ -83,14 +93,22 @@ where
     // wakes goes out in one flush (one syscall for a burst, not one per
     // frame), up to these bounds.
     let mut frames: Vec<Message> = Vec::new();
+    // The drain: this connection's turn comes a random delay after the
+    // edge starts draining (ConnectionLimits::drain_spread); meanwhile it
+    // keeps relaying.
+    let drain_turn = async move {
+        crate::stopped(&mut shutdown).await;
+        tokio::time::sleep(jitter(limits.drain_spread)).await;
+    };
+    tokio::pin!(drain_turn);
     let close = loop {
         let first = tokio::select! {
             biased;
             killed = async { kill.wait_for(Option::is_some).await.ok().and_then(|k| k.clone()) } => {
                 break killed.map(|k| close_frame(Some(k.code), &k.reason));
             }
-            () = crate::stopped(&mut shutdown) => {
-                break Some(close_frame(Some(ErrorCode::ShuttingDown), "edge is restarting; reconnect"));
+            () = &mut drain_turn => {
+                break Some(close_frame(Some(ErrorCode::ShuttingDown), "edge is draining; reconnect"));
             }
             item = outbound.recv() => match item {
                 Some(item) => {

@@ -13,6 +13,7 @@
 //! | `sb:{nodes}` | set of registered signal nodes | the nodes' | owned by the nodes: a node adds itself, the replica that reaps it removes it |
 //! | `sb:{nodes}:alive:<node>` | string, the node's heartbeat | the nodes' | [`NODE_TTL`](crate::router::NODE_TTL), refreshed every second |
 //! | `sb:{nodes}:sessions:<node>` | set of sessions the node holds | the nodes' | `record_ttl`, refreshed as the node attaches sessions; deleted by the reaper |
+//! | `sb:canary:<node>` | string, a random value the readiness probe writes and reads back | its own | 10 s |
 //! | `sb:detached` | sorted set `<sid>:<gen>:<reason>` by end time (Unix ms) | its own | owned: each entry removed by the replica that ends the session |
 //!
 //! Channels: `sb:node:<node>`, one per node, carrying protobuf
@@ -44,6 +45,11 @@ pub fn members(room: &str) -> String {
 /// A room's session records: session id → record.
 pub fn records(room: &str) -> String {
     format!("sb:{{{}}}:records", room_tag(room))
+}
+
+/// The readiness canary of one signal node.
+pub fn canary(node: &str) -> String {
+    format!("sb:canary:{node}")
 }
 
 pub fn locator(session: &str) -> String {

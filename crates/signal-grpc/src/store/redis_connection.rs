@@ -10,8 +10,8 @@
 //! outage costs each request microseconds, not a timeout, and a lane of
 //! requests never queues behind a dead server. One slow call (a replica
 //! waking from a stall, a GC-like pause) does not open it. The readiness
-//! probe keeps sending PING (which bypasses the breaker); the first PING
-//! that succeeds closes it. The node heartbeat also bypasses it
+//! probe keeps writing and reading a canary (bypassing the breaker); the
+//! first canary that succeeds closes it. The node heartbeat also bypasses it
 //! ([`RedisConnection::unguarded`]), so a breaker opened by a burst of
 //! timeouts never costs a node its registration.
 
@@ -39,6 +39,8 @@ pub const BREAKER_WINDOW: Duration = Duration::from_secs(5);
 /// Failures within a window that may open the breaker (if they are also at
 /// least half of the window's calls).
 pub const BREAKER_MIN_FAILURES: u32 = 3;
+/// Lifetime of a readiness canary value.
+const CANARY_TTL_MS: u64 = 10_000;
 
 /// Calls and failures in the current window.
 #[derive(Debug)]
@@ -150,13 +152,28 @@ impl RedisConnection {
         }
     }
 
-    /// Whether Redis answers PING now. Bypasses the breaker; an answer
-    /// closes it, a failure counts towards opening it.
-    pub async fn ping(&self) -> bool {
+    /// Whether Redis takes a write and gives it back now: a canary value
+    /// written (`SET … PX`, under `key`) and read back. A Redis that answers
+    /// PING but refuses writes (out of memory, a read-only replica after a
+    /// failover, a full disk with `stop-writes-on-bgsave-error`) is down for
+    /// signal. Bypasses the breaker; success closes it, a failure counts
+    /// towards opening it.
+    pub async fn canary(&self, key: &str) -> bool {
         let mut link = self.link.clone();
-        let cmd = redis::cmd("PING");
-        let pong = bounded(link.request(&cmd)).await;
-        let up = matches!(pong, Ok(Value::SimpleString(ref s)) if s == "PONG");
+        let value = format!("{:016x}", rand::random::<u64>());
+        let set = redis::cmd("SET")
+            .arg(key)
+            .arg(&value)
+            .arg("PX")
+            .arg(CANARY_TTL_MS)
+            .clone();
+        let get = redis::cmd("GET").arg(key).clone();
+        let written = matches!(bounded(link.request(&set)).await, Ok(Value::Okay));
+        let up = written
+            && matches!(
+                bounded(link.request(&get)).await,
+                Ok(Value::BulkString(ref read)) if read == value.as_bytes()
+            );
         if up {
             *self.lock_window() = Window::new(Instant::now());
             if self.open.swap(false, Ordering::AcqRel) {
@@ -165,7 +182,7 @@ impl RedisConnection {
         } else if self.lock_window().record(true, Instant::now())
             && !self.open.swap(true, Ordering::AcqRel)
         {
-            tracing::warn!("redis circuit opened (ping failed)");
+            tracing::warn!("redis circuit opened (canary failed)");
         }
         up
     }

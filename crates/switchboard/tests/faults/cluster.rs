@@ -41,8 +41,18 @@ pub fn token(identity: &str, room: &str) -> String {
 
 impl Cluster {
     /// Edge i talks to signal replica i only, so a fault is felt by exactly
-    /// the clients of that pair.
+    /// the clients of that pair. Edges drain at once (no spread).
     pub async fn start(resume_window: &str) -> Self {
+        Self::start_with(
+            resume_window,
+            &["--drain-seconds", "3", "--drain-spread-seconds", "0"],
+        )
+        .await
+    }
+
+    /// As [`Cluster::start`], with these extra arguments for every edge
+    /// (the drain's included).
+    pub async fn start_with(resume_window: &str, edge_args: &[&str]) -> Self {
         let redis = RedisServer::start(false).await;
         let dir =
             std::env::temp_dir().join(format!("sb-faults-{}-{}", std::process::id(), redis.port));
@@ -88,7 +98,7 @@ impl Cluster {
         let mut edges = Vec::new();
         for signal in &signals {
             let signal_url = signal.as_ref().expect("signal").url("signal").to_owned();
-            let args = [
+            let mut args = vec![
                 "edge",
                 "--listen",
                 "127.0.0.1:0",
@@ -98,14 +108,21 @@ impl Cluster {
                 auth.url("auth"),
                 "--service-key",
                 &api,
-                "--drain-seconds",
-                "3",
                 // The stream runs at ~330 msg/s, above the default 50/s.
                 "--messages-per-second",
                 "100000",
                 "--message-burst",
                 "100000",
             ];
+            let redis_url = redis.url();
+            // `{redis}` stands for this cluster's Redis.
+            args.extend(edge_args.iter().map(|a| {
+                if *a == "{redis}" {
+                    redis_url.as_str()
+                } else {
+                    a
+                }
+            }));
             let edge = Process::start_service(BIN, &args, &[]).await;
             let url = edge.url("edge").to_owned();
             wait_until("edge ready", DEADLINE, || {

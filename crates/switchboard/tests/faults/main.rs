@@ -8,5 +8,6 @@ mod cluster;
 mod peers;
 
 mod edge;
+mod kubernetes;
 mod redis;
 mod replica;

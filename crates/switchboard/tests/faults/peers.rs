@@ -58,6 +58,8 @@ pub struct Receiver {
     pub client: WsClient,
     pub checker: Checker,
     pub resumes: Vec<Duration>,
+    /// When each of its connections was closed under it.
+    pub closes: Vec<Instant>,
     /// Drop the socket abruptly once this many messages arrived.
     pub drop_at: Option<usize>,
 }
@@ -73,6 +75,7 @@ impl Receiver {
             client,
             checker: Checker::default(),
             resumes: Vec::new(),
+            closes: Vec::new(),
             drop_at: None,
         }
     }
@@ -152,6 +155,7 @@ impl Receiver {
             }
             Err(closed) => {
                 let started = Instant::now();
+                self.closes.push(started);
                 let (client, resumed) = resume(
                     edges,
                     attempt,
