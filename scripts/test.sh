@@ -40,6 +40,11 @@ for _ in $(seq 50); do [ -s "$redis_pid_file" ] && break; sleep 0.1; done
 kill "$(cat "$redis_pid_file")"
 rm -f "$redis_pid_file"
 
+# The Kubernetes manifests render, validate strictly against the 1.30
+# schemas (offline), and match what the binary serves and accepts.
+log "kubernetes manifests"
+SWITCHBOARD_BIN="$ROOT/target/debug/switchboard" ./scripts/k8s-validate.sh
+
 if [ -f client/package.json ]; then
   apt_install chromium chromium
   client_build

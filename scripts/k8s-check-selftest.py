@@ -1,0 +1,245 @@
+#!/usr/bin/env python3
+"""Tests scripts/k8s-check.py itself: a checker that never fails is worse
+than none.
+
+Usage: k8s-check-selftest.py RENDERED_DEV.yaml [RENDERED_PROD.yaml]
+
+It runs the checker against a stand-in for `switchboard --check-config`
+that answers as the contract says (docs/operations.md, "Checking a
+configuration"): the rendered overlays must pass; then, one at a time, a
+binary that disagrees with the manifests (another port, a missing path or
+health service, a refusal) and manifests broken in ways that matter (a
+secret in a plain env value, a network policy that cuts signal off auth, a
+grace period shorter than the drain, probes on the wrong endpoints, a secret
+file not mounted) must each fail with the expected message.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import stat
+import subprocess
+import sys
+import tempfile
+
+import yaml
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+CHECKER = os.path.join(HERE, "k8s-check.py")
+DOCKERFILE = os.path.join(HERE, "..", "Dockerfile")
+
+# The contract's `--check-config`, in a few lines: the listen address and
+# the files a service reads, from flags, env and the config file (flag >
+# env > file); unknown config keys and missing credentials are refused.
+STUB = r'''#!/usr/bin/env python3
+import json, os, sys, tomllib
+mode_file = __file__ + ".mode"
+MODE = open(mode_file).read().strip() if os.path.exists(mode_file) else ""
+if "--check-config" not in sys.argv:
+    sys.exit("stub: only --check-config is implemented")
+args = [a for a in sys.argv[1:] if a != "--check-config"]
+sub, rest = args[0], args[1:]
+KNOWN = set("""log_format edge_listen signal_urls auth_url service_key allowed_origins
+allow_missing_origin static_dir max_connections max_connections_per_ip
+new_connections_per_ip_per_second new_connections_per_ip_burst trusted_proxies
+header_read_seconds signal_lanes drain_seconds drain_spread_seconds messages_per_second
+message_burst auth_deadline_seconds ping_interval_seconds keepalive_timeout_seconds
+write_timeout_seconds outbound_queue_bytes tls_cert tls_key allow_plaintext auth_listen
+signing_key verification_keys api_keys jwt_issuer jwt_audience token_ttl refresh_ttl
+max_session redis dev dangerously_expose_dev_mode signal_listen ice_servers turn_urls
+turn_secret resume_window max_participants redis_key_ttl health_listen health_targets
+health_redis health_target_timeout_ms grpc_link rebalance_threshold rebalance_per_second""".split())
+config = {}
+if os.environ.get("SWITCHBOARD_CONFIG"):
+    with open(os.environ["SWITCHBOARD_CONFIG"], "rb") as f:
+        config = tomllib.load(f)
+for key in config:
+    if key.removesuffix("_file") not in KNOWN:
+        sys.exit(f"error: unknown key {key!r} in the config file")
+def flag(name):
+    for i, a in enumerate(rest):
+        if a == name and i + 1 < len(rest):
+            return rest[i + 1]
+        if a.startswith(name + "="):
+            return a.split("=", 1)[1]
+def setting(key, flag_name=None):
+    """('value', v) or ('file', path) or None."""
+    if flag_name and flag(flag_name) is not None:
+        return ("value", flag(flag_name))
+    env = "SWITCHBOARD_" + key.upper()
+    if env in os.environ:
+        return ("value", os.environ[env])
+    if env + "_FILE" in os.environ:
+        return ("file", os.environ[env + "_FILE"])
+    if key in config:
+        return ("value", config[key])
+    if key + "_file" in config:
+        return ("file", config[key + "_file"])
+    return None
+DEFAULT_PORT = {"edge": 8080, "auth": 50051, "signal": 50052, "health": 8081}
+got = setting(f"{sub}_listen", "--listen")
+listen = got[1] if got else f"127.0.0.1:{DEFAULT_PORT[sub]}"
+if MODE == "wrong-port" and sub == "signal":
+    host, port = listen.rsplit(":", 1)
+    listen = f"{host}:{int(port) + 1}"
+FILE_KEYS = {
+    "edge": ["service_key", "redis"],
+    "auth": ["api_keys", "redis"],
+    "signal": ["api_keys", "turn_secret", "redis"],
+    "health": ["health_redis"],
+}[sub]
+files = [s[1] for s in (setting(k) for k in FILE_KEYS) if s and s[0] == "file"]
+if os.environ.get("SWITCHBOARD_CONFIG"):
+    files.insert(0, os.environ["SWITCHBOARD_CONFIG"])
+if sub == "edge" and setting("service_key", "--service-key") is None:
+    sys.exit("error: the edge needs --service-key (SWITCHBOARD_SERVICE_KEY)")
+if sub == "auth":
+    key = setting("signing_key", "--signing-key")
+    if key is None:
+        sys.exit("error: --signing-key (SWITCHBOARD_SIGNING_KEY) is required outside dev mode")
+if MODE == "fail" and sub == "health":
+    sys.exit("error: refused by the stub")
+http = {"edge": ["/health/live", "/health/ready", "/ws"], "health": ["/health/live", "/health/ready"]}.get(sub, [])
+if MODE == "no-ready" and sub == "edge":
+    http.remove("/health/ready")
+named = {"auth": "switchboard.v1.Auth", "signal": "switchboard.v1.Signal"}.get(sub)
+grpc = ["", "liveness", named] if named else []
+if MODE == "no-liveness" and sub == "auth":
+    grpc.remove("liveness")
+print(json.dumps({"service": sub, "listen": listen, "http_paths": http,
+                  "grpc_health_services": grpc, "files": files}))
+'''
+
+
+def load(path):
+    with open(path, encoding="utf-8") as f:
+        return [d for d in yaml.safe_load_all(f) if d]
+
+
+def find(docs, kind, name):
+    return next(d for d in docs if d["kind"] == kind and d["metadata"]["name"] == name)
+
+
+def container(docs, name):
+    return find(docs, "Deployment", name)["spec"]["template"]["spec"]["containers"][0]
+
+
+def secret_in_env(docs):
+    container(docs, "edge")["env"].append({"name": "SWITCHBOARD_SERVICE_KEY", "value": "edge:" + "x" * 32})
+
+
+def policy_cuts_signal_off_auth(docs):
+    expr = find(docs, "NetworkPolicy", "auth")["spec"]["ingress"][0]["from"][0]["podSelector"]["matchExpressions"]
+    expr[1]["values"] = [v for v in expr[1]["values"] if v != "signal"]
+
+
+def short_grace(docs):
+    find(docs, "Deployment", "edge")["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] = 20
+
+
+def readiness_on_live(docs):
+    container(docs, "edge")["readinessProbe"]["httpGet"]["path"] = "/health/live"
+
+
+def liveness_on_readiness(docs):
+    del container(docs, "signal")["livenessProbe"]["grpc"]["service"]
+
+
+def unmounted_secret(docs):
+    volumes = find(docs, "Deployment", "edge")["spec"]["template"]["spec"]["volumes"]
+    for v in volumes:
+        if "secret" in v:
+            v["secret"]["items"] = [{"key": "service-key", "path": "credential"}]
+
+
+def unmounted_signing_key(docs):
+    volumes = find(docs, "Deployment", "auth")["spec"]["template"]["spec"]["volumes"]
+    for v in volumes:
+        if "projected" in v:
+            v["projected"]["sources"] = [s for s in v["projected"]["sources"] if s["secret"]["name"] != "switchboard-signing-keys"]
+
+
+def unknown_config_key(docs):
+    for d in docs:
+        if d["kind"] == "ConfigMap":
+            d["data"]["switchboard.toml"] += '\nno_such_setting = 1\n'
+
+
+def writable_root(docs):
+    container(docs, "health")["securityContext"]["readOnlyRootFilesystem"] = False
+
+
+def shadowed_key(docs):
+    container(docs, "signal")["env"].append({"name": "SWITCHBOARD_AUTH_URL", "value": "http://auth:50051"})
+
+
+# (what, stub mode, manifest change, text the checker must print)
+CASES = [
+    ("binary listens elsewhere", "wrong-port", None, "≠ listen port"),
+    ("binary has no /health/ready", "no-ready", None, "/health/ready is not one of"),
+    ("binary has no 'liveness' service", "no-liveness", None, "'liveness' is not one of"),
+    ("binary refuses the configuration", "fail", None, "exited 1"),
+    ("secret in a plain env value", "", secret_in_env, "as a plain value"),
+    ("network policy cuts signal off auth", "", policy_cuts_signal_off_auth, "keep signal from auth"),
+    ("grace period below preStop + drain", "", short_grace, "SIGKILL would cut the drain"),
+    ("readiness on the liveness endpoint", "", readiness_on_live, "readinessProbe must use"),
+    ("liveness on the readiness service", "", liveness_on_readiness, "must ask for 'liveness'"),
+    ("secret file not mounted", "", unmounted_secret, "which no volume mounts"),
+    ("signing key not mounted", "", unmounted_signing_key, "signing-key.jwk, which no volume mounts"),
+    ("unknown config key", "", unknown_config_key, "unknown key"),
+    ("writable root filesystem", "", writable_root, "readOnlyRootFilesystem is not true"),
+    ("config key overridden by env", "", shadowed_key, "config key auth_url is overridden"),
+]
+
+
+def run_checker(stub, rendered):
+    done = subprocess.run(
+        [sys.executable, CHECKER, "--bin", stub, "--dockerfile", DOCKERFILE, *rendered],
+        capture_output=True,
+        text=True,
+    )
+    return done.returncode, done.stdout + done.stderr
+
+
+def main() -> int:
+    rendered = sys.argv[1:]
+    if not rendered:
+        sys.exit(__doc__)
+    failed = 0
+    with tempfile.TemporaryDirectory() as tmp:
+        stub = os.path.join(tmp, "switchboard")
+        with open(stub, "w") as f:
+            f.write(STUB)
+        os.chmod(stub, os.stat(stub).st_mode | stat.S_IXUSR)
+
+        rc, out = run_checker(stub, rendered)
+        if rc == 0:
+            print(f"ok   the overlays pass against the stand-in ({', '.join(rendered)})")
+        else:
+            print(f"FAIL the overlays fail against the stand-in:\n{out}")
+            failed += 1
+
+        base = load(rendered[0])
+        for what, mode, change, expected in CASES:
+            with open(stub + ".mode", "w") as f:
+                f.write(mode)
+            target = rendered[0]
+            if change:
+                docs = copy.deepcopy(base)
+                change(docs)
+                target = os.path.join(tmp, "changed.yaml")
+                with open(target, "w") as f:
+                    yaml.safe_dump_all(docs, f)
+            rc, out = run_checker(stub, [target])
+            if rc != 0 and expected in out:
+                print(f"ok   caught: {what}")
+            else:
+                print(f"FAIL not caught: {what} (exit {rc}; expected {expected!r}):\n{out}")
+                failed += 1
+    print(f"{len(CASES) + 1 - failed} passed, {failed} failed")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
