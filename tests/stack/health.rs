@@ -13,6 +13,8 @@ use tonic_health::pb::{
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_service_answers_grpc_health_and_the_aggregator_is_ready() {
     let stack = Stack::start().await;
+    // Watch streams kept open until the stack stops.
+    let mut watches = Vec::new();
     for (url, service) in [
         (&stack.auth_url, switchboard_auth::SERVICE_NAME),
         (&stack.signal_url, switchboard_signal::SERVICE_NAME),
@@ -40,6 +42,41 @@ async fn every_service_answers_grpc_health_and_the_aggregator_is_ready() {
             })
             .await;
         assert_eq!(unknown.expect_err("unknown").code(), tonic::Code::NotFound);
+        let live = client
+            .check(HealthCheckRequest {
+                service: switchboard_proto::health::LIVENESS.into(),
+            })
+            .await
+            .expect("liveness")
+            .into_inner()
+            .status;
+        assert_eq!(live, ServingStatus::Serving as i32, "{url} liveness");
+
+        // Watch on an unknown name: SERVICE_UNKNOWN, and the stream stays
+        // open (the specification), where tonic-health answers NOT_FOUND.
+        let mut unknown = client
+            .watch(HealthCheckRequest {
+                service: "no.such.Service".into(),
+            })
+            .await
+            .expect("a stream, not an error")
+            .into_inner();
+        let first = unknown.message().await.expect("ok").expect("a message");
+        assert_eq!(first.status, ServingStatus::ServiceUnknown as i32, "{url}");
+        let more =
+            tokio::time::timeout(std::time::Duration::from_millis(300), unknown.message()).await;
+        assert!(more.is_err(), "{url}: the stream stayed open: {more:?}");
+        watches.push((url.clone(), unknown));
+        let mut ready = client
+            .watch(HealthCheckRequest {
+                service: String::new(),
+            })
+            .await
+            .expect("watch")
+            .into_inner();
+        let first = ready.message().await.expect("ok").expect("a message");
+        assert_eq!(first.status, ServingStatus::Serving as i32, "{url}");
+        watches.push((url.clone(), ready));
     }
 
     assert_eq!(
@@ -75,7 +112,25 @@ async fn every_service_answers_grpc_health_and_the_aggregator_is_ready() {
         assert_eq!(member["status"], "serving", "{body}");
         assert!(member["since_unix_ms"].as_u64().is_some(), "{body}");
     }
-    stack.shutdown().await;
+    // Shutdown: each Watch says NOT_SERVING (the readiness one) and ends,
+    // so a drain does not wait for its watchers.
+    let stopping = tokio::spawn(stack.shutdown());
+    for (url, mut stream) in watches {
+        let end = tokio::time::timeout(DEADLINE, async {
+            let mut last = None;
+            while let Ok(Some(update)) = stream.message().await {
+                last = Some(update.status);
+            }
+            last
+        })
+        .await
+        .expect("the watch ended at shutdown");
+        assert!(
+            end.is_none() || end == Some(ServingStatus::NotServing as i32),
+            "{url}: last status {end:?}"
+        );
+    }
+    stopping.await.expect("stopped");
 }
 
 async fn edge_ready(url: &str) -> (u16, serde_json::Value) {

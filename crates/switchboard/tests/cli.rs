@@ -364,3 +364,55 @@ async fn config_file_env_and_flags_in_that_order_and_secrets_from_files() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The aggregator refuses to start with nothing to follow or with a target
+/// it cannot parse (it used to report ready with no targets, and to fail
+/// silently on a bad one).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_health_aggregator_refuses_no_targets_and_bad_ones() {
+    for (args, expected) in [
+        (
+            vec!["health", "--listen", "127.0.0.1:0"],
+            "no health targets",
+        ),
+        (
+            vec![
+                "health",
+                "--listen",
+                "127.0.0.1:0",
+                "--target",
+                "signal=localhost:50052",
+            ],
+            "http://HOST:PORT",
+        ),
+        (
+            vec!["health", "--listen", "127.0.0.1:0", "--target", "signal"],
+            "NAME=URL",
+        ),
+        (
+            vec![
+                "health",
+                "--listen",
+                "127.0.0.1:0",
+                "--target",
+                "redis=http://127.0.0.1:1",
+            ],
+            "reserved",
+        ),
+    ] {
+        let output = tokio::time::timeout(
+            Duration::from_secs(10),
+            tokio::process::Command::new(BIN).args(&args).output(),
+        )
+        .await
+        .expect("exits at once")
+        .expect("run");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!output.status.success(), "{args:?} started");
+        assert!(stderr.contains(expected), "{args:?}: {stderr}");
+        assert!(
+            !String::from_utf8_lossy(&output.stdout).contains("LISTEN"),
+            "{args:?} refused before listening"
+        );
+    }
+}

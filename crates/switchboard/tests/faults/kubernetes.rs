@@ -200,6 +200,24 @@ async fn liveness_never_depends_on_redis_and_readiness_follows_it() {
         "redis outage: {polls} liveness polls of 6 probes, all live; not ready after {not_ready_after:?}, \
          ready again {ready_after:?} after Redis returned"
     );
+
+    // One of two signal replicas gone: the `signal` group still serves
+    // (the aggregator's rule), its report names the member that does not.
+    let replica = cluster.signals[1].take().expect("running");
+    replica.kill9().await;
+    wait_until("the aggregator sees replica 1 gone", DEADLINE, || {
+        let health = health.clone();
+        async move {
+            let (status, body) = http::request(&health, "GET", "/health/ready", "").await;
+            let report: serde_json::Value = serde_json::from_str(&body).expect("json");
+            let members = report["dependencies"]["signal"]["members"].clone();
+            status == 200
+                && members
+                    .as_array()
+                    .is_some_and(|m| m.iter().any(|m| m["status"] == "unreachable"))
+        }
+    })
+    .await;
     let (status, _) = aggregator.terminate(Duration::from_secs(5)).await;
     assert!(status.success());
 }

