@@ -222,10 +222,75 @@ async fn a_client_close_is_answered_and_keeps_the_session() {
     .await;
     let closed = bob.closed().await;
     assert_eq!(closed.code, 1000, "the server echoes the close: {closed:?}");
-    // No leave: the room hears nothing yet (the resume window is 60 s).
+    // No leave: the room hears only that bob is reconnecting (the resume
+    // window is 60 s), nobody left.
+    let (who, connection) = next_connection(&mut alice).await;
+    assert_eq!(
+        (who.as_str(), connection),
+        ("bob", pb::Connection::Reconnecting)
+    );
     let heard = alice
         .next_within(std::time::Duration::from_millis(300))
         .await;
     assert!(heard.is_none(), "nobody left: {heard:?}");
+    stack.shutdown().await;
+}
+
+/// The next `participantUpdated` (skipping other messages): (id, connection).
+async fn next_connection(client: &mut WsClient) -> (String, pb::Connection) {
+    client
+        .recv_until(|m| match m {
+            Out::ParticipantUpdated(u) => u
+                .participant
+                .as_ref()
+                .map(|p| (p.id.clone(), p.connection())),
+            _ => None,
+        })
+        .await
+}
+
+/// A lost connection is told to the room at once (`reconnecting`), not a
+/// resume window later, and its resume too (`connected`): a tile can say
+/// the truth while nobody knows yet whether the participant comes back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_connection_is_announced_at_once_and_its_resume_too() {
+    let stack =
+        Stack::start_with(|config| config.signal.join.resume_window = Duration::from_secs(60))
+            .await;
+    let mut alice = WsClient::connect(&stack.ws_url(), Format::Json).await;
+    let mut bob = WsClient::connect(&stack.ws_url(), Format::Json).await;
+    alice.join(&stack.token("alice", "r1")).await;
+    let bob_token = stack.token("bob", "r1");
+    let joined = bob.join(&bob_token).await;
+    let last_seq = bob.last_seq;
+
+    bob.drop_abruptly();
+    let dropped = Instant::now();
+    let (who, connection) = next_connection(&mut alice).await;
+    assert_eq!(
+        (who.as_str(), connection),
+        ("bob", pb::Connection::Reconnecting)
+    );
+    assert!(
+        dropped.elapsed() < Duration::from_secs(2),
+        "told after {:?}",
+        dropped.elapsed()
+    );
+
+    let mut again = WsClient::connect(&stack.ws_url(), Format::Json).await;
+    again
+        .resume(
+            &joined.session_id,
+            &joined.resume_token,
+            last_seq,
+            &bob_token,
+        )
+        .await
+        .expect("resumed");
+    let (who, connection) = next_connection(&mut alice).await;
+    assert_eq!(
+        (who.as_str(), connection),
+        ("bob", pb::Connection::Connected)
+    );
     stack.shutdown().await;
 }

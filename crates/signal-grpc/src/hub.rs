@@ -486,6 +486,36 @@ impl Hub {
             .await?;
         // The sweeper (one per process) ends it once the deadline passes,
         // unless it was resumed by then.
+        self.announce_connection(session, pb::Connection::Reconnecting)
+            .await
+    }
+
+    /// Tells the room that `session`'s connection is lost (`reconnecting`,
+    /// at once, not a resume window later) or back (`connected`).
+    async fn announce_connection(
+        &self,
+        session: SessionId,
+        connection: pb::Connection,
+    ) -> Result<(), SignalError> {
+        let Some(record) = self.store.session(session).await? else {
+            return Ok(());
+        };
+        for member in self.store.members(&record.room).await? {
+            if member.id == session {
+                continue;
+            }
+            let mut participant = record.to_participant(Some(&member.participant));
+            participant.connection = connection as i32;
+            self.router
+                .deliver(
+                    member.id,
+                    Out::ParticipantUpdated(pb::ParticipantUpdated {
+                        participant: Some(participant),
+                    }),
+                    None,
+                )
+                .await?;
+        }
         Ok(())
     }
 
@@ -540,6 +570,12 @@ impl Hub {
                     complete = resumed.complete,
                     "session resumed"
                 );
+                if let Err(err) = self
+                    .announce_connection(session, pb::Connection::Connected)
+                    .await
+                {
+                    tracing::warn!(session = %session, error = %err, "resume not announced");
+                }
                 Ok(record.to_ref())
             }
             Err(why) => {

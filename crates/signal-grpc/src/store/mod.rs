@@ -67,6 +67,7 @@ impl SessionRecord {
             attributes: self.attributes.clone(),
             polite: viewer.is_some_and(|v| crate::roles::is_polite(v, &self.participant)),
             joined_at_ms: self.joined_at_ms,
+            connection: pb::Connection::Unspecified as i32,
         }
     }
 }
