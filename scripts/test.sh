@@ -44,8 +44,8 @@ rm -f "$redis_pid_file"
 # schemas (offline), and match what the binary serves and accepts.
 log "kubernetes manifests"
 SWITCHBOARD_BIN="$ROOT/target/debug/switchboard" ./scripts/k8s-validate.sh
-log "grpc.health.v1 through grpcurl"
-SWITCHBOARD_BIN="$ROOT/target/debug/switchboard" ./scripts/grpc-health-check.sh
+log "reflection and grpc.health.v1 through grpcurl"
+SWITCHBOARD_BIN="$ROOT/target/debug/switchboard" ./scripts/grpcurl-check.sh
 
 if [ -f client/package.json ]; then
   apt_install chromium chromium

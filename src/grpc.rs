@@ -76,6 +76,29 @@ pub fn padded_signal_batch(envelopes: Vec<crate::pb::SignalEnvelope>) -> crate::
     batch
 }
 
+/// gRPC server reflection (v1 and v1alpha) over every schema in `proto/`,
+/// `grpc.health.v1` included: `grpcurl list` works without proto files.
+/// The schema is public (the browser protocol is documented); what a
+/// caller may do is checked by each service, not hidden.
+pub fn reflection() -> (
+    tonic_reflection::server::v1::ServerReflectionServer<
+        impl tonic_reflection::server::v1::ServerReflection,
+    >,
+    tonic_reflection::server::v1alpha::ServerReflectionServer<
+        impl tonic_reflection::server::v1alpha::ServerReflection,
+    >,
+) {
+    let v1 = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(crate::FILE_DESCRIPTOR_SET)
+        .build_v1()
+        .expect("the compiled descriptor set is valid");
+    let v1alpha = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(crate::FILE_DESCRIPTOR_SET)
+        .build_v1alpha()
+        .expect("the compiled descriptor set is valid");
+    (v1, v1alpha)
+}
+
 /// A server builder with the shared transport defaults.
 pub fn server_builder() -> Server {
     Server::builder()

@@ -103,6 +103,7 @@ pub async fn run_with(
         stop_rx,
     );
     let health_service = health.server();
+    let (reflection_v1, reflection_v1alpha) = grpc::reflection();
     let shutdown = async move {
         shutdown.await;
         health.close();
@@ -115,6 +116,8 @@ pub async fn run_with(
         // is not cut by it.
         .timeout(REQUEST_TIMEOUT)
         .add_service(health_service)
+        .add_service(reflection_v1)
+        .add_service(reflection_v1alpha)
         .add_service(pb::auth_server::AuthServer::new(service.clone()));
     on_start(switchboard_proto::auth_client::LocalAuth::new(
         pb::auth_server::AuthServer::new(service),

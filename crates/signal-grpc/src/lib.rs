@@ -202,6 +202,7 @@ pub async fn run_with(
         Accept::new(config.service_keys.clone()),
     );
     let health_service = health.server();
+    let (reflection_v1, reflection_v1alpha) = grpc::reflection();
     let shutdown = async move {
         shutdown.await;
         health.close();
@@ -209,6 +210,8 @@ pub async fn run_with(
     };
     let router = grpc::server_builder()
         .add_service(health_service)
+        .add_service(reflection_v1)
+        .add_service(reflection_v1alpha)
         .add_service(signal);
     grpc::serve_draining(shutdown, |stop| {
         router.serve_with_incoming_shutdown(grpc::incoming(listener), stop)

