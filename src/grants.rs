@@ -37,6 +37,54 @@ pub fn granted_room(claims: &pb::Claims, requested: &str) -> Result<String, Sign
     Ok(room.to_owned())
 }
 
+/// What a backend call needs (RoomService, docs/api.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BackendGrant {
+    RoomList,
+    RoomClose,
+    Kick,
+    RoomData,
+}
+
+impl BackendGrant {
+    fn held_by(self, grants: &pb::Grants) -> bool {
+        match self {
+            Self::RoomList => grants.room_list,
+            Self::RoomClose => grants.room_close,
+            Self::Kick => grants.kick,
+            Self::RoomData => grants.room_data,
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Self::RoomList => "roomList",
+            Self::RoomClose => "roomClose",
+            Self::Kick => "kick",
+            Self::RoomData => "roomData",
+        }
+    }
+}
+
+/// Whether a backend holding `claims` may make a call needing `grant` on
+/// `room`: the grant, and a `room` grant covering it.
+pub fn may_call(claims: &pb::Claims, grant: BackendGrant, room: &str) -> Result<(), SignalError> {
+    let grants = claims.grants.clone().unwrap_or_default();
+    if !grant.held_by(&grants) {
+        return Err(SignalError::new(
+            ErrorCode::PermissionDenied,
+            format!("the token does not grant {}", grant.name()),
+        ));
+    }
+    if !validate::room_granted(&grants.room, room) {
+        return Err(SignalError::new(
+            ErrorCode::PermissionDenied,
+            "the token does not grant this room",
+        ));
+    }
+    Ok(())
+}
+
 /// Whether a token granting `room_grant` may resume a session in `room`.
 pub fn may_resume(room_grant: &str, room: &str) -> bool {
     validate::room_granted(room_grant, room)

@@ -13,6 +13,7 @@ mod relay;
 mod replicas;
 mod resume;
 mod revocation_rules;
+mod room_service;
 mod router_suite;
 mod signal_trust;
 mod slow_consumer;

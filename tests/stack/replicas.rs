@@ -28,7 +28,7 @@ fn replica(redis: &RedisServer, key: &Jwk) -> impl FnOnce(&mut StackConfig) {
 }
 
 /// A Redis started here and two replicas sharing it (and a signing key).
-async fn two_replicas() -> (RedisServer, Jwk, Stack, Stack) {
+pub(crate) async fn two_replicas() -> (RedisServer, Jwk, Stack, Stack) {
     let redis = RedisServer::start(false).await;
     let key = Jwk::generate(KeyAlg::EdDsa, "shared").expect("key");
     let one = Stack::start_with(replica(&redis, &key)).await;

@@ -119,7 +119,11 @@ impl pb::auth_server::Auth for AuthService {
         let req = request.into_inner();
         let grants = req.grants.unwrap_or_default();
         if grants.room.is_empty()
-            && !(grants.room_create || grants.room_list || grants.room_close || grants.kick)
+            && !(grants.room_create
+                || grants.room_list
+                || grants.room_close
+                || grants.kick
+                || grants.room_data)
         {
             return Err(SignalError::new(ErrorCode::BadRequest, "grants.room is required").into());
         }

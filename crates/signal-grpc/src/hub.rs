@@ -2,6 +2,7 @@
 //! its own: rooms and sessions are in the [`SessionStore`], delivery goes
 //! through the [`Router`]; so any replica can serve any request.
 
+mod backend;
 mod relay;
 
 use std::{sync::Arc, time::Duration};
@@ -401,9 +402,18 @@ impl Hub {
         reason: LeaveReason,
         code: Option<ErrorCode>,
     ) -> Result<(), SignalError> {
-        self.router
-            .close(session, code, reason.as_str_name())
-            .await?;
+        self.end(session, reason, code, reason.as_str_name()).await
+    }
+
+    /// [`Hub::leave`], with `message` as the close reason's text.
+    async fn end(
+        &self,
+        session: SessionId,
+        reason: LeaveReason,
+        code: Option<ErrorCode>,
+        message: &str,
+    ) -> Result<(), SignalError> {
+        self.router.close(session, code, message).await?;
         let Some(record) = self.store.leave(session).await? else {
             return Ok(());
         };

@@ -9,6 +9,7 @@ pub mod hub;
 pub mod link;
 pub mod link_queue;
 pub mod roles;
+mod room_service;
 pub mod router;
 mod service;
 pub mod store;
@@ -146,7 +147,9 @@ pub async fn run_with(
         Some(local) => AuthClient::local(local, None),
         None => AuthClient::new(grpc::endpoint(&config.auth_url)?, None),
     };
-    let hub = Hub::new(store, router.clone(), config.join, auth).shared(redis.is_some());
+    let max_participants = config.join.max_participants;
+    let hub = Hub::new(store, router.clone(), config.join, auth.clone()).shared(redis.is_some());
+    let room_api = room_service::RoomApi::new(hub.clone(), auth, max_participants);
     let (stop_tx, stop_rx) = watch::channel(false);
     // `""` and `switchboard.v1.Signal`: ready while the store takes writes
     // (memory: always); `liveness`: always (switchboard_proto::health).
@@ -210,6 +213,8 @@ pub async fn run_with(
     };
     let router = grpc::server_builder()
         .add_service(health_service)
+        // Backends: authorized per call by their bearer token (room_service).
+        .add_service(pb::room_service_server::RoomServiceServer::new(room_api))
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
         .add_service(signal);

@@ -16,6 +16,7 @@ fn grants(args: &TokenArgs) -> pb::Grants {
         room_create: args.admin,
         room_list: args.admin,
         room_close: args.admin,
+        room_data: args.admin,
         kick: args.admin,
     }
 }

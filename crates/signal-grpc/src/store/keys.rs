@@ -13,7 +13,8 @@
 //! | `sb:{nodes}` | set of registered signal nodes | the nodes' | owned by the nodes: a node adds itself, the replica that reaps it removes it |
 //! | `sb:{nodes}:alive:<node>` | string, the node's heartbeat | the nodes' | [`NODE_TTL`](crate::router::NODE_TTL), refreshed every second |
 //! | `sb:{nodes}:sessions:<node>` | set of sessions the node holds | the nodes' | `record_ttl`, refreshed as the node attaches sessions; deleted by the reaper |
-//! | `sb:canary:<node>` | string, a random value the readiness probe writes and reads back | its own | 10 s |
+//! | `sb:canary:<random>` | string, a random value the readiness probe writes and reads back | its own | 10 s |
+//! | `sb:idem:{<room tag>}:<key digest>:<session>` | string: a RoomService idempotency key used for one recipient session | the room's | 10 min |
 //! | `sb:detached` | sorted set `<sid>:<gen>:<reason>` by end time (Unix ms) | its own | owned: each entry removed by the replica that ends the session |
 //!
 //! Channels: `sb:node:<node>`, one per node, carrying protobuf
@@ -45,6 +46,13 @@ pub fn members(room: &str) -> String {
 /// A room's session records: session id → record.
 pub fn records(room: &str) -> String {
     format!("sb:{{{}}}:records", room_tag(room))
+}
+
+/// An idempotency mark: one RoomService call's key, for one recipient
+/// session (the key is hashed: any bytes, bounded length).
+pub fn idempotency(room: &str, key: &str, session: &str) -> String {
+    let digest = hex::encode(&Sha1::digest(key.as_bytes())[..16]);
+    format!("sb:idem:{{{}}}:{digest}:{session}", room_tag(room))
 }
 
 /// The readiness canary of one signal node.

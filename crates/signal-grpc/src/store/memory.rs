@@ -14,7 +14,12 @@ use super::{JoinOutcome, SessionRecord, SessionStore, StoreError};
 struct State {
     sessions: HashMap<SessionId, SessionRecord>,
     rooms: HashMap<RoomId, HashMap<ParticipantId, SessionId>>,
+    /// Idempotency marks → until when.
+    used: HashMap<String, std::time::Instant>,
 }
+
+/// Idempotency marks held at most (expired ones are dropped first).
+const MAX_MARKS: usize = 100_000;
 
 /// Sessions and rooms in a process-local map.
 #[derive(Debug, Default)]
@@ -47,7 +52,9 @@ impl SessionStore for MemoryStore {
         max_participants: usize,
     ) -> Result<JoinOutcome, StoreError> {
         let mut state = self.lock();
-        let State { sessions, rooms } = &mut *state;
+        let State {
+            sessions, rooms, ..
+        } = &mut *state;
         let members = rooms.entry(record.room.clone()).or_default();
         let present = members.contains_key(&record.participant);
         if !present && members.len() >= max_participants {
@@ -123,6 +130,27 @@ impl SessionStore for MemoryStore {
             .iter()
             .map(|p| members.and_then(|m| m.get(*p)).copied())
             .collect())
+    }
+
+    async fn first_use(&self, key: &str, ttl: std::time::Duration) -> Result<bool, StoreError> {
+        let now = std::time::Instant::now();
+        let mut state = self.lock();
+        if state.used.get(key).is_some_and(|until| *until > now) {
+            return Ok(false);
+        }
+        if state.used.len() >= MAX_MARKS {
+            state.used.retain(|_, until| *until > now);
+            if state.used.len() >= MAX_MARKS {
+                return Err(StoreError("too many idempotency keys in use".into()));
+            }
+        }
+        state.used.insert(key.to_owned(), now + ttl);
+        Ok(true)
+    }
+
+    async fn forget(&self, key: &str) -> Result<(), StoreError> {
+        self.lock().used.remove(key);
+        Ok(())
     }
 
     async fn members(&self, room: &RoomId) -> Result<Vec<SessionRecord>, StoreError> {

@@ -142,4 +142,11 @@ pub trait SessionStore: Send + Sync + 'static {
 
     /// Every session in the room.
     async fn members(&self, room: &RoomId) -> Result<Vec<SessionRecord>, StoreError>;
+
+    /// Marks `key` used for `ttl`; true if it was not (an idempotency key's
+    /// first use). Bounded: a store that holds too many refuses.
+    async fn first_use(&self, key: &str, ttl: std::time::Duration) -> Result<bool, StoreError>;
+
+    /// Forgets a mark of [`SessionStore::first_use`] (what it guarded failed).
+    async fn forget(&self, key: &str) -> Result<(), StoreError>;
 }

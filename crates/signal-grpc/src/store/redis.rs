@@ -313,6 +313,28 @@ impl SessionStore for RedisStore {
             .collect())
     }
 
+    async fn first_use(&self, key: &str, ttl: Duration) -> Result<bool, StoreError> {
+        let set: Option<String> = redis::cmd("SET")
+            .arg(key)
+            .arg(1)
+            .arg("NX")
+            .arg("PX")
+            .arg(ttl.as_millis() as u64)
+            .query_async(&mut self.conn())
+            .await
+            .map_err(failed)?;
+        Ok(set.is_some())
+    }
+
+    async fn forget(&self, key: &str) -> Result<(), StoreError> {
+        let _: i64 = redis::cmd("DEL")
+            .arg(key)
+            .query_async(&mut self.conn())
+            .await
+            .map_err(failed)?;
+        Ok(())
+    }
+
     async fn members(&self, room: &RoomId) -> Result<Vec<SessionRecord>, StoreError> {
         let records: Vec<String> = redis::cmd("HVALS")
             .arg(keys::records(room.as_str()))
