@@ -12,8 +12,6 @@ import { join } from "node:path";
 import type { Browser } from "playwright-core";
 import { RESULTS_DIR, startStack, type Stack } from "./support/stack";
 import {
-  describeState,
-  dumpOnFailure,
   inboundVideo,
   joinViaLink,
   launch,
@@ -22,6 +20,7 @@ import {
   waitForDecodedVideo,
   waitForRemotes,
   type Participant,
+  stepper,
 } from "./support/browser";
 
 let stack: Stack;
@@ -39,15 +38,7 @@ after(async () => {
   await stack?.stop();
 });
 
-async function step<T>(what: string, fn: () => Promise<T>): Promise<T> {
-  try {
-    return await fn();
-  } catch (err) {
-    const msg = err instanceof Error ? err.message : String(err);
-    const state = await describeState(people);
-    throw new Error(`${what}: ${msg}\n---- state ----\n${state}\n${dumpOnFailure(people, stack.logs)}`);
-  }
-}
+const step = stepper(people, () => stack.logs);
 
 type Stats = NonNullable<Awaited<ReturnType<typeof statsOf>>>;
 function statsOf(p: Participant) {
@@ -130,7 +121,7 @@ test("a dropped WebSocket resumes the session without renegotiating", { timeout:
   await bob.page.screenshot({ path: join(RESULTS_DIR, "resume-bob.png") });
 });
 
-test("a resume the server refuses falls back to a fresh Join and the call recovers", { timeout: 180_000 }, async () => {
+test("a resume the server refuses falls back to a fresh Join that keeps the peer connection", { timeout: 180_000 }, async () => {
   const [carol, dave] = await Promise.all(["Carol", "Dave"].map((n) => participant(browser, n)));
   assert.ok(carol && dave);
   people.push(carol, dave);
@@ -143,24 +134,80 @@ test("a resume the server refuses falls back to a fresh Join and the call recove
     await Promise.all([waitForDecodedVideo(carol, 1, 5), waitForDecodedVideo(dave, 1, 5)]);
   });
   const before = (await statsOf(dave)) as Stats;
+  const carolBefore = (await statsOf(carol)) as Stats;
   const carolId = Object.keys(before.negotiation)[0] ?? "";
-  const genBefore = (before.negotiation[carolId] as { generation: number }).generation;
+  const daveId = Object.keys(carolBefore.negotiation)[0] ?? "";
 
   // Cut Dave's socket with a resume token the server will not accept.
   await dave.page.evaluate(() => window.switchboard?.dropConnection({ spoilResume: true }));
 
-  await step("dave rejoins and tells the user the call restarted", async () => {
+  await step("dave rejoins", async () => {
     await dave.page.locator('[data-testid="connection-banner"][data-state="rejoined"]').waitFor({ timeout: 30_000 });
   });
   const after = (await statsOf(dave)) as Stats;
   assert.equal(after.signaling.joins, 2, "a fresh Join after the refused resume");
   assert.equal(after.signaling.resumeFallbacks, 1);
   assert.equal(after.signaling.resumes, 0);
-  const genAfter = (after.negotiation[carolId] as { generation: number } | undefined)?.generation ?? 0;
-  assert.ok(genAfter > genBefore, "dave renegotiated with a new peer connection");
+  assert.deepEqual(after.negotiation[carolId], before.negotiation[carolId], "dave kept his peer connection to carol");
+  assert.equal(after.mesh.closed, 0, "dave closed no peer connection");
 
-  await step("the call recovers: tiles connected and video decoding again both ways", async () => {
-    await Promise.all([waitForRemotes(carol, 1), waitForRemotes(dave, 1)]);
-    await Promise.all([waitForDecodedVideo(carol, 1, 5), waitForDecodedVideo(dave, 1, 5)]);
+  await step("carol kept hers through the replaced/joined pair, and video keeps flowing both ways", async () => {
+    const carolAfter = (await statsOf(carol)) as Stats;
+    assert.deepEqual(carolAfter.negotiation[daveId], carolBefore.negotiation[daveId]);
+    assert.equal(carolAfter.mesh.closed, 0, "carol closed no peer connection");
+    for (const [p, from] of [[carol, daveId], [dave, carolId]] as const) {
+      const base = (await inboundVideo(p))[from]?.framesDecoded ?? 0;
+      await until(`${p.name} decoding more frames`, async () =>
+        ((await inboundVideo(p))[from]?.framesDecoded ?? 0) > base + 10 ? true : undefined,
+      );
+    }
   });
+
+  await step("signaling works in the new session (presence from dave reaches carol)", async () => {
+    await dave.page.getByRole("button", { name: "Mute microphone" }).click();
+    await carol.page.locator(`[data-testid="tile"][data-peer-id="${daveId}"][data-audio="off"]`).waitFor({ timeout: 15_000 });
+  });
+});
+
+test("a reload resumes the same session: the room sees no leave or join, only media is set up again", { timeout: 180_000 }, async () => {
+  const [erin, frank] = await Promise.all(["Erin", "Frank"].map((n) => participant(browser, n)));
+  assert.ok(erin && frank);
+  people.push(erin, frank);
+  const room = `${stack.edge}/room/?r=reload-${Date.now().toString(36)}`;
+
+  await step("both join and exchange video", async () => {
+    await joinViaLink(erin, room);
+    await joinViaLink(frank, room);
+    await Promise.all([waitForRemotes(erin, 1), waitForRemotes(frank, 1)]);
+    await Promise.all([waitForDecodedVideo(erin, 1, 5), waitForDecodedVideo(frank, 1, 5)]);
+  });
+  const sessionBefore = await frank.page.evaluate(() => window.switchboard?.call.client.sessionId);
+  const frankId = Object.keys(((await statsOf(erin)) as Stats).negotiation)[0] ?? "";
+  assert.ok(sessionBefore && frankId);
+  const erinSeen = erin.console.length;
+
+  await frank.page.reload();
+
+  await step("frank is back in the call without the pre-join, in the same session", async () => {
+    await frank.page.locator('[data-testid="call"][data-status="joined"]').waitFor({ timeout: 30_000 });
+    const st = (await statsOf(frank)) as Stats;
+    assert.equal(st.signaling.resumes, 1, "resumed");
+    assert.equal(st.signaling.joins, 0, "no Join");
+    assert.equal(await frank.page.evaluate(() => window.switchboard?.call.client.sessionId), sessionBefore);
+  });
+
+  await step("media is set up again both ways", async () => {
+    await Promise.all([waitForRemotes(erin, 1), waitForRemotes(frank, 1)]);
+    await waitForDecodedVideo(frank, 1, 5);
+    const base = (await inboundVideo(erin))[frankId]?.framesDecoded ?? 0;
+    await until("erin decoding frank's new video", async () =>
+      ((await inboundVideo(erin))[frankId]?.framesDecoded ?? 0) > base + 10 ? true : undefined,
+    );
+  });
+
+  const erinAfter = (await statsOf(erin)) as Stats;
+  assert.ok(erinAfter.mesh.remoteRestarts >= 1, "erin saw frank's new peer connection and answered it");
+  const presence = erin.console.slice(erinSeen).filter((l) => /RX .*"participant(Left|Joined)"/.test(l));
+  assert.deepEqual(presence, [], "erin saw no leave or join");
+  await frank.page.screenshot({ path: join(RESULTS_DIR, "reload-frank.png") });
 });

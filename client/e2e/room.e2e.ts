@@ -11,8 +11,6 @@ import { join } from "node:path";
 import type { Browser } from "playwright-core";
 import { RESULTS_DIR, startStack, type Stack } from "./support/stack";
 import {
-  describeState,
-  dumpOnFailure,
   inboundVideo,
   joinViaLink,
   launch,
@@ -21,6 +19,7 @@ import {
   waitForDecodedVideo,
   waitForRemotes,
   type Participant,
+  stepper,
 } from "./support/browser";
 
 let stack: Stack;
@@ -39,15 +38,7 @@ after(async () => {
 });
 
 /** Runs `fn`; on failure adds the browsers' and the server's logs. */
-async function step<T>(what: string, fn: () => Promise<T>): Promise<T> {
-  try {
-    return await fn();
-  } catch (err) {
-    const msg = err instanceof Error ? err.message : String(err);
-    const state = await describeState(people);
-    throw new Error(`${what}: ${msg}\n---- state ----\n${state}\n${dumpOnFailure(people, stack.logs)}`);
-  }
-}
+const step = stepper(people, () => stack.logs);
 
 test("three participants: video, chat, mute, screen share and leave", { timeout: 240_000 }, async () => {
   const [alice, bob, carol] = await Promise.all(["Alice", "Bob", "Carol"].map((n) => participant(browser, n)));

@@ -151,3 +151,77 @@ export function dumpOnFailure(ps: Participant[], serverLogs: string[]): string {
     ...serverLogs.slice(-60),
   ].join("\n");
 }
+
+/**
+ * Starts watching decoded video in the page: every 100 ms, per remote peer,
+ * when `framesDecoded` last grew and the longest time it did not. Read it
+ * with `videoWatch`. Measures in the page, so test-side pauses do not count.
+ */
+export function startVideoWatch(p: Participant): Promise<void> {
+  // Plain JS source (as TRACE_SCRIPT): it runs in the page as is.
+  return p.page.evaluate(`(() => {
+    const peers = {};
+    const started = performance.now();
+    let busy = false;
+    const timer = setInterval(() => {
+      const sb = window.switchboard;
+      if (busy || !sb) return;
+      busy = true;
+      sb.inboundVideo().then((stats) => {
+        const now = performance.now();
+        for (const [id, s] of Object.entries(stats)) {
+          const e = (peers[id] ??= { frames: s.framesDecoded, grewAt: now, maxGapMs: 0, samples: 0 });
+          e.samples += 1;
+          if (s.framesDecoded > e.frames) { e.frames = s.framesDecoded; e.grewAt = now; }
+          e.maxGapMs = Math.max(e.maxGapMs, now - e.grewAt);
+        }
+      }).finally(() => { busy = false; });
+    }, 100);
+    window.__videoWatch = { peers, started, timer };
+  })()`);
+}
+
+export interface VideoWatch {
+  peers: Record<string, { frames: number; grewAt: number; maxGapMs: number; samples: number }>;
+  elapsedMs: number;
+}
+
+export function videoWatch(p: Participant): Promise<VideoWatch> {
+  return p.page.evaluate(`(() => {
+    const w = window.__videoWatch;
+    return { peers: JSON.parse(JSON.stringify(w ? w.peers : {})), elapsedMs: performance.now() - (w ? w.started : 0) };
+  })()`);
+}
+
+/** A screenshot of each page into the artifacts dir, named for the step. */
+export async function screenshots(ps: Participant[], dir: string, tag: string): Promise<void> {
+  for (const p of ps) {
+    try {
+      await p.page.screenshot({ path: `${dir}/${tag}-${p.name.toLowerCase()}.png` });
+    } catch {
+      /* the page may be gone */
+    }
+  }
+}
+
+/**
+ * A `step(what, fn)` for a test: runs `fn`; on failure adds the browsers'
+ * state and logs and the server's (`logs()`), and with `shots` saves a
+ * screenshot of each page under `dir` tagged `shots`.
+ */
+export function stepper(
+  people: Participant[],
+  logs: () => string[],
+  shots?: { dir: string; tag: string },
+): <T>(what: string, fn: () => Promise<T>) => Promise<T> {
+  return async (what, fn) => {
+    try {
+      return await fn();
+    } catch (err) {
+      const msg = err instanceof Error ? err.message : String(err);
+      if (shots) await screenshots(people, shots.dir, shots.tag);
+      const state = await describeState(people);
+      throw new Error(`${what}: ${msg}\n---- state ----\n${state}\n${dumpOnFailure(people, logs())}`);
+    }
+  };
+}

@@ -16,14 +16,23 @@ export interface Stack {
   proc: ChildProcess;
   /** Log lines seen so far (stdout and stderr), for failure reports. */
   logs: string[];
+  /** SIGTERM, then SIGKILL after 20 s. */
   stop(): Promise<void>;
+  /** SIGKILL at once (a crash): no drain, no close frames. */
+  kill(): Promise<void>;
+}
+
+export interface StackOptions {
+  readyTimeoutMs?: number;
+  /** The edge's address, e.g. "127.0.0.1:40123" to restart on the same port. */
+  edgeListen?: string;
 }
 
 export function binaryPath(): string {
   return resolve(CLIENT_DIR, process.env.SWITCHBOARD_BIN ?? "../target/debug/switchboard");
 }
 
-export async function startStack(readyTimeoutMs = 30_000): Promise<Stack> {
+export async function startStack({ readyTimeoutMs = 30_000, edgeListen = "127.0.0.1:0" }: StackOptions = {}): Promise<Stack> {
   const bin = binaryPath();
   if (!existsSync(bin)) throw new Error(`switchboard binary not found at ${bin} (set SWITCHBOARD_BIN)`);
   if (!existsSync(resolve(OUT_DIR, "index.html"))) throw new Error(`no build in ${OUT_DIR}: run npm run build`);
@@ -31,7 +40,7 @@ export async function startStack(readyTimeoutMs = 30_000): Promise<Stack> {
     bin,
     [
       "all",
-      "--edge-listen", "127.0.0.1:0",
+      "--edge-listen", edgeListen,
       "--auth-listen", "127.0.0.1:0",
       "--signal-listen", "127.0.0.1:0",
       "--health-listen", "127.0.0.1:0",
@@ -76,5 +85,10 @@ export async function startStack(readyTimeoutMs = 30_000): Promise<Stack> {
     })();
     return stopped;
   };
-  return { edge, proc, logs, stop };
+  const kill = async (): Promise<void> => {
+    if (proc.exitCode !== null || proc.signalCode !== null) return;
+    proc.kill("SIGKILL");
+    await exited;
+  };
+  return { edge, proc, logs, stop, kill };
 }

@@ -4,9 +4,9 @@
  * for rendering (React reads it through useSyncExternalStore).
  */
 import { Emitter } from "../signaling/emitter";
-import { SignalingClient, type ConnectionState, type SignalingStats } from "../signaling/client";
+import { SignalingClient, type ConnectionState, type SignalingStats, type StoredSession } from "../signaling/client";
 import { errorCodeName } from "../signaling/errorCodes";
-import { Mesh, type ChatMessage, type PeerView } from "./mesh";
+import { Mesh, type ChatMessage, type MeshStats, type PeerView } from "./mesh";
 import type { LocalMedia, LocalMediaState } from "./media";
 
 export type NoticeKind = "resumed" | "rejoined" | "error";
@@ -31,8 +31,12 @@ export interface CallOptions {
   token: string;
   room: string;
   name: string;
+  /** The identity the tokens are asked for (kept for a reload). */
+  identity?: string;
   media: LocalMedia;
   refreshToken?: () => Promise<string>;
+  /** A session of an earlier page to resume (a reload), with our id in it. */
+  restore?: { session: StoredSession; selfId: string };
 }
 
 /** Chat history kept in memory. */
@@ -65,16 +69,19 @@ export class Call extends Emitter<{ change: CallSnapshot }> {
       token: opts.token,
       attributes: presenceOf(media.state),
       refreshToken: opts.refreshToken,
+      restore: opts.restore?.session,
     });
     this.lastPresence = JSON.stringify(presenceOf(media.state));
-    this.mesh = new Mesh(this.client);
+    this.mesh = new Mesh(this.client, {
+      restoredSelf: opts.restore ? { id: opts.restore.selfId, name: opts.name } : undefined,
+    });
     this.mesh.setTrack("audio", media.state.audio);
     this.mesh.setTrack("video", media.outgoingVideo);
     this.snap = {
       status: "idle",
       attempt: 0,
       notice: null,
-      selfId: "",
+      selfId: opts.restore?.selfId ?? "",
       selfName: opts.name,
       room: opts.room,
       peers: [],
@@ -87,9 +94,15 @@ export class Call extends Emitter<{ change: CallSnapshot }> {
       c.on("state", ({ state, attempt, retryInMs }) => this.set({ status: state, attempt, retryInMs })),
       c.on("joined", ({ joined, rejoin }) => {
         this.set({ selfId: joined.self?.id ?? "", selfName: joined.self?.name || opts.name });
-        if (rejoin) this.notify("rejoined", "Reconnected. The call was restarted.");
+        // The peer connections were kept (see Mesh): for the person in the
+        // call nothing was restarted, whatever happened to the session.
+        if (rejoin) this.notify("rejoined", "Reconnected.");
       }),
-      c.on("resumed", () => this.notify("resumed", "Reconnected.")),
+      c.on("resumed", () => {
+        this.notify("resumed", "Reconnected.");
+        // After a reload the server has the old page's attributes.
+        this.syncPresence(Boolean(opts.restore) && c.stats.resumes === 1);
+      }),
       c.on("serverError", (e) => {
         if (e.requestId === 0) this.notify("error", e.message || errorCodeName(e.code));
       }),
@@ -104,6 +117,10 @@ export class Call extends Emitter<{ change: CallSnapshot }> {
       }),
       media.on("changed", (state) => this.onMedia(state)),
     );
+  }
+
+  get identity(): string {
+    return this.opts.identity ?? "";
   }
 
   get snapshot(): CallSnapshot {
@@ -141,7 +158,18 @@ export class Call extends Emitter<{ change: CallSnapshot }> {
     this.opts.media.stop();
   }
 
-  /** Ends everything without telling the server (page unload). */
+  /**
+   * The page goes away (unload or reload): close without leaving, so that
+   * the session waits for a resume from the next page (see `restore`).
+   */
+  suspend(): void {
+    for (const off of this.offs) off();
+    if (this.noticeTimer) clearTimeout(this.noticeTimer);
+    this.client.suspend();
+    this.mesh.close();
+  }
+
+  /** Ends everything (the call screen goes away inside the app). */
   dispose(): void {
     for (const off of this.offs) off();
     if (this.noticeTimer) clearTimeout(this.noticeTimer);
@@ -171,6 +199,7 @@ export class Call extends Emitter<{ change: CallSnapshot }> {
 
   stats(): {
     signaling: SignalingStats;
+    mesh: MeshStats;
     lastSeq: string;
     negotiation: Record<string, { generation: number; state: RTCPeerConnectionState }>;
     detail: Record<string, unknown>;
@@ -181,16 +210,21 @@ export class Call extends Emitter<{ change: CallSnapshot }> {
       negotiation[p.id] = { generation: p.generation, state: p.connectionState };
       detail[p.id] = this.mesh.diagnostics(p.id);
     }
-    return { signaling: { ...this.client.stats }, lastSeq: this.client.lastSeq.toString(), negotiation, detail };
+    return { signaling: { ...this.client.stats }, mesh: { ...this.mesh.stats }, lastSeq: this.client.lastSeq.toString(), negotiation, detail };
   }
 
   private onMedia(state: LocalMediaState): void {
     this.mesh.setTrack("audio", state.audio);
     this.mesh.setTrack("video", this.opts.media.outgoingVideo);
     this.set({ media: state });
-    const presence = presenceOf(state);
+    this.syncPresence(false);
+  }
+
+  /** Sends our presence attributes if they changed (or `force`). */
+  private syncPresence(force: boolean): void {
+    const presence = presenceOf(this.opts.media.state);
     const key = JSON.stringify(presence);
-    if (key !== this.lastPresence && !this.snap.ended) {
+    if ((force || key !== this.lastPresence) && !this.snap.ended) {
       this.lastPresence = key;
       this.client.updatePresence(presence).catch((err: unknown) => {
         console.warn("switchboard: presence update failed", err);

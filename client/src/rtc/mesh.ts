@@ -2,8 +2,19 @@
  * The call: one RTCPeerConnection per remote participant (a full mesh),
  * driven by the signaling client's presence and relay events.
  *
- * - A fresh session (`joined`) rebuilds every connection; a complete resume
- *   keeps them and only reconciles who is still there.
+ * - The first session (`joined`) creates a connection to everyone listed. A
+ *   complete resume keeps them and only reconciles who is still there.
+ * - A later session (`joined` with `rejoin`: the server lost ours, e.g. it
+ *   restarted without Redis) keeps every connection whose media still flows
+ *   and re-associates it with the participant of the same id: signaling
+ *   outages never interrupt media. Only connections that failed are
+ *   repaired (ICE restart first; rebuilt if they never connected).
+ * - A remote side that started a new RTCPeerConnection (a reload, a new tab)
+ *   is recognised by the SDP session id (`o=` line) of its descriptions; our
+ *   connection to it is then rebuilt, whatever signaling said before.
+ * - A participant the server no longer lists (not back yet after an outage)
+ *   or reports as reconnecting keeps its tile while its connection holds; it
+ *   is dropped once the connection has been down for LOST_GRACE_MS.
  * - Every connection carries our audio and video tracks and a negotiated
  *   data channel (id 0, both sides create it) for peer-to-peer chat: chat
  *   never passes through the server.
@@ -15,6 +26,8 @@ import { Emitter } from "../signaling/emitter";
 import { create } from "@bufbuild/protobuf";
 import type { SignalKind, SignalingClient } from "../signaling/client";
 import {
+  Connection,
+  LeaveReason,
   ParticipantSchema,
   SessionDescription_Type,
   type IceServer,
@@ -43,6 +56,12 @@ export interface PeerView {
   chatOpen: boolean;
   /** Increases each time the connection is rebuilt from scratch. */
   generation: number;
+  /**
+   * "reconnecting": the server says its connection is lost (it may resume;
+   * `Participant.connection`), or the server does not list it now (after an
+   * outage of ours) and our connection to it is down. Else "connected".
+   */
+  presence: "connected" | "reconnecting";
 }
 
 export interface MeshEvents {
@@ -65,10 +84,31 @@ interface PeerEntry {
   provisional?: boolean;
   /** Our sender per kind, once we sent that kind on this connection. */
   senders: { audio?: RTCRtpSender; video?: RTCRtpSender };
+  /** False while the server does not list them (e.g. after our rejoin). */
+  present: boolean;
+  /** When the connection last stopped being connected (null: connected). */
+  downSince: number | null;
 }
 
 /** How long an existing member waits for a newcomer's offer. */
 const OFFER_WAIT_MS = 3000;
+
+/**
+ * How long a participant who is not (or no longer) in the room by the
+ * server's account, or who is reconnecting, keeps its tile once our
+ * connection to it is down. Short: a crashed browser should not stay as a
+ * frozen tile for the whole resume window.
+ */
+export const LOST_GRACE_MS = 10_000;
+/** How often lost participants are looked at. */
+const SWEEP_MS = 1000;
+
+/** The session id of an SDP's `o=` line: one per RTCPeerConnection. */
+export function sdpSessionId(sdp: string | undefined): string | null {
+  if (!sdp) return null;
+  const m = /^o=\S+ (\S+) /m.exec(sdp);
+  return m?.[1] ?? null;
+}
 
 /** Largest chat message accepted, in characters. */
 export const MAX_CHAT_CHARS = 2000;
@@ -95,6 +135,24 @@ function isChatWire(v: unknown): v is ChatWire {
 
 export interface MeshOptions {
   createPeerConnection?: (config: RTCConfiguration) => RTCPeerConnection;
+  /**
+   * Our participant id when the session was restored from an earlier page
+   * (a reload): the first event is then `resumed`, not `joined`, and we
+   * start a new connection to everyone, offering.
+   */
+  restoredSelf?: { id: string; name: string };
+}
+
+/** Counters for tests and diagnostics. */
+export interface MeshStats {
+  /** Connections closed (peer left, rebuilt, or the call ended). */
+  closed: number;
+  /** Connections kept through a rejoin (a new session of ours). */
+  keptOnRejoin: number;
+  /** Connections rebuilt because the remote side started a new one. */
+  remoteRestarts: number;
+  /** Participants dropped after LOST_GRACE_MS without a connection. */
+  droppedLost: number;
 }
 
 export class Mesh extends Emitter<MeshEvents> {
@@ -111,6 +169,10 @@ export class Mesh extends Emitter<MeshEvents> {
   private generations = 0;
   private readonly unsubscribe: (() => void)[];
   private readonly createPc: (config: RTCConfiguration) => RTCPeerConnection;
+  private readonly sweeper: ReturnType<typeof setInterval>;
+  /** Set by a restored session until its first `resumed`: offer to everyone. */
+  private restored: boolean;
+  readonly stats: MeshStats = { closed: 0, keptOnRejoin: 0, remoteRestarts: 0, droppedLost: 0 };
 
   constructor(
     private readonly signaling: SignalingClient,
@@ -119,33 +181,52 @@ export class Mesh extends Emitter<MeshEvents> {
     super();
     this.createPc = opts.createPeerConnection ?? ((config) => new RTCPeerConnection(config));
     this.localStream = new MediaStream();
+    this.selfId = opts.restoredSelf?.id ?? "";
+    this.selfName = opts.restoredSelf?.name ?? "";
+    this.restored = Boolean(opts.restoredSelf);
     this.unsubscribe = [
-      signaling.on("joined", ({ joined }) => {
+      signaling.on("joined", ({ joined, rejoin }) => {
         this.selfId = joined.self?.id ?? "";
         this.selfName = joined.self?.name ?? "";
-        this.closeAll();
+        this.restored = false;
         this.departed.clear();
-        for (const p of joined.participants) this.addPeer(p);
+        if (rejoin) this.reassociate(joined.participants);
+        else {
+          this.closeAll();
+          for (const p of joined.participants) this.addPeer(p);
+        }
         this.publish();
       }),
-      signaling.on("resumed", ({ resumed }) => this.reconcile(resumed.participants)),
+      signaling.on("resumed", ({ resumed }) => {
+        // After a reload our old connections died with the page: offer anew.
+        const fresh = this.restored;
+        this.restored = false;
+        this.reconcile(resumed.participants, fresh);
+      }),
       signaling.on("participantJoined", (p) => {
         if (p.id === this.selfId) return;
         this.departed.delete(p.id);
         const known = this.peers.get(p.id);
-        if (known && (known.provisional || known.participant.joinedAtMs === p.joinedAtMs)) {
+        if (known) {
+          // Already known: listed in Joined as well, or a new session of
+          // theirs (they rejoined after an outage, or replaced themselves).
+          // Keep the connection while it works: if they started a new one,
+          // their offer says so (see onSignal).
           known.provisional = false;
-          // Already known (e.g. listed in Joined as well): just update.
-          known.participant = { ...p, polite: known.participant.polite };
+          this.keep(known, p);
         } else {
-          // A known id joining again at a new time is a new session on their
-          // side: their old connection is gone, so ours is rebuilt too.
-          this.removePeer(p.id);
           this.addPeer(p, true);
         }
         this.publish();
       }),
-      signaling.on("participantLeft", ({ participantId }) => {
+      signaling.on("participantLeft", ({ participantId, reason }) => {
+        const entry = this.peers.get(participantId);
+        if (entry && reason === LeaveReason.replaced) {
+          // A participantJoined for the same id follows at once: the same
+          // page rejoined (keep the media) or a new one (it will offer).
+          entry.present = false;
+          return;
+        }
         this.departed.add(participantId);
         this.removePeer(participantId);
         this.publish();
@@ -156,16 +237,9 @@ export class Mesh extends Emitter<MeshEvents> {
         entry.participant = { ...p, polite: entry.participant.polite };
         this.publish();
       }),
-      signaling.on("signal", (s) => {
-        let entry = this.peers.get(s.from);
-        if (!entry) entry = this.adoptUnannounced(s.from, s.kind);
-        if (!entry) {
-          console.warn(`switchboard: signal from unknown participant ${s.from} dropped`);
-          return;
-        }
-        void entry.negotiator.handle(s.kind);
-      }),
+      signaling.on("signal", (s) => this.onSignal(s.from, s.kind)),
     ];
+    this.sweeper = setInterval(() => this.sweep(), SWEEP_MS);
   }
 
   /** Our outgoing media (for the local preview). */
@@ -184,6 +258,7 @@ export class Mesh extends Emitter<MeshEvents> {
       connectionState: e.pc.connectionState,
       chatOpen: e.chat?.readyState === "open",
       generation: e.generation,
+      presence: isReconnecting(e.participant) || this.lost(e) ? "reconnecting" : "connected",
     }));
   }
 
@@ -247,11 +322,101 @@ export class Mesh extends Emitter<MeshEvents> {
   /** Closes every connection and stops listening to signaling. */
   close(): void {
     for (const off of this.unsubscribe) off();
+    clearInterval(this.sweeper);
     this.closeAll();
     this.publish();
   }
 
   // ---- internals ------------------------------------------------------
+
+  private onSignal(from: string, kind: SignalKind): void {
+    let entry = this.peers.get(from);
+    if (entry && kind.case === "description") {
+      const theirs = sdpSessionId(kind.value.sdp);
+      const known = sdpSessionId(entry.pc.remoteDescription?.sdp);
+      if (theirs && known && theirs !== known) {
+        // Their side started a new RTCPeerConnection (reload, new tab, or a
+        // rebuild of theirs): ours cannot continue with it. Start a new one;
+        // for an offer, it answers (attaching first); for an answer to an
+        // offer of ours that their new connection took, offer again.
+        const isOffer = kind.value.type === SessionDescription_Type.OFFER;
+        this.stats.remoteRestarts += 1;
+        const participant = entry.participant;
+        const present = entry.present;
+        this.removePeer(from);
+        this.addPeer(participant, isOffer);
+        entry = this.peers.get(from);
+        if (entry) entry.present = present;
+        this.publish();
+        if (!isOffer) return;
+      }
+    }
+    if (!entry) entry = this.adoptUnannounced(from, kind);
+    if (!entry) {
+      console.warn(`switchboard: signal from unknown participant ${from} dropped`);
+      return;
+    }
+    void entry.negotiator.handle(kind);
+  }
+
+  /**
+   * Our new session's view of the room (after the old one was lost): keep
+   * the connections, keyed by participant id. Those the server does not list
+   * yet stay while their connection holds (the others are rejoining too).
+   */
+  private reassociate(listed: Participant[]): void {
+    const byId = new Map(listed.map((p) => [p.id, p]));
+    for (const [id, entry] of [...this.peers]) {
+      const p = byId.get(id);
+      if (p) this.keep(entry, p);
+      else entry.present = false;
+    }
+    for (const p of listed) if (!this.peers.has(p.id)) this.addPeer(p);
+  }
+
+  /**
+   * Re-associates a connection with a participant record of a new session
+   * (theirs or ours). A connected one is kept as is; a broken one restarts
+   * ICE; one that never connected is rebuilt, offering.
+   */
+  private keep(entry: PeerEntry, p: Participant): void {
+    entry.participant = { ...p, polite: entry.participant.polite };
+    entry.present = true;
+    switch (entry.pc.connectionState) {
+      case "connected":
+        this.stats.keptOnRejoin += 1;
+        return;
+      case "disconnected":
+      case "failed":
+        this.stats.keptOnRejoin += 1;
+        entry.negotiator.restartIce();
+        return;
+      default:
+        // new, connecting (its negotiation may have died with the old
+        // session) or closed: start over.
+        this.removePeer(p.id);
+        this.addPeer(entry.participant);
+    }
+  }
+
+  /** A participant whose connection is down and who may not come back. */
+  private lost(e: PeerEntry): boolean {
+    return e.downSince !== null && (!e.present || isReconnecting(e.participant));
+  }
+
+  /** Drops participants lost for longer than LOST_GRACE_MS. */
+  private sweep(): void {
+    const now = Date.now();
+    let changed = false;
+    for (const [id, e] of [...this.peers]) {
+      if (!this.lost(e) || e.downSince === null || now - e.downSince < LOST_GRACE_MS) continue;
+      this.stats.droppedLost += 1;
+      this.departed.add(id);
+      this.removePeer(id);
+      changed = true;
+    }
+    if (changed) this.publish();
+  }
 
   /**
    * An offer from someone we have not been told about yet (their
@@ -270,14 +435,21 @@ export class Mesh extends Emitter<MeshEvents> {
     return entry;
   }
 
-  private reconcile(present: Participant[]): void {
+  /**
+   * The room after a resume. `fresh`: our connections did not survive (a
+   * reload), so we offer to everyone; their side sees a new SDP session id
+   * and starts a new connection to answer it.
+   */
+  private reconcile(present: Participant[], fresh = false): void {
     const ids = new Set(present.map((p) => p.id));
     for (const id of [...this.peers.keys()]) if (!ids.has(id)) this.removePeer(id);
     for (const p of present) {
       if (p.id === this.selfId) continue;
       const entry = this.peers.get(p.id);
-      if (entry) entry.participant = { ...p, polite: entry.participant.polite };
-      else this.addPeer(p, true);
+      if (entry) {
+        entry.participant = { ...p, polite: entry.participant.polite };
+        entry.present = true;
+      } else this.addPeer(p, !fresh);
     }
     this.publish();
   }
@@ -310,6 +482,8 @@ export class Mesh extends Emitter<MeshEvents> {
       senders: {},
       attached: false,
       offerTimer: null,
+      present: true,
+      downSince: Date.now(),
     };
     pc.addEventListener("track", (ev) => {
       if (this.peers.get(to) !== entry) return;
@@ -322,6 +496,8 @@ export class Mesh extends Emitter<MeshEvents> {
     });
     pc.addEventListener("connectionstatechange", () => {
       if (this.peers.get(to) !== entry) return;
+      if (pc.connectionState === "connected") entry.downSince = null;
+      else entry.downSince ??= Date.now();
       if (pc.connectionState === "failed") negotiator.restartIce();
       this.publish();
     });
@@ -385,6 +561,7 @@ export class Mesh extends Emitter<MeshEvents> {
     const entry = this.peers.get(id);
     if (!entry) return;
     this.peers.delete(id);
+    this.stats.closed += 1;
     entry.negotiator.dispose();
     if (entry.offerTimer) clearTimeout(entry.offerTimer);
     entry.chat?.close();
@@ -399,6 +576,11 @@ export class Mesh extends Emitter<MeshEvents> {
   private publish(): void {
     this.emit("peers", this.view());
   }
+}
+
+/** The server reports the participant's connection as lost (resumable). */
+function isReconnecting(p: Participant): boolean {
+  return p.connection === Connection.reconnecting;
 }
 
 export function toRtcIceServers(servers: IceServer[]): RTCIceServer[] {

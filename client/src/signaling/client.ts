@@ -11,8 +11,15 @@
  * Resume: every ServerMessage with seq > 0 is counted; frames at or below
  * the last seq are replays of what we already handled and are dropped. A
  * resume the server cannot honour (error, or `complete: false`) falls back
- * to a fresh Join; listeners then get `joined` with `rejoin: true` and must
- * renegotiate every peer from scratch.
+ * to a fresh Join; listeners then get `joined` with `rejoin: true`. The
+ * peer connections do not depend on the session (the mesh keeps those that
+ * work). That Join uses a fresh token from `refreshToken` when there is one:
+ * the refusal may be the token's (a restarted dev server signs with a new
+ * key).
+ *
+ * A session can be restored from an earlier page (`restore`, e.g. from
+ * sessionStorage across a reload): the first connection then resumes it.
+ * The `session` event reports what to store for that.
  *
  * Exactly-once sending (see outbox.ts): signals and presence updates are
  * numbered with ClientMessage.seq and kept until the server's Accepted
@@ -80,7 +87,24 @@ export type SignalKind = PeerSignal["kind"];
 /** A peer-signal payload to send (plain objects, no `$typeName` needed). */
 export type SignalKindInit = MessageInitShape<typeof PeerSignalSchema>["kind"];
 
+/** What it takes to resume a session from another page (keep it secret). */
+export interface StoredSession {
+  sessionId: string;
+  resumeToken: string;
+  /** Highest server seq processed, as a decimal string. */
+  lastSeq: string;
+  /** The latest access token. */
+  token: string;
+  /**
+   * The ClientMessage.seq the next numbered message takes (decimal): the
+   * numbering belongs to the session and continues on the next page.
+   */
+  nextClientSeq: string;
+}
+
 export interface SignalingEvents {
+  /** The resumable session changed (null: none, e.g. after leaving). */
+  session: StoredSession | null;
   state: { state: ConnectionState; attempt: number; retryInMs?: number };
   /** A new session began. `rejoin` = an earlier session was lost: rebuild peers. */
   joined: { joined: Joined; rejoin: boolean };
@@ -106,8 +130,14 @@ export interface SignalingOptions {
   token: string;
   /** Presence attributes for Join. */
   attributes?: Record<string, string>;
-  /** Gets a new token when ours expired; without it, expiry stops the client. */
+  /**
+   * Gets a new token (the embedding site's token callback): when ours
+   * expired, and before joining again after a session was lost. Without
+   * it, expiry stops the client.
+   */
   refreshToken?: () => Promise<string>;
+  /** A session to resume on the first connection (from an earlier page). */
+  restore?: StoredSession;
   createSocket?: (url: string) => SocketLike;
   clock?: Clock;
   backoff?: BackoffOptions;
@@ -146,6 +176,8 @@ const realClock: Clock = {
 
 /** Close code we use for connections we abandon ourselves (private range). */
 const CLIENT_ABANDON = 4000;
+/** Token callback failures in a row before a lost session is given up. */
+const MAX_TOKEN_FAILURES = 8;
 
 export class SignalingClient extends Emitter<SignalingEvents> {
   private readonly opts: Required<
@@ -177,6 +209,9 @@ export class SignalingClient extends Emitter<SignalingEvents> {
   private readonly pending = new Map<number, Pending>();
   private current: ConnectionState = "idle";
   private leaving = false;
+  /** The next Join follows a lost session: get a fresh token first. */
+  private freshTokenWanted = false;
+  private tokenFailures = 0;
   private iceServerList: IceServer[] = [];
   private selfInfo: Participant | undefined;
   readonly stats: SignalingStats = {
@@ -201,6 +236,13 @@ export class SignalingClient extends Emitter<SignalingEvents> {
     this.token = opts.token;
     this.attributes = { ...(opts.attributes ?? {}) };
     this.keepalive = this.opts.defaultKeepalive;
+    if (opts.restore) {
+      this.session = { sessionId: opts.restore.sessionId, resumeToken: opts.restore.resumeToken };
+      this.seqs.restore(BigInt(opts.restore.lastSeq || "0"));
+      this.outbox.restore(BigInt(opts.restore.nextClientSeq || "1"));
+      this.token = opts.restore.token || this.token;
+      this.hadSession = true;
+    }
   }
 
   get state(): ConnectionState {
@@ -253,6 +295,7 @@ export class SignalingClient extends Emitter<SignalingEvents> {
     if (!this.session || this.current === "closed") return;
     const entry = this.outbox.push({ message: { case: "signal", value: { to, kind } } });
     if (this.live()) this.sendFrame(entry.frame);
+    this.reportSession();
   }
 
   /**
@@ -270,6 +313,7 @@ export class SignalingClient extends Emitter<SignalingEvents> {
     if (this.session && this.current !== "closed") {
       try {
         this.outbox.push({ ...msg, id: this.takeId() });
+        this.reportSession();
       } catch (err) {
         return Promise.reject(err);
       }
@@ -292,6 +336,20 @@ export class SignalingClient extends Emitter<SignalingEvents> {
       this.detach();
       this.finish(1000, "left");
     }
+  }
+
+  /**
+   * Stops without leaving (page unload): the socket closes, the session
+   * waits on the server for the resume window, and a `restore` of what the
+   * last `session` event said resumes it. No `stopped` event.
+   */
+  suspend(): void {
+    if (this.current === "closed" || this.current === "idle") return;
+    this.clearTimers();
+    const sock = this.socket;
+    this.detach();
+    sock?.close(CLIENT_ABANDON, "suspended");
+    this.setState("closed", 0);
   }
 
   /**
@@ -392,6 +450,24 @@ export class SignalingClient extends Emitter<SignalingEvents> {
       return;
     }
     this.dispatch(msg);
+    if (msg.seq > 0n || msg.message.case === "tokenRefreshed") this.reportSession();
+  }
+
+  /** What a later page needs to resume this session (null: none). */
+  storedSession(): StoredSession | null {
+    const s = this.session;
+    if (!s || this.current === "closed") return null;
+    return {
+      sessionId: s.sessionId,
+      resumeToken: s.resumeToken,
+      lastSeq: this.seqs.lastSeq.toString(),
+      token: this.token,
+      nextClientSeq: this.outbox.nextSeq.toString(),
+    };
+  }
+
+  private reportSession(): void {
+    this.emit("session", this.storedSession());
   }
 
   private dispatch(msg: ServerMessage): void {
@@ -450,6 +526,8 @@ export class SignalingClient extends Emitter<SignalingEvents> {
     this.outbox.reset();
     this.stats.joins += 1;
     this.backoff.reset();
+    this.freshTokenWanted = false;
+    this.reportSession();
     this.setState("joined", 0);
     this.startKeepalive();
     this.emit("joined", { joined, rejoin });
@@ -475,6 +553,7 @@ export class SignalingClient extends Emitter<SignalingEvents> {
     };
     this.stats.resumes += 1;
     this.backoff.reset();
+    this.reportSession();
     this.setState("joined", 0);
     this.startKeepalive();
     // Everything not yet accepted goes again, oldest first, as the same
@@ -552,14 +631,44 @@ export class SignalingClient extends Emitter<SignalingEvents> {
     this.setState("reconnecting", this.backoff.attempts, delay);
     this.retryTimer = this.clock.setTimeout(() => {
       this.retryTimer = null;
-      this.open();
+      if (this.freshTokenWanted && this.opts.refreshToken) this.openWithFreshToken(this.opts.refreshToken);
+      else this.open();
     }, delay);
+  }
+
+  /**
+   * Gets a fresh token, then joins. A failure (the token service may be
+   * restarting with the server) is retried with backoff, up to
+   * MAX_TOKEN_FAILURES in a row.
+   */
+  private openWithFreshToken(refresh: () => Promise<string>): void {
+    const stillWanted = () => this.current === "reconnecting" && !this.leaving && this.socket === null && this.retryTimer === null;
+    refresh().then(
+      (token) => {
+        if (!stillWanted()) return;
+        this.token = token;
+        this.freshTokenWanted = false;
+        this.tokenFailures = 0;
+        this.open();
+      },
+      (err: unknown) => {
+        if (!stillWanted()) return;
+        this.tokenFailures += 1;
+        console.warn("switchboard: token refresh failed", err);
+        if (this.tokenFailures >= MAX_TOKEN_FAILURES) this.finish(CLIENT_ABANDON, "token_unavailable: could not get a new token");
+        else this.scheduleReconnect();
+      },
+    );
   }
 
   private forgetSession(): void {
     this.session = null;
     this.outbox.reset();
     this.resumeRequestId = 0;
+    // The refusal may be our token's (unknown signing key after a server
+    // restart, expiry): the Join that follows takes a new one.
+    this.freshTokenWanted = true;
+    this.reportSession();
   }
 
   private finish(code: number, reason: string): void {
@@ -567,6 +676,7 @@ export class SignalingClient extends Emitter<SignalingEvents> {
     this.socket = null;
     this.session = null;
     this.outbox.reset();
+    this.reportSession();
     // Not from the server, so no code from its table: the message says why.
     const closed = create(ErrorSchema, {
       code: ErrorCode.error_code_unspecified,
@@ -641,6 +751,7 @@ export class SignalingClient extends Emitter<SignalingEvents> {
         const entry = this.outbox.push({ ...msg, id });
         this.pending.set(id, { resolve, reject });
         this.sendFrame(entry.frame);
+        this.reportSession();
       } catch (err) {
         this.pending.delete(id);
         reject(err);

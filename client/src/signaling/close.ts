@@ -60,6 +60,7 @@ function actionForCode(code: ErrorCode): CloseAction | null {
     case ErrorCode.origin_not_allowed:
     case ErrorCode.permission_denied:
     case ErrorCode.room_full: // the room holds its maximum; retrying will not help
+    case ErrorCode.participant_removed: // 4410: the application's backend removed us
     case ErrorCode.invalid_utf8: // 1007, and 1002: our own frames are broken
     case ErrorCode.protocol_error:
       return "stop";

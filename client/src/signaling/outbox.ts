@@ -101,6 +101,15 @@ export class Outbox {
     return n;
   }
 
+  /**
+   * Continues the numbering of a session sent from an earlier page (a
+   * reload): the server drops numbers it already accepted as duplicates.
+   */
+  restore(nextSeq: bigint): void {
+    this.reset();
+    if (nextSeq > 1n) this.next = nextSeq;
+  }
+
   /** A new session: nothing to resend, numbering restarts at 1. */
   reset(): void {
     this.entries = [];

@@ -31,6 +31,12 @@ export class SeqTracker {
     return "deliver";
   }
 
+  /** Continues a session from an earlier page at its last seq. */
+  restore(seq: bigint): void {
+    this.last = seq > 0n ? seq : 0n;
+    this.gapCount = 0;
+  }
+
   /** A fresh Join starts a new session numbered from 1. */
   reset(): void {
     this.last = 0n;

@@ -140,6 +140,7 @@ export function CallView({ call, media }: { call: Call; media: LocalMedia }) {
               videoOn={p.attributes.video !== "off"}
               screen={p.attributes.screen === "on"}
               connectionState={p.connectionState}
+              presence={p.presence}
             />
           ))}
         </div>
@@ -346,7 +347,9 @@ function PeopleList({ snap, micOn, camOn }: { snap: CallSnapshot; micOn: boolean
           </span>
           <span className="person-name">
             {p.name || p.id}
-            <span className={`conn conn-${p.connectionState}`}>{CONNECTION_TEXT[p.connectionState]}</span>
+            <span className={`conn conn-${p.presence === "reconnecting" ? "disconnected" : p.connectionState}`}>
+              {p.presence === "reconnecting" ? "reconnecting" : CONNECTION_TEXT[p.connectionState]}
+            </span>
           </span>
           <PresenceIcons audio={p.attributes.audio !== "off"} video={p.attributes.video !== "off"} />
         </li>

@@ -17,6 +17,7 @@ import { DeviceSelects, useMediaState } from "./DeviceSelects";
 import { TokenError, fetchDevToken, signalingUrl } from "./devToken";
 import { CamIcon, CamOffIcon, LinkIcon, MicIcon, MicOffIcon } from "./icons";
 import { MAX_NAME_CHARS, cleanName, cleanRoom, identityFor, roomLink, saveName } from "./identity";
+import { forgetCall, loadCall, saveCall, type SavedCall } from "./savedSession";
 import { useBrowserValue, useStoredName } from "./useStoredName";
 import { VideoTile } from "./VideoTile";
 
@@ -59,40 +60,79 @@ export function RoomScreen() {
       stats: () => call.stats(),
     };
     const off = call.on("change", (s) => {
-      if (s.ended) setPhase({ kind: "ended", ...s.ended });
+      if (s.ended) {
+        forgetCall(room);
+        setPhase({ kind: "ended", ...s.ended });
+      }
     });
+    // Keep what a reload needs to resume this session (see savedSession.ts).
+    const save = () => {
+      const session = call.client.storedSession();
+      const selfId = call.client.self?.id ?? call.snapshot.selfId;
+      if (!session || !selfId || call.snapshot.ended) {
+        forgetCall(room);
+        return;
+      }
+      const m = media.state;
+      saveCall({ room, name: call.snapshot.selfName, identity: call.identity, selfId, micOn: m.micOn, camOn: m.camOn, session });
+    };
+    const offSession = call.client.on("session", save);
+    // A reload (or closing the tab) does not leave: the session waits on the
+    // server for a resume from the next page.
+    const onPageHide = () => {
+      save();
+      call.suspend();
+    };
+    window.addEventListener("pagehide", onPageHide);
     return () => {
       off();
+      offSession();
+      window.removeEventListener("pagehide", onPageHide);
     };
-  }, [phase]);
+  }, [phase, room, media]);
 
-  // Dispose the call when the component goes away (navigation, unload).
-  useEffect(() => {
-    const onUnload = () => callRef.current?.dispose();
-    window.addEventListener("pagehide", onUnload);
-    return () => {
-      window.removeEventListener("pagehide", onUnload);
-      callRef.current?.dispose();
-    };
-  }, []);
+  // Leave when the call screen goes away inside the app.
+  useEffect(() => () => callRef.current?.dispose(), []);
 
-  const start = useCallback(
-    async (name: string) => {
-      const identity = identityFor(room, name);
-      const { token } = await fetchDevToken({ identity, room, name });
+  const begin = useCallback(
+    (name: string, identity: string, token: string, restore?: SavedCall) => {
       const call = new Call({
         url: signalingUrl(),
         token,
         room,
         name,
+        identity,
         media,
         refreshToken: async () => (await fetchDevToken({ identity, room, name })).token,
+        restore: restore && { session: restore.session, selfId: restore.selfId },
       });
       call.start();
       setPhase({ kind: "call", call });
     },
     [room, media],
   );
+
+  const start = useCallback(
+    async (name: string) => {
+      const identity = identityFor(room, name);
+      const { token } = await fetchDevToken({ identity, room, name });
+      begin(name, identity, token);
+    },
+    [room, begin],
+  );
+
+  // A reload during a call: resume it straight away, without the pre-join.
+  // (This screen renders only in the browser: useSearchParams in a static
+  // export, so sessionStorage can be read for the first render.)
+  const [saved] = useState(() => (typeof window !== "undefined" && room ? loadCall(room) : null));
+  const [restoring, setRestoring] = useState(saved !== null);
+  useEffect(() => {
+    if (!saved) return;
+    void media.start({ micOn: saved.micOn, camOn: saved.camOn }).finally(() => {
+      setRestoring(false);
+      begin(saved.name, saved.identity, saved.session.token, saved);
+    });
+  }, [saved, media, begin]);
 
   if (!room) {
     return (
@@ -110,6 +150,18 @@ export function RoomScreen() {
   }
 
   if (phase.kind === "call") return <CallView call={phase.call} media={media} />;
+
+  if (restoring && saved) {
+    return (
+      <main className="center-page">
+        <div className="card" role="status" data-testid="restoring">
+          <Brand />
+          <h1>Rejoining {room}…</h1>
+          <p className="muted">You were in this call a moment ago.</p>
+        </div>
+      </main>
+    );
+  }
 
   if (phase.kind === "ended") {
     const replaced = closeErrorCode(phase.reason) === ErrorCode.session_replaced;

@@ -17,13 +17,15 @@ export interface TileProps {
   videoOn: boolean;
   screen: boolean;
   connectionState?: RTCPeerConnectionState;
+  /** "reconnecting": the participant's own connection is lost (it may come back). */
+  presence?: "connected" | "reconnecting";
 }
 
 const STATE_TEXT: Partial<Record<RTCPeerConnectionState, string>> = {
   new: "Connecting…",
   connecting: "Connecting…",
   disconnected: "Connection unstable…",
-  failed: "Reconnecting media…",
+  failed: "Video connection lost",
   closed: "Disconnected",
 };
 
@@ -41,7 +43,11 @@ export function VideoTile(p: TileProps) {
     if (next) el.play().catch(() => undefined);
   }, [p.stream, p.trackKey]);
 
-  const stateText = p.local ? undefined : STATE_TEXT[p.connectionState ?? "new"];
+  const stateText = p.local
+    ? undefined
+    : p.presence === "reconnecting"
+      ? "Reconnecting…"
+      : STATE_TEXT[p.connectionState ?? "new"];
   const label = p.label ?? `${p.name}${p.local ? " (you)" : ""}`;
   return (
     <figure
@@ -52,6 +58,7 @@ export function VideoTile(p: TileProps) {
       data-audio={p.audioOn ? "on" : "off"}
       data-video={p.videoOn ? "on" : "off"}
       data-connection={p.local ? "local" : (p.connectionState ?? "new")}
+      data-presence={p.local ? undefined : (p.presence ?? "connected")}
       aria-label={`${label}: microphone ${p.audioOn ? "on" : "off"}, camera ${p.videoOn ? "on" : "off"}`}
     >
       <video

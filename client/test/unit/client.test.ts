@@ -665,3 +665,102 @@ test("the outbox holds at most 1 MiB of encoded frames", () => {
   ctx.client.sendSignal("bob-2", eoc);
   assert.equal(s.last().seq, 18n);
 });
+
+// ---- a lost session: fresh token, restore from an earlier page ----------
+
+test("a resume refused for its token (restarted dev server) joins again with a fresh token", async () => {
+  let calls = 0;
+  const ctx = setup({ refreshToken: async () => `token-fresh-${++calls}` });
+  const s = joinFirst(ctx);
+  s.serverClose(1006);
+  ctx.clock.advance(ctx.clock.nextDelay() ?? 0);
+  const s2 = ctx.sockets.latest;
+  s2.open();
+  const resumeId = s2.last().id;
+  // What a restarted `switchboard all` answers: its new key does not know ours.
+  s2.push({ seq: 0n, message: { case: "error", value: { requestId: resumeId, code: ErrorCode.unauthenticated, message: "unknown signing key" } } });
+  s2.serverClose(4401, "unauthenticated: unknown signing key");
+  ctx.clock.advance(0);
+  assert.equal(ctx.sockets.latest, s2, "no connection before the new token is there");
+  await flush();
+  const s3 = ctx.sockets.latest;
+  assert.notEqual(s3, s2);
+  s3.open();
+  const join = s3.last();
+  assert.equal(join.message.case === "join" && join.message.value.token, "token-fresh-1");
+  s3.push(joinedFrame(join.id));
+  assert.equal(ctx.events.joined?.at(-1)?.rejoin, true);
+  assert.equal(ctx.client.state, "joined");
+  assert.equal(calls, 1);
+});
+
+test("a token callback that fails (server still restarting) is retried with backoff", async () => {
+  let calls = 0;
+  const ctx = setup({
+    refreshToken: async () => {
+      calls += 1;
+      if (calls < 3) throw new Error("fetch failed");
+      return "token-late";
+    },
+  });
+  const s = joinFirst(ctx);
+  s.serverClose(1006);
+  ctx.clock.advance(ctx.clock.nextDelay() ?? 0);
+  const s2 = ctx.sockets.latest;
+  s2.open();
+  s2.serverClose(4404, "not_found: no such session to resume");
+  for (let i = 0; i < 3; i++) {
+    ctx.clock.advance(ctx.clock.nextDelay() ?? 0);
+    await flush();
+  }
+  assert.equal(calls, 3);
+  assert.equal(ctx.client.state, "reconnecting", "not given up");
+  const s3 = ctx.sockets.latest;
+  assert.notEqual(s3, s2);
+  s3.open();
+  assert.equal(s3.last().message.case === "join" && (s3.last().message.value as { token: string }).token, "token-late");
+});
+
+test("a restored session (reload) resumes on the first connection, from its last seq", () => {
+  const ctx = setup({ restore: { sessionId: "sess-9", resumeToken: "rt-9", lastSeq: "41", token: "token-saved", nextClientSeq: "27" } });
+  ctx.client.connect();
+  const s = ctx.sockets.latest;
+  s.open();
+  const m = s.last();
+  assert.equal(m.message.case, "resume");
+  if (m.message.case !== "resume") return;
+  assert.equal(m.message.value.sessionId, "sess-9");
+  assert.equal(m.message.value.resumeToken, "rt-9");
+  assert.equal(m.message.value.lastSeq, 41n);
+  assert.equal(m.message.value.token, "token-saved");
+  s.push({ seq: 0n, message: { case: "resumed", value: { requestId: m.id, sessionId: "sess-9", resumeToken: "rt-10", complete: true } } });
+  s.push(signalFrame(41n));
+  s.push(signalFrame(42n));
+  assert.equal(ctx.events.signal?.length, 1, "seq 41 was processed by the earlier page");
+  assert.equal(ctx.client.state, "joined");
+  ctx.client.sendSignal("bob-2", { case: "endOfCandidates", value: {} });
+  assert.equal(s.last().seq, 27n, "numbering continues where the earlier page stopped");
+  assert.deepEqual(ctx.client.storedSession(), { sessionId: "sess-9", resumeToken: "rt-10", lastSeq: "42", token: "token-saved", nextClientSeq: "28" });
+});
+
+test("the session event tracks what a reload needs; suspend keeps the session, leave forgets it", () => {
+  const ctx = setup();
+  const seen: (string | null)[] = [];
+  ctx.client.on("session", (s) => seen.push(s ? `${s.resumeToken}@${s.lastSeq}` : null));
+  const s = joinFirst(ctx);
+  s.push(signalFrame(2n));
+  assert.deepEqual(seen.slice(-1), ["rt-1@2"]);
+  ctx.client.suspend();
+  assert.ok(s.closedWith, "socket closed");
+  assert.notEqual(s.last().message.case, "leave", "no Leave on suspend");
+  assert.equal(ctx.events.stopped?.length ?? 0, 0);
+  assert.equal(ctx.clock.nextDelay(), undefined, "no reconnect after suspend");
+
+  const ctx2 = setup();
+  const seen2: (string | null)[] = [];
+  ctx2.client.on("session", (x) => seen2.push(x ? x.sessionId : null));
+  const t = joinFirst(ctx2);
+  ctx2.client.leave();
+  t.serverClose(1000, "left");
+  assert.equal(seen2.at(-1), null);
+});

@@ -97,6 +97,7 @@ const EXPECTED = {
   unavailable: [1013, "reconnect", "reconnect"],
   shutting_down: [1012, "reconnect", "reconnect"],
   internal: [1011, "reconnect", "reconnect"],
+  participant_removed: [4410, "stop", "stop"],
 } as const satisfies Record<Name, readonly [number, CloseAction, CloseAction]>;
 
 test("every ErrorCode has a decided close action", () => {
