@@ -306,3 +306,147 @@ async fn a_call_on_one_replica_acts_on_sessions_of_another() {
     one.shutdown().await;
     two.shutdown().await;
 }
+
+/// The kind of a room event, for comparisons.
+fn kind(event: &pb::RoomEvent) -> String {
+    use pb::room_event::Event as E;
+    match event.event.as_ref() {
+        Some(E::RoomStarted(_)) => "started".into(),
+        Some(E::RoomFinished(_)) => "finished".into(),
+        Some(E::ParticipantJoined(j)) => format!(
+            "joined {}",
+            j.participant.as_ref().map_or("", |p| p.id.as_str())
+        ),
+        Some(E::ParticipantLeft(l)) => {
+            format!("left {} {}", l.participant_id, l.reason().as_str_name())
+        }
+        Some(E::ParticipantUpdated(u)) => format!(
+            "updated {}",
+            u.participant.as_ref().map_or("", |p| p.id.as_str())
+        ),
+        Some(E::DataSent(d)) => format!("data {} {}", d.topic, d.delivered),
+        Some(E::Missed(_)) => "missed".into(),
+        None => "none".into(),
+    }
+}
+
+async fn watch(
+    stack: &Stack,
+    token: &str,
+    room: &str,
+    cursor: &str,
+) -> tonic::Streaming<pb::RoomEvent> {
+    api(stack)
+        .await
+        .watch_room_events(with_token(
+            pb::WatchRoomEventsRequest {
+                room: room.into(),
+                cursor: cursor.into(),
+            },
+            token,
+        ))
+        .await
+        .expect("watch")
+        .into_inner()
+}
+
+async fn next_events(stream: &mut tonic::Streaming<pb::RoomEvent>, n: usize) -> Vec<pb::RoomEvent> {
+    let mut events = Vec::new();
+    while events.len() < n {
+        let event = tokio::time::timeout(switchboard_tests::DEADLINE, stream.message())
+            .await
+            .expect("an event in time")
+            .expect("ok")
+            .expect("open");
+        events.push(event);
+    }
+    events
+}
+
+/// Events arrive in order; a watcher that comes back with its last cursor
+/// (here: to the other replica) gets exactly what it missed, once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn room_events_arrive_in_order_and_a_watcher_resumes_from_its_cursor() {
+    let (_redis, _key, one, two) = crate::replicas::two_replicas().await;
+    let token = backend_token(&one, "r*", admin());
+    let mut watcher = watch(&one, &token, "r1", "").await;
+    let mut alice = WsClient::connect(&one.ws_url(), Format::Json).await;
+    alice.join(&one.token("alice", "r1")).await;
+    let mut bob = WsClient::connect(&two.ws_url(), Format::Json).await;
+    bob.join(&two.token("bob", "r1")).await;
+    let first = next_events(&mut watcher, 3).await;
+    assert_eq!(
+        first.iter().map(kind).collect::<Vec<_>>(),
+        ["started", "joined alice", "joined bob"]
+    );
+    let cursor = first[2].cursor.clone();
+    drop(watcher);
+
+    // While nobody watches: data, a leave, the room's end; and another room.
+    api(&one)
+        .await
+        .send_data(with_token(
+            pb::SendDataRequest {
+                room: "r1".into(),
+                topic: "t".into(),
+                payload: "p".into(),
+                ..Default::default()
+            },
+            &token,
+        ))
+        .await
+        .expect("sent");
+    let mut carol = WsClient::connect(&one.ws_url(), Format::Json).await;
+    carol.join(&one.token("carol", "r2")).await;
+    bob.send(pb::client_message::Message::Leave(pb::Leave {}))
+        .await;
+    bob.closed().await;
+    alice
+        .send(pb::client_message::Message::Leave(pb::Leave {}))
+        .await;
+    alice.closed().await;
+
+    let mut again = watch(&two, &token, "r1", &cursor).await;
+    let missed = next_events(&mut again, 4).await;
+    assert_eq!(
+        missed.iter().map(kind).collect::<Vec<_>>(),
+        ["data t 2", "left bob left", "left alice left", "finished"],
+        "exactly what followed the cursor, r1 only"
+    );
+    let more = tokio::time::timeout(Duration::from_millis(600), again.message()).await;
+    assert!(more.is_err(), "nothing twice: {more:?} after {missed:?}");
+
+    // Every room the token covers, from now.
+    let mut all = watch(&two, &token, "", "").await;
+    let mut dave = WsClient::connect(&two.ws_url(), Format::Json).await;
+    dave.join(&two.token("dave", "r3")).await;
+    let events = next_events(&mut all, 2).await;
+    assert_eq!(
+        events
+            .iter()
+            .map(|e| (e.room.clone(), kind(e)))
+            .collect::<Vec<_>>(),
+        [
+            ("r3".to_owned(), "started".to_owned()),
+            ("r3".to_owned(), "joined dave".to_owned())
+        ]
+    );
+    // A token for other rooms is refused for r1.
+    let other = backend_token(&one, "team-*", admin());
+    let refused = api(&one)
+        .await
+        .watch_room_events(with_token(
+            pb::WatchRoomEventsRequest {
+                room: "r1".into(),
+                cursor: String::new(),
+            },
+            &other,
+        ))
+        .await;
+    assert_eq!(
+        refused.expect_err("another room").code(),
+        Code::PermissionDenied
+    );
+    one.shutdown().await;
+    two.shutdown().await;
+}

@@ -16,6 +16,7 @@ use switchboard_proto::{
 use switchboard_proto::auth_client::AuthClient;
 
 use crate::{
+    events::{EventLog, MemoryEvents},
     router::{Expiry, Lost, Origin, ResumeRefused, Router, Sink, new_resume_token, now_ms},
     store::{JoinOutcome, SessionRecord, SessionRef, SessionStore},
     turn::TurnConfig,
@@ -78,6 +79,8 @@ pub struct Hub {
     /// State is shared with other replicas (Redis): sessions outlive this
     /// process and can be resumed elsewhere.
     shared: bool,
+    /// Room events for backends (`WatchRoomEvents`).
+    events: Arc<dyn EventLog>,
 }
 
 fn not_found() -> SignalError {
@@ -99,6 +102,26 @@ impl Hub {
             settings: Arc::new(settings),
             auth,
             shared: false,
+            events: Arc::new(MemoryEvents::default()),
+        }
+    }
+
+    /// Records room events in `events` (Redis, shared by the replicas).
+    pub fn with_events(mut self, events: Arc<dyn EventLog>) -> Self {
+        self.events = events;
+        self
+    }
+
+    /// The room event log.
+    pub fn events(&self) -> &Arc<dyn EventLog> {
+        &self.events
+    }
+
+    /// Records a room event; a failure is logged (the action it reports
+    /// has happened).
+    pub(crate) async fn record(&self, room: &RoomId, event: pb::room_event::Event) {
+        if let Err(err) = self.events.append(room, event).await {
+            tracing::warn!(room = %room, error = %err, "room event not recorded");
         }
     }
 
@@ -260,6 +283,18 @@ impl Hub {
                 .await?;
         }
         tracing::info!(room = %room, session = %session, "participant joined");
+        if others.is_empty() && replaced.is_none() {
+            self.record(
+                &room,
+                pb::room_event::Event::RoomStarted(pb::RoomStarted {}),
+            )
+            .await;
+        }
+        let joined = pb::ParticipantJoined {
+            participant: Some(record.to_participant(None)),
+        };
+        self.record(&room, pb::room_event::Event::ParticipantJoined(joined))
+            .await;
         Ok(record.to_ref())
     }
 
@@ -391,6 +426,14 @@ impl Hub {
         self.router
             .deliver(session, Out::Ack(pb::Ack { request_id }), origin)
             .await?;
+        let updated = pb::ParticipantUpdated {
+            participant: Some(record.to_participant(None)),
+        };
+        self.record(
+            &record.room,
+            pb::room_event::Event::ParticipantUpdated(updated),
+        )
+        .await;
         Ok(())
     }
 
@@ -414,9 +457,10 @@ impl Hub {
         message: &str,
     ) -> Result<(), SignalError> {
         self.router.close(session, code, message).await?;
-        let Some(record) = self.store.leave(session).await? else {
+        let Some(departure) = self.store.depart(session).await? else {
             return Ok(());
         };
+        let record = departure.record;
         // Only tell the room if this session still held the identity (a
         // replaced session already produced its ParticipantLeft).
         let holder = self.store.member(&record.room, &record.participant).await?;
@@ -436,6 +480,21 @@ impl Hub {
                 .await?;
         }
         tracing::info!(room = %record.room, session = %session, reason = reason.as_str_name(), "participant left");
+        let left = pb::ParticipantLeft {
+            participant_id: record.participant.to_string(),
+            reason: reason as i32,
+        };
+        self.record(&record.room, pb::room_event::Event::ParticipantLeft(left))
+            .await;
+        // Atomic with the removal: of two sessions leaving at once, only
+        // the one that emptied the room reports its end.
+        if departure.room_empty {
+            self.record(
+                &record.room,
+                pb::room_event::Event::RoomFinished(pb::RoomFinished {}),
+            )
+            .await;
+        }
         Ok(())
     }
 
@@ -526,6 +585,16 @@ impl Hub {
                 )
                 .await?;
         }
+        let mut participant = record.to_participant(None);
+        participant.connection = connection as i32;
+        let updated = pb::ParticipantUpdated {
+            participant: Some(participant),
+        };
+        self.record(
+            &record.room,
+            pb::room_event::Event::ParticipantUpdated(updated),
+        )
+        .await;
         Ok(())
     }
 

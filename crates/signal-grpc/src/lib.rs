@@ -5,6 +5,7 @@
 //! [`router::Router`] seams.
 #![forbid(unsafe_code)]
 
+pub mod events;
 pub mod hub;
 pub mod link;
 pub mod link_queue;
@@ -148,7 +149,13 @@ pub async fn run_with(
         None => AuthClient::new(grpc::endpoint(&config.auth_url)?, None),
     };
     let max_participants = config.join.max_participants;
-    let hub = Hub::new(store, router.clone(), config.join, auth.clone()).shared(redis.is_some());
+    let events: Arc<dyn events::EventLog> = match &redis {
+        Some(connection) => Arc::new(events::RedisEvents::new(connection.clone())),
+        None => Arc::new(events::MemoryEvents::default()),
+    };
+    let hub = Hub::new(store, router.clone(), config.join, auth.clone())
+        .shared(redis.is_some())
+        .with_events(events);
     let room_api = room_service::RoomApi::new(hub.clone(), auth, max_participants);
     let (stop_tx, stop_rx) = watch::channel(false);
     // `""` and `switchboard.v1.Signal`: ready while the store takes writes

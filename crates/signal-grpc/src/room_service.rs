@@ -59,8 +59,98 @@ fn status(err: SignalError) -> Status {
     Status::from(err)
 }
 
+type EventStream =
+    std::pin::Pin<Box<dyn futures_util::Stream<Item = Result<pb::RoomEvent, Status>> + Send>>;
+
+/// Events queued for one watcher before its stream waits (it reads from the
+/// log at its own pace: a slow watcher delays only itself).
+const WATCH_QUEUE: usize = 64;
+
 #[tonic::async_trait]
 impl pb::room_service_server::RoomService for RoomApi {
+    type WatchRoomEventsStream = EventStream;
+
+    async fn watch_room_events(
+        &self,
+        request: Request<pb::WatchRoomEventsRequest>,
+    ) -> Result<Response<EventStream>, Status> {
+        // Every room the token covers, or the one asked for.
+        let token = request
+            .metadata()
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .ok_or_else(|| Status::unauthenticated("missing authorization: Bearer <token>"))?
+            .to_owned();
+        let claims = self.auth.verify(&token).await.map_err(Status::from)?;
+        let wanted = request.get_ref().room.clone();
+        let probe = if wanted.is_empty() {
+            ""
+        } else {
+            wanted.as_str()
+        };
+        let grant = claims.grants.clone().unwrap_or_default();
+        if !wanted.is_empty() {
+            self.authorize(&request, BackendGrant::RoomList, probe)
+                .await?;
+        } else if !grant.room_list {
+            return Err(Status::permission_denied(
+                "the token does not grant roomList",
+            ));
+        }
+        let log = self.hub.events().clone();
+        let mut cursor = match request.get_ref().cursor.as_str() {
+            "" => log.now().await.map_err(|e| status(e.into()))?,
+            given => given.to_owned(),
+        };
+        let room_grant = grant.room;
+        let (tx, rx) = tokio::sync::mpsc::channel(WATCH_QUEUE);
+        tokio::spawn(async move {
+            // Ends when the watcher goes (its receiver is dropped).
+            loop {
+                let batch = match log.read(&cursor).await {
+                    Ok(batch) => batch,
+                    Err(err) => {
+                        let _ = tx.send(Err(status(err.into()))).await;
+                        return;
+                    }
+                };
+                if batch.missed {
+                    let missed = pb::RoomEvent {
+                        cursor: cursor.clone(),
+                        at_ms: 0,
+                        room: String::new(),
+                        event: Some(pb::room_event::Event::Missed(pb::EventsMissed {})),
+                    };
+                    if tx.send(Ok(missed)).await.is_err() {
+                        return;
+                    }
+                }
+                let empty = batch.events.is_empty();
+                for event in batch.events {
+                    let shown = if wanted.is_empty() {
+                        switchboard_proto::validate::room_granted(&room_grant, &event.room)
+                    } else {
+                        event.room == wanted
+                    };
+                    if shown && tx.send(Ok(event)).await.is_err() {
+                        return;
+                    }
+                }
+                cursor = batch.next;
+                if empty {
+                    tokio::select! {
+                        () = log.changed() => {}
+                        () = tx.closed() => return,
+                    }
+                }
+            }
+        });
+        Ok(Response::new(Box::pin(
+            tokio_stream::wrappers::ReceiverStream::new(rx),
+        )))
+    }
+
     async fn get_room(
         &self,
         request: Request<pb::GetRoomRequest>,

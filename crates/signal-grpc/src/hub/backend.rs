@@ -150,6 +150,14 @@ impl Hub {
             }
         }
         sent.duplicate = already > 0 && sent.delivered == 0;
+        if sent.delivered > 0 {
+            let event = pb::DataSent {
+                topic: data.topic.clone(),
+                delivered: sent.delivered,
+            };
+            self.record(room, pb::room_event::Event::DataSent(event))
+                .await;
+        }
         Ok(sent)
     }
 }

@@ -8,7 +8,7 @@ use std::{
 use async_trait::async_trait;
 use switchboard_proto::{ParticipantId, RoomId, SessionId};
 
-use super::{JoinOutcome, SessionRecord, SessionStore, StoreError};
+use super::{Departure, JoinOutcome, SessionRecord, SessionStore, StoreError};
 
 #[derive(Debug, Default)]
 struct State {
@@ -74,20 +74,22 @@ impl SessionStore for MemoryStore {
         Ok(JoinOutcome::Joined { replaced, others })
     }
 
-    async fn leave(&self, id: SessionId) -> Result<Option<SessionRecord>, StoreError> {
+    async fn depart(&self, id: SessionId) -> Result<Option<Departure>, StoreError> {
         let mut state = self.lock();
         let Some(record) = state.sessions.remove(&id) else {
             return Ok(None);
         };
+        let mut room_empty = true;
         if let Some(members) = state.rooms.get_mut(&record.room) {
             if members.get(&record.participant) == Some(&id) {
                 members.remove(&record.participant);
             }
-            if members.is_empty() {
+            room_empty = members.is_empty();
+            if room_empty {
                 state.rooms.remove(&record.room);
             }
         }
-        Ok(Some(record))
+        Ok(Some(Departure { record, room_empty }))
     }
 
     async fn session(&self, id: SessionId) -> Result<Option<SessionRecord>, StoreError> {

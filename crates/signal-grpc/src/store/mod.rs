@@ -72,6 +72,14 @@ impl SessionRecord {
     }
 }
 
+/// A session removed by [`SessionStore::depart`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Departure {
+    pub record: SessionRecord,
+    /// Its room has no member left.
+    pub room_empty: bool,
+}
+
 /// What a join did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum JoinOutcome {
@@ -101,7 +109,14 @@ pub trait SessionStore: Send + Sync + 'static {
 
     /// Removes the session, and its room membership if it still holds it.
     /// Returns the record if it existed.
-    async fn leave(&self, id: SessionId) -> Result<Option<SessionRecord>, StoreError>;
+    async fn leave(&self, id: SessionId) -> Result<Option<SessionRecord>, StoreError> {
+        Ok(self.depart(id).await?.map(|d| d.record))
+    }
+
+    /// [`SessionStore::leave`], also saying whether the room is empty
+    /// after it, atomically with the removal (so of two sessions leaving
+    /// at once, exactly one empties the room).
+    async fn depart(&self, id: SessionId) -> Result<Option<Departure>, StoreError>;
 
     async fn session(&self, id: SessionId) -> Result<Option<SessionRecord>, StoreError>;
 

@@ -14,7 +14,7 @@ use serde_json::json;
 use switchboard_proto::{ParticipantId, RoomId, SessionId};
 
 pub use super::redis_connection::RedisConnection;
-use super::{JoinOutcome, SessionRecord, SessionStore, StoreError, keys};
+use super::{Departure, JoinOutcome, SessionRecord, SessionStore, StoreError, keys};
 
 /// Joins: KEYS = members, records. ARGV = participant, session id, ttl,
 /// record JSON, max participants. Returns 'full', or {old session id or '',
@@ -50,7 +50,7 @@ local participant = cjson.decode(record).participant
 if redis.call('HGET', KEYS[1], participant) == ARGV[1] then
   redis.call('HDEL', KEYS[1], participant)
 end
-return record
+return {record, redis.call('HLEN', KEYS[1])}
 "#;
 
 /// Sets attributes: KEYS = records. ARGV = session id, attributes JSON.
@@ -195,13 +195,13 @@ impl SessionStore for RedisStore {
         })
     }
 
-    async fn leave(&self, id: SessionId) -> Result<Option<SessionRecord>, StoreError> {
+    async fn depart(&self, id: SessionId) -> Result<Option<Departure>, StoreError> {
         let Some(room) = self.room_of(id).await? else {
             return Ok(None);
         };
         let sid = id.to_string();
         let mut conn = self.conn();
-        let record: Option<String> = self
+        let left: Option<(String, u64)> = self
             .leave
             .key(keys::members(&room))
             .key(keys::records(&room))
@@ -214,7 +214,12 @@ impl SessionStore for RedisStore {
             .query_async(&mut conn)
             .await
             .map_err(failed)?;
-        Ok(record.as_deref().and_then(decode_record))
+        Ok(left.and_then(|(record, members)| {
+            Some(Departure {
+                record: decode_record(&record)?,
+                room_empty: members == 0,
+            })
+        }))
     }
 
     async fn session(&self, id: SessionId) -> Result<Option<SessionRecord>, StoreError> {
