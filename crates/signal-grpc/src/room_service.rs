@@ -30,6 +30,17 @@ impl RoomApi {
         }
     }
 
+    /// The caller's verified claims, from `authorization: Bearer <token>`.
+    async fn claims<T>(&self, request: &Request<T>) -> Result<pb::Claims, Status> {
+        let token = request
+            .metadata()
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .ok_or_else(|| Status::unauthenticated("missing authorization: Bearer <token>"))?;
+        self.auth.verify(token).await.map_err(Status::from)
+    }
+
     /// The one check every call passes: `authorization: Bearer <token>`,
     /// verified by auth, granting `grant` on `room`. Returns the room.
     async fn authorize<T>(
@@ -38,13 +49,7 @@ impl RoomApi {
         grant: BackendGrant,
         room: &str,
     ) -> Result<RoomId, Status> {
-        let token = request
-            .metadata()
-            .get("authorization")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .ok_or_else(|| Status::unauthenticated("missing authorization: Bearer <token>"))?;
-        let claims = self.auth.verify(token).await.map_err(Status::from)?;
+        let claims = self.claims(request).await?;
         let room = RoomId::new(room).map_err(|e| Status::invalid_argument(format!("room: {e}")))?;
         grants::may_call(&claims, grant, room.as_str()).map_err(Status::from)?;
         Ok(room)
@@ -75,14 +80,7 @@ impl pb::room_service_server::RoomService for RoomApi {
         request: Request<pb::WatchRoomEventsRequest>,
     ) -> Result<Response<EventStream>, Status> {
         // Every room the token covers, or the one asked for.
-        let token = request
-            .metadata()
-            .get("authorization")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .ok_or_else(|| Status::unauthenticated("missing authorization: Bearer <token>"))?
-            .to_owned();
-        let claims = self.auth.verify(&token).await.map_err(Status::from)?;
+        let claims = self.claims(&request).await?;
         let wanted = request.get_ref().room.clone();
         let probe = if wanted.is_empty() {
             ""

@@ -13,6 +13,7 @@
 //! | `sb:{nodes}` | set of registered signal nodes | the nodes' | owned by the nodes: a node adds itself, the replica that reaps it removes it |
 //! | `sb:{nodes}:alive:<node>` | string, the node's heartbeat | the nodes' | [`NODE_TTL`](crate::router::NODE_TTL), refreshed every second |
 //! | `sb:{nodes}:sessions:<node>` | set of sessions the node holds | the nodes' | `record_ttl`, refreshed as the node attaches sessions; deleted by the reaper |
+//! | `sb:events` | stream of encoded `RoomEvent`s (`WatchRoomEvents`, see `events`) | its own | `MAXLEN ~ 100000` |
 //! | `sb:canary:<random>` | string, a random value the readiness probe writes and reads back | its own | 10 s |
 //! | `sb:idem:{<room tag>}:<key digest>:<session>` | string: a RoomService idempotency key used for one recipient session | the room's | 10 min |
 //! | `sb:detached` | sorted set `<sid>:<gen>:<reason>` by end time (Unix ms) | its own | owned: each entry removed by the replica that ends the session |
