@@ -127,7 +127,7 @@ test("a server restart: fresh tokens, same peer connections, video never stops",
 
   await step("signaling works in the new sessions (presence from bob reaches alice and carol)", async () => {
     const bobId = (await bob.page.evaluate(() => window.switchboard?.call.snapshot.selfId)) ?? "";
-    await bob.page.getByRole("button", { name: "Mute microphone" }).click();
+    await bob.page.getByRole("button", { name: "Mute", exact: true }).click();
     for (const p of [alice, carol]) {
       await p.page.locator(`[data-testid="tile"][data-peer-id="${bobId}"][data-audio="off"]`).waitFor({ timeout: 15_000 });
     }

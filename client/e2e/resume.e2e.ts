@@ -109,12 +109,12 @@ test("a dropped WebSocket resumes the session without renegotiating", { timeout:
   });
 
   await step("signaling works after the resume (presence from bob reaches alice)", async () => {
-    await bob.page.getByRole("button", { name: "Mute microphone" }).click();
+    await bob.page.getByRole("button", { name: "Mute", exact: true }).click();
     await alice.page.locator(`[data-testid="tile"][data-peer-id="${bobId}"][data-audio="off"]`).waitFor({ timeout: 15_000 });
   });
 
   await step("and towards bob (presence from alice reaches bob)", async () => {
-    await alice.page.getByRole("button", { name: "Turn camera off" }).click();
+    await alice.page.getByRole("button", { name: "Stop video", exact: true }).click();
     await bob.page.locator(`[data-testid="tile"][data-peer-id="${aliceId}"][data-video="off"]`).waitFor({ timeout: 15_000 });
   });
 
@@ -164,7 +164,7 @@ test("a resume the server refuses falls back to a fresh Join that keeps the peer
   });
 
   await step("signaling works in the new session (presence from dave reaches carol)", async () => {
-    await dave.page.getByRole("button", { name: "Mute microphone" }).click();
+    await dave.page.getByRole("button", { name: "Mute", exact: true }).click();
     await carol.page.locator(`[data-testid="tile"][data-peer-id="${daveId}"][data-audio="off"]`).waitFor({ timeout: 15_000 });
   });
 });

@@ -109,8 +109,8 @@ test("three participants: video, chat, mute, screen share and leave", { timeout:
   assert.ok(bobId && carolId);
 
   await step("bob mutes his microphone; the others see it", async () => {
-    await bob.page.getByRole("button", { name: "Mute microphone" }).click();
-    await bob.page.getByRole("button", { name: "Unmute microphone" }).waitFor();
+    await bob.page.getByRole("button", { name: "Mute", exact: true }).click();
+    await bob.page.getByRole("button", { name: "Unmute", exact: true }).waitFor();
     for (const p of [alice, carol]) {
       await p.page.locator(`[data-testid="tile"][data-peer-id="${bobId}"][data-audio="off"]`).waitFor({ timeout: 15_000 });
     }
@@ -118,7 +118,7 @@ test("three participants: video, chat, mute, screen share and leave", { timeout:
 
   await step("carol turns her camera off; the others see it", async () => {
     await carol.page.keyboard.press("Control+E");
-    await carol.page.getByRole("button", { name: "Turn camera on" }).waitFor();
+    await carol.page.getByRole("button", { name: "Start video", exact: true }).waitFor();
     for (const p of [alice, bob]) {
       await p.page.locator(`[data-testid="tile"][data-peer-id="${carolId}"][data-video="off"]`).waitFor({ timeout: 15_000 });
     }
@@ -132,8 +132,8 @@ test("three participants: video, chat, mute, screen share and leave", { timeout:
 
   const aliceId = await alice.page.evaluate(() => window.switchboard?.call.snapshot.selfId ?? "");
   await step("alice shares her screen; the others see her presenting, video keeps decoding", async () => {
-    await alice.page.getByRole("button", { name: "Share screen" }).click();
-    await alice.page.getByRole("button", { name: "Stop sharing screen" }).waitFor({ timeout: 10_000 });
+    await alice.page.getByRole("button", { name: "Share", exact: true }).click();
+    await alice.page.getByRole("button", { name: "Stop share", exact: true }).waitFor({ timeout: 10_000 });
     for (const p of [bob, carol]) {
       await p.page
         .locator(`[data-testid="tile"][data-peer-id="${aliceId}"] .badge`, { hasText: "Presenting" })
@@ -143,14 +143,14 @@ test("three participants: video, chat, mute, screen share and leave", { timeout:
     await until("bob decoding alice's screen", async () =>
       ((await inboundVideo(bob))[aliceId]?.framesDecoded ?? 0) > before + 5 ? true : undefined,
     );
-    await alice.page.getByRole("button", { name: "Stop sharing screen" }).click();
+    await alice.page.getByRole("button", { name: "Stop share", exact: true }).click();
     await bob.page
       .locator(`[data-testid="tile"][data-peer-id="${aliceId}"] .badge`, { hasText: "Presenting" })
       .waitFor({ state: "detached", timeout: 15_000 });
   });
 
   await step("carol leaves; she disappears from the others' grids", async () => {
-    await carol.page.getByRole("button", { name: "Leave call" }).click();
+    await carol.page.getByRole("button", { name: "Leave", exact: true }).click();
     await carol.page.getByTestId("ended").waitFor({ timeout: 10_000 });
     for (const p of [alice, bob]) {
       await p.page.waitForFunction(

@@ -51,8 +51,12 @@ export interface Participant {
   console: string[];
 }
 
-export async function participant(browser: Browser, name: string): Promise<Participant> {
-  const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+export async function participant(
+  browser: Browser,
+  name: string,
+  { viewport = { width: 1280, height: 800 } }: { viewport?: { width: number; height: number } } = {},
+): Promise<Participant> {
+  const context = await browser.newContext({ viewport });
   // Trace signaling frames (not ICE candidates) into the console log, so a
   // failure report shows what the server said.
   await context.addInitScript({ content: TRACE_SCRIPT });

@@ -5,17 +5,31 @@
  */
 import { Emitter } from "../signaling/emitter";
 import { SignalingClient, type ConnectionState, type SignalingStats, type StoredSession } from "../signaling/client";
+import type { ErrorCode } from "../gen/switchboard/v1/client_pb";
 import { errorCodeName } from "../signaling/errorCodes";
 import { Mesh, type ChatMessage, type MeshStats, type PeerView } from "./mesh";
 import type { LocalMedia, LocalMediaState } from "./media";
 
-export type NoticeKind = "resumed" | "rejoined" | "error";
+/**
+ * Something that happened, for the UI to word: a reconnection, or an error
+ * frame not tied to a request (its code and the server's message, which
+ * are details, not words for a person).
+ */
+export type Notice = { kind: "resumed" | "rejoined" } | { kind: "error"; code: ErrorCode; detail: string };
+
+/** A join or leave of someone else, for screen readers; `id` grows. */
+export interface Announcement {
+  id: number;
+  text: string;
+}
 
 export interface CallSnapshot {
   status: ConnectionState;
   attempt: number;
   retryInMs?: number;
-  notice: { kind: NoticeKind; text: string } | null;
+  notice: Notice | null;
+  /** The latest "Bob joined" / "Bob left". */
+  announcement: Announcement | null;
   selfId: string;
   selfName: string;
   room: string;
@@ -72,6 +86,18 @@ export class Call extends Emitter<{ change: CallSnapshot }> {
       restore: opts.restore?.session,
     });
     this.lastPresence = JSON.stringify(presenceOf(media.state));
+    // Registered before the Mesh's handlers, so that `snap.peers` is still
+    // what it was before the event: a peer we already show (the same
+    // participant joining again after an outage) is no news.
+    this.offs.push(
+      this.client.on("participantJoined", (p) => {
+        if (!this.snap.peers.some((peer) => peer.id === p.id)) this.announce(`${p.name || "Someone"} joined`);
+      }),
+      this.client.on("participantLeft", (l) => {
+        const peer = this.snap.peers.find((x) => x.id === l.participantId);
+        if (peer) this.announce(`${peer.name || "Someone"} left`);
+      }),
+    );
     this.mesh = new Mesh(this.client, {
       restoredSelf: opts.restore ? { id: opts.restore.selfId, name: opts.name } : undefined,
     });
@@ -81,6 +107,7 @@ export class Call extends Emitter<{ change: CallSnapshot }> {
       status: "idle",
       attempt: 0,
       notice: null,
+      announcement: null,
       selfId: opts.restore?.selfId ?? "",
       selfName: opts.name,
       room: opts.room,
@@ -96,15 +123,15 @@ export class Call extends Emitter<{ change: CallSnapshot }> {
         this.set({ selfId: joined.self?.id ?? "", selfName: joined.self?.name || opts.name });
         // The peer connections were kept (see Mesh): for the person in the
         // call nothing was restarted, whatever happened to the session.
-        if (rejoin) this.notify("rejoined", "Reconnected.");
+        if (rejoin) this.notify({ kind: "rejoined" });
       }),
       c.on("resumed", () => {
-        this.notify("resumed", "Reconnected.");
+        this.notify({ kind: "resumed" });
         // After a reload the server has the old page's attributes.
         this.syncPresence(Boolean(opts.restore) && c.stats.resumes === 1);
       }),
       c.on("serverError", (e) => {
-        if (e.requestId === 0) this.notify("error", e.message || errorCodeName(e.code));
+        if (e.requestId === 0) this.notify({ kind: "error", code: e.code, detail: [errorCodeName(e.code), e.message].filter(Boolean).join(": ") });
       }),
       c.on("stopped", ({ code, reason }) => {
         this.mesh.close();
@@ -232,9 +259,13 @@ export class Call extends Emitter<{ change: CallSnapshot }> {
     }
   }
 
-  private notify(kind: NoticeKind, text: string): void {
+  private announce(text: string): void {
+    this.set({ announcement: { id: (this.snap.announcement?.id ?? 0) + 1, text } });
+  }
+
+  private notify(notice: Notice): void {
     if (this.noticeTimer) clearTimeout(this.noticeTimer);
-    this.set({ notice: { kind, text } });
+    this.set({ notice });
     this.noticeTimer = setTimeout(() => this.set({ notice: null }), NOTICE_MS);
   }
 

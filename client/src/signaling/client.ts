@@ -631,9 +631,26 @@ export class SignalingClient extends Emitter<SignalingEvents> {
     this.setState("reconnecting", this.backoff.attempts, delay);
     this.retryTimer = this.clock.setTimeout(() => {
       this.retryTimer = null;
-      if (this.freshTokenWanted && this.opts.refreshToken) this.openWithFreshToken(this.opts.refreshToken);
-      else this.open();
+      this.attempt();
     }, delay);
+  }
+
+  /**
+   * Skips what is left of the reconnect delay: the network or the server is
+   * known to be back (the page's reachability probe, the browser's `online`
+   * event), so waiting out the backoff would only keep the call in
+   * "reconnecting" for nothing. Does nothing unless a retry is pending.
+   */
+  retryNow(): void {
+    if (this.current !== "reconnecting" || this.retryTimer === null) return;
+    this.clock.clearTimeout(this.retryTimer);
+    this.retryTimer = null;
+    this.attempt();
+  }
+
+  private attempt(): void {
+    if (this.freshTokenWanted && this.opts.refreshToken) this.openWithFreshToken(this.opts.refreshToken);
+    else this.open();
   }
 
   /**

@@ -1,27 +1,15 @@
 "use client";
 /**
- * Around every page: registers the service worker (production builds) and
- * tells the user when the server cannot be reached. `navigator.onLine` alone
- * is not enough (it stays true when only the server is down), so we also
- * probe the origin; the service worker lets `?__probe` requests through to
- * the network.
+ * Around every page: registers the service worker (production builds) and,
+ * outside a call, tells the user when the network or the server cannot be
+ * reached (see reachability.ts). In a call the call screen says it, in its
+ * own words and place, so that the page never shows two banners.
  */
-import { useEffect, useState, type ReactNode } from "react";
-
-const PROBE_EVERY_MS = 15_000;
-
-async function reachable(): Promise<boolean> {
-  if (typeof navigator !== "undefined" && navigator.onLine === false) return false;
-  try {
-    const res = await fetch(`/manifest.webmanifest?__probe=${Date.now()}`, { cache: "no-store" });
-    return res.ok || res.status < 500;
-  } catch {
-    return false;
-  }
-}
+import { useEffect, useSyncExternalStore, type ReactNode } from "react";
+import { reachability } from "./reachability";
 
 export function AppChrome({ children }: { children: ReactNode }) {
-  const [offline, setOffline] = useState(false);
+  const net = useSyncExternalStore(reachability.subscribe, reachability.getSnapshot, reachability.getServerSnapshot);
 
   useEffect(() => {
     if (process.env.NODE_ENV === "production" && "serviceWorker" in navigator) {
@@ -31,31 +19,21 @@ export function AppChrome({ children }: { children: ReactNode }) {
     }
   }, []);
 
-  useEffect(() => {
-    let alive = true;
-    const check = () => {
-      void reachable().then((ok) => {
-        if (alive) setOffline(!ok);
-      });
-    };
-    check();
-    const timer = setInterval(check, PROBE_EVERY_MS);
-    window.addEventListener("online", check);
-    window.addEventListener("offline", check);
-    return () => {
-      alive = false;
-      clearInterval(timer);
-      window.removeEventListener("online", check);
-      window.removeEventListener("offline", check);
-    };
-  }, []);
-
+  const down = !net.online || !net.server;
   return (
     <>
-      {offline && (
+      {down && !net.callShowing && (
         <div className="offline-banner" role="status" data-testid="offline-banner">
-          <strong>You are offline.</strong> Switchboard can&apos;t reach its server. Calls resume when the
-          connection is back.
+          {net.online ? (
+            <>
+              <strong>Switchboard is offline.</strong> Its server can&apos;t be reached right now; this page keeps
+              trying.
+            </>
+          ) : (
+            <>
+              <strong>You are offline.</strong> Switchboard will be back when your network is.
+            </>
+          )}
         </div>
       )}
       {children}

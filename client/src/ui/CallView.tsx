@@ -1,10 +1,11 @@
 "use client";
 /** The in-call screen: video grid, side panel (people, chat) and controls. */
-import { useCallback, useEffect, useId, useRef, useState, useSyncExternalStore, type FormEvent } from "react";
+import { useCallback, useEffect, useId, useRef, useState, useSyncExternalStore, type FormEvent, type KeyboardEvent as ReactKeyboardEvent } from "react";
 import type { Call, CallSnapshot } from "../rtc/call";
 import type { LocalMedia } from "../rtc/media";
 import { MAX_CHAT_CHARS } from "../rtc/mesh";
 import { Brand } from "./Brand";
+import { callStatus, type StatusView } from "./callStatus";
 import { DeviceSelects } from "./DeviceSelects";
 import {
   CamIcon,
@@ -21,6 +22,7 @@ import {
   SettingsIcon,
 } from "./icons";
 import { initials, roomLink } from "./identity";
+import { reachability } from "./reachability";
 import { VideoTile } from "./VideoTile";
 
 type Panel = "chat" | "people" | null;
@@ -40,6 +42,29 @@ function trackKey(stream: MediaStream | null): string {
 
 export function CallView({ call, media }: { call: Call; media: LocalMedia }) {
   const snap = useSyncExternalStore(call.subscribe, call.getSnapshot, call.getSnapshot);
+  const net = useSyncExternalStore(reachability.subscribe, reachability.getSnapshot, reachability.getServerSnapshot);
+  const status = callStatus(snap, net);
+  const headingRef = useRef<HTMLHeadingElement>(null);
+
+  // After Join (or a reload's resume) focus goes to the call's heading: the
+  // button that had it is gone, and the heading says where we are.
+  useEffect(() => headingRef.current?.focus(), []);
+
+  // This screen shows the connection status; the page-wide banner stands back.
+  useEffect(() => reachability.claimForCall(), []);
+
+  // Lost the server: probe it (quickly while it is down), and retry the
+  // moment the network or the server is back instead of waiting out the
+  // backoff, so that the banner clears within a second of recovery.
+  const up = net.online && net.server;
+  const wasUp = useRef(up);
+  useEffect(() => {
+    if (snap.status === "reconnecting" && wasUp.current) reachability.check();
+  }, [snap.status]);
+  useEffect(() => {
+    if (up && !wasUp.current) call.client.retryNow();
+    wasUp.current = up;
+  }, [up, call]);
   const [panel, setPanel] = useState<Panel>(() =>
     typeof window !== "undefined" && window.matchMedia("(min-width: 1000px)").matches ? "chat" : null,
   );
@@ -48,11 +73,21 @@ export function CallView({ call, media }: { call: Call; media: LocalMedia }) {
   const [copied, setCopied] = useState(false);
   const [screenError, setScreenError] = useState("");
   const settingsRef = useRef<HTMLDialogElement>(null);
+  const tabIds = useId();
   const received = snap.chat.filter((m) => !m.mine).length;
   const unread = panel === "chat" ? 0 : Math.max(0, received - seen);
   const showPanel = (next: Panel) => {
     if (panel === "chat" || next === "chat") setSeen(received);
     setPanel(next);
+  };
+
+  // Arrow keys move between the side panel's tabs (the tabs pattern).
+  const onTabKey = (e: ReactKeyboardEvent<HTMLDivElement>) => {
+    if (e.key !== "ArrowLeft" && e.key !== "ArrowRight" && e.key !== "Home" && e.key !== "End") return;
+    e.preventDefault();
+    const next: Panel = e.key === "Home" ? "people" : e.key === "End" ? "chat" : panel === "people" ? "chat" : "people";
+    showPanel(next);
+    document.getElementById(`${tabIds}-${next}-tab`)?.focus();
   };
 
   const toggleScreen = useCallback(async () => {
@@ -102,20 +137,23 @@ export function CallView({ call, media }: { call: Call; media: LocalMedia }) {
 
   return (
     <div className={`call${panel ? " call-with-panel" : ""}`} data-testid="call" data-status={snap.status}>
+      <p className="sr-only" role="status" aria-live="polite" data-testid="announcer">
+        {snap.announcement?.text ?? ""}
+      </p>
       <header className="call-header">
         <Brand compact />
         <div className="call-title">
-          <h1 className="room-name" title={snap.room}>
+          <h1 className="room-name" title={snap.room} ref={headingRef} tabIndex={-1}>
             {snap.room}
           </h1>
           <button type="button" className="btn btn-small" onClick={copyLink} aria-live="polite">
             <LinkIcon width={16} height={16} /> {copied ? "Link copied" : "Copy invite link"}
           </button>
         </div>
-        <SignalStatus snap={snap} />
+        <SignalStatus status={status} />
       </header>
 
-      <ConnectionBanner snap={snap} />
+      <ConnectionBanner status={status} />
 
       <main className="stage" aria-label="Participants' video">
         <div className="grid" style={{ ["--cols" as string]: cols }} data-count={tiles}>
@@ -152,31 +190,46 @@ export function CallView({ call, media }: { call: Call; media: LocalMedia }) {
       </main>
 
       {panel && (
-        <aside className="panel" aria-label={panel === "chat" ? "Chat" : "People"}>
-          <div className="panel-tabs" role="tablist" aria-label="Side panel">
-            <button
-              type="button"
-              role="tab"
-              aria-selected={panel === "people"}
-              className="panel-tab"
-              onClick={() => showPanel("people")}
-            >
-              People ({tiles})
-            </button>
-            <button
-              type="button"
-              role="tab"
-              aria-selected={panel === "chat"}
-              className="panel-tab"
-              onClick={() => showPanel("chat")}
-            >
-              Chat
-            </button>
+        <aside className="panel" aria-label="Side panel">
+          <div className="panel-tabs">
+            <div role="tablist" aria-label="Side panel" className="panel-tablist" onKeyDown={onTabKey}>
+              <button
+                type="button"
+                role="tab"
+                id={`${tabIds}-people-tab`}
+                aria-controls={`${tabIds}-people`}
+                aria-selected={panel === "people"}
+                tabIndex={panel === "people" ? 0 : -1}
+                className="panel-tab"
+                onClick={() => showPanel("people")}
+              >
+                People ({tiles})
+              </button>
+              <button
+                type="button"
+                role="tab"
+                id={`${tabIds}-chat-tab`}
+                aria-controls={`${tabIds}-chat`}
+                aria-selected={panel === "chat"}
+                tabIndex={panel === "chat" ? 0 : -1}
+                className="panel-tab"
+                onClick={() => showPanel("chat")}
+              >
+                Chat
+              </button>
+            </div>
             <button type="button" className="icon-btn" onClick={() => showPanel(null)} aria-label="Close panel">
               <CloseIcon />
             </button>
           </div>
-          {panel === "people" ? <PeopleList snap={snap} micOn={micOn} camOn={camOn || sharing} /> : <Chat call={call} snap={snap} />}
+          <div
+            role="tabpanel"
+            className="panel-body"
+            id={`${tabIds}-${panel}`}
+            aria-labelledby={`${tabIds}-${panel}-tab`}
+          >
+            {panel === "people" ? <PeopleList snap={snap} micOn={micOn} camOn={camOn || sharing} /> : <Chat call={call} snap={snap} />}
+          </div>
         </aside>
       )}
 
@@ -185,8 +238,6 @@ export function CallView({ call, media }: { call: Call; media: LocalMedia }) {
           type="button"
           className={`ctl${micOn ? "" : " ctl-off"}`}
           onClick={() => call.toggleMic()}
-          aria-pressed={!micOn}
-          aria-label={micOn ? "Mute microphone" : "Unmute microphone"}
           aria-keyshortcuts="Control+D"
           title={`${micOn ? "Mute" : "Unmute"} (Ctrl+D)`}
           disabled={!m.audio}
@@ -198,10 +249,8 @@ export function CallView({ call, media }: { call: Call; media: LocalMedia }) {
           type="button"
           className={`ctl${camOn ? "" : " ctl-off"}`}
           onClick={() => call.toggleCam()}
-          aria-pressed={!camOn}
-          aria-label={camOn ? "Turn camera off" : "Turn camera on"}
           aria-keyshortcuts="Control+E"
-          title={`Camera ${camOn ? "off" : "on"} (Ctrl+E)`}
+          title={`${camOn ? "Stop video" : "Start video"} (Ctrl+E)`}
           disabled={!m.camera}
         >
           {camOn ? <CamIcon /> : <CamOffIcon />}
@@ -211,8 +260,7 @@ export function CallView({ call, media }: { call: Call; media: LocalMedia }) {
           type="button"
           className={`ctl${sharing ? " ctl-active" : ""}`}
           onClick={() => void toggleScreen()}
-          aria-pressed={sharing}
-          aria-label={sharing ? "Stop sharing screen" : "Share screen"}
+          title={sharing ? "Stop sharing your screen" : "Share your screen"}
         >
           <ScreenIcon />
           <span className="ctl-label">{sharing ? "Stop share" : "Share"}</span>
@@ -221,7 +269,7 @@ export function CallView({ call, media }: { call: Call; media: LocalMedia }) {
           type="button"
           className="ctl"
           onClick={() => settingsRef.current?.showModal()}
-          aria-label="Audio and video settings"
+          title="Audio and video settings"
           aria-haspopup="dialog"
         >
           <SettingsIcon />
@@ -232,7 +280,6 @@ export function CallView({ call, media }: { call: Call; media: LocalMedia }) {
           className={`ctl${panel === "people" ? " ctl-active" : ""}`}
           onClick={() => showPanel(panel === "people" ? null : "people")}
           aria-pressed={panel === "people"}
-          aria-label={`People (${tiles})`}
         >
           <PeopleIcon />
           <span className="ctl-label">People</span>
@@ -243,13 +290,12 @@ export function CallView({ call, media }: { call: Call; media: LocalMedia }) {
           className={`ctl${panel === "chat" ? " ctl-active" : ""}`}
           onClick={() => showPanel(panel === "chat" ? null : "chat")}
           aria-pressed={panel === "chat"}
-          aria-label={unread ? `Chat (${unread} unread)` : "Chat"}
         >
           <ChatIcon />
           <span className="ctl-label">Chat</span>
-          {unread > 0 && <span className="count count-alert">{unread}</span>}
+          {unread > 0 && <span className="count count-alert">{unread}<span className="sr-only"> unread</span></span>}
         </button>
-        <button type="button" className="ctl ctl-leave" onClick={() => call.leave()} aria-label="Leave call">
+        <button type="button" className="ctl ctl-leave" onClick={() => call.leave()} title="Leave the call">
           <LeaveIcon />
           <span className="ctl-label">Leave</span>
         </button>
@@ -275,55 +321,32 @@ export function CallView({ call, media }: { call: Call; media: LocalMedia }) {
   );
 }
 
-function SignalStatus({ snap }: { snap: CallSnapshot }) {
-  const text =
-    snap.status === "joined"
-      ? "Connected"
-      : snap.status === "reconnecting"
-        ? "Reconnecting"
-        : snap.status === "connecting"
-          ? "Connecting"
-          : "Offline";
+function SignalStatus({ status }: { status: StatusView }) {
+  const { state, text } = status.indicator;
   return (
-    <span className={`pill pill-${snap.status}`} data-testid="signal-status" data-state={snap.status}>
+    <span className={`pill pill-${state}`} data-testid="signal-status" data-state={state}>
       <span className="dot" aria-hidden="true" />
       {text}
     </span>
   );
 }
 
-function ConnectionBanner({ snap }: { snap: CallSnapshot }) {
-  if (snap.status === "reconnecting") {
-    const secs = snap.retryInMs ? Math.max(1, Math.round(snap.retryInMs / 1000)) : 0;
-    return (
-      <div className="banner banner-warn" role="status" data-testid="connection-banner" data-state="reconnecting">
-        <span className="spinner" aria-hidden="true" />
-        Connection lost. Reconnecting{secs ? ` (attempt ${snap.attempt}, next try in ${secs}s)` : ""}… Your call
-        continues if it comes back quickly.
-      </div>
-    );
-  }
-  if (snap.status === "connecting") {
-    return (
-      <div className="banner" role="status" data-testid="connection-banner" data-state="connecting">
-        <span className="spinner" aria-hidden="true" />
-        Joining {snap.room}…
-      </div>
-    );
-  }
-  if (snap.notice) {
-    return (
-      <div
-        className={`banner ${snap.notice.kind === "error" ? "banner-error" : "banner-ok"}`}
-        role="status"
-        data-testid="connection-banner"
-        data-state={snap.notice.kind}
-      >
-        {snap.notice.text}
-      </div>
-    );
-  }
-  return null;
+/** The call's one banner (see callStatus.ts); a polite live region. */
+function ConnectionBanner({ status }: { status: StatusView }) {
+  const b = status.banner;
+  if (!b) return null;
+  return (
+    <div className={`banner banner-${b.tone}`} role="status" data-testid="connection-banner" data-state={b.state}>
+      {b.busy && <span className="spinner" aria-hidden="true" />}
+      <span className="banner-text">{b.text}</span>
+      {b.detail && (
+        <details className="banner-details">
+          <summary>Details</summary>
+          <code>{b.detail}</code>
+        </details>
+      )}
+    </div>
+  );
 }
 
 function PeopleList({ snap, micOn, camOn }: { snap: CallSnapshot; micOn: boolean; camOn: boolean }) {
@@ -378,7 +401,7 @@ const timeFmt = typeof Intl !== "undefined" ? new Intl.DateTimeFormat(undefined,
 function Chat({ call, snap }: { call: Call; snap: CallSnapshot }) {
   const [draft, setDraft] = useState("");
   const inputId = useId();
-  const logRef = useRef<HTMLOListElement>(null);
+  const logRef = useRef<HTMLDivElement>(null);
   const anyOpen = snap.peers.some((p) => p.chatOpen);
 
   useEffect(() => {
@@ -393,22 +416,25 @@ function Chat({ call, snap }: { call: Call; snap: CallSnapshot }) {
 
   return (
     <div className="chat">
-      <ol className="chat-log" ref={logRef} role="log" aria-live="polite" aria-label="Chat messages" data-testid="chat-log">
-        {snap.chat.length === 0 && (
-          <li className="chat-empty muted">
-            Messages go straight to the others in the call (peer to peer) and are not stored.
-          </li>
-        )}
-        {snap.chat.map((msg) => (
-          <li key={msg.id} className={`chat-msg${msg.mine ? " mine" : ""}`} data-testid="chat-message">
-            <div className="chat-meta">
-              <span className="chat-from">{msg.mine ? "You" : msg.name}</span>
-              <time dateTime={new Date(msg.sentAt).toISOString()}>{timeFmt?.format(msg.sentAt)}</time>
-            </div>
-            <p className="chat-text">{msg.text}</p>
-          </li>
-        ))}
-      </ol>
+      {/* The log is the live region around the list (a list item's parent must be the list). */}
+      <div className="chat-log" ref={logRef} role="log" aria-live="polite" aria-label="Chat messages" data-testid="chat-log">
+        <ol className="chat-list">
+          {snap.chat.length === 0 && (
+            <li className="chat-empty muted">
+              Messages go straight to the others in the call (peer to peer) and are not stored.
+            </li>
+          )}
+          {snap.chat.map((msg) => (
+            <li key={msg.id} className={`chat-msg${msg.mine ? " mine" : ""}`} data-testid="chat-message">
+              <div className="chat-meta">
+                <span className="chat-from">{msg.mine ? "You" : msg.name}</span>
+                <time dateTime={new Date(msg.sentAt).toISOString()}>{timeFmt?.format(msg.sentAt)}</time>
+              </div>
+              <p className="chat-text">{msg.text}</p>
+            </li>
+          ))}
+        </ol>
+      </div>
       <form className="chat-form" onSubmit={send}>
         <label htmlFor={inputId} className="sr-only">
           Message

@@ -6,13 +6,12 @@
  */
 import Link from "next/link";
 import { useSearchParams } from "next/navigation";
-import { useCallback, useEffect, useId, useMemo, useRef, useState, type FormEvent } from "react";
-import { ErrorCode } from "../gen/switchboard/v1/client_pb";
+import { useCallback, useEffect, useId, useMemo, useRef, useState, type FormEvent, type ReactNode } from "react";
 import { Call } from "../rtc/call";
 import { LocalMedia } from "../rtc/media";
-import { closeErrorCode } from "../signaling/close";
 import { Brand } from "./Brand";
 import { CallView } from "./CallView";
+import { endedText } from "./callStatus";
 import { DeviceSelects, useMediaState } from "./DeviceSelects";
 import { TokenError, fetchDevToken, signalingUrl } from "./devToken";
 import { CamIcon, CamOffIcon, LinkIcon, MicIcon, MicOffIcon } from "./icons";
@@ -164,18 +163,20 @@ export function RoomScreen() {
   }
 
   if (phase.kind === "ended") {
-    const replaced = closeErrorCode(phase.reason) === ErrorCode.session_replaced;
+    const words = endedText(phase.reason);
     return (
       <main className="center-page">
         <div className="card" data-testid="ended">
           <Brand />
-          <h1>{phase.left ? "You left the call" : replaced ? "You joined from somewhere else" : "The call ended"}</h1>
-          {!phase.left && (
-            <p className="muted">
-              {replaced
-                ? "This tab was disconnected because the same participant joined from another tab or device."
-                : `Disconnected from the server${phase.reason ? ` (${phase.reason})` : ""}.`}
-            </p>
+          <FocusedHeading>{phase.left ? "You left the call" : words.title}</FocusedHeading>
+          {!phase.left && <p className="muted">{words.text}</p>}
+          {!phase.left && phase.reason && (
+            <details className="ended-details">
+              <summary>Details</summary>
+              <code>
+                {phase.code} {phase.reason}
+              </code>
+            </details>
           )}
           <div className="row">
             <button
@@ -268,8 +269,8 @@ function PreJoin({ room, media, onJoin }: { room: string; media: LocalMedia; onJ
               type="button"
               className={`ctl${micOn ? "" : " ctl-off"}`}
               onClick={() => media.setMic(!state.micOn)}
-              aria-pressed={!micOn}
-              aria-label={micOn ? "Mute microphone" : "Unmute microphone"}
+              aria-label={micOn ? "Mute" : "Unmute"}
+              title={micOn ? "Mute" : "Unmute"}
               disabled={!state.audio}
             >
               {micOn ? <MicIcon /> : <MicOffIcon />}
@@ -278,8 +279,8 @@ function PreJoin({ room, media, onJoin }: { room: string; media: LocalMedia; onJ
               type="button"
               className={`ctl${camOn ? "" : " ctl-off"}`}
               onClick={() => media.setCam(!state.camOn)}
-              aria-pressed={!camOn}
-              aria-label={camOn ? "Turn camera off" : "Turn camera on"}
+              aria-label={camOn ? "Stop video" : "Start video"}
+              title={camOn ? "Stop video" : "Start video"}
               disabled={!state.camera}
             >
               {camOn ? <CamIcon /> : <CamOffIcon />}
@@ -327,5 +328,20 @@ function PreJoin({ room, media, onJoin }: { room: string; media: LocalMedia; onJ
         </form>
       </div>
     </main>
+  );
+}
+
+/**
+ * A page heading that takes focus when it appears (tabIndex -1: focusable
+ * by script only), so that a screen reader hears where the last action led
+ * (after Leave, the button that had focus is gone).
+ */
+function FocusedHeading({ children }: { children: ReactNode }) {
+  const ref = useRef<HTMLHeadingElement>(null);
+  useEffect(() => ref.current?.focus(), []);
+  return (
+    <h1 ref={ref} tabIndex={-1}>
+      {children}
+    </h1>
   );
 }

@@ -764,3 +764,25 @@ test("the session event tracks what a reload needs; suspend keeps the session, l
   t.serverClose(1000, "left");
   assert.equal(seen2.at(-1), null);
 });
+
+test("retryNow skips the rest of the backoff and resumes at once; idle otherwise", () => {
+  const ctx = setup();
+  const s = joinFirst(ctx);
+  ctx.client.retryNow();
+  assert.equal(ctx.sockets.latest, s, "joined: nothing to retry");
+  s.serverClose(1006);
+  // Two failed attempts: the next delay has grown.
+  for (let i = 0; i < 2; i += 1) {
+    ctx.clock.advance(ctx.clock.nextDelay() ?? 0);
+    ctx.sockets.latest.serverClose(1006);
+  }
+  const waiting = ctx.sockets.latest;
+  assert.ok((ctx.clock.nextDelay() ?? 0) >= 2000, "a retry is scheduled seconds away");
+  ctx.client.retryNow();
+  const s2 = ctx.sockets.latest;
+  assert.notEqual(s2, waiting, "a new socket opened without waiting");
+  s2.open();
+  assert.equal(s2.last().message.case, "resume");
+  ctx.client.retryNow();
+  assert.equal(ctx.sockets.latest, s2, "an attempt in flight is not doubled");
+});

@@ -1,0 +1,116 @@
+/**
+ * The call's one status model: from the signaling state, the last notice
+ * and the browser's network, the single indicator (the pill in the header)
+ * and at most one banner, worded for a person. Both come from the same
+ * inputs here, so they cannot contradict each other ("Connected" beside
+ * "can't reach the server"). Error codes never reach the words; they go to
+ * `detail`, which the banner shows behind a "Details" disclosure.
+ */
+import { ErrorCode } from "../gen/switchboard/v1/client_pb";
+import type { CallSnapshot } from "../rtc/call";
+import { closeErrorCode } from "../signaling/close";
+
+export type IndicatorState = "connected" | "connecting" | "reconnecting" | "offline" | "disconnected";
+
+export interface StatusBanner {
+  /** Also the banner's data-state, for tests. */
+  state: "offline" | "reconnecting" | "connecting" | "resumed" | "rejoined" | "error";
+  tone: "info" | "warn" | "ok" | "error";
+  text: string;
+  /** For the "Details" disclosure: codes and numbers, not for everyone. */
+  detail?: string;
+  busy?: boolean;
+}
+
+export interface StatusView {
+  indicator: { state: IndicatorState; text: string };
+  banner: StatusBanner | null;
+}
+
+type Inputs = Pick<CallSnapshot, "status" | "attempt" | "retryInMs" | "notice" | "room">;
+
+export function callStatus(snap: Inputs, net: { online: boolean }): StatusView {
+  if (!net.online) {
+    return {
+      indicator: { state: "offline", text: "Offline" },
+      banner: {
+        state: "offline",
+        tone: "warn",
+        text: "You're offline. The call reconnects when your network is back.",
+        busy: true,
+      },
+    };
+  }
+  switch (snap.status) {
+    case "reconnecting": {
+      const secs = snap.retryInMs ? Math.max(1, Math.round(snap.retryInMs / 1000)) : 0;
+      return {
+        indicator: { state: "reconnecting", text: "Reconnecting" },
+        banner: {
+          state: "reconnecting",
+          tone: "warn",
+          text: "Lost contact with the server. Reconnecting…",
+          detail: `attempt ${snap.attempt}${secs ? `, next try in ${secs} s` : ""}`,
+          busy: true,
+        },
+      };
+    }
+    case "idle":
+    case "connecting":
+      return {
+        indicator: { state: "connecting", text: "Connecting" },
+        banner: { state: "connecting", tone: "info", text: `Joining ${snap.room}…`, busy: true },
+      };
+    case "closed":
+      return { indicator: { state: "disconnected", text: "Disconnected" }, banner: null };
+    case "joined": {
+      const n = snap.notice;
+      const indicator = { state: "connected" as const, text: "Connected" };
+      if (!n) return { indicator, banner: null };
+      if (n.kind === "error") {
+        return { indicator, banner: { state: "error", tone: "error", text: errorText(n.code), detail: n.detail } };
+      }
+      return { indicator, banner: { state: n.kind, tone: "ok", text: "Reconnected." } };
+    }
+  }
+}
+
+/** What an error from the server means for the person, without its code. */
+export function errorText(code: ErrorCode): string {
+  switch (code) {
+    case ErrorCode.rate_limited:
+      return "That was too fast. Wait a moment and try again.";
+    case ErrorCode.permission_denied:
+      return "You're not allowed to do that in this room.";
+    case ErrorCode.message_too_large:
+      return "That was too large to send.";
+    case ErrorCode.room_full:
+      return "This room is full.";
+    case ErrorCode.not_found:
+      return "The other person is no longer in the call.";
+    default:
+      return "Something went wrong. Try again.";
+  }
+}
+
+/** The ended screen's words for a close reason ("code: detail"). */
+export function endedText(reason: string): { title: string; text: string } {
+  switch (closeErrorCode(reason)) {
+    case ErrorCode.session_replaced:
+      return {
+        title: "You joined from somewhere else",
+        text: "This tab was disconnected because the same participant joined from another tab or device.",
+      };
+    case ErrorCode.participant_removed:
+      return { title: "You were removed from the call", text: "Someone running the room removed you." };
+    case ErrorCode.room_full:
+      return { title: "The room is full", text: "Try again when someone has left." };
+    case ErrorCode.token_expired:
+    case ErrorCode.token_revoked:
+    case ErrorCode.unauthenticated:
+    case ErrorCode.permission_denied:
+      return { title: "The call ended", text: "Your access to this room ended. Rejoin to get a new one." };
+    default:
+      return { title: "The call ended", text: "The connection to the server was lost and could not be restored." };
+  }
+}
