@@ -390,8 +390,9 @@ async fn churn_across_replicas_leaves_no_keys_behind() {
         let mut keys: Vec<String> = reply
             .lines()
             .filter(|l| l.starts_with("sb:"))
-            // Each replica's readiness canary (10 s TTL), not session state.
-            .filter(|l| !l.starts_with("sb:canary:"))
+            // Each replica's readiness canary (10 s TTL) and the room event
+            // log (bounded, MAXLEN), not session state.
+            .filter(|l| !l.starts_with("sb:canary:") && *l != "sb:events")
             .map(str::to_owned)
             .collect();
         keys.sort();
