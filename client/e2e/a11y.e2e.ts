@@ -149,6 +149,8 @@ test("in a call: names match labels, focus after Join and Leave, tabs with panel
   await step("axe in the call (people panel open)", async () => {
     await page.getByRole("tab", { name: /^People/ }).click();
     await page.getByTestId("people").waitFor();
+    const size = (await page.getByTestId("room-size").innerText()).trim();
+    assert.match(size, /^2 of \d+ participants/, `room size shown: ${size}`);
     const vs = await axeSerious(page);
     assert.equal(vs.length, 0, `axe found:\n${describe(vs)}`);
   });

@@ -33,6 +33,8 @@ export interface CallSnapshot {
   selfId: string;
   selfName: string;
   room: string;
+  /** The room's participant limit from the join reply; 0 when not known. */
+  maxParticipants: number;
   peers: PeerView[];
   chat: ChatMessage[];
   media: LocalMediaState;
@@ -111,6 +113,7 @@ export class Call extends Emitter<{ change: CallSnapshot }> {
       selfId: opts.restore?.selfId ?? "",
       selfName: opts.name,
       room: opts.room,
+      maxParticipants: 0,
       peers: [],
       chat: [],
       media: media.state,
@@ -120,7 +123,11 @@ export class Call extends Emitter<{ change: CallSnapshot }> {
     this.offs.push(
       c.on("state", ({ state, attempt, retryInMs }) => this.set({ status: state, attempt, retryInMs })),
       c.on("joined", ({ joined, rejoin }) => {
-        this.set({ selfId: joined.self?.id ?? "", selfName: joined.self?.name || opts.name });
+        this.set({
+          selfId: joined.self?.id ?? "",
+          selfName: joined.self?.name || opts.name,
+          maxParticipants: joined.limits?.maxParticipants ?? 0,
+        });
         // The peer connections were kept (see Mesh): for the person in the
         // call nothing was restarted, whatever happened to the session.
         if (rejoin) this.notify({ kind: "rejoined" });

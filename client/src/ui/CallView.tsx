@@ -23,6 +23,7 @@ import {
 } from "./icons";
 import { initials, roomLink } from "./identity";
 import { reachability } from "./reachability";
+import { roomSize } from "./roomSize";
 import { VideoTile } from "./VideoTile";
 
 type Panel = "chat" | "people" | null;
@@ -350,7 +351,18 @@ function ConnectionBanner({ status }: { status: StatusView }) {
 }
 
 function PeopleList({ snap, micOn, camOn }: { snap: CallSnapshot; micOn: boolean; camOn: boolean }) {
+  const size = roomSize(1 + snap.peers.length, snap.maxParticipants);
   return (
+    <>
+    <p className="room-size muted" data-testid="room-size" data-full={size.full ? "true" : "false"}>
+      {size.text}
+      {size.fullText && (
+        <>
+          {" "}
+          <strong className="room-full">{size.fullText}</strong>
+        </>
+      )}
+    </p>
     <ul className="people" data-testid="people">
       <li className="person">
         <span className="person-avatar" aria-hidden="true">
@@ -378,6 +390,7 @@ function PeopleList({ snap, micOn, camOn }: { snap: CallSnapshot; micOn: boolean
         </li>
       ))}
     </ul>
+    </>
   );
 }
 

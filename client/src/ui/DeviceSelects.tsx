@@ -1,9 +1,11 @@
 "use client";
-/** Microphone and camera pickers, bound to the local capture. */
+/** Microphone, camera and (where supported) speaker pickers. */
 import { useEffect, useId, useState, useSyncExternalStore } from "react";
 import type { DeviceLists, LocalMedia } from "../rtc/media";
+import { effectiveSpeaker, speaker, speakerOptions, speakerSupported } from "./speaker";
 
 const EMPTY: DeviceLists = { audioinput: [], videoinput: [], audiooutput: [] };
+const never = () => () => undefined;
 
 export function useMediaState(media: LocalMedia) {
   return useSyncExternalStore(
@@ -19,6 +21,10 @@ export function DeviceSelects({ media }: { media: LocalMedia }) {
   const [error, setError] = useState("");
   const micId = useId();
   const camId = useId();
+  const outId = useId();
+  const canChooseOutput = useSyncExternalStore(never, () => speakerSupported(), () => false);
+  const chosenOutput = useSyncExternalStore(speaker.subscribe, speaker.get, speaker.get);
+  const outputs = speakerOptions(devices.audiooutput);
 
   useEffect(() => {
     let alive = true;
@@ -75,6 +81,23 @@ export function DeviceSelects({ media }: { media: LocalMedia }) {
           ))}
         </select>
       </div>
+      {canChooseOutput && (
+        <div className="field">
+          <label htmlFor={outId}>Speaker</label>
+          <select
+            id={outId}
+            value={effectiveSpeaker(chosenOutput, outputs)}
+            onChange={(e) => speaker.set(e.target.value)}
+            data-testid="speaker-select"
+          >
+            {outputs.map((o) => (
+              <option key={o.id || "default"} value={o.id}>
+                {o.label}
+              </option>
+            ))}
+          </select>
+        </div>
+      )}
       {error && (
         <p className="field-error" role="alert">
           {error}

@@ -1,8 +1,9 @@
 "use client";
 /** One participant's video with name, mute and connection badges. */
-import { useEffect, useRef } from "react";
+import { useEffect, useRef, useSyncExternalStore } from "react";
 import { MicOffIcon } from "./icons";
 import { initials } from "./identity";
+import { applySpeaker, speaker } from "./speaker";
 
 export interface TileProps {
   peerId: string;
@@ -42,6 +43,13 @@ export function VideoTile(p: TileProps) {
     if (el.srcObject !== next) el.srcObject = next;
     if (next) el.play().catch(() => undefined);
   }, [p.stream, p.trackKey]);
+
+  // Remote sound goes to the chosen speaker (new tiles too: they mount with it).
+  const sink = useSyncExternalStore(speaker.subscribe, speaker.get, speaker.get);
+  useEffect(() => {
+    const el = ref.current;
+    if (el && !p.local) void applySpeaker(el, sink);
+  }, [sink, p.local]);
 
   const stateText = p.local
     ? undefined
