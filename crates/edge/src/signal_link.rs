@@ -450,10 +450,13 @@ async fn run_lane(
                             Err(_) => break,
                         }
                     }
+                    // Small batches padded over gRPC (grpc::padding); the
+                    // queued bytes tell which are small, without measuring.
                     let batch = match connect {
-                        // Small batches padded: see grpc::padding.
-                        Connect::Grpc(..) => switchboard_proto::grpc::padded_edge_batch(envelopes),
-                        Connect::Local(_) => pb::EdgeBatch { envelopes, padding: Vec::new() },
+                        Connect::Grpc(..) if bytes < switchboard_proto::grpc::SMALL_DATA_FRAME => {
+                            switchboard_proto::grpc::padded_edge_batch(envelopes)
+                        }
+                        _ => pb::EdgeBatch { envelopes, padding: Vec::new() },
                     };
                     if batch_tx.send(batch).await.is_err() {
                         break;

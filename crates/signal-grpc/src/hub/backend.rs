@@ -133,21 +133,15 @@ impl Hub {
                 .router
                 .deliver(target.id, Out::Data(data.clone()), None)
                 .await;
-            match delivered {
-                Ok(Some(_)) => sent.delivered += 1,
-                // Gone meanwhile: nothing was delivered, nothing to mark.
-                Ok(None) => {
-                    if let Some(mark) = &mark {
-                        let _ = self.store.forget(mark).await;
-                    }
-                }
-                Err(err) => {
-                    if let Some(mark) = &mark {
-                        let _ = self.store.forget(mark).await;
-                    }
-                    return Err(err.into());
-                }
+            if let Ok(Some(_)) = delivered {
+                sent.delivered += 1;
+                continue;
             }
+            // Not delivered (gone meanwhile, or failed): not marked either.
+            if let Some(mark) = &mark {
+                let _ = self.store.forget(mark).await;
+            }
+            delivered.map_err(SignalError::from)?;
         }
         sent.duplicate = already > 0 && sent.delivered == 0;
         if sent.delivered > 0 {
