@@ -3,10 +3,8 @@
  * connections and local capture tied together, with an immutable snapshot
  * for rendering (React reads it through useSyncExternalStore).
  */
-import { Emitter } from "../signaling/emitter";
-import { SignalingClient, type ConnectionState, type SignalingStats, type StoredSession } from "../signaling/client";
-import type { ErrorCode } from "../gen/switchboard/v1/client_pb";
-import { errorCodeName } from "../signaling/errorCodes";
+import { Emitter, SignalingClient, errorCodeName, type ConnectionState, type SignalingStats, type StoredSession } from "@switchboard/signaling";
+import type { ErrorCode } from "@switchboard/signaling/proto";
 import { Mesh, type ChatMessage, type MeshStats, type PeerView } from "./mesh";
 import type { LocalMedia, LocalMediaState } from "./media";
 

@@ -4,7 +4,7 @@
  * instant and needs no renegotiation; the muted state reaches others through
  * presence attributes, not through the media.
  */
-import { Emitter } from "../signaling/emitter";
+import { Emitter } from "@switchboard/signaling";
 
 export interface LocalMediaState {
   audio: MediaStreamTrack | null;

@@ -22,9 +22,8 @@
  *   needs no renegotiation; adding a kind we did not send before does
  *   renegotiate, which perfect negotiation handles.
  */
-import { Emitter } from "../signaling/emitter";
 import { create } from "@bufbuild/protobuf";
-import type { SignalKind, SignalingClient } from "../signaling/client";
+import { Emitter, type SignalKind, type SignalingClient } from "@switchboard/signaling";
 import {
   Connection,
   LeaveReason,
@@ -32,7 +31,7 @@ import {
   SessionDescription_Type,
   type IceServer,
   type Participant,
-} from "../gen/switchboard/v1/client_pb";
+} from "@switchboard/signaling/proto";
 import { Negotiator } from "./negotiation";
 
 export interface ChatMessage {

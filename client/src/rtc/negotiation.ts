@@ -10,8 +10,8 @@
  * `endOfCandidates` once gathering completes. An ICE failure triggers an ICE
  * restart, which is just another negotiation.
  */
-import type { SignalKind, SignalKindInit } from "../signaling/client";
-import { SessionDescription_Type as SdpType } from "../gen/switchboard/v1/client_pb";
+import type { SignalKind, SignalKindInit } from "@switchboard/signaling";
+import { SessionDescription_Type as SdpType } from "@switchboard/signaling/proto";
 
 export type DescriptionType = "offer" | "answer";
 

@@ -29,12 +29,12 @@
  * forgets the old session's messages (peers are renegotiated anyway).
  */
 import { create, type MessageInitShape } from "@bufbuild/protobuf";
-import { Backoff, type BackoffOptions } from "./backoff";
-import { classifyClose, type CloseAction } from "./close";
-import { decodeServerMessage, encodeClientMessage, type ClientMessageInit } from "./codec";
-import { Emitter } from "./emitter";
-import { Outbox } from "./outbox";
-import { SeqTracker } from "./sequence";
+import { Backoff, type BackoffOptions } from "./backoff.ts";
+import { classifyClose, type CloseAction } from "./close.ts";
+import { decodeServerMessage, encodeClientMessage, type ClientMessageInit } from "./codec.ts";
+import { Emitter } from "./emitter.ts";
+import { Outbox } from "./outbox.ts";
+import { SeqTracker } from "./sequence.ts";
 import {
   ErrorCode,
   ErrorSchema,
@@ -48,7 +48,7 @@ import {
   type Resumed,
   type ServerMessage,
   type TokenRefreshed,
-} from "../gen/switchboard/v1/client_pb";
+} from "./gen/switchboard/v1/client_pb.ts";
 
 /** The part of the browser WebSocket the client uses (fakeable in tests). */
 export interface SocketLike {

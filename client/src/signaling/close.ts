@@ -3,8 +3,8 @@
  * (which starts with the stable error code from the server's error table,
  * docs/protocol.md §8–9: `"<code>: <message>"`).
  */
-import { ErrorCode } from "../gen/switchboard/v1/client_pb";
-import { errorCodeFromName } from "./errorCodes";
+import { ErrorCode } from "./gen/switchboard/v1/client_pb.ts";
+import { errorCodeFromName } from "./errorCodes.ts";
 
 export type CloseAction =
   /** Reconnect after a backoff delay, resuming the session if there is one. */

@@ -1,7 +1,8 @@
 /**
  * Text-frame codec: a frame is the proto3 canonical JSON of a generated
  * message (lowerCamelCase fields, uint64 as strings, enums by name). The
- * types come from ../proto via `npm run gen`; nothing here restates them.
+ * types are generated from the proto into gen/ (`npm run gen`); nothing here
+ * restates them.
  */
 import { create, fromJsonString, toJsonString, type MessageInitShape } from "@bufbuild/protobuf";
 import {
@@ -9,7 +10,7 @@ import {
   ServerMessageSchema,
   type ClientMessage,
   type ServerMessage,
-} from "../gen/switchboard/v1/client_pb";
+} from "./gen/switchboard/v1/client_pb.ts";
 
 /** The edge closes the connection (1009) above this many bytes. */
 export const MAX_FRAME_BYTES = 64 * 1024;

@@ -5,7 +5,7 @@
  * them unchanged and close reasons start with them; nothing here restates
  * the table, it is read from the enum's descriptor.
  */
-import { ErrorCode, ErrorCodeSchema } from "../gen/switchboard/v1/client_pb";
+import { ErrorCode, ErrorCodeSchema } from "./gen/switchboard/v1/client_pb.ts";
 
 const byName: ReadonlyMap<string, ErrorCode> = new Map(
   ErrorCodeSchema.values

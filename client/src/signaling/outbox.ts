@@ -9,7 +9,7 @@
  * (same id, same seq); the server drops what it already accepted by
  * (session, seq). Join, Resume, Ping and Leave are never numbered.
  */
-import { encodeClientMessage, type ClientMessageInit } from "./codec";
+import { encodeClientMessage, type ClientMessageInit } from "./codec.ts";
 
 /** At most this many numbered messages wait for Accepted. */
 export const OUTBOX_MAX_MESSAGES = 1024;

@@ -6,9 +6,9 @@
  * "can't reach the server"). Error codes never reach the words; they go to
  * `detail`, which the banner shows behind a "Details" disclosure.
  */
-import { ErrorCode } from "../gen/switchboard/v1/client_pb";
+import { closeErrorCode } from "@switchboard/signaling";
+import { ErrorCode } from "@switchboard/signaling/proto";
 import type { CallSnapshot } from "../rtc/call";
-import { closeErrorCode } from "../signaling/close";
 
 export type IndicatorState = "connected" | "connecting" | "reconnecting" | "offline" | "disconnected";
 

@@ -4,7 +4,7 @@
  * set up again. It holds a resume token and an access token: sessionStorage
  * is per tab and per origin, and an entry is dropped when the call ends.
  */
-import type { StoredSession } from "../signaling/client";
+import type { StoredSession } from "@switchboard/signaling";
 
 /**
  * How long after the page went away a saved session is still tried. The

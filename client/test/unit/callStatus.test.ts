@@ -1,6 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { ErrorCode } from "../../src/gen/switchboard/v1/client_pb";
+import { ErrorCode } from "@switchboard/signaling/proto";
 import { callStatus, endedText } from "../../src/ui/callStatus";
 
 const base = { status: "joined" as const, attempt: 0, retryInMs: undefined, notice: null, room: "demo" };

@@ -1,9 +1,14 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { ErrorCode } from "../../src/gen/switchboard/v1/client_pb";
-import { SignalingClient, type SignalingEvents } from "../../src/signaling/client";
-import { decodeClientMessage } from "../../src/signaling/codec";
-import { OUTBOX_MAX_BYTES, OUTBOX_MAX_MESSAGES, OutboxFullError } from "../../src/signaling/outbox";
+import { ErrorCode } from "@switchboard/signaling/proto";
+import {
+  OUTBOX_MAX_BYTES,
+  OUTBOX_MAX_MESSAGES,
+  OutboxFullError,
+  SignalingClient,
+  decodeClientMessage,
+  type SignalingEvents,
+} from "@switchboard/signaling";
 import { ManualClock, SocketFactory, flush } from "./fakes";
 
 const URL = "ws://edge.test/ws";

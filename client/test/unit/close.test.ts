@@ -1,7 +1,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { ErrorCode, ErrorCodeSchema } from "../../src/gen/switchboard/v1/client_pb";
-import { classifyClose, closeErrorCode, type CloseAction } from "../../src/signaling/close";
+import { ErrorCode, ErrorCodeSchema } from "@switchboard/signaling/proto";
+import { classifyClose, closeErrorCode, type CloseAction } from "@switchboard/signaling";
 
 test("the error code is read from the start of the close reason", () => {
   assert.equal(closeErrorCode("session_replaced: joined elsewhere"), ErrorCode.session_replaced);

@@ -6,8 +6,8 @@ import {
   decodeServerMessage,
   encodeClientMessage,
   encodeServerMessage,
-} from "../../src/signaling/codec";
-import { ErrorCode, LeaveReason, SessionDescription_Type } from "../../src/gen/switchboard/v1/client_pb";
+} from "@switchboard/signaling";
+import { ErrorCode, LeaveReason, SessionDescription_Type } from "@switchboard/signaling/proto";
 
 test("Join encodes as canonical JSON with lowerCamelCase fields", () => {
   const text = encodeClientMessage({

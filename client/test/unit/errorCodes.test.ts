@@ -1,7 +1,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { ErrorCode, ErrorCodeSchema } from "../../src/gen/switchboard/v1/client_pb";
-import { errorCodeFromName, errorCodeName } from "../../src/signaling/errorCodes";
+import { ErrorCode, ErrorCodeSchema } from "@switchboard/signaling/proto";
+import { errorCodeFromName, errorCodeName } from "@switchboard/signaling";
 
 test("error codes map to and from the protocol's names", () => {
   assert.equal(errorCodeName(ErrorCode.not_found), "not_found");

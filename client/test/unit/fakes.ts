@@ -1,7 +1,6 @@
 /** Test doubles: a WebSocket, a manual clock and an RTCPeerConnection model. */
-import type { Clock, SocketLike } from "../../src/signaling/client";
-import { decodeClientMessage, encodeServerMessage } from "../../src/signaling/codec";
-import type { ClientMessage } from "../../src/gen/switchboard/v1/client_pb";
+import { decodeClientMessage, encodeServerMessage, type Clock, type SocketLike } from "@switchboard/signaling";
+import type { ClientMessage } from "@switchboard/signaling/proto";
 
 type ServerInit = Parameters<typeof encodeServerMessage>[0];
 

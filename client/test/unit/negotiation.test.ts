@@ -1,9 +1,9 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { Negotiator, decideOnDescription, type PeerConnectionLike } from "../../src/rtc/negotiation";
-import type { SignalKindInit } from "../../src/signaling/client";
+import type { SignalKindInit } from "@switchboard/signaling";
 import { create } from "@bufbuild/protobuf";
-import { PeerSignalSchema, type PeerSignal } from "../../src/gen/switchboard/v1/client_pb";
+import { PeerSignalSchema, type PeerSignal } from "@switchboard/signaling/proto";
 import { FakePeerConnection, ManualClock, flush } from "./fakes";
 
 test("an offer in stable state is accepted by either role", () => {

@@ -1,6 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { decodeClientMessage } from "../../src/signaling/codec";
+import { decodeClientMessage } from "@switchboard/signaling";
 import { OUTBOX_MAX_MESSAGES, Outbox, OutboxFullError } from "../../src/signaling/outbox";
 
 const eoc = { message: { case: "signal" as const, value: { to: "bob", kind: { case: "endOfCandidates" as const, value: {} } } } };

@@ -1,0 +1,28 @@
+// Type-checked in the scratch project against the package's declarations
+// (NodeNext and bundler resolution, skipLibCheck off): the public API a
+// TypeScript consumer writes against.
+import {
+  FrameTooLargeError,
+  OutboxFullError,
+  SignalingClient,
+  type ConnectionState,
+  type SignalKindInit,
+  type StoredSession,
+} from "@switchboard/signaling";
+import { ErrorCode, SessionDescription_Type, type Participant } from "@switchboard/signaling/proto";
+
+export function start(url: string, token: string, refresh: () => Promise<string>, restore?: StoredSession): SignalingClient {
+  const client = new SignalingClient({ url, token, refreshToken: refresh, restore });
+  client.on("participantJoined", (p: Participant) => console.log(p.id, p.name));
+  client.on("state", ({ state }: { state: ConnectionState }) => console.log(state));
+  client.on("stopped", ({ reason }) => console.log(reason));
+  client.on("serverError", (e) => console.log(e.code === ErrorCode.rate_limited));
+  const offer: SignalKindInit = { case: "description", value: { type: SessionDescription_Type.OFFER, sdp: "" } };
+  try {
+    client.sendSignal("bob", offer);
+  } catch (err) {
+    if (!(err instanceof FrameTooLargeError || err instanceof OutboxFullError)) throw err;
+  }
+  client.connect();
+  return client;
+}
