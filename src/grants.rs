@@ -1,13 +1,9 @@
 //! What a verified token permits, decided in one place for every service:
 //! which room a join may enter (the edge, at the join), which session a
 //! resume may continue (signal, which alone knows the session's room), and
-//! which messages a session may send (the edge, per message).
+//! which signals a session may send (signal, per offer).
 
-use crate::{
-    ErrorCode, SignalError,
-    pb::{self, client_message::Message as In},
-    validate,
-};
+use crate::{ErrorCode, SignalError, pb, validate};
 
 /// The room a join asks for, if the token grants it. Without an explicit
 /// room the token must grant exactly one.
@@ -44,6 +40,8 @@ pub enum BackendGrant {
     RoomClose,
     Kick,
     RoomData,
+    RoomCreate,
+    RoomAdmin,
 }
 
 impl BackendGrant {
@@ -53,6 +51,8 @@ impl BackendGrant {
             Self::RoomClose => grants.room_close,
             Self::Kick => grants.kick,
             Self::RoomData => grants.room_data,
+            Self::RoomCreate => grants.room_create,
+            Self::RoomAdmin => grants.room_admin,
         }
     }
 
@@ -62,6 +62,8 @@ impl BackendGrant {
             Self::RoomClose => "roomClose",
             Self::Kick => "kick",
             Self::RoomData => "roomData",
+            Self::RoomCreate => "roomCreate",
+            Self::RoomAdmin => "roomAdmin",
         }
     }
 }
@@ -90,25 +92,25 @@ pub fn may_resume(room_grant: &str, room: &str) -> bool {
     validate::room_granted(room_grant, room)
 }
 
-/// Whether a joined session holding `grants` may send `message`: an offer
-/// needs `publish`.
-pub fn may_send(grants: Option<&pb::Grants>, message: &In) -> Result<(), SignalError> {
-    let publishes = grants.is_some_and(|g| g.publish);
-    if is_offer(message) && !publishes {
+/// Whether a session that may (`publish`) or may not publish may send
+/// `signal`: an offer needs `publish` (the token's grant at the join, or
+/// what the application's backend set since; signal decides, as it alone
+/// knows the live value).
+pub fn may_signal(publish: bool, signal: &pb::PeerSignal) -> Result<(), SignalError> {
+    if is_offer(signal) && !publish {
         return Err(SignalError::new(
             ErrorCode::PermissionDenied,
-            "the token does not grant publish",
+            "this participant may not publish",
         ));
     }
     Ok(())
 }
 
-fn is_offer(message: &In) -> bool {
+/// An SDP offer.
+pub fn is_offer(signal: &pb::PeerSignal) -> bool {
     matches!(
-        message,
-        In::Signal(pb::PeerSignal {
-            kind: Some(pb::peer_signal::Kind::Description(d)),
-            ..
-        }) if d.r#type == pb::session_description::Type::Offer as i32
+        &signal.kind,
+        Some(pb::peer_signal::Kind::Description(d))
+            if d.r#type == pb::session_description::Type::Offer as i32
     )
 }

@@ -15,6 +15,7 @@ pub mod ids;
 pub mod limits;
 pub mod local_relay;
 pub mod service_credential;
+pub mod token_bucket;
 pub mod validate;
 pub mod wire;
 

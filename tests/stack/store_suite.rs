@@ -6,7 +6,8 @@ use std::{collections::HashMap, sync::Arc, time::Duration};
 
 use switchboard_proto::{ParticipantId, RoomId, SessionId};
 use switchboard_signal::store::{
-    JoinOutcome, MemoryStore, RedisConnection, RedisStore, SessionRecord, SessionStore,
+    CreateOutcome, JoinOutcome, MemoryStore, RecordPatch, RedisConnection, RedisStore,
+    RoomSettings, SessionRecord, SessionStore,
 };
 use switchboard_tests::redis_server::{RedisCluster, RedisServer, command};
 
@@ -18,6 +19,7 @@ fn record(room: &str, participant: &str) -> SessionRecord {
         name: format!("{participant} name"),
         attributes: HashMap::from([("audio".to_string(), "on".to_string())]),
         joined_at_ms: 1_700_000_000_000,
+        publish: true,
     }
 }
 
@@ -130,12 +132,28 @@ async fn suite(store: Arc<dyn SessionStore>) {
 
         // Attributes.
         let muted = HashMap::from([("audio".to_string(), "off".to_string())]);
+        let patch = RecordPatch {
+            attributes: Some(muted.clone()),
+            ..RecordPatch::default()
+        };
         let updated = store
-            .set_attributes(bob.id, muted.clone())
+            .update(bob.id, &patch)
             .await
             .expect("set")
             .expect("exists");
         assert_eq!(updated.attributes, muted);
+        assert!(updated.publish, "what the patch does not name is kept");
+        let revoked = RecordPatch {
+            name: Some("Robert".into()),
+            publish: Some(false),
+            ..RecordPatch::default()
+        };
+        let updated = store.update(bob.id, &revoked).await.expect("set");
+        let updated = updated.expect("exists");
+        assert_eq!(
+            (updated.name.as_str(), updated.publish, &updated.attributes),
+            ("Robert", false, &muted)
+        );
         assert_eq!(
             store
                 .session(bob.id)
@@ -147,7 +165,7 @@ async fn suite(store: Arc<dyn SessionStore>) {
         );
         assert_eq!(
             store
-                .set_attributes(SessionId::random(), muted)
+                .update(SessionId::random(), &patch)
                 .await
                 .expect("set"),
             None
@@ -188,6 +206,143 @@ async fn suite(store: Arc<dyn SessionStore>) {
     );
     store.leave(a.id).await.expect("leave");
     store.leave(b.id).await.expect("leave");
+    rooms(&store).await;
+}
+
+/// Until `check` holds, or panics after a deadline.
+async fn eventually<F: std::future::Future<Output = bool>>(
+    what: &str,
+    mut check: impl FnMut() -> F,
+) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !check().await {
+        assert!(tokio::time::Instant::now() < deadline, "timed out: {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Rooms' own settings: creation, their maximum, metadata, the empty
+/// timeout, listing by prefix in pages, deletion, the room limit.
+async fn rooms(store: &Arc<dyn SessionStore>) {
+    let name = |n: &str| RoomId::new(n).expect("room");
+    let made = name("made");
+    let settings = RoomSettings {
+        max_participants: 2,
+        empty_timeout: Duration::from_secs(2),
+        metadata: "standup".into(),
+        created: true,
+        created_at_ms: 1,
+    };
+    let CreateOutcome::Created(info) = store
+        .create_room(&made, settings.clone(), 100)
+        .await
+        .expect("create")
+    else {
+        panic!("not created");
+    };
+    assert_eq!((info.members, info.settings), (0, Some(settings.clone())));
+    assert_eq!(
+        store
+            .create_room(&made, settings.clone(), 100)
+            .await
+            .expect("create"),
+        CreateOutcome::Exists
+    );
+    // Its own maximum applies, below the service's.
+    let (x, y, z) = (
+        record("made", "x"),
+        record("made", "y"),
+        record("made", "z"),
+    );
+    join(store, &x).await;
+    join(store, &y).await;
+    assert_eq!(
+        store.join(z.clone(), 1_000).await.expect("join"),
+        JoinOutcome::Full
+    );
+    let updated = store.set_room_metadata(&made, "retro").await.expect("set");
+    assert_eq!(
+        updated.map(|i| (i.members, i.metadata().to_owned())),
+        Some((2, "retro".into()))
+    );
+    assert_eq!(
+        store
+            .set_room_metadata(&name("nowhere"), "x")
+            .await
+            .expect("set"),
+        None,
+        "a room that does not exist has no metadata to set"
+    );
+    // Emptied, it lives on for its empty timeout, then goes.
+    store.leave(x.id).await.expect("leave");
+    store.leave(y.id).await.expect("leave");
+    let info = store.room(&made).await.expect("room");
+    assert!(info.exists() && info.members == 0, "{info:?}");
+    eventually("the empty room times out", || async {
+        !store.room(&made).await.expect("room").exists()
+    })
+    .await;
+    assert!(
+        store
+            .list_rooms("made", "", 10)
+            .await
+            .expect("list")
+            .is_empty()
+    );
+
+    // Metadata on a room that exists through its members goes with them.
+    let p = record("plain", "p");
+    join(store, &p).await;
+    assert!(
+        store
+            .set_room_metadata(&p.room, "m")
+            .await
+            .expect("set")
+            .is_some()
+    );
+    store.leave(p.id).await.expect("leave");
+    assert_eq!(store.room(&p.room).await.expect("room").settings, None);
+
+    // Listing: by prefix, in name order, a page at a time; occupied rooms
+    // and created ones alike.
+    let occupied = record("page-b", "o");
+    join(store, &occupied).await;
+    for room in ["page-c", "page-a", "other"] {
+        let created = store.create_room(&name(room), settings.clone(), 100).await;
+        assert!(matches!(
+            created.expect("create"),
+            CreateOutcome::Created(_)
+        ));
+    }
+    let names = |rooms: Vec<switchboard_signal::store::RoomInfo>| {
+        rooms
+            .into_iter()
+            .map(|r| r.name.to_string())
+            .collect::<Vec<_>>()
+    };
+    let first = store.list_rooms("page-", "", 2).await.expect("list");
+    assert_eq!(names(first), ["page-a", "page-b"]);
+    let second = store.list_rooms("page-", "page-b", 2).await.expect("list");
+    assert_eq!(names(second), ["page-c"]);
+    // The limit counts every room that exists (4 here).
+    assert_eq!(
+        store
+            .create_room(&name("fifth"), settings.clone(), 4)
+            .await
+            .expect("create"),
+        CreateOutcome::TooMany
+    );
+    for room in ["page-c", "page-a", "other"] {
+        store.delete_room(&name(room)).await.expect("delete");
+    }
+    store.leave(occupied.id).await.expect("leave");
+    assert!(
+        store
+            .list_rooms("", "", 100)
+            .await
+            .expect("list")
+            .is_empty()
+    );
 }
 
 /// After the suite, nothing of Switchboard's is left in `port`'s keyspace.
@@ -221,8 +376,13 @@ async fn redis_standalone_store() {
     store.join(record("ttl", "t"), 1_000).await.expect("join");
     let keys = command(redis.port, "KEYS sb:*").await.expect("keys");
     let keys: Vec<&str> = keys.lines().filter(|l| l.starts_with("sb:")).collect();
-    assert_eq!(keys.len(), 3, "members, session and locator keys: {keys:?}");
-    for key in keys {
+    assert_eq!(
+        keys.len(),
+        4,
+        "members, session, locator keys and the index: {keys:?}"
+    );
+    // The room index is owned (its entries go with their rooms).
+    for key in keys.into_iter().filter(|k| *k != "sb:rooms") {
         let ttl = command(redis.port, &format!("TTL \"{key}\""))
             .await
             .expect("ttl");

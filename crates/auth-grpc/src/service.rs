@@ -123,7 +123,8 @@ impl pb::auth_server::Auth for AuthService {
                 || grants.room_list
                 || grants.room_close
                 || grants.kick
-                || grants.room_data)
+                || grants.room_data
+                || grants.room_admin)
         {
             return Err(SignalError::new(ErrorCode::BadRequest, "grants.room is required").into());
         }

@@ -22,7 +22,9 @@ use std::{
 
 use http::HeaderMap;
 
-use crate::{connection::RateLimit, rate::TokenBucket};
+use switchboard_proto::token_bucket::TokenBucket;
+
+use crate::connection::RateLimit;
 
 /// Addresses tracked at most; beyond, new addresses are refused (503) until
 /// some go idle. Far above any honest edge's distinct clients.

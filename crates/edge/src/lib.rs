@@ -9,7 +9,6 @@ mod conns;
 mod http;
 mod jwks_cache;
 pub mod origin;
-mod rate;
 mod rebalance;
 mod revocation_watch;
 mod revocations;

@@ -2,7 +2,6 @@
 
 use std::time::Duration;
 
-use switchboard_proto::pb;
 use tokio::time::Instant;
 
 /// Refresh at most this long before expiry…
@@ -17,7 +16,6 @@ pub struct SessionToken {
     token: String,
     expires_at: Instant,
     refresh_at: Option<Instant>,
-    pub grants: pb::Grants,
 }
 
 fn instant_of(unix_secs: u64) -> Instant {
@@ -26,12 +24,11 @@ fn instant_of(unix_secs: u64) -> Instant {
 }
 
 impl SessionToken {
-    pub fn new(token: String, expires_at_unix: u64, grants: pb::Grants) -> Self {
+    pub fn new(token: String, expires_at_unix: u64) -> Self {
         let mut state = Self {
             token,
             expires_at: Instant::now(),
             refresh_at: None,
-            grants,
         };
         state.set_expiry(expires_at_unix);
         state

@@ -5,6 +5,9 @@
 mod backend;
 mod relay;
 mod resume;
+mod rooms;
+
+pub use rooms::{MAX_ROOM_METADATA_BYTES, MAX_ROOMS, NewRoom};
 
 use std::{sync::Arc, time::Duration};
 
@@ -17,9 +20,10 @@ use switchboard_proto::{
 use switchboard_proto::auth_client::AuthClient;
 
 use crate::{
+    data_rate::DataRate,
     events::{EventLog, MemoryEvents},
     router::{Expiry, Origin, Router, Sink, new_resume_token, now_ms},
-    store::{JoinOutcome, SessionRecord, SessionRef, SessionStore},
+    store::{JoinOutcome, RecordPatch, SessionRecord, SessionRef, SessionStore},
     turn::TurnConfig,
 };
 
@@ -34,8 +38,11 @@ pub struct JoinSettings {
     /// before the room hears it left. Zero: no resume.
     pub resume_window: Duration,
     /// Most participants in one room; a join beyond it is refused
-    /// (`room_full`).
+    /// (`room_full`). A room created with a lower maximum has its own.
     pub max_participants: usize,
+    /// Most rooms that exist at once (occupied or created): CreateRoom
+    /// beyond it is refused (`resource_exhausted`).
+    pub max_rooms: usize,
 }
 
 /// Default resume window.
@@ -52,6 +59,7 @@ impl Default for JoinSettings {
             turn: None,
             resume_window: RESUME_WINDOW,
             max_participants: MAX_PARTICIPANTS,
+            max_rooms: MAX_ROOMS,
         }
     }
 }
@@ -82,6 +90,8 @@ pub struct Hub {
     shared: bool,
     /// Room events for backends (`WatchRoomEvents`).
     events: Arc<dyn EventLog>,
+    /// SendData's per-room rate on this replica.
+    data_rate: Arc<DataRate>,
 }
 
 fn not_found() -> SignalError {
@@ -104,6 +114,7 @@ impl Hub {
             auth,
             shared: false,
             events: Arc::new(MemoryEvents::default()),
+            data_rate: Arc::new(DataRate::default()),
         }
     }
 
@@ -185,6 +196,15 @@ impl Hub {
         validate::name(&claims.name)?;
         validate::attributes(&open.attributes)?;
         let token_expires_at = claims.expires_at;
+        let publish = claims.grants.as_ref().is_some_and(|g| g.publish);
+        // The room's own settings: its maximum and metadata for Joined.
+        let room_info = self.store.room(&room).await?;
+        let max_participants = room_info
+            .settings
+            .as_ref()
+            .map_or(self.settings.max_participants, |s| {
+                s.max_participants(self.settings.max_participants)
+            });
 
         let record = SessionRecord {
             id: SessionId::random(),
@@ -193,6 +213,7 @@ impl Hub {
             name: claims.name,
             attributes: open.attributes,
             joined_at_ms: now_ms(),
+            publish,
         };
         let session = record.id;
         let resume_token = new_resume_token();
@@ -212,10 +233,7 @@ impl Hub {
                 self.discard(session, &sink).await;
                 return Err(SignalError::new(
                     ErrorCode::RoomFull,
-                    format!(
-                        "the room holds its maximum of {} participants",
-                        self.settings.max_participants
-                    ),
+                    format!("the room holds its maximum of {max_participants} participants"),
                 ));
             }
             Err(err) => {
@@ -253,9 +271,10 @@ impl Hub {
             // protocol defaults.
             keepalive: Some(open.keepalive.unwrap_or_else(limits::default_keepalive)),
             limits: Some(pb::Limits {
-                max_participants: self.settings.max_participants as u32,
+                max_participants: max_participants as u32,
                 ..open.limits.unwrap_or_else(limits::default_limits)
             }),
+            room_metadata: room_info.metadata().to_owned(),
         };
         self.router.start(session, Out::Joined(joined)).await?;
 
@@ -404,7 +423,13 @@ impl Hub {
         validate::attributes(&update.attributes)?;
         let record = self
             .store
-            .set_attributes(session, update.attributes)
+            .update(
+                session,
+                &RecordPatch {
+                    attributes: Some(update.attributes),
+                    ..RecordPatch::default()
+                },
+            )
             .await?
             .ok_or_else(|| {
                 SignalError::new(ErrorCode::NotJoined, "the session has ended; join again")

@@ -5,6 +5,7 @@
 //! [`router::Router`] seams.
 #![forbid(unsafe_code)]
 
+mod data_rate;
 pub mod events;
 pub mod hub;
 pub mod link;
@@ -28,7 +29,7 @@ use switchboard_proto::{
 };
 use tokio::{net::TcpListener, sync::watch};
 
-pub use hub::{Hub, JoinSettings, MAX_PARTICIPANTS, RESUME_WINDOW};
+pub use hub::{Hub, JoinSettings, MAX_PARTICIPANTS, MAX_ROOMS, RESUME_WINDOW};
 pub use service::SignalService;
 pub use turn::TurnConfig;
 
@@ -148,7 +149,6 @@ pub async fn run_with(
         Some(local) => AuthClient::local(local, None),
         None => AuthClient::new(grpc::endpoint(&config.auth_url)?, None),
     };
-    let max_participants = config.join.max_participants;
     let events: Arc<dyn events::EventLog> = match &redis {
         Some(connection) => Arc::new(events::RedisEvents::new(connection.clone())),
         None => Arc::new(events::MemoryEvents::default()),
@@ -156,7 +156,7 @@ pub async fn run_with(
     let hub = Hub::new(store, router.clone(), config.join, auth.clone())
         .shared(redis.is_some())
         .with_events(events);
-    let room_api = room_service::RoomApi::new(hub.clone(), auth, max_participants);
+    let room_api = room_service::RoomApi::new(hub.clone(), auth);
     let (stop_tx, stop_rx) = watch::channel(false);
     // `""` and `switchboard.v1.Signal`: ready while the store takes writes
     // (memory: always); `liveness`: always (switchboard_proto::health).

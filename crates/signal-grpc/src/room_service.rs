@@ -11,23 +11,24 @@ use switchboard_proto::{
 };
 use tonic::{Request, Response, Status};
 
-use crate::Hub;
+use std::time::Duration;
+
+use crate::{
+    Hub,
+    hub::NewRoom,
+    store::{CreateOutcome, RecordPatch},
+};
 
 /// The RoomService of one signal process.
 #[derive(Clone)]
 pub struct RoomApi {
     hub: Hub,
     auth: AuthClient,
-    max_participants: usize,
 }
 
 impl RoomApi {
-    pub fn new(hub: Hub, auth: AuthClient, max_participants: usize) -> Self {
-        Self {
-            hub,
-            auth,
-            max_participants,
-        }
+    pub fn new(hub: Hub, auth: AuthClient) -> Self {
+        Self { hub, auth }
     }
 
     /// The caller's verified claims, from `authorization: Bearer <token>`.
@@ -156,12 +157,98 @@ impl pb::room_service_server::RoomService for RoomApi {
         let room = self
             .authorize(&request, BackendGrant::RoomList, &request.get_ref().room)
             .await?;
-        let members = self.hub.room_members(&room).await.map_err(status)?;
-        Ok(Response::new(pb::Room {
-            name: room.to_string(),
-            num_participants: members.len() as u32,
-            max_participants: self.max_participants as u32,
+        let info = self.hub.room(&room).await.map_err(status)?;
+        Ok(Response::new(info.to_proto(self.hub.max_participants())))
+    }
+
+    async fn create_room(
+        &self,
+        request: Request<pb::CreateRoomRequest>,
+    ) -> Result<Response<pb::Room>, Status> {
+        let room = self
+            .authorize(&request, BackendGrant::RoomCreate, &request.get_ref().room)
+            .await?;
+        let call = request.into_inner();
+        let new = NewRoom {
+            max_participants: call.max_participants,
+            empty_timeout: Duration::from_secs(call.empty_timeout_seconds.into()),
+            metadata: call.metadata,
+        };
+        match self.hub.create_room(&room, new).await.map_err(status)? {
+            CreateOutcome::Created(info) => {
+                Ok(Response::new(info.to_proto(self.hub.max_participants())))
+            }
+            CreateOutcome::Exists => Err(Status::already_exists("the room was created already")),
+            CreateOutcome::TooMany => Err(Status::resource_exhausted(
+                "the most rooms this service holds exist already",
+            )),
+        }
+    }
+
+    async fn list_rooms(
+        &self,
+        request: Request<pb::ListRoomsRequest>,
+    ) -> Result<Response<pb::ListRoomsResponse>, Status> {
+        let claims = self.claims(&request).await?;
+        let grant = claims.grants.clone().unwrap_or_default();
+        if !grant.room_list {
+            return Err(Status::permission_denied(
+                "the token does not grant roomList",
+            ));
+        }
+        let call = request.into_inner();
+        let (rooms, next_page_token) = self
+            .hub
+            .list_rooms(&call.prefix, call.page_size, &call.page_token)
+            .await
+            .map_err(status)?;
+        let max = self.hub.max_participants();
+        let rooms = rooms
+            .iter()
+            .filter(|r| switchboard_proto::validate::room_granted(&grant.room, r.name.as_str()))
+            .map(|r| r.to_proto(max))
+            .collect();
+        Ok(Response::new(pb::ListRoomsResponse {
+            rooms,
+            next_page_token,
         }))
+    }
+
+    async fn update_room_metadata(
+        &self,
+        request: Request<pb::UpdateRoomMetadataRequest>,
+    ) -> Result<Response<pb::Room>, Status> {
+        let room = self
+            .authorize(&request, BackendGrant::RoomAdmin, &request.get_ref().room)
+            .await?;
+        let info = self
+            .hub
+            .update_room_metadata(&room, request.into_inner().metadata)
+            .await
+            .map_err(status)?;
+        Ok(Response::new(info.to_proto(self.hub.max_participants())))
+    }
+
+    async fn update_participant(
+        &self,
+        request: Request<pb::UpdateParticipantRequest>,
+    ) -> Result<Response<pb::Participant>, Status> {
+        let room = self
+            .authorize(&request, BackendGrant::RoomAdmin, &request.get_ref().room)
+            .await?;
+        let call = request.into_inner();
+        let who = identity(&call.identity)?;
+        let patch = RecordPatch {
+            name: call.name,
+            attributes: call.replace_attributes.then_some(call.attributes),
+            publish: call.permissions.map(|p| p.publish),
+        };
+        let participant = self
+            .hub
+            .update_participant(&room, &who, patch)
+            .await
+            .map_err(status)?;
+        Ok(Response::new(participant))
     }
 
     async fn list_participants(

@@ -346,6 +346,10 @@ pub struct SignalCommon {
     /// Most participants per room; a join beyond it is refused (room_full).
     #[arg(long, env = "SWITCHBOARD_MAX_PARTICIPANTS", default_value_t = switchboard_signal::MAX_PARTICIPANTS)]
     pub max_participants: usize,
+    /// Most rooms that exist at once (occupied or created); RoomService
+    /// CreateRoom beyond it is refused (RESOURCE_EXHAUSTED).
+    #[arg(long, env = "SWITCHBOARD_MAX_ROOMS", default_value_t = switchboard_signal::MAX_ROOMS)]
+    pub max_rooms: usize,
     /// Keep rooms and sessions in Redis so several signal replicas share
     /// them: one URL (standalone) or several seed nodes (cluster).
     #[arg(long = "redis", env = "SWITCHBOARD_REDIS", value_delimiter = ',')]

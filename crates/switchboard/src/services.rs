@@ -118,6 +118,7 @@ fn signal_config(common: &SignalCommon) -> SignalConfig {
             turn,
             resume_window: Duration::from_secs(common.resume_window),
             max_participants: common.max_participants.max(1),
+            max_rooms: common.max_rooms,
         },
         redis: (!common.redis.is_empty()).then(|| switchboard_signal::RedisConfig {
             urls: common.redis.clone(),

@@ -17,6 +17,7 @@ fn grants(args: &TokenArgs) -> pb::Grants {
         room_list: args.admin,
         room_close: args.admin,
         room_data: args.admin,
+        room_admin: args.admin,
         kick: args.admin,
     }
 }

@@ -30,11 +30,10 @@ use switchboard_proto::{
 use tokio::sync::{mpsc, watch};
 use tokio_tungstenite::tungstenite::{self, Message};
 
-use switchboard_proto::auth_client::AuthClient;
+use switchboard_proto::{auth_client::AuthClient, token_bucket::TokenBucket};
 
 use crate::{
     conns::{ConnHandle, Kill, Outbound},
-    rate::TokenBucket,
     revocations::RecentRevocations,
     signal_link::SignalLink,
 };

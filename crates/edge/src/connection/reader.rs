@@ -22,9 +22,9 @@ use super::{
 };
 use crate::{
     conns::{ConnHandle, Outbound},
-    rate::TokenBucket,
     session_token::SessionToken,
 };
+use switchboard_proto::token_bucket::TokenBucket;
 
 /// A token verified from the upgrade's `Authorization` header.
 #[derive(Debug)]
@@ -313,13 +313,9 @@ impl Reader {
                 None
             }
             Some(other) => {
-                if let Err(err) = switchboard_proto::grants::may_send(
-                    self.token.as_ref().map(|t| &t.grants),
-                    &other,
-                ) {
-                    self.reply_error(id, err);
-                    return None;
-                }
+                // What the session may send (an offer needs `publish`) is
+                // signal's to decide: the application's backend can change
+                // it on the live session.
                 let leaving = matches!(other, In::Leave(_));
                 let forwarded = pb::ClientMessage {
                     id,

@@ -38,7 +38,7 @@ impl Reader {
     }
 
     /// The connection is about to have a session: remember who holds it
-    /// (revocation) and its token (refresh, expiry, grants). Fails if a
+    /// (revocation) and its token (refresh, expiry). Fails if a
     /// revocation that arrived meanwhile covers it.
     fn start_session(&mut self, token: String, claims: pb::Claims) -> Result<(), SignalError> {
         let auth = self.handle.auth.get_or_init(|| {
@@ -55,11 +55,7 @@ impl Reader {
         }
         // From here signal may hold a session: the connection's end tells it.
         self.joined = true;
-        self.token = Some(SessionToken::new(
-            token,
-            claims.expires_at,
-            claims.grants.unwrap_or_default(),
-        ));
+        self.token = Some(SessionToken::new(token, claims.expires_at));
         Ok(())
     }
 

@@ -73,7 +73,8 @@ impl Hub {
         Ok(true)
     }
 
-    /// Removes everyone in `room`; returns how many.
+    /// Removes everyone in `room` and forgets its settings (a created
+    /// room is deleted); returns how many were removed.
     pub async fn close_room(&self, room: &RoomId, reason: &str) -> Result<u32, SignalError> {
         let mut removed = 0;
         for member in self.store.members(room).await? {
@@ -81,6 +82,7 @@ impl Hub {
                 removed += 1;
             }
         }
+        self.store.delete_room(room).await?;
         Ok(removed)
     }
 
@@ -103,6 +105,15 @@ impl Hub {
         }
         if idempotency_key.len() > MAX_IDEMPOTENCY_KEY_BYTES {
             return Err(too_long("idempotency key", MAX_IDEMPOTENCY_KEY_BYTES));
+        }
+        if !self.data_rate.admit(room, std::time::Instant::now()) {
+            return Err(SignalError::new(
+                ErrorCode::RateLimited,
+                format!(
+                    "more than {} SendData calls a second into this room",
+                    crate::data_rate::DATA_PER_SECOND
+                ),
+            ));
         }
         let members = self.store.members(room).await?;
         let mut sent = Sent::default();

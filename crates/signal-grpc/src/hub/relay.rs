@@ -3,7 +3,7 @@
 //! for every lookup and one for every delivery (`Hub::handle_signals`).
 
 use switchboard_proto::{
-    ErrorCode, ParticipantId, RoomId, SignalError,
+    ErrorCode, ParticipantId, RoomId, SignalError, grants,
     pb::{self, client_message::Message as In, server_message::Message as Out},
     validate,
 };
@@ -46,7 +46,11 @@ impl Hub {
                 )));
                 continue;
             };
-            match validate::peer_signal(&signal) {
+            let checked = match validate::peer_signal(&signal) {
+                Ok(to) => self.may_signal(sender, &signal).await.map(|()| to),
+                Err(err) => Err(err),
+            };
+            match checked {
                 Ok(to) if to == sender.participant => results.push(Err(not_found())),
                 Ok(to) => {
                     results.push(Ok(()));
@@ -116,6 +120,7 @@ impl Hub {
         origin: Option<Origin>,
     ) -> Result<(), SignalError> {
         let to = validate::peer_signal(&signal)?;
+        self.may_signal(sender, &signal).await?;
         if to == sender.participant {
             return Err(not_found());
         }
@@ -139,5 +144,23 @@ impl Hub {
             .await?
             .ok_or_else(not_found)?;
         Ok(())
+    }
+
+    /// Whether `sender` may send `signal`: an offer needs its session's
+    /// live `publish` (one record read per offer; candidates and answers
+    /// pass without one).
+    async fn may_signal(
+        &self,
+        sender: &SessionRef,
+        signal: &pb::PeerSignal,
+    ) -> Result<(), SignalError> {
+        if !grants::is_offer(signal) {
+            return Ok(());
+        }
+        match self.store.session(sender.id).await? {
+            Some(record) => grants::may_signal(record.publish, signal),
+            // Ended: the holder lookup that follows says so.
+            None => Ok(()),
+        }
     }
 }

@@ -5,7 +5,9 @@
 //! | key | type | slot | lifetime |
 //! |---|---|---|---|
 //! | `sb:{<room tag>}:members` | hash participant → session id | the room's | `record_ttl`, refreshed on every join; gone with the last member |
-//! | `sb:{<room tag>}:records` | hash session id → record JSON (id, room, participant, name, attributes JSON, joined_at_ms) | the room's | `record_ttl`, refreshed on every join; a record is deleted on leave or replacement |
+//! | `sb:{<room tag>}:records` | hash session id → record JSON (id, room, participant, name, attributes JSON, joined_at_ms, publish) | the room's | `record_ttl`, refreshed on every join; a record is deleted on leave or replacement |
+//! | `sb:{<room tag>}:room` | hash: a room's own settings (`max`, `empty_timeout`, `metadata`, `created`, `created_at_ms`) | the room's | a created room: its empty timeout once empty (or from creation), else `record_ttl` + its empty timeout, refreshed on every join; metadata only: deleted with the last member |
+//! | `sb:rooms` | sorted set of room names, all scored 0 (listed by name with `ZRANGEBYLEX`) | its own | a room is added when its first member joins or it is created, removed when it is neither occupied nor created (at its last leave, or found so by a listing) |
 //! | `sb:session:<sid>:room` | string: the room of a session | its own | `record_ttl`; deleted on leave or replacement |
 //! | `sb:{<sid>}:out` | hash: `next_seq`, the resume token's SHA-1 (`token`; the token itself is never stored), `log_bytes`, `started`, attached `node` (empty = detached), attachment `gen`, `c:<sender sid>` = highest client seq accepted from that sender | the session's | `record_ttl`, refreshed on every delivery; deleted when the session ends |
 //! | `sb:{<sid>}:held` | list of encoded messages that arrived before the session's Joined | the session's | `record_ttl`; deleted when the session starts or ends |
@@ -48,6 +50,14 @@ pub fn members(room: &str) -> String {
 pub fn records(room: &str) -> String {
     format!("sb:{{{}}}:records", room_tag(room))
 }
+
+/// A room's own settings (CreateRoom, UpdateRoomMetadata).
+pub fn room(room: &str) -> String {
+    format!("sb:{{{}}}:room", room_tag(room))
+}
+
+/// Every room that exists, by name.
+pub const ROOMS: &str = "sb:rooms";
 
 /// An idempotency mark: one RoomService call's key, for one recipient
 /// session (the key is hashed: any bytes, bounded length).
@@ -113,6 +123,7 @@ mod tests {
         for room in ["lobby", "}x", "a{b}c", "{"] {
             let (m, r) = (members(room), records(room));
             assert_eq!(tag(&m), tag(&r), "{room}: one slot");
+            assert_eq!(tag(&m), tag(&super::room(room)), "{room}: one slot");
             let t = tag(&m).expect("tag");
             assert!(
                 t.len() == 32 && t.chars().all(|c| c.is_ascii_hexdigit()),

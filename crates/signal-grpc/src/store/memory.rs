@@ -3,19 +3,47 @@
 use std::{
     collections::HashMap,
     sync::{Mutex, MutexGuard},
+    time::Instant,
 };
 
 use async_trait::async_trait;
 use switchboard_proto::{ParticipantId, RoomId, SessionId};
 
-use super::{Departure, JoinOutcome, SessionRecord, SessionStore, StoreError};
+use super::{
+    CreateOutcome, Departure, JoinOutcome, RecordPatch, RoomInfo, RoomSettings, SessionRecord,
+    SessionStore, StoreError,
+};
 
 #[derive(Debug, Default)]
 struct State {
     sessions: HashMap<SessionId, SessionRecord>,
     rooms: HashMap<RoomId, HashMap<ParticipantId, SessionId>>,
+    /// Rooms' own settings, and since when a created one is empty.
+    settings: HashMap<RoomId, (RoomSettings, Option<Instant>)>,
     /// Idempotency marks → until when.
     used: HashMap<String, std::time::Instant>,
+}
+
+impl State {
+    /// A room's settings, unless it timed out empty (then they go).
+    fn settings(&mut self, room: &RoomId) -> Option<&mut (RoomSettings, Option<Instant>)> {
+        let expired = self.settings.get(room).is_some_and(|(s, since)| {
+            since.is_some_and(|since| since.elapsed() >= s.empty_timeout)
+        });
+        if expired {
+            self.settings.remove(room);
+        }
+        self.settings.get_mut(room)
+    }
+
+    fn info(&mut self, room: &RoomId) -> RoomInfo {
+        let members = self.rooms.get(room).map_or(0, |m| m.len() as u32);
+        RoomInfo {
+            name: room.clone(),
+            members,
+            settings: self.settings(room).map(|(s, _)| s.clone()),
+        }
+    }
 }
 
 /// Idempotency marks held at most (expired ones are dropped first).
@@ -52,6 +80,13 @@ impl SessionStore for MemoryStore {
         max_participants: usize,
     ) -> Result<JoinOutcome, StoreError> {
         let mut state = self.lock();
+        let max_participants = match state.settings(&record.room) {
+            Some((settings, empty_since)) => {
+                *empty_since = None;
+                settings.max_participants(max_participants)
+            }
+            None => max_participants,
+        };
         let State {
             sessions, rooms, ..
         } = &mut *state;
@@ -87,6 +122,13 @@ impl SessionStore for MemoryStore {
             room_empty = members.is_empty();
             if room_empty {
                 state.rooms.remove(&record.room);
+                match state.settings(&record.room) {
+                    Some((settings, since)) if settings.created => *since = Some(Instant::now()),
+                    Some(_) => {
+                        state.settings.remove(&record.room);
+                    }
+                    None => {}
+                }
             }
         }
         Ok(Some(Departure { record, room_empty }))
@@ -96,14 +138,14 @@ impl SessionStore for MemoryStore {
         Ok(self.lock().sessions.get(&id).cloned())
     }
 
-    async fn set_attributes(
+    async fn update(
         &self,
         id: SessionId,
-        attributes: HashMap<String, String>,
+        patch: &RecordPatch,
     ) -> Result<Option<SessionRecord>, StoreError> {
         let mut state = self.lock();
         Ok(state.sessions.get_mut(&id).map(|record| {
-            record.attributes = attributes;
+            patch.apply(record);
             record.clone()
         }))
     }
@@ -166,5 +208,87 @@ impl SessionStore for MemoryStore {
                     .collect()
             })
             .unwrap_or_default())
+    }
+
+    async fn create_room(
+        &self,
+        room: &RoomId,
+        settings: RoomSettings,
+        max_rooms: usize,
+    ) -> Result<CreateOutcome, StoreError> {
+        let mut state = self.lock();
+        if state.settings(room).is_some_and(|(s, _)| s.created) {
+            return Ok(CreateOutcome::Exists);
+        }
+        // Rooms that exist: occupied, or created and not timed out.
+        let names: Vec<RoomId> = state
+            .settings
+            .keys()
+            .filter(|name| !state.rooms.contains_key(*name))
+            .cloned()
+            .collect();
+        let created_empty = names
+            .iter()
+            .filter(|name| state.settings(name).is_some_and(|(s, _)| s.created))
+            .count();
+        if state.rooms.len() + created_empty >= max_rooms {
+            return Ok(CreateOutcome::TooMany);
+        }
+        let empty = !state.rooms.contains_key(room);
+        state
+            .settings
+            .insert(room.clone(), (settings, empty.then(Instant::now)));
+        Ok(CreateOutcome::Created(state.info(room)))
+    }
+
+    async fn room(&self, room: &RoomId) -> Result<RoomInfo, StoreError> {
+        Ok(self.lock().info(room))
+    }
+
+    async fn set_room_metadata(
+        &self,
+        room: &RoomId,
+        metadata: &str,
+    ) -> Result<Option<RoomInfo>, StoreError> {
+        let mut state = self.lock();
+        if !state.info(room).exists() {
+            return Ok(None);
+        }
+        state
+            .settings
+            .entry(room.clone())
+            .or_insert_with(|| (RoomSettings::default(), None))
+            .0
+            .metadata = metadata.to_owned();
+        Ok(Some(state.info(room)))
+    }
+
+    async fn list_rooms(
+        &self,
+        prefix: &str,
+        after: &str,
+        limit: usize,
+    ) -> Result<Vec<RoomInfo>, StoreError> {
+        let mut state = self.lock();
+        let mut names: Vec<RoomId> = state
+            .rooms
+            .keys()
+            .chain(state.settings.keys())
+            .filter(|n| n.as_str().starts_with(prefix) && n.as_str() > after)
+            .cloned()
+            .collect();
+        names.sort();
+        names.dedup();
+        Ok(names
+            .iter()
+            .map(|name| state.info(name))
+            .filter(RoomInfo::exists)
+            .take(limit)
+            .collect())
+    }
+
+    async fn delete_room(&self, room: &RoomId) -> Result<(), StoreError> {
+        self.lock().settings.remove(room);
+        Ok(())
     }
 }

@@ -6,6 +6,8 @@ pub mod keys;
 mod memory;
 mod redis;
 mod redis_connection;
+mod redis_rooms;
+mod rooms;
 pub(crate) use redis_connection::client as redis_client;
 
 use std::collections::HashMap;
@@ -15,6 +17,7 @@ use switchboard_proto::{ErrorCode, ParticipantId, RoomId, SessionId, SignalError
 
 pub use self::redis::{RedisConnection, RedisStore};
 pub use memory::MemoryStore;
+pub use rooms::{CreateOutcome, RoomInfo, RoomSettings};
 
 /// Why the store could not answer. Always maps to `unavailable` for clients:
 /// the request may succeed once the store is back.
@@ -48,6 +51,31 @@ pub struct SessionRecord {
     pub name: String,
     pub attributes: HashMap<String, String>,
     pub joined_at_ms: u64,
+    /// May send offers: the token's `publish` at the join, then whatever
+    /// the backend set (RoomService.UpdateParticipant).
+    pub publish: bool,
+}
+
+/// A change to a live session's record; `None` keeps the field.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RecordPatch {
+    pub name: Option<String>,
+    pub attributes: Option<HashMap<String, String>>,
+    pub publish: Option<bool>,
+}
+
+impl RecordPatch {
+    pub fn apply(&self, record: &mut SessionRecord) {
+        if let Some(name) = &self.name {
+            record.name = name.clone();
+        }
+        if let Some(attributes) = &self.attributes {
+            record.attributes = attributes.clone();
+        }
+        if let Some(publish) = self.publish {
+            record.publish = publish;
+        }
+    }
 }
 
 impl SessionRecord {
@@ -68,6 +96,9 @@ impl SessionRecord {
             polite: viewer.is_some_and(|v| crate::roles::is_polite(v, &self.participant)),
             joined_at_ms: self.joined_at_ms,
             connection: pb::Connection::Unspecified as i32,
+            permissions: Some(pb::Permissions {
+                publish: self.publish,
+            }),
         }
     }
 }
@@ -100,7 +131,9 @@ pub enum JoinOutcome {
 #[async_trait]
 pub trait SessionStore: Send + Sync + 'static {
     /// Stores `record` and makes it the room's member for its participant
-    /// id, unless the room holds `max_participants` others already.
+    /// id, unless the room holds `max_participants` others already (or
+    /// its own maximum, if it was created with one). A created room stops
+    /// counting down its empty timeout.
     async fn join(
         &self,
         record: SessionRecord,
@@ -115,16 +148,19 @@ pub trait SessionStore: Send + Sync + 'static {
 
     /// [`SessionStore::leave`], also saying whether the room is empty
     /// after it, atomically with the removal (so of two sessions leaving
-    /// at once, exactly one empties the room).
+    /// at once, exactly one empties the room). An emptied created room
+    /// starts counting down its empty timeout; a room's settings that were
+    /// not created (metadata only) go with its last member.
     async fn depart(&self, id: SessionId) -> Result<Option<Departure>, StoreError>;
 
     async fn session(&self, id: SessionId) -> Result<Option<SessionRecord>, StoreError>;
 
-    /// Replaces the session's presence attributes; returns the new record.
-    async fn set_attributes(
+    /// Changes the session's record; returns the new record (`None`: no
+    /// such session).
+    async fn update(
         &self,
         id: SessionId,
-        attributes: HashMap<String, String>,
+        patch: &RecordPatch,
     ) -> Result<Option<SessionRecord>, StoreError>;
 
     /// The session currently holding `participant` in `room`.
@@ -164,4 +200,36 @@ pub trait SessionStore: Send + Sync + 'static {
 
     /// Forgets a mark of [`SessionStore::first_use`] (what it guarded failed).
     async fn forget(&self, key: &str) -> Result<(), StoreError>;
+
+    /// Creates `room` with `settings`, unless it was created already or
+    /// `max_rooms` created rooms exist.
+    async fn create_room(
+        &self,
+        room: &RoomId,
+        settings: RoomSettings,
+        max_rooms: usize,
+    ) -> Result<CreateOutcome, StoreError>;
+
+    /// A room's settings and member count.
+    async fn room(&self, room: &RoomId) -> Result<RoomInfo, StoreError>;
+
+    /// Sets a room's metadata; `None` if the room does not exist (neither
+    /// created nor occupied).
+    async fn set_room_metadata(
+        &self,
+        room: &RoomId,
+        metadata: &str,
+    ) -> Result<Option<RoomInfo>, StoreError>;
+
+    /// Rooms that exist, in name order: names starting with `prefix`,
+    /// after `after`, at most `limit`.
+    async fn list_rooms(
+        &self,
+        prefix: &str,
+        after: &str,
+        limit: usize,
+    ) -> Result<Vec<RoomInfo>, StoreError>;
+
+    /// Forgets a room's settings (CloseRoom).
+    async fn delete_room(&self, room: &RoomId) -> Result<(), StoreError>;
 }

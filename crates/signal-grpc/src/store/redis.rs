@@ -14,15 +14,24 @@ use serde_json::json;
 use switchboard_proto::{ParticipantId, RoomId, SessionId};
 
 pub use super::redis_connection::RedisConnection;
-use super::{Departure, JoinOutcome, SessionRecord, SessionStore, StoreError, keys};
+use super::{
+    CreateOutcome, Departure, JoinOutcome, RecordPatch, RoomInfo, RoomSettings, SessionRecord,
+    SessionStore, StoreError, keys,
+};
 
-/// Joins: KEYS = members, records. ARGV = participant, session id, ttl,
-/// record JSON, max participants. Returns 'full', or {old session id or '',
-/// old record JSON or '', {record JSON of every other member}}: the
-/// snapshot is taken atomically with the join.
+/// Joins: KEYS = members, records, room settings. ARGV = participant,
+/// session id, ttl, record JSON, max participants. Returns 'full', or {old
+/// session id or '', old record JSON or '', {record JSON of every other
+/// member}, 1 if the room was empty}: the snapshot is taken atomically with
+/// the join. A room's own maximum (settings `max`) applies if lower; its
+/// settings live as long as its members, plus its empty timeout.
 const JOIN: &str = r#"
+local max = tonumber(ARGV[5])
+local own = tonumber(redis.call('HGET', KEYS[3], 'max') or '0') or 0
+if own > 0 and own < max then max = own end
 local old = redis.call('HGET', KEYS[1], ARGV[1])
-if not old and redis.call('HLEN', KEYS[1]) >= tonumber(ARGV[5]) then return 'full' end
+local count = redis.call('HLEN', KEYS[1])
+if not old and count >= max then return 'full' end
 local others = {}
 local all = redis.call('HGETALL', KEYS[2])
 for i = 1, #all, 2 do
@@ -37,11 +46,19 @@ redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
 redis.call('HSET', KEYS[2], ARGV[2], ARGV[4])
 redis.call('EXPIRE', KEYS[1], ARGV[3])
 redis.call('EXPIRE', KEYS[2], ARGV[3])
-return {old or '', old_record, others}
+if redis.call('EXISTS', KEYS[3]) == 1 then
+  local timeout = tonumber(redis.call('HGET', KEYS[3], 'empty_timeout') or '0') or 0
+  redis.call('EXPIRE', KEYS[3], tonumber(ARGV[3]) + timeout)
+end
+local first = 0
+if count == 0 then first = 1 end
+return {old or '', old_record, others, first}
 "#;
 
-/// Leaves: KEYS = members, records. ARGV = session id. Returns the record
-/// JSON, or false. The membership goes only if the session still holds it.
+/// Leaves: KEYS = members, records, room settings. ARGV = session id.
+/// Returns {record JSON, members left}, or false. The membership goes
+/// only if the session still holds it. An emptied room's settings count
+/// down its empty timeout if it was created, else they go.
 const LEAVE: &str = r#"
 local record = redis.call('HGET', KEYS[2], ARGV[1])
 if not record then return false end
@@ -50,16 +67,25 @@ local participant = cjson.decode(record).participant
 if redis.call('HGET', KEYS[1], participant) == ARGV[1] then
   redis.call('HDEL', KEYS[1], participant)
 end
-return {record, redis.call('HLEN', KEYS[1])}
+local left = redis.call('HLEN', KEYS[1])
+if left == 0 then
+  if redis.call('HGET', KEYS[3], 'created') == '1' then
+    local timeout = tonumber(redis.call('HGET', KEYS[3], 'empty_timeout') or '1') or 1
+    redis.call('EXPIRE', KEYS[3], math.max(timeout, 1))
+  else
+    redis.call('DEL', KEYS[3])
+  end
+end
+return {record, left}
 "#;
 
-/// Sets attributes: KEYS = records. ARGV = session id, attributes JSON.
-/// Returns the new record JSON, or false.
-const SET_ATTRIBUTES: &str = r#"
+/// Changes a record: KEYS = records. ARGV = session id, then field/value
+/// pairs. Returns the new record JSON, or false.
+const UPDATE: &str = r#"
 local record = redis.call('HGET', KEYS[1], ARGV[1])
 if not record then return false end
 local fields = cjson.decode(record)
-fields.attributes = ARGV[2]
+for i = 2, #ARGV, 2 do fields[ARGV[i]] = ARGV[i + 1] end
 record = cjson.encode(fields)
 redis.call('HSET', KEYS[1], ARGV[1], record)
 return record
@@ -72,7 +98,8 @@ pub struct RedisStore {
     record_ttl: Duration,
     join: Script,
     leave: Script,
-    set_attributes: Script,
+    update: Script,
+    pub(super) create_room: Script,
 }
 
 impl std::fmt::Debug for RedisStore {
@@ -83,7 +110,7 @@ impl std::fmt::Debug for RedisStore {
     }
 }
 
-fn failed(err: redis::RedisError) -> StoreError {
+pub(super) fn failed(err: redis::RedisError) -> StoreError {
     StoreError(err.to_string())
 }
 
@@ -98,6 +125,7 @@ fn encode_record(record: &SessionRecord) -> String {
         "name": record.name,
         "attributes": attributes,
         "joined_at_ms": record.joined_at_ms.to_string(),
+        "publish": u8::from(record.publish).to_string(),
     })
     .to_string()
 }
@@ -117,6 +145,8 @@ fn decode_record(stored: &str) -> Option<SessionRecord> {
             .get("joined_at_ms")
             .and_then(|t| t.parse().ok())
             .unwrap_or(0),
+        // Records written before permissions were stored could publish.
+        publish: fields.get("publish").is_none_or(|p| p == "1"),
     })
 }
 
@@ -127,11 +157,16 @@ impl RedisStore {
             record_ttl,
             join: Script::new(JOIN),
             leave: Script::new(LEAVE),
-            set_attributes: Script::new(SET_ATTRIBUTES),
+            update: Script::new(UPDATE),
+            create_room: Script::new(super::redis_rooms::CREATE_ROOM),
         }
     }
 
-    fn conn(&self) -> RedisConnection {
+    pub(super) fn record_ttl(&self) -> Duration {
+        self.record_ttl
+    }
+
+    pub(super) fn conn(&self) -> RedisConnection {
         self.connection.clone()
     }
 
@@ -158,6 +193,7 @@ impl SessionStore for RedisStore {
             .join
             .key(keys::members(room))
             .key(keys::records(room))
+            .key(keys::room(room))
             .arg(record.participant.as_str())
             .arg(&sid)
             .arg(ttl)
@@ -171,8 +207,11 @@ impl SessionStore for RedisStore {
         {
             return Ok(JoinOutcome::Full);
         }
-        let (old_id, old_record, others): (String, String, Vec<String>) =
+        let (old_id, old_record, others, first): (String, String, Vec<String>, i64) =
             redis::from_redis_value(reply).map_err(|e| StoreError(e.to_string()))?;
+        if first == 1 {
+            self.index_room(room).await?;
+        }
         let _: () = redis::cmd("SET")
             .arg(keys::locator(&sid))
             .arg(room)
@@ -205,6 +244,7 @@ impl SessionStore for RedisStore {
             .leave
             .key(keys::members(&room))
             .key(keys::records(&room))
+            .key(keys::room(&room))
             .arg(&sid)
             .invoke_async(&mut conn)
             .await
@@ -214,6 +254,9 @@ impl SessionStore for RedisStore {
             .query_async(&mut conn)
             .await
             .map_err(failed)?;
+        if left.as_ref().is_some_and(|(_, members)| *members == 0) {
+            self.unindex_if_gone(&room).await?;
+        }
         Ok(left.and_then(|(record, members)| {
             Some(Departure {
                 record: decode_record(&record)?,
@@ -235,20 +278,27 @@ impl SessionStore for RedisStore {
         Ok(record.as_deref().and_then(decode_record))
     }
 
-    async fn set_attributes(
+    async fn update(
         &self,
         id: SessionId,
-        attributes: HashMap<String, String>,
+        patch: &RecordPatch,
     ) -> Result<Option<SessionRecord>, StoreError> {
         let Some(room) = self.room_of(id).await? else {
             return Ok(None);
         };
-        let json = serde_json::to_string(&attributes).unwrap_or_else(|_| "{}".into());
-        let record: Option<String> = self
-            .set_attributes
-            .key(keys::records(&room))
-            .arg(id.to_string())
-            .arg(json)
+        let mut script = self.update.key(keys::records(&room));
+        script.arg(id.to_string());
+        if let Some(name) = &patch.name {
+            script.arg("name").arg(name);
+        }
+        if let Some(attributes) = &patch.attributes {
+            let json = serde_json::to_string(attributes).unwrap_or_else(|_| "{}".into());
+            script.arg("attributes").arg(json);
+        }
+        if let Some(publish) = patch.publish {
+            script.arg("publish").arg(u8::from(publish).to_string());
+        }
+        let record: Option<String> = script
             .invoke_async(&mut self.conn())
             .await
             .map_err(failed)?;
@@ -347,5 +397,44 @@ impl SessionStore for RedisStore {
             .await
             .map_err(failed)?;
         Ok(records.iter().filter_map(|r| decode_record(r)).collect())
+    }
+
+    async fn create_room(
+        &self,
+        room: &RoomId,
+        settings: RoomSettings,
+        max_rooms: usize,
+    ) -> Result<CreateOutcome, StoreError> {
+        self.create(room, settings, max_rooms).await
+    }
+
+    async fn room(&self, room: &RoomId) -> Result<RoomInfo, StoreError> {
+        self.room_info(room.as_str()).await
+    }
+
+    async fn set_room_metadata(
+        &self,
+        room: &RoomId,
+        metadata: &str,
+    ) -> Result<Option<RoomInfo>, StoreError> {
+        self.metadata(room, metadata).await
+    }
+
+    async fn list_rooms(
+        &self,
+        prefix: &str,
+        after: &str,
+        limit: usize,
+    ) -> Result<Vec<RoomInfo>, StoreError> {
+        self.list(prefix, after, limit).await
+    }
+
+    async fn delete_room(&self, room: &RoomId) -> Result<(), StoreError> {
+        let _: i64 = redis::cmd("DEL")
+            .arg(keys::room(room.as_str()))
+            .query_async(&mut self.conn())
+            .await
+            .map_err(failed)?;
+        self.unindex_if_gone(room.as_str()).await
     }
 }

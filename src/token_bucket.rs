@@ -1,5 +1,6 @@
-//! Per-connection message rate: a token bucket. Each client message takes a
-//! token; tokens refill at the sustained rate up to the burst size.
+//! A token bucket (the edge's per-connection message rate, signal's
+//! per-room data rate): each event takes a token; tokens refill at the
+//! sustained rate up to the burst size.
 
 use std::time::Instant;
 
@@ -19,6 +20,12 @@ impl TokenBucket {
             tokens: burst.into(),
             last: now,
         }
+    }
+
+    /// Whether the bucket would be full at `now` (unused long enough).
+    pub fn is_full(&self, now: Instant) -> bool {
+        let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
+        self.tokens + elapsed * self.rate >= self.burst
     }
 
     /// Takes one token if there is one.
