@@ -6,13 +6,11 @@
  */
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdirSync, readFileSync } from "node:fs";
-import { createRequire } from "node:module";
+import { mkdirSync } from "node:fs";
 import type { Browser, Page } from "playwright-core";
+import { axeSerious, describe } from "./support/axe";
 import { RESULTS_DIR, startStack, type Stack } from "./support/stack";
 import { joinViaLink, launch, participant, stepper, waitForRemotes, type Participant } from "./support/browser";
-
-const AXE_SOURCE = readFileSync(createRequire(import.meta.url).resolve("axe-core/axe.min.js"), "utf8");
 
 let stack: Stack;
 let browser: Browser;
@@ -30,33 +28,6 @@ after(async () => {
 });
 
 const step = stepper(people, () => stack.logs, { dir: RESULTS_DIR, tag: "a11y-failure" });
-
-interface AxeViolation {
-  id: string;
-  impact: string | null;
-  help: string;
-  nodes: { target: unknown[]; failureSummary?: string }[];
-}
-
-/** Runs axe-core in the page; returns the serious and critical violations. */
-async function axeSerious(page: Page): Promise<AxeViolation[]> {
-  if (!(await page.evaluate(() => "axe" in window))) await page.addScriptTag({ content: AXE_SOURCE });
-  const violations = await page.evaluate(async () => {
-    const axe = (window as unknown as { axe: { run: (ctx: Document, opts: object) => Promise<{ violations: AxeViolation[] }> } }).axe;
-    const res = await axe.run(document, { resultTypes: ["violations"] });
-    return res.violations.map((v) => ({
-      id: v.id,
-      impact: v.impact,
-      help: v.help,
-      nodes: v.nodes.slice(0, 5).map((n) => ({ target: n.target, failureSummary: n.failureSummary })),
-    }));
-  });
-  return violations.filter((v) => v.impact === "serious" || v.impact === "critical");
-}
-
-function describe(vs: AxeViolation[]): string {
-  return vs.map((v) => `${v.impact} ${v.id}: ${v.help}\n  ${v.nodes.map((n) => `${JSON.stringify(n.target)} ${n.failureSummary ?? ""}`).join("\n  ")}`).join("\n");
-}
 
 /** The element that has focus, as role and accessible text. */
 function focused(page: Page): Promise<{ tag: string; text: string }> {
