@@ -6,6 +6,8 @@
 import { Emitter, SignalingClient, errorCodeName, type ConnectionState, type SignalingStats, type StoredSession } from "@switchboard/signaling";
 import type { ErrorCode } from "@switchboard/signaling/proto";
 import { Mesh, type ChatMessage, type MeshStats, type PeerView } from "./mesh";
+import type { MeshLoadWarning, OutgoingVideo } from "./meshLoad";
+import { MeshLoadMonitor } from "./meshLoadMonitor";
 import type { LocalMedia, LocalMediaState } from "./media";
 
 /**
@@ -34,6 +36,8 @@ export interface CallSnapshot {
   /** The room's participant limit from the join reply; 0 when not known. */
   maxParticipants: number;
   peers: PeerView[];
+  /** This device is not keeping up with the mesh (see meshLoad.ts); null: fine or not judged. */
+  meshLoad: MeshLoadWarning | null;
   chat: ChatMessage[];
   media: LocalMediaState;
   /** Set when the session ended for good. */
@@ -58,6 +62,12 @@ const MAX_CHAT_HISTORY = 500;
 /** How long "Reconnected" stays on screen. */
 const NOTICE_MS = 5000;
 
+/** What video we send: the screen while sharing, else the camera when on. */
+export function outgoingVideoOf(m: LocalMediaState): OutgoingVideo {
+  if (m.screen) return "screen";
+  return m.camera && m.camOn ? "camera" : "none";
+}
+
 export function presenceOf(m: LocalMediaState): Record<string, string> {
   return {
     audio: m.audio && m.micOn ? "on" : "off",
@@ -69,6 +79,7 @@ export function presenceOf(m: LocalMediaState): Record<string, string> {
 export class Call extends Emitter<{ change: CallSnapshot }> {
   readonly client: SignalingClient;
   readonly mesh: Mesh;
+  readonly meshLoad: MeshLoadMonitor;
   private snap: CallSnapshot;
   private leftOnPurpose = false;
   private noticeTimer: ReturnType<typeof setTimeout> | null = null;
@@ -103,6 +114,14 @@ export class Call extends Emitter<{ change: CallSnapshot }> {
     });
     this.mesh.setTrack("audio", media.state.audio);
     this.mesh.setTrack("video", media.outgoingVideo);
+    this.meshLoad = new MeshLoadMonitor({
+      connections: () =>
+        this.snap.peers.flatMap((p) => {
+          const pc = this.mesh.connection(p.id);
+          return pc?.connectionState === "connected" ? [{ peerId: p.id, pc }] : [];
+        }),
+      video: () => outgoingVideoOf(this.opts.media.state),
+    });
     this.snap = {
       status: "idle",
       attempt: 0,
@@ -113,6 +132,7 @@ export class Call extends Emitter<{ change: CallSnapshot }> {
       room: opts.room,
       maxParticipants: 0,
       peers: [],
+      meshLoad: null,
       chat: [],
       media: media.state,
       ended: null,
@@ -139,10 +159,12 @@ export class Call extends Emitter<{ change: CallSnapshot }> {
         if (e.requestId === 0) this.notify({ kind: "error", code: e.code, detail: [errorCodeName(e.code), e.message].filter(Boolean).join(": ") });
       }),
       c.on("stopped", ({ code, reason }) => {
+        this.meshLoad.stop();
         this.mesh.close();
         this.set({ ended: { code, reason, left: this.leftOnPurpose }, peers: [] });
       }),
       this.mesh.on("peers", (peers) => this.set({ peers })),
+      this.meshLoad.on("change", (meshLoad) => this.set({ meshLoad })),
       this.mesh.on("chat", (msg) => {
         const chat = [...this.snap.chat, msg].slice(-MAX_CHAT_HISTORY);
         this.set({ chat });
@@ -164,6 +186,7 @@ export class Call extends Emitter<{ change: CallSnapshot }> {
 
   start(): void {
     this.client.connect();
+    this.meshLoad.start();
   }
 
   toggleMic(): void {
@@ -179,12 +202,18 @@ export class Call extends Emitter<{ change: CallSnapshot }> {
     else await this.opts.media.startScreenShare();
   }
 
+  /** Hides the mesh-load warning until the call grows. */
+  dismissMeshLoad(): void {
+    this.meshLoad.dismiss();
+  }
+
   sendChat(text: string): boolean {
     return this.mesh.sendChat(text) !== null;
   }
 
   leave(): void {
     this.leftOnPurpose = true;
+    this.meshLoad.stop();
     this.client.leave();
     this.mesh.close();
     this.opts.media.stop();
@@ -197,6 +226,7 @@ export class Call extends Emitter<{ change: CallSnapshot }> {
   suspend(): void {
     for (const off of this.offs) off();
     if (this.noticeTimer) clearTimeout(this.noticeTimer);
+    this.meshLoad.stop();
     this.client.suspend();
     this.mesh.close();
   }
@@ -205,6 +235,7 @@ export class Call extends Emitter<{ change: CallSnapshot }> {
   dispose(): void {
     for (const off of this.offs) off();
     if (this.noticeTimer) clearTimeout(this.noticeTimer);
+    this.meshLoad.stop();
     if (this.client.state !== "closed") this.client.leave();
     this.mesh.close();
   }
@@ -250,6 +281,8 @@ export class Call extends Emitter<{ change: CallSnapshot }> {
     this.mesh.setTrack("video", this.opts.media.outgoingVideo);
     this.set({ media: state });
     this.syncPresence(false);
+    // Camera off or a share stopped: a warning about sending video may go now.
+    void this.meshLoad.refresh();
   }
 
   /** Sends our presence attributes if they changed (or `force`). */

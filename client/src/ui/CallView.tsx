@@ -5,7 +5,7 @@ import type { Call, CallSnapshot } from "../rtc/call";
 import type { LocalMedia } from "../rtc/media";
 import { MAX_CHAT_CHARS } from "../rtc/mesh";
 import { Brand } from "./Brand";
-import { callStatus, type StatusView } from "./callStatus";
+import { callStatus, type BannerAction, type StatusView } from "./callStatus";
 import { DeviceSelects } from "./DeviceSelects";
 import {
   CamIcon,
@@ -154,7 +154,14 @@ export function CallView({ call, media }: { call: Call; media: LocalMedia }) {
         <SignalStatus status={status} />
       </header>
 
-      <ConnectionBanner status={status} />
+      <ConnectionBanner
+        status={status}
+        onAction={(a) => {
+          if (a.kind === "camera-off" && camOn) call.toggleCam();
+          else if (a.kind === "stop-share" && sharing) void toggleScreen();
+        }}
+        onDismiss={() => call.dismissMeshLoad()}
+      />
 
       <main className="stage" aria-label="Participants' video">
         <div className="grid" style={{ ["--cols" as string]: cols }} data-count={tiles}>
@@ -332,14 +339,40 @@ function SignalStatus({ status }: { status: StatusView }) {
   );
 }
 
-/** The call's one banner (see callStatus.ts); a polite live region. */
-function ConnectionBanner({ status }: { status: StatusView }) {
+/**
+ * The call's one banner (see callStatus.ts); a polite live region. Advice
+ * (the mesh-load warning) comes with the button that follows it and one
+ * that closes it.
+ */
+function ConnectionBanner({
+  status,
+  onAction,
+  onDismiss,
+}: {
+  status: StatusView;
+  onAction: (action: BannerAction) => void;
+  onDismiss: () => void;
+}) {
   const b = status.banner;
   if (!b) return null;
   return (
     <div className={`banner banner-${b.tone}`} role="status" data-testid="connection-banner" data-state={b.state}>
       {b.busy && <span className="spinner" aria-hidden="true" />}
       <span className="banner-text">{b.text}</span>
+      {(b.action || b.dismissible) && (
+        <span className="banner-actions">
+          {b.action && (
+            <button type="button" className="btn btn-small" onClick={() => b.action && onAction(b.action)}>
+              {b.action.label}
+            </button>
+          )}
+          {b.dismissible && (
+            <button type="button" className="btn btn-small" onClick={onDismiss}>
+              Dismiss
+            </button>
+          )}
+        </span>
+      )}
       {b.detail && (
         <details className="banner-details">
           <summary>Details</summary>

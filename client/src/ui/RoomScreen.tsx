@@ -9,6 +9,8 @@ import { useSearchParams } from "next/navigation";
 import { useCallback, useEffect, useId, useMemo, useRef, useState, type FormEvent, type ReactNode } from "react";
 import { Call } from "../rtc/call";
 import { LocalMedia } from "../rtc/media";
+import type { MeshLoadSample } from "../rtc/meshLoad";
+import type { SimulatedReadings } from "../rtc/meshLoadMonitor";
 import { Brand } from "./Brand";
 import { CallView } from "./CallView";
 import { endedText } from "./callStatus";
@@ -28,6 +30,12 @@ declare global {
       dropConnection: (opts?: { spoilResume?: boolean }) => void;
       inboundVideo: () => ReturnType<Call["inboundVideo"]>;
       stats: () => ReturnType<Call["stats"]>;
+      /** The mesh-load monitor: its latest sample, and readings to judge instead of measured ones. */
+      meshLoad: {
+        sample: () => MeshLoadSample | null;
+        samples: () => number;
+        simulate: (readings: SimulatedReadings | null) => void;
+      };
     };
   }
 }
@@ -57,6 +65,11 @@ export function RoomScreen() {
       dropConnection: (opts) => call.client.dropConnection(opts),
       inboundVideo: () => call.inboundVideo(),
       stats: () => call.stats(),
+      meshLoad: {
+        sample: () => call.meshLoad.lastSample,
+        samples: () => call.meshLoad.samples,
+        simulate: (readings) => call.meshLoad.simulate(readings),
+      },
     };
     const off = call.on("change", (s) => {
       if (s.ended) {

@@ -5,21 +5,36 @@
  * inputs here, so they cannot contradict each other ("Connected" beside
  * "can't reach the server"). Error codes never reach the words; they go to
  * `detail`, which the banner shows behind a "Details" disclosure.
+ *
+ * Priority, highest first: offline, reconnecting, joining, an error, a
+ * reconnection ("Reconnected."), then the mesh-load warning (the device is
+ * not keeping up with the call; see rtc/meshLoad.ts), which is advice, not
+ * trouble: the indicator stays "Connected".
  */
 import { closeErrorCode } from "@switchboard/signaling";
 import { ErrorCode } from "@switchboard/signaling/proto";
 import type { CallSnapshot } from "../rtc/call";
+import type { MeshLoadWarning } from "../rtc/meshLoad";
 
 export type IndicatorState = "connected" | "connecting" | "reconnecting" | "offline" | "disconnected";
 
 export interface StatusBanner {
   /** Also the banner's data-state, for tests. */
-  state: "offline" | "reconnecting" | "connecting" | "resumed" | "rejoined" | "error";
+  state: "offline" | "reconnecting" | "connecting" | "resumed" | "rejoined" | "error" | "strained";
   tone: "info" | "warn" | "ok" | "error";
   text: string;
   /** For the "Details" disclosure: codes and numbers, not for everyone. */
   detail?: string;
   busy?: boolean;
+  /** A button that does what the banner advises. */
+  action?: BannerAction;
+  /** The person may close the banner (advice, not a problem to wait out). */
+  dismissible?: boolean;
+}
+
+export interface BannerAction {
+  kind: "camera-off" | "stop-share";
+  label: string;
 }
 
 export interface StatusView {
@@ -27,7 +42,7 @@ export interface StatusView {
   banner: StatusBanner | null;
 }
 
-type Inputs = Pick<CallSnapshot, "status" | "attempt" | "retryInMs" | "notice" | "room">;
+type Inputs = Pick<CallSnapshot, "status" | "attempt" | "retryInMs" | "notice" | "room" | "meshLoad">;
 
 export function callStatus(snap: Inputs, net: { online: boolean }): StatusView {
   if (!net.online) {
@@ -66,13 +81,31 @@ export function callStatus(snap: Inputs, net: { online: boolean }): StatusView {
     case "joined": {
       const n = snap.notice;
       const indicator = { state: "connected" as const, text: "Connected" };
-      if (!n) return { indicator, banner: null };
+      if (!n) return { indicator, banner: snap.meshLoad ? meshLoadBanner(snap.meshLoad) : null };
       if (n.kind === "error") {
         return { indicator, banner: { state: "error", tone: "error", text: errorText(n.code), detail: n.detail } };
       }
       return { indicator, banner: { state: n.kind, tone: "ok", text: "Reconnected." } };
     }
   }
+}
+
+/** The mesh-load warning in words; the measurements go to the details. */
+export function meshLoadBanner(w: MeshLoadWarning): StatusBanner {
+  const who = w.cause === "connection" ? "Your connection" : "This device";
+  const people = w.peers === 1 ? "1 person" : `${w.peers} people`;
+  const screen = w.video === "screen";
+  const advice = screen ? "Stopping your screen share may help." : "Turning off your camera may help.";
+  const fps = w.worstFps === null ? "frame rate not reported" : `${Math.round(w.worstFps)} fps sent`;
+  const source = w.sourceFps === null ? "" : ` of ${Math.round(w.sourceFps)} captured`;
+  return {
+    state: "strained",
+    tone: "warn",
+    text: `${who} is struggling to send your video to ${people}. ${advice}`,
+    detail: `${fps}${source} on the slowest of ${w.peers} connections; quality limited by ${w.limitation}`,
+    action: screen ? { kind: "stop-share", label: "Stop sharing" } : { kind: "camera-off", label: "Turn off camera" },
+    dismissible: true,
+  };
 }
 
 /** What an error from the server means for the person, without its code. */

@@ -1,9 +1,10 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { ErrorCode } from "@switchboard/signaling/proto";
+import type { MeshLoadWarning } from "../../src/rtc/meshLoad";
 import { callStatus, endedText } from "../../src/ui/callStatus";
 
-const base = { status: "joined" as const, attempt: 0, retryInMs: undefined, notice: null, room: "demo" };
+const base = { status: "joined" as const, attempt: 0, retryInMs: undefined, notice: null, room: "demo", meshLoad: null };
 const CODE = /\b[a-z]+_[a-z_]+\b|\b4\d{3}\b|unauthenticated/;
 
 test("joined with nothing to say: Connected, no banner", () => {
@@ -41,4 +42,37 @@ test("the ended screen's words carry no codes", () => {
     assert.doesNotMatch(`${w.title} ${w.text}`, CODE, reason);
   }
   assert.match(endedText("session_replaced").title, /somewhere else/);
+});
+
+const strained: MeshLoadWarning = { cause: "device", worstFps: 9, sourceFps: 30, limitation: "cpu", peers: 4, video: "camera" };
+
+test("the mesh-load warning: words for a person, the numbers in details, a button that follows the advice", () => {
+  const s = callStatus({ ...base, meshLoad: strained }, { online: true });
+  assert.equal(s.indicator.text, "Connected", "advice, not trouble");
+  assert.equal(s.banner?.state, "strained");
+  assert.equal(s.banner?.text, "This device is struggling to send your video to 4 people. Turning off your camera may help.");
+  assert.doesNotMatch(s.banner?.text ?? "", CODE);
+  assert.doesNotMatch(s.banner?.text ?? "", /fps|cpu/);
+  assert.equal(s.banner?.detail, "9 fps sent of 30 captured on the slowest of 4 connections; quality limited by cpu");
+  assert.deepEqual(s.banner?.action, { kind: "camera-off", label: "Turn off camera" });
+  assert.equal(s.banner?.dismissible, true);
+});
+
+test("the mesh-load warning names the connection, and the screen share when that is what we send", () => {
+  const s = callStatus({ ...base, meshLoad: { ...strained, cause: "connection", limitation: "bandwidth", video: "screen", worstFps: null } }, { online: true });
+  assert.equal(s.banner?.text, "Your connection is struggling to send your video to 4 people. Stopping your screen share may help.");
+  assert.deepEqual(s.banner?.action, { kind: "stop-share", label: "Stop sharing" });
+  assert.match(s.banner?.detail ?? "", /^frame rate not reported/);
+});
+
+test("the mesh-load warning gives way to every other banner (one banner at a time)", () => {
+  const withLoad = { ...base, meshLoad: strained };
+  assert.equal(callStatus(withLoad, { online: false }).banner?.state, "offline");
+  assert.equal(callStatus({ ...withLoad, status: "reconnecting", attempt: 1 }, { online: true }).banner?.state, "reconnecting");
+  assert.equal(callStatus({ ...withLoad, notice: { kind: "resumed" } }, { online: true }).banner?.state, "resumed");
+  assert.equal(
+    callStatus({ ...withLoad, notice: { kind: "error", code: ErrorCode.rate_limited, detail: "" } }, { online: true }).banner?.state,
+    "error",
+  );
+  assert.equal(callStatus({ ...withLoad, status: "closed" }, { online: true }).banner, null);
 });
