@@ -46,12 +46,15 @@ log "kubernetes manifests"
 SWITCHBOARD_BIN="$ROOT/target/debug/switchboard" ./scripts/k8s-validate.sh
 log "reflection and grpc.health.v1 through grpcurl"
 SWITCHBOARD_BIN="$ROOT/target/debug/switchboard" ./scripts/grpcurl-check.sh
+log "webhook verification snippets (docs/api.md)"
+python3 docs/examples/verify-webhook.py
 
 if [ -f client/package.json ]; then
   apt_install chromium chromium
   client_build
   cargo build --locked -p switchboard --bin switchboard
   log "client unit tests"
+  node docs/examples/verify-webhook.mjs
   (cd client && npm test --silent)
   log "browser end-to-end tests"
   (cd client && SWITCHBOARD_BIN="$ROOT/target/debug/switchboard" npm run e2e --silent)

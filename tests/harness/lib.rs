@@ -9,6 +9,7 @@ pub mod process;
 pub mod redis_server;
 pub mod stack;
 pub mod wait;
+pub mod webhook_receiver;
 
 pub use client::{Closed, Refused, SocketOptions, WsClient, candidate, description, raw_frame};
 pub use stack::{Stack, StackConfig};

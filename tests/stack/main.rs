@@ -21,3 +21,4 @@ mod slow_link;
 mod slow_loris;
 mod store_suite;
 mod tls;
+mod webhooks;

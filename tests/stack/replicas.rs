@@ -29,11 +29,32 @@ fn replica(redis: &RedisServer, key: &Jwk) -> impl FnOnce(&mut StackConfig) {
 
 /// A Redis started here and two replicas sharing it (and a signing key).
 pub(crate) async fn two_replicas() -> (RedisServer, Jwk, Stack, Stack) {
+    two_replicas_with(|_| {}).await
+}
+
+/// [`two_replicas`], each also configured by `tune`.
+pub(crate) async fn two_replicas_with(
+    tune: impl Fn(&mut StackConfig) + Clone,
+) -> (RedisServer, Jwk, Stack, Stack) {
     let redis = RedisServer::start(false).await;
     let key = Jwk::generate(KeyAlg::EdDsa, "shared").expect("key");
-    let one = Stack::start_with(replica(&redis, &key)).await;
-    let two = Stack::start_with(replica(&redis, &key)).await;
+    let one = replica_of(&redis, &key, tune.clone()).await;
+    let two = replica_of(&redis, &key, tune).await;
     (redis, key, one, two)
+}
+
+/// One more replica on `redis`, configured by `tune`.
+pub(crate) async fn replica_of(
+    redis: &RedisServer,
+    key: &Jwk,
+    tune: impl FnOnce(&mut StackConfig),
+) -> Stack {
+    let shared = replica(redis, key);
+    Stack::start_with(move |config| {
+        shared(config);
+        tune(config);
+    })
+    .await
 }
 
 fn sdp_of(message: &Out) -> Option<String> {

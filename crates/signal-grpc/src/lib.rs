@@ -16,6 +16,7 @@ pub mod router;
 mod service;
 pub mod store;
 pub mod turn;
+pub mod webhooks;
 
 use std::{future::Future, sync::Arc, time::Duration};
 
@@ -49,6 +50,8 @@ pub struct SignalConfig {
     pub service_keys: Vec<ServiceCredential>,
     /// Shared state in Redis (several replicas); `None` keeps it in memory.
     pub redis: Option<RedisConfig>,
+    /// Room events POSTed to the application (signed webhooks).
+    pub webhooks: Option<webhooks::WebhookConfig>,
 }
 
 impl Default for SignalConfig {
@@ -59,6 +62,7 @@ impl Default for SignalConfig {
             local_auth: None,
             service_keys: Vec::new(),
             redis: None,
+            webhooks: None,
         }
     }
 }
@@ -79,6 +83,8 @@ pub enum RunError {
     Transport(#[from] tonic::transport::Error),
     #[error(transparent)]
     Store(#[from] store::StoreError),
+    #[error(transparent)]
+    Webhook(#[from] webhooks::EndpointError),
 }
 
 /// How often a replica looks for detached sessions past their window.
@@ -155,7 +161,7 @@ pub async fn run_with(
     };
     let hub = Hub::new(store, router.clone(), config.join, auth.clone())
         .shared(redis.is_some())
-        .with_events(events);
+        .with_events(events.clone());
     let room_api = room_service::RoomApi::new(hub.clone(), auth);
     let (stop_tx, stop_rx) = watch::channel(false);
     // `""` and `switchboard.v1.Signal`: ready while the store takes writes
@@ -177,6 +183,11 @@ pub async fn run_with(
             }
         });
     }
+    // Webhooks: one dispatcher per endpoint, reading the event log.
+    let dispatchers = match &config.webhooks {
+        Some(webhooks) => webhooks::start(webhooks, events, redis.clone(), stop_rx.clone())?,
+        None => Vec::new(),
+    };
     if let Some(redis) = redis {
         // Readiness follows Redis (a canary written and read back), and is
         // off while this replica is fenced; liveness (the process
@@ -229,5 +240,10 @@ pub async fn run_with(
         router.serve_with_incoming_shutdown(grpc::incoming(listener), stop)
     })
     .await?;
+    // Dispatchers stop at once (an attempt in flight is dropped; its event
+    // is delivered again by whoever continues).
+    for dispatcher in dispatchers {
+        let _ = dispatcher.await;
+    }
     Ok(())
 }

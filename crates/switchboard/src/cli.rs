@@ -354,6 +354,27 @@ pub struct SignalCommon {
     /// them: one URL (standalone) or several seed nodes (cluster).
     #[arg(long = "redis", env = "SWITCHBOARD_REDIS", value_delimiter = ',')]
     pub redis: Vec<String>,
+    /// Endpoints that receive every room event as a signed POST
+    /// (docs/api.md "Webhooks"): https, or http to loopback; repeatable.
+    #[arg(
+        long = "webhook-url",
+        env = "SWITCHBOARD_WEBHOOK_URLS",
+        value_delimiter = ',',
+        requires = "webhook_api_key"
+    )]
+    pub webhook_urls: Vec<String>,
+    /// The API key pair KEY:SECRET whose secret signs webhooks (the key id
+    /// is sent in Switchboard-Key).
+    #[arg(
+        long,
+        env = "SWITCHBOARD_WEBHOOK_API_KEY",
+        hide_env_values = true,
+        requires = "webhook_urls"
+    )]
+    pub webhook_api_key: Option<switchboard_edge::ServiceCredential>,
+    /// CA bundle (PEM) for https webhook endpoints (default: the system's).
+    #[arg(long, env = "SWITCHBOARD_WEBHOOK_CA_FILE")]
+    pub webhook_ca_file: Option<PathBuf>,
     /// Lifetime of Switchboard's Redis keys, seconds (refreshed while used).
     #[arg(long, env = "SWITCHBOARD_REDIS_KEY_TTL", default_value_t = 24 * 3600)]
     pub redis_key_ttl: u64,

@@ -7,7 +7,7 @@ use switchboard_auth::AuthConfig;
 use switchboard_edge::{EdgeConfig, OriginPolicy};
 use switchboard_health::{HealthConfig, Target};
 use switchboard_proto::{limits::MAX_MESSAGE_BYTES, pb};
-use switchboard_signal::{JoinSettings, SignalConfig, TurnConfig};
+use switchboard_signal::{JoinSettings, SignalConfig, TurnConfig, webhooks::WebhookConfig};
 use tokio::{net::TcpListener, sync::watch};
 
 use crate::{
@@ -123,6 +123,11 @@ fn signal_config(common: &SignalCommon) -> SignalConfig {
         redis: (!common.redis.is_empty()).then(|| switchboard_signal::RedisConfig {
             urls: common.redis.clone(),
             record_ttl: Duration::from_secs(common.redis_key_ttl),
+        }),
+        webhooks: common.webhook_api_key.clone().map(|key| WebhookConfig {
+            urls: common.webhook_urls.clone(),
+            key,
+            ca_file: common.webhook_ca_file.clone(),
         }),
         // Set by the caller (`signal`: its flags; `all`: this process's).
         ..SignalConfig::default()
