@@ -331,6 +331,11 @@ fn kind(event: &pb::RoomEvent) -> String {
         ),
         Some(E::DataSent(d)) => format!("data {} {}", d.topic, d.delivered),
         Some(E::RoomUpdated(u)) => format!("room updated {}", u.metadata),
+        Some(E::ParticipantMoved(m)) => format!(
+            "moved {} from {}",
+            m.participant.as_ref().map_or("", |p| p.id.as_str()),
+            m.from_room
+        ),
         Some(E::Missed(_)) => "missed".into(),
         None => "none".into(),
     }
@@ -811,4 +816,134 @@ async fn data_into_one_room_is_rate_limited() {
         "another room has its own rate"
     );
     stack.shutdown().await;
+}
+
+/// MoveParticipant keeps the session (its seq, its resume token) and moves
+/// it: the old room hears `moved`, the new one a join, the participant
+/// `moved` with its new peers; its signals follow it at once (the link
+/// learns the new room), and a resume (whose token grants only the old
+/// room) continues it in the new one. With Redis, across replicas.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_move_keeps_the_session_and_its_seq() {
+    let (_redis, _key, one, two) = crate::replicas::two_replicas().await;
+    let mut api = api(&one).await;
+    let token = backend_token(&one, "*", admin());
+    let mut alice = WsClient::connect(&two.ws_url(), Format::Json).await;
+    let mut bob = WsClient::connect(&two.ws_url(), Format::Json).await;
+    let mut carol = WsClient::connect(&one.ws_url(), Format::Json).await;
+    alice.join(&two.token("alice", "r1")).await;
+    let bob_token = two.token("bob", "r1");
+    let bob_joined = bob.join(&bob_token).await;
+    carol.join(&one.token("carol", "r2")).await;
+    alice
+        .recv_until(|m| matches!(m, Out::ParticipantJoined(_)).then_some(()))
+        .await;
+    let seq_before = bob.last_seq;
+
+    let moved = api
+        .move_participant(with_token(
+            pb::MoveParticipantRequest {
+                room: "r1".into(),
+                identity: "bob".into(),
+                destination: "r2".into(),
+            },
+            &token,
+        ))
+        .await
+        .expect("moved")
+        .into_inner();
+    assert_eq!(moved.id, "bob");
+    let told = bob
+        .recv_until(|m| match m {
+            Out::Moved(m) => Some(m.clone()),
+            _ => None,
+        })
+        .await;
+    assert_eq!(
+        bob.last_seq,
+        seq_before + 1,
+        "the same session's next message"
+    );
+    let peers: Vec<_> = told.participants.iter().map(|p| p.id.as_str()).collect();
+    assert_eq!((told.room.as_str(), peers), ("r2", vec!["carol"]));
+    let left = alice.next_left().await;
+    assert_eq!(
+        (left.participant_id.as_str(), left.reason().as_str_name()),
+        ("bob", "moved")
+    );
+    let joined = carol
+        .recv_until(|m| match m {
+            Out::ParticipantJoined(j) => j.participant.clone(),
+            _ => None,
+        })
+        .await;
+    assert_eq!(joined.id, "bob");
+
+    // Bob's signals go to his new room at once; alice is out of reach.
+    bob.signal("carol", description(true, "v=0 after the move"))
+        .await;
+    let got = carol.next_signal().await;
+    assert_eq!(
+        (got.from.as_str(), got.kind),
+        ("bob", Some(description(true, "v=0 after the move")))
+    );
+    carol.signal("bob", description(false, "v=0 answer")).await;
+    assert_eq!(bob.next_signal().await.from, "carol");
+    let to_alice = bob.signal("alice", description(true, "v=0 old room")).await;
+    let err = bob.next_error().await;
+    assert_eq!(
+        (err.code().as_str_name(), err.request_id),
+        ("not_found", to_alice)
+    );
+
+    // A resume (its token grants r1 only) continues the session in r2.
+    let last_seq = bob.last_seq;
+    bob.drop_abruptly();
+    let mut bob = WsClient::connect(&one.ws_url(), Format::Json).await;
+    let resumed = bob
+        .resume(
+            &bob_joined.session_id,
+            &bob_joined.resume_token,
+            last_seq,
+            &bob_token,
+        )
+        .await
+        .expect("resumed");
+    let peers: Vec<_> = resumed.participants.iter().map(|p| p.id.as_str()).collect();
+    assert_eq!(peers, ["carol"]);
+
+    // Refusals: already there, a full destination, not in the room.
+    let again = |room: &str, destination: &str| {
+        let request = pb::MoveParticipantRequest {
+            room: room.into(),
+            identity: "bob".into(),
+            destination: destination.into(),
+        };
+        with_token(request, &token)
+    };
+    let mut bob_elsewhere = WsClient::connect(&one.ws_url(), Format::Json).await;
+    bob_elsewhere.join(&one.token("bob", "r3")).await;
+    let occupied = api.move_participant(again("r2", "r3")).await;
+    assert_eq!(
+        occupied.expect_err("occupied").code(),
+        Code::FailedPrecondition
+    );
+    api.create_room(with_token(
+        pb::CreateRoomRequest {
+            room: "tiny".into(),
+            max_participants: 1,
+            ..Default::default()
+        },
+        &token,
+    ))
+    .await
+    .expect("created");
+    let mut erin = WsClient::connect(&one.ws_url(), Format::Json).await;
+    erin.join(&one.token("erin", "tiny")).await;
+    let full = api.move_participant(again("r2", "tiny")).await;
+    assert_eq!(full.expect_err("full").code(), Code::ResourceExhausted);
+    let absent = api.move_participant(again("r1", "r2")).await;
+    assert_eq!(absent.expect_err("not in r1").code(), Code::NotFound);
+    one.shutdown().await;
+    two.shutdown().await;
 }

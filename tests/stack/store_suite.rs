@@ -6,7 +6,7 @@ use std::{collections::HashMap, sync::Arc, time::Duration};
 
 use switchboard_proto::{ParticipantId, RoomId, SessionId};
 use switchboard_signal::store::{
-    CreateOutcome, JoinOutcome, MemoryStore, RecordPatch, RedisConnection, RedisStore,
+    CreateOutcome, JoinOutcome, MemoryStore, MoveOutcome, RecordPatch, RedisConnection, RedisStore,
     RoomSettings, SessionRecord, SessionStore,
 };
 use switchboard_tests::redis_server::{RedisCluster, RedisServer, command};
@@ -20,6 +20,7 @@ fn record(room: &str, participant: &str) -> SessionRecord {
         attributes: HashMap::from([("audio".to_string(), "on".to_string())]),
         joined_at_ms: 1_700_000_000_000,
         publish: true,
+        moved: false,
     }
 }
 
@@ -207,6 +208,68 @@ async fn suite(store: Arc<dyn SessionStore>) {
     store.leave(a.id).await.expect("leave");
     store.leave(b.id).await.expect("leave");
     rooms(&store).await;
+    moves(&store).await;
+}
+
+/// A session moved to another room keeps its id; both rooms' membership
+/// follows; a destination holding the identity, or full, refuses.
+async fn moves(store: &Arc<dyn SessionStore>) {
+    let (a, b, c) = (record("ma", "a"), record("ma", "b"), record("mb", "c"));
+    for r in [&a, &b, &c] {
+        join(store, r).await;
+    }
+    let to = RoomId::new("mb").expect("room");
+    let MoveOutcome::Moved {
+        record: moved,
+        others,
+        left_empty,
+    } = store.move_session(b.id, &to, 1_000).await.expect("move")
+    else {
+        panic!("not moved");
+    };
+    assert_eq!((moved.id, &moved.room, moved.moved), (b.id, &to, true));
+    assert_eq!((ids(&others), left_empty), (vec!["c".to_owned()], false));
+    assert_eq!(ids(&store.members(&a.room).await.expect("members")), ["a"]);
+    assert_eq!(ids(&store.members(&to).await.expect("members")), ["b", "c"]);
+    let now = store.session(b.id).await.expect("session").expect("exists");
+    assert_eq!((now.room, now.moved), (to.clone(), true));
+    // The last one out empties its room.
+    let MoveOutcome::Moved { left_empty, .. } =
+        store.move_session(a.id, &to, 1_000).await.expect("move")
+    else {
+        panic!("not moved");
+    };
+    assert!(left_empty);
+    assert!(store.members(&a.room).await.expect("members").is_empty());
+    // Refusals.
+    let d = record("mc", "c");
+    join(store, &d).await;
+    let mc = RoomId::new("mc").expect("room");
+    assert_eq!(
+        store.move_session(c.id, &mc, 1_000).await.expect("move"),
+        MoveOutcome::Occupied
+    );
+    assert_eq!(
+        store.move_session(a.id, &mc, 1).await.expect("move"),
+        MoveOutcome::Full
+    );
+    assert_eq!(
+        store
+            .move_session(SessionId::random(), &mc, 1_000)
+            .await
+            .expect("move"),
+        MoveOutcome::Gone
+    );
+    for r in [&a, &b, &c, &d] {
+        store.leave(r.id).await.expect("leave");
+    }
+    assert!(
+        store
+            .list_rooms("m", "", 10)
+            .await
+            .expect("list")
+            .is_empty()
+    );
 }
 
 /// Until `check` holds, or panics after a deadline.

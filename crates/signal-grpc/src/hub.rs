@@ -3,6 +3,7 @@
 //! through the [`Router`]; so any replica can serve any request.
 
 mod backend;
+mod moves;
 mod relay;
 mod resume;
 mod rooms;
@@ -214,6 +215,7 @@ impl Hub {
             attributes: open.attributes,
             joined_at_ms: now_ms(),
             publish,
+            moved: false,
         };
         let session = record.id;
         let resume_token = new_resume_token();

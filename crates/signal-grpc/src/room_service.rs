@@ -229,6 +229,31 @@ impl pb::room_service_server::RoomService for RoomApi {
         Ok(Response::new(info.to_proto(self.hub.max_participants())))
     }
 
+    async fn move_participant(
+        &self,
+        request: Request<pb::MoveParticipantRequest>,
+    ) -> Result<Response<pb::Participant>, Status> {
+        // The grant must cover both rooms (one verification).
+        let claims = self.claims(&request).await?;
+        let call = request.get_ref();
+        let mut rooms = Vec::with_capacity(2);
+        for name in [&call.room, &call.destination] {
+            let room =
+                RoomId::new(name).map_err(|e| Status::invalid_argument(format!("room: {e}")))?;
+            grants::may_call(&claims, BackendGrant::RoomAdmin, room.as_str())
+                .map_err(Status::from)?;
+            rooms.push(room);
+        }
+        let (room, to) = (rooms.remove(0), rooms.remove(0));
+        let who = identity(&request.get_ref().identity)?;
+        let moved = self
+            .hub
+            .move_participant(&room, &who, &to)
+            .await
+            .map_err(status)?;
+        Ok(Response::new(moved))
+    }
+
     async fn update_participant(
         &self,
         request: Request<pb::UpdateParticipantRequest>,

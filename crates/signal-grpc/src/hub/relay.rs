@@ -59,12 +59,21 @@ impl Hub {
                 Err(err) => results.push(Err(err)),
             }
         }
+        let rooms: Vec<RoomId> = relays
+            .iter()
+            .map(|(i, _, _)| run[*i].0.room.get())
+            .collect();
         let queries: Vec<(&RoomId, [&ParticipantId; 2])> = relays
             .iter()
-            .map(|(i, to, _)| (&run[*i].0.room, [&run[*i].0.participant, to]))
+            .zip(&rooms)
+            .map(|((i, to, _), room)| (room, [&run[*i].0.participant, to]))
             .collect();
         let holders = self.store.lookup_many(&queries).await;
+        drop(queries);
         let mut deliveries = Vec::with_capacity(relays.len());
+        // Signals of senders no longer in the room their link knew (moved,
+        // or ended): relayed one by one after the run, in order.
+        let mut unsure = Vec::new();
         let mut delivered = Vec::with_capacity(relays.len());
         for (k, (i, _, mut signal)) in relays.into_iter().enumerate() {
             let sender = &run[i].0;
@@ -76,10 +85,7 @@ impl Hub {
                 }
             };
             if holders.first().copied().flatten() != Some(sender.id) {
-                results[i] = Err(SignalError::new(
-                    ErrorCode::NotJoined,
-                    "the session has ended; join again",
-                ));
+                unsure.push((i, signal));
                 continue;
             }
             let Some(target) = holders.get(1).copied().flatten() else {
@@ -100,6 +106,9 @@ impl Hub {
                 Ok(None) => Err(not_found()),
                 Err(err) => Err(err.into()),
             };
+        }
+        for (i, signal) in unsure {
+            results[i] = self.relay(&run[i].0, signal, messages[i].1).await;
         }
         let mut alive = Vec::with_capacity(run.len());
         for ((sender, sink), (result, (request_id, origin))) in
@@ -125,18 +134,32 @@ impl Hub {
             return Err(not_found());
         }
         // One lookup answers both: is the sender still the room's holder of
-        // its identity, and who holds the target?
-        let holders = self
-            .store
-            .lookup(&sender.room, &[&sender.participant, &to])
-            .await?;
-        if holders.first().copied().flatten() != Some(sender.id) {
-            return Err(SignalError::new(
-                ErrorCode::NotJoined,
-                "the session has ended; join again",
-            ));
-        }
-        let target = holders.get(1).copied().flatten().ok_or_else(not_found)?;
+        // its identity, and who holds the target? If not the holder, it
+        // may have been moved: its record says where, once.
+        let mut room = sender.room.get();
+        let mut followed = false;
+        let target = loop {
+            let holders = self
+                .store
+                .lookup(&room, &[&sender.participant, &to])
+                .await?;
+            if holders.first().copied().flatten() == Some(sender.id) {
+                break holders.get(1).copied().flatten().ok_or_else(not_found)?;
+            }
+            match self.store.session(sender.id).await? {
+                Some(record) if record.room != room && !followed => {
+                    sender.room.set(record.room.clone());
+                    room = record.room;
+                    followed = true;
+                }
+                _ => {
+                    return Err(SignalError::new(
+                        ErrorCode::NotJoined,
+                        "the session has ended; join again",
+                    ));
+                }
+            }
+        };
         // The sender is who the token says, whatever the client wrote.
         signal.from = sender.participant.to_string();
         self.router

@@ -99,8 +99,10 @@ impl Hub {
         let room_grant = claims.grants.as_ref().map_or("", |g| g.room.as_str());
         let session = SessionId::parse(&request.session_id).ok_or_else(refused)?;
         let record = self.store.session(session).await?.ok_or_else(refused)?;
+        // A session the backend moved is in a room its token may not
+        // grant: the identity suffices for it.
         if record.participant.as_str() != claims.subject
-            || !grants::may_resume(room_grant, record.room.as_str())
+            || !(record.moved || grants::may_resume(room_grant, record.room.as_str()))
         {
             tracing::info!(session = %session, "resume refused: another identity or room");
             return Err(refused());

@@ -10,8 +10,8 @@ use async_trait::async_trait;
 use switchboard_proto::{ParticipantId, RoomId, SessionId};
 
 use super::{
-    CreateOutcome, Departure, JoinOutcome, RecordPatch, RoomInfo, RoomSettings, SessionRecord,
-    SessionStore, StoreError,
+    CreateOutcome, Departure, JoinOutcome, MoveOutcome, RecordPatch, RoomInfo, RoomSettings,
+    SessionRecord, SessionStore, StoreError,
 };
 
 #[derive(Debug, Default)]
@@ -34,6 +34,19 @@ impl State {
             self.settings.remove(room);
         }
         self.settings.get_mut(room)
+    }
+
+    /// `room` has no member left: a created room starts its empty timeout,
+    /// other settings go.
+    fn emptied(&mut self, room: &RoomId) {
+        self.rooms.remove(room);
+        match self.settings(room) {
+            Some((settings, since)) if settings.created => *since = Some(Instant::now()),
+            Some(_) => {
+                self.settings.remove(room);
+            }
+            None => {}
+        }
     }
 
     fn info(&mut self, room: &RoomId) -> RoomInfo {
@@ -121,14 +134,7 @@ impl SessionStore for MemoryStore {
             }
             room_empty = members.is_empty();
             if room_empty {
-                state.rooms.remove(&record.room);
-                match state.settings(&record.room) {
-                    Some((settings, since)) if settings.created => *since = Some(Instant::now()),
-                    Some(_) => {
-                        state.settings.remove(&record.room);
-                    }
-                    None => {}
-                }
+                state.emptied(&record.room);
             }
         }
         Ok(Some(Departure { record, room_empty }))
@@ -148,6 +154,69 @@ impl SessionStore for MemoryStore {
             patch.apply(record);
             record.clone()
         }))
+    }
+
+    async fn move_session(
+        &self,
+        id: SessionId,
+        to: &RoomId,
+        max_participants: usize,
+    ) -> Result<MoveOutcome, StoreError> {
+        let mut state = self.lock();
+        let Some(mut record) = state.sessions.get(&id).cloned() else {
+            return Ok(MoveOutcome::Gone);
+        };
+        let present = state.rooms.get(to).map_or(0, HashMap::len);
+        if state
+            .rooms
+            .get(to)
+            .is_some_and(|m| m.contains_key(&record.participant))
+        {
+            return Ok(MoveOutcome::Occupied);
+        }
+        let max = match state.settings(to) {
+            Some((settings, _)) => settings.max_participants(max_participants),
+            None => max_participants,
+        };
+        if present >= max {
+            return Ok(MoveOutcome::Full);
+        }
+        let from = record.room.clone();
+        let mut left_empty = false;
+        if let Some(members) = state.rooms.get_mut(&from) {
+            if members.get(&record.participant) == Some(&id) {
+                members.remove(&record.participant);
+            }
+            left_empty = members.is_empty();
+        }
+        if left_empty {
+            state.emptied(&from);
+        }
+        if let Some((_, since)) = state.settings(to) {
+            *since = None;
+        }
+        let others = state
+            .rooms
+            .get(to)
+            .map(|m| {
+                m.values()
+                    .filter_map(|other| state.sessions.get(other).cloned())
+                    .collect()
+            })
+            .unwrap_or_default();
+        state
+            .rooms
+            .entry(to.clone())
+            .or_default()
+            .insert(record.participant.clone(), id);
+        record.room = to.clone();
+        record.moved = true;
+        state.sessions.insert(id, record.clone());
+        Ok(MoveOutcome::Moved {
+            record,
+            others,
+            left_empty,
+        })
     }
 
     async fn member(

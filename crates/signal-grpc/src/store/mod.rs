@@ -6,11 +6,12 @@ pub mod keys;
 mod memory;
 mod redis;
 mod redis_connection;
+mod redis_move;
 mod redis_rooms;
 mod rooms;
 pub(crate) use redis_connection::client as redis_client;
 
-use std::collections::HashMap;
+use std::{collections::HashMap, sync::Arc};
 
 use async_trait::async_trait;
 use switchboard_proto::{ErrorCode, ParticipantId, RoomId, SessionId, SignalError, pb};
@@ -33,13 +34,33 @@ impl From<StoreError> for SignalError {
     }
 }
 
-/// What a link remembers of a session it carries: immutable for the
-/// session's life, so relaying needs no record lookup.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// What a link remembers of a session it carries, so relaying needs no
+/// record lookup. Only the room can change (RoomService.MoveParticipant):
+/// a relay that finds its sender no longer holds its identity in the room
+/// it knew reads the record once and follows the move.
+#[derive(Debug, Clone)]
 pub struct SessionRef {
     pub id: SessionId,
-    pub room: RoomId,
+    pub room: RoomCell,
     pub participant: ParticipantId,
+}
+
+/// The room a session is in, shared by the clones of its [`SessionRef`].
+#[derive(Debug, Clone)]
+pub struct RoomCell(Arc<std::sync::RwLock<RoomId>>);
+
+impl RoomCell {
+    pub fn new(room: RoomId) -> Self {
+        Self(Arc::new(std::sync::RwLock::new(room)))
+    }
+
+    pub fn get(&self) -> RoomId {
+        self.0.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    pub fn set(&self, room: RoomId) {
+        *self.0.write().unwrap_or_else(|p| p.into_inner()) = room;
+    }
 }
 
 /// One participant's session as the room sees it.
@@ -54,6 +75,9 @@ pub struct SessionRecord {
     /// May send offers: the token's `publish` at the join, then whatever
     /// the backend set (RoomService.UpdateParticipant).
     pub publish: bool,
+    /// The backend moved it to its room (RoomService.MoveParticipant): a
+    /// resume needs no room grant for it.
+    pub moved: bool,
 }
 
 /// A change to a live session's record; `None` keeps the field.
@@ -82,7 +106,7 @@ impl SessionRecord {
     pub fn to_ref(&self) -> SessionRef {
         SessionRef {
             id: self.id,
-            room: self.room.clone(),
+            room: RoomCell::new(self.room.clone()),
             participant: self.participant.clone(),
         }
     }
@@ -109,6 +133,24 @@ pub struct Departure {
     pub record: SessionRecord,
     /// Its room has no member left.
     pub room_empty: bool,
+}
+
+/// What a move did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MoveOutcome {
+    Moved {
+        /// The record as it is now (in the new room).
+        record: SessionRecord,
+        /// The new room's other members at the instant of the move.
+        others: Vec<SessionRecord>,
+        /// The room it left has no member now.
+        left_empty: bool,
+    },
+    /// The identity is in the destination already.
+    Occupied,
+    Full,
+    /// No such session.
+    Gone,
 }
 
 /// What a join did.
@@ -197,6 +239,16 @@ pub trait SessionStore: Send + Sync + 'static {
     /// Marks `key` used for `ttl`; true if it was not (an idempotency key's
     /// first use). Bounded: a store that holds too many refuses.
     async fn first_use(&self, key: &str, ttl: std::time::Duration) -> Result<bool, StoreError>;
+
+    /// Moves session `id` to `to` (as a join there, then a leave of its
+    /// room), unless its identity is in `to` already or `to` holds
+    /// `max_participants` (or its own maximum).
+    async fn move_session(
+        &self,
+        id: SessionId,
+        to: &RoomId,
+        max_participants: usize,
+    ) -> Result<MoveOutcome, StoreError>;
 
     /// Forgets a mark of [`SessionStore::first_use`] (what it guarded failed).
     async fn forget(&self, key: &str) -> Result<(), StoreError>;

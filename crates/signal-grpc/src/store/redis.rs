@@ -15,21 +15,23 @@ use switchboard_proto::{ParticipantId, RoomId, SessionId};
 
 pub use super::redis_connection::RedisConnection;
 use super::{
-    CreateOutcome, Departure, JoinOutcome, RecordPatch, RoomInfo, RoomSettings, SessionRecord,
-    SessionStore, StoreError, keys,
+    CreateOutcome, Departure, JoinOutcome, MoveOutcome, RecordPatch, RoomInfo, RoomSettings,
+    SessionRecord, SessionStore, StoreError, keys,
 };
 
 /// Joins: KEYS = members, records, room settings. ARGV = participant,
-/// session id, ttl, record JSON, max participants. Returns 'full', or {old
+/// session id, ttl, record JSON, max participants, '1' to refuse (not
+/// replace) a session of the same identity. Returns 'full', 'occupied', or {old
 /// session id or '', old record JSON or '', {record JSON of every other
 /// member}, 1 if the room was empty}: the snapshot is taken atomically with
 /// the join. A room's own maximum (settings `max`) applies if lower; its
 /// settings live as long as its members, plus its empty timeout.
-const JOIN: &str = r#"
+pub(super) const JOIN: &str = r#"
 local max = tonumber(ARGV[5])
 local own = tonumber(redis.call('HGET', KEYS[3], 'max') or '0') or 0
 if own > 0 and own < max then max = own end
 local old = redis.call('HGET', KEYS[1], ARGV[1])
+if old and ARGV[6] == '1' then return 'occupied' end
 local count = redis.call('HLEN', KEYS[1])
 if not old and count >= max then return 'full' end
 local others = {}
@@ -59,7 +61,7 @@ return {old or '', old_record, others, first}
 /// Returns {record JSON, members left}, or false. The membership goes
 /// only if the session still holds it. An emptied room's settings count
 /// down its empty timeout if it was created, else they go.
-const LEAVE: &str = r#"
+pub(super) const LEAVE: &str = r#"
 local record = redis.call('HGET', KEYS[2], ARGV[1])
 if not record then return false end
 redis.call('HDEL', KEYS[2], ARGV[1])
@@ -96,8 +98,8 @@ pub struct RedisStore {
     connection: RedisConnection,
     /// Lifetime of every key (refreshed on join); leave deletes them.
     record_ttl: Duration,
-    join: Script,
-    leave: Script,
+    pub(super) join: Script,
+    pub(super) leave: Script,
     update: Script,
     pub(super) create_room: Script,
 }
@@ -116,7 +118,7 @@ pub(super) fn failed(err: redis::RedisError) -> StoreError {
 
 /// A record as stored: every field a string (Lua's JSON keeps numbers as
 /// doubles), attributes as their own JSON.
-fn encode_record(record: &SessionRecord) -> String {
+pub(super) fn encode_record(record: &SessionRecord) -> String {
     let attributes = serde_json::to_string(&record.attributes).unwrap_or_else(|_| "{}".into());
     json!({
         "id": record.id.to_string(),
@@ -126,11 +128,12 @@ fn encode_record(record: &SessionRecord) -> String {
         "attributes": attributes,
         "joined_at_ms": record.joined_at_ms.to_string(),
         "publish": u8::from(record.publish).to_string(),
+        "moved": u8::from(record.moved).to_string(),
     })
     .to_string()
 }
 
-fn decode_record(stored: &str) -> Option<SessionRecord> {
+pub(super) fn decode_record(stored: &str) -> Option<SessionRecord> {
     let fields: HashMap<String, String> = serde_json::from_str(stored).ok()?;
     Some(SessionRecord {
         id: SessionId::parse(fields.get("id")?)?,
@@ -147,6 +150,7 @@ fn decode_record(stored: &str) -> Option<SessionRecord> {
             .unwrap_or(0),
         // Records written before permissions were stored could publish.
         publish: fields.get("publish").is_none_or(|p| p == "1"),
+        moved: fields.get("moved").is_some_and(|m| m == "1"),
     })
 }
 
@@ -170,7 +174,7 @@ impl RedisStore {
         self.connection.clone()
     }
 
-    async fn room_of(&self, id: SessionId) -> Result<Option<String>, StoreError> {
+    pub(super) async fn room_of(&self, id: SessionId) -> Result<Option<String>, StoreError> {
         redis::cmd("GET")
             .arg(keys::locator(&id.to_string()))
             .query_async(&mut self.conn())
@@ -199,6 +203,7 @@ impl SessionStore for RedisStore {
             .arg(ttl)
             .arg(encode_record(&record))
             .arg(max_participants)
+            .arg("0")
             .invoke_async(&mut conn)
             .await
             .map_err(failed)?;
@@ -303,6 +308,15 @@ impl SessionStore for RedisStore {
             .await
             .map_err(failed)?;
         Ok(record.as_deref().and_then(decode_record))
+    }
+
+    async fn move_session(
+        &self,
+        id: SessionId,
+        to: &RoomId,
+        max_participants: usize,
+    ) -> Result<MoveOutcome, StoreError> {
+        self.relocate(id, to, max_participants).await
     }
 
     async fn member(
