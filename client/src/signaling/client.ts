@@ -28,7 +28,7 @@
  * what it already accepted. A fresh Join starts numbering at 1 again and
  * forgets the old session's messages (peers are renegotiated anyway).
  */
-import { create, type MessageInitShape } from "@bufbuild/protobuf";
+import { clone, create, fromJson, toJson, type JsonValue, type MessageInitShape } from "@bufbuild/protobuf";
 import { Backoff, type BackoffOptions } from "./backoff.ts";
 import { classifyClose, type CloseAction } from "./close.ts";
 import { decodeServerMessage, encodeClientMessage, type ClientMessageInit } from "./codec.ts";
@@ -38,6 +38,8 @@ import { SeqTracker } from "./sequence.ts";
 import {
   ErrorCode,
   ErrorSchema,
+  ParticipantSchema,
+  SessionDescription_Type,
   type PeerSignalSchema,
   type Error as ServerError,
   type IceServer,
@@ -49,6 +51,7 @@ import {
   type ServerMessage,
   type TokenRefreshed,
 } from "./gen/switchboard/v1/client_pb.ts";
+import { participantMayPublish } from "./permissions.ts";
 
 /** The part of the browser WebSocket the client uses (fakeable in tests). */
 export interface SocketLike {
@@ -100,6 +103,25 @@ export interface StoredSession {
    * numbering belongs to the session and continues on the next page.
    */
   nextClientSeq: string;
+  /**
+   * Ourselves as the server last described us (Joined, then SelfUpdated), as
+   * the proto's canonical JSON: a resume does not say it again, and a
+   * revoked `publish` must survive a reload.
+   */
+  self?: JsonValue;
+  /** The room's metadata as last heard (Joined, then RoomUpdated). */
+  roomMetadata?: string;
+}
+
+/**
+ * An offer or answer of ours that the server refused (answered with an
+ * error instead of relaying it): `permission_denied` for an offer without
+ * the `publish` permission, `not_found` when `to` has gone.
+ */
+export interface SignalRefused {
+  to: string;
+  type: "offer" | "answer";
+  error: ServerError;
 }
 
 export interface SignalingEvents {
@@ -114,6 +136,16 @@ export interface SignalingEvents {
   participantLeft: ParticipantLeft;
   participantUpdated: Participant;
   signal: PeerSignal;
+  /**
+   * The application's backend changed us (name, attributes, permissions;
+   * RoomService.UpdateParticipant). `self` is the new record (also
+   * `client.self`); `previous` what we had before.
+   */
+  selfUpdated: { self: Participant; previous: Participant | undefined };
+  /** The room's metadata changed (RoomService.UpdateRoomMetadata); also `client.roomMetadata`. */
+  roomUpdated: { metadata: string };
+  /** An offer or answer we sent was refused; `serverError` follows with the same error. */
+  signalRefused: SignalRefused;
   tokenRefreshed: TokenRefreshed;
   /** An error frame from the server (answers to our requests included). */
   serverError: ServerError;
@@ -178,6 +210,12 @@ const realClock: Clock = {
 const CLIENT_ABANDON = 4000;
 /** Token callback failures in a row before a lost session is given up. */
 const MAX_TOKEN_FAILURES = 8;
+/**
+ * Descriptions (offers, answers) remembered by request id, to name the one
+ * an error refuses. A refusal answers within a round trip; a relayed one is
+ * never answered, so the oldest are forgotten past this many.
+ */
+const TRACKED_DESCRIPTIONS = 64;
 
 export class SignalingClient extends Emitter<SignalingEvents> {
   private readonly opts: Required<
@@ -214,6 +252,9 @@ export class SignalingClient extends Emitter<SignalingEvents> {
   private tokenFailures = 0;
   private iceServerList: IceServer[] = [];
   private selfInfo: Participant | undefined;
+  private metadata = "";
+  /** Request id → the description it carried (see TRACKED_DESCRIPTIONS). */
+  private readonly descriptions = new Map<number, { to: string; type: "offer" | "answer" }>();
   readonly stats: SignalingStats = {
     connects: 0,
     joins: 0,
@@ -241,6 +282,8 @@ export class SignalingClient extends Emitter<SignalingEvents> {
       this.seqs.restore(BigInt(opts.restore.lastSeq || "0"));
       this.outbox.restore(BigInt(opts.restore.nextClientSeq || "1"));
       this.token = opts.restore.token || this.token;
+      this.selfInfo = restoredSelf(opts.restore.self);
+      this.metadata = opts.restore.roomMetadata ?? "";
       this.hadSession = true;
     }
   }
@@ -261,8 +304,26 @@ export class SignalingClient extends Emitter<SignalingEvents> {
   get iceServers(): IceServer[] {
     return this.iceServerList;
   }
+  /**
+   * Ourselves as the server describes us: from Joined, then every
+   * SelfUpdated (the backend renamed us or changed our permissions) and
+   * our acknowledged presence updates. Kept across a resume; a new session
+   * (rejoin) starts from its Joined.
+   */
   get self(): Participant | undefined {
     return this.selfInfo;
+  }
+  /**
+   * Whether the server relays our offers now (`self.permissions.publish`;
+   * true before the first Joined and from servers that do not send
+   * permissions). Answers and candidates always pass.
+   */
+  get mayPublish(): boolean {
+    return participantMayPublish(this.selfInfo);
+  }
+  /** The room's metadata (opaque, set by the application's backend): Joined, then RoomUpdated. */
+  get roomMetadata(): string {
+    return this.metadata;
   }
   /** Numbered messages sent (or waiting to be sent) but not yet accepted. */
   get unaccepted(): number {
@@ -293,9 +354,22 @@ export class SignalingClient extends Emitter<SignalingEvents> {
    */
   sendSignal(to: string, kind: SignalKindInit): void {
     if (!this.session || this.current === "closed") return;
-    const entry = this.outbox.push({ message: { case: "signal", value: { to, kind } } });
+    // A description carries a request id, so that an error refusing it
+    // (an offer without `publish`) names it: `signalRefused`.
+    const type = descriptionType(kind);
+    const id = type ? this.takeId() : 0;
+    const entry = this.outbox.push({ id, message: { case: "signal", value: { to, kind } } });
+    if (type) this.trackDescription(id, to, type);
     if (this.live()) this.sendFrame(entry.frame);
     this.reportSession();
+  }
+
+  private trackDescription(id: number, to: string, type: "offer" | "answer"): void {
+    this.descriptions.set(id, { to, type });
+    if (this.descriptions.size > TRACKED_DESCRIPTIONS) {
+      const oldest = this.descriptions.keys().next();
+      if (!oldest.done) this.descriptions.delete(oldest.value);
+    }
   }
 
   /**
@@ -309,7 +383,16 @@ export class SignalingClient extends Emitter<SignalingEvents> {
   updatePresence(attributes: Record<string, string>): Promise<void> {
     this.attributes = { ...attributes };
     const msg: ClientMessageInit = { message: { case: "updatePresence", value: { attributes } } };
-    if (this.live()) return this.request(msg);
+    if (this.live()) {
+      // Acknowledged: the server's record of us has these attributes now.
+      return this.request(msg).then(() => {
+        if (!this.selfInfo) return;
+        const self = clone(ParticipantSchema, this.selfInfo);
+        self.attributes = { ...attributes };
+        this.selfInfo = self;
+        this.reportSession();
+      });
+    }
     if (this.session && this.current !== "closed") {
       try {
         this.outbox.push({ ...msg, id: this.takeId() });
@@ -463,6 +546,8 @@ export class SignalingClient extends Emitter<SignalingEvents> {
       lastSeq: this.seqs.lastSeq.toString(),
       token: this.token,
       nextClientSeq: this.outbox.nextSeq.toString(),
+      ...(this.selfInfo ? { self: toJson(ParticipantSchema, this.selfInfo) } : {}),
+      ...(this.metadata ? { roomMetadata: this.metadata } : {}),
     };
   }
 
@@ -501,6 +586,18 @@ export class SignalingClient extends Emitter<SignalingEvents> {
         this.token = m.value.token;
         this.emit("tokenRefreshed", m.value);
         break;
+      case "selfUpdated": {
+        const self = m.value.self;
+        if (!self) break;
+        const previous = this.selfInfo;
+        this.selfInfo = self;
+        this.emit("selfUpdated", { self, previous });
+        break;
+      }
+      case "roomUpdated":
+        this.metadata = m.value.metadata;
+        this.emit("roomUpdated", { metadata: m.value.metadata });
+        break;
       case "pong":
         break; // liveness already noted
       default:
@@ -513,6 +610,7 @@ export class SignalingClient extends Emitter<SignalingEvents> {
     this.session = { sessionId: joined.sessionId, resumeToken: joined.resumeToken };
     this.iceServerList = joined.iceServers;
     this.selfInfo = joined.self;
+    this.metadata = joined.roomMetadata;
     if (joined.keepalive && joined.keepalive.intervalMs > 0) {
       this.keepalive = {
         intervalMs: joined.keepalive.intervalMs,
@@ -574,6 +672,11 @@ export class SignalingClient extends Emitter<SignalingEvents> {
       this.forgetSession();
       this.abandon("resume_failed", 0);
       return;
+    }
+    const refused = err.requestId === 0 ? undefined : this.descriptions.get(err.requestId);
+    if (refused) {
+      this.descriptions.delete(err.requestId);
+      this.emit("signalRefused", { ...refused, error: err });
     }
     this.settle(err.requestId, err);
     this.emit("serverError", err);
@@ -805,5 +908,28 @@ export class SignalingClient extends Emitter<SignalingEvents> {
   private setState(state: ConnectionState, attempt: number, retryInMs?: number): void {
     this.current = state;
     this.emit("state", { state, attempt, retryInMs });
+  }
+}
+
+/** "offer" or "answer" for a description signal, else null. */
+function descriptionType(kind: SignalKindInit): "offer" | "answer" | null {
+  if (kind?.case !== "description") return null;
+  switch (kind.value.type) {
+    case SessionDescription_Type.OFFER:
+      return "offer";
+    case SessionDescription_Type.ANSWER:
+      return "answer";
+    default:
+      return null;
+  }
+}
+
+/** The participant a stored session kept (undefined if absent or unreadable). */
+function restoredSelf(json: JsonValue | undefined): Participant | undefined {
+  if (json === undefined) return undefined;
+  try {
+    return fromJson(ParticipantSchema, json, { ignoreUnknownFields: true });
+  } catch {
+    return undefined;
   }
 }

@@ -15,6 +15,7 @@ export {
   type SignalingStats,
   type SignalKind,
   type SignalKindInit,
+  type SignalRefused,
   type SocketLike,
   type StoredSession,
 } from "./client.ts";
@@ -31,4 +32,5 @@ export {
   encodeServerMessage,
   type ClientMessageInit,
 } from "./codec.ts";
+export { participantMayPublish } from "./permissions.ts";
 export { OUTBOX_MAX_BYTES, OUTBOX_MAX_MESSAGES, OutboxFullError } from "./outbox.ts";

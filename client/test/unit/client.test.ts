@@ -5,66 +5,10 @@ import {
   OUTBOX_MAX_BYTES,
   OUTBOX_MAX_MESSAGES,
   OutboxFullError,
-  SignalingClient,
   decodeClientMessage,
-  type SignalingEvents,
 } from "@switchboard/signaling";
-import { ManualClock, SocketFactory, flush } from "./fakes";
-
-const URL = "ws://edge.test/ws";
-
-function setup(extra: Partial<ConstructorParameters<typeof SignalingClient>[0]> = {}) {
-  const clock = new ManualClock();
-  const sockets = new SocketFactory();
-  const client = new SignalingClient({
-    url: URL,
-    token: "token-1",
-    attributes: { audio: "on", video: "on" },
-    createSocket: sockets.create,
-    clock,
-    backoff: { initialMs: 1000, maxMs: 8000, random: () => 0.5 },
-    ...extra,
-  });
-  const events: { [K in keyof SignalingEvents]?: SignalingEvents[K][] } = {};
-  const record = <K extends keyof SignalingEvents>(k: K) =>
-    client.on(k, (p) => {
-      const list = (events[k] ??= []) as SignalingEvents[K][];
-      list.push(p);
-    });
-  for (const k of [
-    "state",
-    "joined",
-    "resumed",
-    "participantJoined",
-    "participantLeft",
-    "signal",
-    "tokenRefreshed",
-    "serverError",
-    "disconnected",
-    "stopped",
-  ] as const)
-    record(k);
-  return { clock, sockets, client, events };
-}
-
-function joinedFrame(requestId = 1, extra: { participants?: unknown[] } = {}) {
-  return {
-    seq: 1n,
-    message: {
-      case: "joined" as const,
-      value: {
-        requestId,
-        sessionId: "sess-1",
-        resumeToken: "rt-1",
-        room: "demo",
-        self: { id: "alice-1", name: "Alice" },
-        participants: (extra.participants ?? [{ id: "bob-2", name: "Bob", polite: true }]) as never,
-        iceServers: [{ urls: ["stun:127.0.0.1:3478"] }],
-        keepalive: { intervalMs: 10_000, timeoutMs: 30_000 },
-      },
-    },
-  };
-}
+import { flush } from "./fakes";
+import { URL, joinFirst, joinedFrame, reconnect, resumedFrame, setup } from "./signalingHarness";
 
 function signalFrame(seq: bigint, sdp = "v=0") {
   return {
@@ -74,15 +18,6 @@ function signalFrame(seq: bigint, sdp = "v=0") {
       value: { from: "bob-2", to: "alice-1", kind: { case: "description" as const, value: { type: 1, sdp } } },
     },
   };
-}
-
-/** Connects and completes a Join; returns the first socket. */
-function joinFirst(ctx: ReturnType<typeof setup>) {
-  ctx.client.connect();
-  const s = ctx.sockets.latest;
-  s.open();
-  s.push(joinedFrame(s.last().id));
-  return s;
 }
 
 test("first connection sends Join with the token and attributes", () => {
@@ -430,13 +365,6 @@ test("a spoiled resume token is sent as is (diagnostics for the fall-back path)"
 
 // ---- exactly-once sending (ClientMessage.seq, Accepted) -----------------
 
-function resumedFrame(requestId: number, complete = true) {
-  return {
-    seq: 0n,
-    message: { case: "resumed" as const, value: { requestId, sessionId: "sess-1", resumeToken: "rt-2", complete } },
-  };
-}
-
 function acceptedFrame(seq: bigint) {
   return { seq: 0n, message: { case: "accepted" as const, value: { seq } } };
 }
@@ -451,15 +379,6 @@ function numbered(s: ReturnType<typeof joinFirst>) {
     .map((m) => [m.seq, m.id, m.message.case] as const);
 }
 
-/** Drops the socket like a network cut and opens the next one (Resume sent). */
-function reconnect(ctx: ReturnType<typeof setup>, s: ReturnType<typeof joinFirst>) {
-  s.serverClose(1006);
-  ctx.clock.advance(ctx.clock.nextDelay() ?? 0);
-  const next = ctx.sockets.latest;
-  assert.notEqual(next, s);
-  next.open();
-  return next;
-}
 
 test("signals and presence updates are numbered from 1; Join, Ping, Resume and Leave are not", async () => {
   const ctx = setup();

@@ -5,7 +5,9 @@ import {
   FrameTooLargeError,
   OutboxFullError,
   SignalingClient,
+  participantMayPublish,
   type ConnectionState,
+  type SignalRefused,
   type SignalKindInit,
   type StoredSession,
 } from "@switchboard/signaling";
@@ -17,6 +19,13 @@ export function start(url: string, token: string, refresh: () => Promise<string>
   client.on("state", ({ state }: { state: ConnectionState }) => console.log(state));
   client.on("stopped", ({ reason }) => console.log(reason));
   client.on("serverError", (e) => console.log(e.code === ErrorCode.rate_limited));
+  client.on("selfUpdated", ({ self, previous }: { self: Participant; previous: Participant | undefined }) =>
+    console.log(self.name, participantMayPublish(self), participantMayPublish(previous), client.mayPublish),
+  );
+  client.on("roomUpdated", ({ metadata }) => console.log(metadata.length, client.roomMetadata));
+  client.on("signalRefused", ({ to, type, error }: SignalRefused) => console.log(to, type === "offer", error.code === ErrorCode.permission_denied));
+  const saved: StoredSession | null = client.storedSession();
+  console.log(saved?.self, saved?.roomMetadata);
   const offer: SignalKindInit = { case: "description", value: { type: SessionDescription_Type.OFFER, sdp: "" } };
   try {
     client.sendSignal("bob", offer);
