@@ -11,6 +11,7 @@ const PROTOS: &[&str] = &[
     "proto/switchboard/v1/signal.proto",
     "proto/switchboard/v1/auth.proto",
     "proto/switchboard/v1/room.proto",
+    "proto/switchboard/v1/hooks.proto",
     "proto/grpc/health/v1/health.proto",
 ];
 

@@ -7,6 +7,7 @@
 #![forbid(unsafe_code)]
 
 pub mod auth_client;
+pub mod circuit_breaker;
 pub mod error;
 pub mod grants;
 pub mod grpc;

@@ -8,6 +8,7 @@ mod bad_input;
 mod concurrent_joins;
 mod h2_limits;
 mod health;
+mod join_hook;
 mod presence;
 mod relay;
 mod replicas;

@@ -23,6 +23,7 @@ use switchboard_proto::auth_client::AuthClient;
 use crate::{
     data_rate::DataRate,
     events::{EventLog, MemoryEvents},
+    join_hook::JoinHook,
     router::{Expiry, Origin, Router, Sink, new_resume_token, now_ms},
     store::{JoinOutcome, RecordPatch, SessionRecord, SessionRef, SessionStore},
     turn::TurnConfig,
@@ -93,6 +94,8 @@ pub struct Hub {
     events: Arc<dyn EventLog>,
     /// SendData's per-room rate on this replica.
     data_rate: Arc<DataRate>,
+    /// The application's join hook, if configured.
+    join_hook: Option<JoinHook>,
 }
 
 fn not_found() -> SignalError {
@@ -116,7 +119,14 @@ impl Hub {
             shared: false,
             events: Arc::new(MemoryEvents::default()),
             data_rate: Arc::new(DataRate::default()),
+            join_hook: None,
         }
+    }
+
+    /// Asks `hook` before every join.
+    pub fn with_join_hook(mut self, hook: Option<JoinHook>) -> Self {
+        self.join_hook = hook;
+        self
     }
 
     /// Records room events in `events` (Redis, shared by the replicas).
@@ -194,10 +204,28 @@ impl Hub {
         let room = grants::granted_room(&claims, &open.room)?;
         let participant = ParticipantId::new(&claims.subject).map_err(bad)?;
         let room = RoomId::new(&room).map_err(bad)?;
-        validate::name(&claims.name)?;
-        validate::attributes(&open.attributes)?;
         let token_expires_at = claims.expires_at;
-        let publish = claims.grants.as_ref().is_some_and(|g| g.publish);
+        let (mut name, mut attributes) = (claims.name, open.attributes);
+        let mut publish = claims.grants.as_ref().is_some_and(|g| g.publish);
+        // The application's say, if it asked for one (it may refuse, or
+        // change the name, attributes and permissions).
+        if let Some(hook) = &self.join_hook {
+            let changes = hook
+                .check(pb::CheckJoinRequest {
+                    room: room.to_string(),
+                    identity: participant.to_string(),
+                    name: name.clone(),
+                    attributes: attributes.clone(),
+                    permissions: Some(pb::Permissions { publish }),
+                    metadata: claims.metadata,
+                })
+                .await?;
+            name = changes.name.unwrap_or(name);
+            attributes = changes.attributes.unwrap_or(attributes);
+            publish = changes.publish.unwrap_or(publish);
+        }
+        validate::name(&name)?;
+        validate::attributes(&attributes)?;
         // The room's own settings: its maximum and metadata for Joined.
         let room_info = self.store.room(&room).await?;
         let max_participants = room_info
@@ -211,8 +239,8 @@ impl Hub {
             id: SessionId::random(),
             room: room.clone(),
             participant: participant.clone(),
-            name: claims.name,
-            attributes: open.attributes,
+            name,
+            attributes,
             joined_at_ms: now_ms(),
             publish,
             moved: false,

@@ -8,6 +8,7 @@
 mod data_rate;
 pub mod events;
 pub mod hub;
+pub mod join_hook;
 pub mod link;
 pub mod link_queue;
 pub mod roles;
@@ -52,6 +53,8 @@ pub struct SignalConfig {
     pub redis: Option<RedisConfig>,
     /// Room events POSTed to the application (signed webhooks).
     pub webhooks: Option<webhooks::WebhookConfig>,
+    /// The application's JoinHook, asked before every join.
+    pub join_hook: Option<join_hook::JoinHookConfig>,
 }
 
 impl Default for SignalConfig {
@@ -63,6 +66,7 @@ impl Default for SignalConfig {
             service_keys: Vec::new(),
             redis: None,
             webhooks: None,
+            join_hook: None,
         }
     }
 }
@@ -161,7 +165,14 @@ pub async fn run_with(
     };
     let hub = Hub::new(store, router.clone(), config.join, auth.clone())
         .shared(redis.is_some())
-        .with_events(events.clone());
+        .with_events(events.clone())
+        .with_join_hook(
+            config
+                .join_hook
+                .as_ref()
+                .map(join_hook::JoinHook::new)
+                .transpose()?,
+        );
     let room_api = room_service::RoomApi::new(hub.clone(), auth);
     let (stop_tx, stop_rx) = watch::channel(false);
     // `""` and `switchboard.v1.Signal`: ready while the store takes writes

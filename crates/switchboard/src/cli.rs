@@ -375,6 +375,25 @@ pub struct SignalCommon {
     /// CA bundle (PEM) for https webhook endpoints (default: the system's).
     #[arg(long, env = "SWITCHBOARD_WEBHOOK_CA_FILE")]
     pub webhook_ca_file: Option<PathBuf>,
+    /// gRPC URL of the application's JoinHook, asked before every join
+    /// (docs/api.md "Join hooks").
+    #[arg(long, env = "SWITCHBOARD_JOIN_HOOK_URL")]
+    pub join_hook_url: Option<String>,
+    /// The API key pair KEY:SECRET signal presents to the join hook.
+    #[arg(
+        long,
+        env = "SWITCHBOARD_JOIN_HOOK_API_KEY",
+        hide_env_values = true,
+        requires = "join_hook_url"
+    )]
+    pub join_hook_api_key: Option<switchboard_edge::ServiceCredential>,
+    /// Deadline of one join hook call, milliseconds.
+    #[arg(long, env = "SWITCHBOARD_JOIN_HOOK_TIMEOUT_MS", default_value_t = 2000)]
+    pub join_hook_timeout_ms: u64,
+    /// Joins while the hook cannot answer: `closed` refuses them
+    /// (unavailable, retryable), `open` lets them through as the token says.
+    #[arg(long, env = "SWITCHBOARD_JOIN_HOOK_FAILURE", value_enum, default_value_t = HookFailure::Closed)]
+    pub join_hook_failure: HookFailure,
     /// Lifetime of Switchboard's Redis keys, seconds (refreshed while used).
     #[arg(long, env = "SWITCHBOARD_REDIS_KEY_TTL", default_value_t = 24 * 3600)]
     pub redis_key_ttl: u64,
@@ -501,4 +520,11 @@ pub struct TokenArgs {
         default_value = "http://127.0.0.1:50051"
     )]
     pub auth_url: String,
+}
+
+/// `--join-hook-failure`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum HookFailure {
+    Closed,
+    Open,
 }

@@ -7,7 +7,11 @@ use switchboard_auth::AuthConfig;
 use switchboard_edge::{EdgeConfig, OriginPolicy};
 use switchboard_health::{HealthConfig, Target};
 use switchboard_proto::{limits::MAX_MESSAGE_BYTES, pb};
-use switchboard_signal::{JoinSettings, SignalConfig, TurnConfig, webhooks::WebhookConfig};
+use switchboard_signal::{
+    JoinSettings, SignalConfig, TurnConfig,
+    join_hook::{FailureMode, JoinHookConfig},
+    webhooks::WebhookConfig,
+};
 use tokio::{net::TcpListener, sync::watch};
 
 use crate::{
@@ -128,6 +132,15 @@ fn signal_config(common: &SignalCommon) -> SignalConfig {
             urls: common.webhook_urls.clone(),
             key,
             ca_file: common.webhook_ca_file.clone(),
+        }),
+        join_hook: common.join_hook_url.clone().map(|url| JoinHookConfig {
+            url,
+            credential: common.join_hook_api_key.clone(),
+            timeout: Duration::from_millis(common.join_hook_timeout_ms.max(1)),
+            failure: match common.join_hook_failure {
+                crate::cli::HookFailure::Closed => FailureMode::Closed,
+                crate::cli::HookFailure::Open => FailureMode::Open,
+            },
         }),
         // Set by the caller (`signal`: its flags; `all`: this process's).
         ..SignalConfig::default()
