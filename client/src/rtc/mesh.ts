@@ -21,11 +21,17 @@
  * - Track changes (device switch, screen share) use `replaceTrack`, which
  *   needs no renegotiation; adding a kind we did not send before does
  *   renegotiate, which perfect negotiation handles.
+ * - Offers need the `publish` permission (ours: `signaling.mayPublish`,
+ *   changed by `selfUpdated`). Without it our negotiators defer their
+ *   offers and roll back refused ones (see negotiation.ts); a participant
+ *   who may not publish is offered to at once instead of being waited for
+ *   as a newcomer, since its offer would be refused.
  */
 import { create } from "@bufbuild/protobuf";
-import { Emitter, type SignalKind, type SignalingClient } from "@switchboard/signaling";
+import { Emitter, participantMayPublish, type SignalKind, type SignalingClient } from "@switchboard/signaling";
 import {
   Connection,
+  ErrorCode,
   LeaveReason,
   ParticipantSchema,
   SessionDescription_Type,
@@ -61,6 +67,8 @@ export interface PeerView {
    * outage of ours) and our connection to it is down. Else "connected".
    */
   presence: "connected" | "reconnecting";
+  /** Its offers are relayed (`permissions.publish`); false: a viewer. */
+  mayPublish: boolean;
 }
 
 export interface MeshEvents {
@@ -194,7 +202,17 @@ export class Mesh extends Emitter<MeshEvents> {
           this.closeAll();
           for (const p of joined.participants) this.addPeer(p);
         }
+        // A new session starts from its token's grants.
+        this.applyMayOffer();
         this.publish();
+      }),
+      signaling.on("selfUpdated", ({ self }) => {
+        this.selfName = self.name;
+        this.applyMayOffer();
+      }),
+      signaling.on("signalRefused", ({ to, type, error }) => {
+        if (type !== "offer" || error.code !== ErrorCode.permission_denied) return;
+        void this.peers.get(to)?.negotiator.offerRefused();
       }),
       signaling.on("resumed", ({ resumed }) => {
         // After a reload our old connections died with the page: offer anew.
@@ -258,6 +276,7 @@ export class Mesh extends Emitter<MeshEvents> {
       chatOpen: e.chat?.readyState === "open",
       generation: e.generation,
       presence: isReconnecting(e.participant) || this.lost(e) ? "reconnecting" : "connected",
+      mayPublish: participantMayPublish(e.participant),
     }));
   }
 
@@ -327,6 +346,12 @@ export class Mesh extends Emitter<MeshEvents> {
   }
 
   // ---- internals ------------------------------------------------------
+
+  /** Tells every negotiator whether our offers are relayed now. */
+  private applyMayOffer(): void {
+    const may = this.signaling.mayPublish;
+    for (const e of this.peers.values()) e.negotiator.setMayOffer(may);
+  }
 
   private onSignal(from: string, kind: SignalKind): void {
     let entry = this.peers.get(from);
@@ -459,13 +484,16 @@ export class Mesh extends Emitter<MeshEvents> {
    * data channel are attached only when their offer arrives, right before
    * answering: then only one side offers and the first negotiation has no
    * glare. If no offer comes within OFFER_WAIT_MS we attach anyway; perfect
-   * negotiation copes with whatever happens next.
+   * negotiation copes with whatever happens next. A participant who may
+   * not publish cannot offer: we attach (and offer) at once.
    */
   private addPeer(participant: Participant, awaitOffer = false): void {
     if (participant.id === this.selfId || this.peers.has(participant.id)) return;
+    awaitOffer &&= participantMayPublish(participant);
     const pc = this.createPc({ iceServers: toRtcIceServers(this.signaling.iceServers) });
     const to = participant.id;
     const negotiator = new Negotiator(pc, participant.polite, (kind) => this.signaling.sendSignal(to, kind), {
+      mayOffer: this.signaling.mayPublish,
       beforeAnswer: () => {
         const e = this.peers.get(to);
         if (e?.pc === pc) this.attach(e);

@@ -9,6 +9,15 @@
  * Trickle ICE: each gathered candidate is sent as it appears, and
  * `endOfCandidates` once gathering completes. An ICE failure triggers an ICE
  * restart, which is just another negotiation.
+ *
+ * Offers need the `publish` permission (docs/protocol.md §6.2); answers and
+ * candidates do not. Without it (`setMayOffer(false)`) a negotiation we
+ * need is deferred, not offered: the other side, which may publish, offers
+ * to us and we answer. An offer the server refuses (`offerRefused`) is
+ * rolled back, so that we are `stable` and can take the other side's
+ * offers (an impolite side stuck in have-local-offer would ignore them
+ * all), and is not retried until the permission comes back: at most once
+ * per grant (see decideOnRefusedOffer), so refusals never loop.
  */
 import type { SignalKind, SignalKindInit } from "@switchboard/signaling";
 import { SessionDescription_Type as SdpType } from "@switchboard/signaling/proto";
@@ -41,6 +50,27 @@ export function decideOnDescription(i: NegotiationInputs): NegotiationDecision {
   return { collision, ignore, rollsBack: collision && !ignore };
 }
 
+export interface RefusalInputs {
+  /** What we were told last: our offers are relayed. */
+  mayOffer: boolean;
+  /** Offers refused since we were last told we may offer. */
+  refusedSinceAllowed: number;
+}
+
+/**
+ * What to do after the server refused an offer of ours for want of
+ * `publish`. "wait": no offer until we are told we may publish again. One
+ * "retry" only when we believe we may and nothing was refused since we
+ * were told so: the grant may have overtaken the refusal of an offer sent
+ * before it (the refusal is connection-scoped, the grant a session
+ * message). A second refusal means the revocation overtook us instead; we
+ * wait for its selfUpdated. Never more than one offer per grant is lost
+ * this way, and no timer retries anything.
+ */
+export function decideOnRefusedOffer(i: RefusalInputs): "retry" | "wait" {
+  return i.mayOffer && i.refusedSinceAllowed === 0 ? "retry" : "wait";
+}
+
 /** The RTCPeerConnection surface negotiation needs (fakeable in tests). */
 export type PeerConnectionLike = Pick<
   RTCPeerConnection,
@@ -67,6 +97,10 @@ export interface NegotiatorStats {
   errors: number;
   /** ICE restarts because the connection stalled after negotiating. */
   stallRestarts: number;
+  /** Negotiations needed while we may not offer (offered when we may again). */
+  offersDeferred: number;
+  /** Offers of ours the server refused (no publish permission). */
+  offersRefused: number;
 }
 
 /** Timers for the stall watchdog; injectable for tests. */
@@ -89,6 +123,8 @@ export interface NegotiatorOptions {
   stallMs?: number;
   clock?: NegotiatorClock;
   onError?: (err: unknown) => void;
+  /** Whether our offers are relayed now (the publish permission); default true. */
+  mayOffer?: boolean;
 }
 
 const realClock: NegotiatorClock = {
@@ -105,6 +141,10 @@ export class Negotiator {
   private ignoreOffer = false;
   private settingRemoteAnswerPending = false;
   private closed = false;
+  private mayOffer: boolean;
+  /** A negotiation was needed (or refused) while we could not offer. */
+  private offerWanted = false;
+  private refusedSinceAllowed = 0;
   readonly stats: NegotiatorStats = {
     offersSent: 0,
     answersSent: 0,
@@ -114,6 +154,8 @@ export class Negotiator {
     candidatesSent: 0,
     errors: 0,
     stallRestarts: 0,
+    offersDeferred: 0,
+    offersRefused: 0,
   };
   private readonly clock: NegotiatorClock;
   private readonly stallMs: number;
@@ -131,12 +173,13 @@ export class Negotiator {
     this.clock = opts.clock ?? realClock;
     this.stallMs = opts.stallMs ?? 6000;
     this.beforeAnswer = opts.beforeAnswer;
+    this.mayOffer = opts.mayOffer ?? true;
     this.onError = opts.onError ?? ((err) => console.warn("switchboard: negotiation error", err));
     this.lastProgress = this.clock.now();
     pc.addEventListener("negotiationneeded", this.onNegotiationNeeded);
     pc.addEventListener("icecandidate", this.onIceCandidate);
     pc.addEventListener("iceconnectionstatechange", this.onIceState);
-    pc.addEventListener("signalingstatechange", this.onProgress);
+    pc.addEventListener("signalingstatechange", this.onSignalingState);
     pc.addEventListener("connectionstatechange", this.onProgress);
     this.armWatchdog();
   }
@@ -149,12 +192,18 @@ export class Negotiator {
     this.pc.removeEventListener("negotiationneeded", this.onNegotiationNeeded);
     this.pc.removeEventListener("icecandidate", this.onIceCandidate);
     this.pc.removeEventListener("iceconnectionstatechange", this.onIceState);
-    this.pc.removeEventListener("signalingstatechange", this.onProgress);
+    this.pc.removeEventListener("signalingstatechange", this.onSignalingState);
     this.pc.removeEventListener("connectionstatechange", this.onProgress);
   }
 
   private readonly onProgress = (): void => {
     this.lastProgress = this.clock.now();
+  };
+
+  /** Back to stable (an answer applied, a rollback): a deferred offer may go now. */
+  private readonly onSignalingState = (): void => {
+    this.onProgress();
+    this.offerIfWanted();
   };
 
   private armWatchdog(): void {
@@ -167,6 +216,12 @@ export class Negotiator {
 
   private checkStall(): void {
     const now = this.clock.now();
+    // Without publish our restart could not be offered: the other side's
+    // watchdog restarts the connection.
+    if (!this.mayOffer) {
+      this.lastProgress = now;
+      return;
+    }
     const state = this.pc.connectionState;
     if (state === "connected" || state === "closed") {
       this.lastProgress = now;
@@ -179,6 +234,43 @@ export class Negotiator {
     this.lastProgress = now;
     this.stats.stallRestarts += 1;
     this.restartIce();
+  }
+
+  /**
+   * Whether we may offer (the publish permission, as the server last told
+   * us). Given back, a negotiation deferred meanwhile is offered now.
+   */
+  setMayOffer(allowed: boolean): void {
+    if (this.closed) return;
+    this.mayOffer = allowed;
+    if (!allowed) return;
+    this.refusedSinceAllowed = 0;
+    this.offerIfWanted();
+  }
+
+  /**
+   * The server refused an offer of ours (permission_denied): roll it back
+   * if it is still pending, and offer again only as decideOnRefusedOffer
+   * says. Its candidates were relayed but belong to nothing the other side
+   * has; they are harmless.
+   */
+  async offerRefused(): Promise<void> {
+    if (this.closed) return;
+    this.stats.offersRefused += 1;
+    const decision = decideOnRefusedOffer({ mayOffer: this.mayOffer, refusedSinceAllowed: this.refusedSinceAllowed });
+    this.refusedSinceAllowed += 1;
+    this.offerWanted = true;
+    if (decision === "wait") this.mayOffer = false;
+    // While an offer is being made, that one is refused next (or relayed).
+    if (this.makingOffer || this.pc.signalingState !== "have-local-offer") return;
+    try {
+      await this.pc.setLocalDescription({ type: "rollback" });
+    } catch (err) {
+      this.stats.errors += 1;
+      this.onError(err);
+      return;
+    }
+    this.offerIfWanted();
   }
 
   /** Restarts ICE (new credentials, new candidates) via a renegotiation. */
@@ -266,6 +358,22 @@ export class Negotiator {
 
   private readonly onNegotiationNeeded = async (): Promise<void> => {
     if (this.closed) return;
+    if (!this.mayOffer) {
+      this.offerWanted = true;
+      this.stats.offersDeferred += 1;
+      return;
+    }
+    await this.makeOffer();
+  };
+
+  /** Offers a negotiation deferred (or refused) earlier, when we may and are stable. */
+  private offerIfWanted(): void {
+    if (!this.offerWanted || !this.mayOffer || this.makingOffer || this.pc.signalingState !== "stable") return;
+    this.offerWanted = false;
+    void this.makeOffer();
+  }
+
+  private async makeOffer(): Promise<void> {
     try {
       this.makingOffer = true;
       await this.pc.setLocalDescription();
@@ -276,7 +384,7 @@ export class Negotiator {
     } finally {
       this.makingOffer = false;
     }
-  };
+  }
 
   private sendLocalDescription(): void {
     const local = this.pc.localDescription;

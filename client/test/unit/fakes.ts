@@ -128,13 +128,33 @@ export class FakePeerConnection extends EventTarget {
     super();
   }
 
+  /** Offers created so far (each `setLocalDescription` that made one). */
+  offersMade = 0;
+  rollbacks = 0;
+
   async setLocalDescription(desc?: RTCSessionDescriptionInit): Promise<void> {
     await Promise.resolve();
+    const before = this.signalingState;
+    this.applyLocal(desc);
+    if (this.signalingState !== before) this.dispatchEvent(new Event("signalingstatechange"));
+  }
+
+  private applyLocal(desc?: RTCSessionDescriptionInit): void {
     const type =
       desc?.type ?? (this.signalingState === "have-remote-offer" ? "answer" : "offer");
+    if (type === "rollback") {
+      if (this.signalingState !== "have-local-offer" && this.signalingState !== "have-remote-offer")
+        throw new DOMException(`rollback in ${this.signalingState}`, "InvalidStateError");
+      if (this.signalingState === "have-local-offer") this.localDescription = null;
+      else this.remoteDescription = null;
+      this.rollbacks += 1;
+      this.signalingState = "stable";
+      return;
+    }
     if (type === "offer") {
       if (this.signalingState !== "stable" && this.signalingState !== "have-local-offer")
         throw new DOMException(`offer in ${this.signalingState}`, "InvalidStateError");
+      this.offersMade += 1;
       this.localDescription = { type, sdp: `${this.name}-offer-${++this.n}` };
       this.signalingState = "have-local-offer";
     } else {
@@ -147,6 +167,12 @@ export class FakePeerConnection extends EventTarget {
 
   async setRemoteDescription(desc: RTCSessionDescriptionInit): Promise<void> {
     await Promise.resolve();
+    const before = this.signalingState;
+    this.applyRemote(desc);
+    if (this.signalingState !== before) this.dispatchEvent(new Event("signalingstatechange"));
+  }
+
+  private applyRemote(desc: RTCSessionDescriptionInit): void {
     if (desc.type === "offer") {
       if (this.signalingState === "have-local-offer") {
         this.implicitRollbacks += 1;
