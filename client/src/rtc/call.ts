@@ -9,13 +9,18 @@ import { Mesh, type ChatMessage, type MeshStats, type PeerView } from "./mesh";
 import type { MeshLoadWarning, OutgoingVideo } from "./meshLoad";
 import { MeshLoadMonitor } from "./meshLoadMonitor";
 import type { LocalMedia, LocalMediaState } from "./media";
+import { PUBLISH_ALLOWED, mediaToStop, nextPublish, videoToSend, type PublishView } from "./publishPermission";
 
 /**
  * Something that happened, for the UI to word: a reconnection, or an error
  * frame not tied to a request (its code and the server's message, which
  * are details, not words for a person).
  */
-export type Notice = { kind: "resumed" | "rejoined" } | { kind: "error"; code: ErrorCode; detail: string };
+export type Notice =
+  | { kind: "resumed" | "rejoined" }
+  /** The `publish` permission came back: the camera and screen share may go on again. */
+  | { kind: "publishGranted" }
+  | { kind: "error"; code: ErrorCode; detail: string };
 
 /** A join or leave of someone else, for screen readers; `id` grows. */
 export interface Announcement {
@@ -31,8 +36,16 @@ export interface CallSnapshot {
   /** The latest "Bob joined" / "Bob left". */
   announcement: Announcement | null;
   selfId: string;
+  /** Our name as the server has it (the backend may rename us), else the one typed. */
   selfName: string;
   room: string;
+  /**
+   * The room's metadata, set by the application's backend; opaque, so no
+   * part of the UI reads it (see the README). For diagnostics.
+   */
+  roomMetadata: string;
+  /** Whether we may send video (the `publish` permission); see publishPermission.ts. */
+  publish: PublishView;
   /** The room's participant limit from the join reply; 0 when not known. */
   maxParticipants: number;
   peers: PeerView[];
@@ -53,8 +66,11 @@ export interface CallOptions {
   identity?: string;
   media: LocalMedia;
   refreshToken?: () => Promise<string>;
-  /** A session of an earlier page to resume (a reload), with our id in it. */
-  restore?: { session: StoredSession; selfId: string };
+  /**
+   * A session of an earlier page to resume (a reload), with our id in it
+   * and what that page knew of our publish permission.
+   */
+  restore?: { session: StoredSession; selfId: string; publish?: PublishView };
 }
 
 /** Chat history kept in memory. */
@@ -76,6 +92,20 @@ export function presenceOf(m: LocalMediaState): Record<string, string> {
   };
 }
 
+/**
+ * The attributes to send: what the server has for us (the application's
+ * backend may have set some, e.g. a role) with our presence keys over them.
+ * An update replaces the whole map, so keys we do not own must go back.
+ */
+export function presenceFor(server: Readonly<Record<string, string>>, m: LocalMediaState): Record<string, string> {
+  return { ...server, ...presenceOf(m) };
+}
+
+/** The same text for the same attributes in any order (what was sent vs what the server has). */
+export function attributesKey(a: Readonly<Record<string, string>>): string {
+  return JSON.stringify(Object.entries(a).sort(([x], [y]) => (x < y ? -1 : x > y ? 1 : 0)));
+}
+
 export class Call extends Emitter<{ change: CallSnapshot }> {
   readonly client: SignalingClient;
   readonly mesh: Mesh;
@@ -84,6 +114,8 @@ export class Call extends Emitter<{ change: CallSnapshot }> {
   private leftOnPurpose = false;
   private noticeTimer: ReturnType<typeof setTimeout> | null = null;
   private lastPresence = "";
+  /** Whether the server has told us about `publish` yet (Joined, or a restored session). */
+  private publishKnown = false;
   private readonly offs: (() => void)[] = [];
 
   constructor(private readonly opts: CallOptions) {
@@ -96,7 +128,7 @@ export class Call extends Emitter<{ change: CallSnapshot }> {
       refreshToken: opts.refreshToken,
       restore: opts.restore?.session,
     });
-    this.lastPresence = JSON.stringify(presenceOf(media.state));
+    this.lastPresence = attributesKey(presenceOf(media.state));
     // Registered before the Mesh's handlers, so that `snap.peers` is still
     // what it was before the event: a peer we already show (the same
     // participant joining again after an outage) is no news.
@@ -113,7 +145,6 @@ export class Call extends Emitter<{ change: CallSnapshot }> {
       restoredSelf: opts.restore ? { id: opts.restore.selfId, name: opts.name } : undefined,
     });
     this.mesh.setTrack("audio", media.state.audio);
-    this.mesh.setTrack("video", media.outgoingVideo);
     this.meshLoad = new MeshLoadMonitor({
       connections: () =>
         this.snap.peers.flatMap((p) => {
@@ -128,8 +159,10 @@ export class Call extends Emitter<{ change: CallSnapshot }> {
       notice: null,
       announcement: null,
       selfId: opts.restore?.selfId ?? "",
-      selfName: opts.name,
+      selfName: this.client.self?.name || opts.name,
       room: opts.room,
+      roomMetadata: this.client.roomMetadata,
+      publish: opts.restore?.publish ?? PUBLISH_ALLOWED,
       maxParticipants: 0,
       peers: [],
       meshLoad: null,
@@ -138,6 +171,9 @@ export class Call extends Emitter<{ change: CallSnapshot }> {
       ended: null,
     };
     const c = this.client;
+    // A restored session knows our permission already (the earlier page's).
+    if (opts.restore?.session.self !== undefined) this.applyPublish();
+    this.mesh.setTrack("video", videoToSend(media.outgoingVideo, this.snap.publish));
     this.offs.push(
       c.on("state", ({ state, attempt, retryInMs }) => this.set({ status: state, attempt, retryInMs })),
       c.on("joined", ({ joined, rejoin }) => {
@@ -145,7 +181,9 @@ export class Call extends Emitter<{ change: CallSnapshot }> {
           selfId: joined.self?.id ?? "",
           selfName: joined.self?.name || opts.name,
           maxParticipants: joined.limits?.maxParticipants ?? 0,
+          roomMetadata: joined.roomMetadata,
         });
+        this.applyPublish();
         // The peer connections were kept (see Mesh): for the person in the
         // call nothing was restarted, whatever happened to the session.
         if (rejoin) this.notify({ kind: "rejoined" });
@@ -155,6 +193,16 @@ export class Call extends Emitter<{ change: CallSnapshot }> {
         // After a reload the server has the old page's attributes.
         this.syncPresence(Boolean(opts.restore) && c.stats.resumes === 1);
       }),
+      c.on("selfUpdated", ({ self }) => {
+        // This is what the server has for us now: the backend may have
+        // replaced our attributes, and our presence goes back over them
+        // (once, with whatever applyPublish turns off).
+        this.lastPresence = attributesKey(self.attributes);
+        this.set({ selfName: self.name || opts.name });
+        this.applyPublish();
+        this.syncPresence(false);
+      }),
+      c.on("roomUpdated", ({ metadata }) => this.set({ roomMetadata: metadata })),
       c.on("serverError", (e) => {
         if (e.requestId === 0) this.notify({ kind: "error", code: e.code, detail: [errorCodeName(e.code), e.message].filter(Boolean).join(": ") });
       }),
@@ -193,18 +241,27 @@ export class Call extends Emitter<{ change: CallSnapshot }> {
     this.opts.media.setMic(!this.opts.media.state.micOn);
   }
 
+  /** Turns the camera off, or on when we may publish. */
   toggleCam(): void {
-    this.opts.media.setCam(!this.opts.media.state.camOn);
+    const on = !this.opts.media.state.camOn;
+    if (on && !this.snap.publish.allowed) return;
+    this.opts.media.setCam(on);
   }
 
+  /** Stops the screen share, or starts one when we may publish. */
   async toggleScreen(): Promise<void> {
     if (this.opts.media.state.screen) this.opts.media.stopScreenShare();
-    else await this.opts.media.startScreenShare();
+    else if (this.snap.publish.allowed) await this.opts.media.startScreenShare();
   }
 
   /** Hides the mesh-load warning until the call grows. */
   dismissMeshLoad(): void {
     this.meshLoad.dismiss();
+  }
+
+  /** Hides the banner about the publish permission until it changes again. */
+  dismissPublish(): void {
+    if (!this.snap.publish.allowed) this.set({ publish: { ...this.snap.publish, dismissed: true } });
   }
 
   sendChat(text: string): boolean {
@@ -276,9 +333,27 @@ export class Call extends Emitter<{ change: CallSnapshot }> {
     return { signaling: { ...this.client.stats }, mesh: { ...this.mesh.stats }, lastSeq: this.client.lastSeq.toString(), negotiation, detail };
   }
 
+  /**
+   * Follows the server's word on `publish` (client.mayPublish): without it,
+   * the camera goes off and a share stops, and no video is sent; given
+   * back, the person is told and turns the camera on when they like. The
+   * negotiators follow it on their own (see Mesh).
+   */
+  private applyPublish(): void {
+    const { view, change } = nextPublish(this.publishKnown ? this.snap.publish : null, this.client.mayPublish);
+    this.publishKnown = true;
+    if (view !== this.snap.publish) this.set({ publish: view });
+    const media = this.opts.media;
+    const stop = mediaToStop(media.state, view);
+    if (stop.screen) media.stopScreenShare();
+    if (stop.camera) media.setCam(false);
+    this.mesh.setTrack("video", videoToSend(media.outgoingVideo, view));
+    if (change === "granted") this.notify({ kind: "publishGranted" });
+  }
+
   private onMedia(state: LocalMediaState): void {
     this.mesh.setTrack("audio", state.audio);
-    this.mesh.setTrack("video", this.opts.media.outgoingVideo);
+    this.mesh.setTrack("video", videoToSend(this.opts.media.outgoingVideo, this.snap.publish));
     this.set({ media: state });
     this.syncPresence(false);
     // Camera off or a share stopped: a warning about sending video may go now.
@@ -287,8 +362,8 @@ export class Call extends Emitter<{ change: CallSnapshot }> {
 
   /** Sends our presence attributes if they changed (or `force`). */
   private syncPresence(force: boolean): void {
-    const presence = presenceOf(this.opts.media.state);
-    const key = JSON.stringify(presence);
+    const presence = presenceFor(this.client.self?.attributes ?? {}, this.opts.media.state);
+    const key = attributesKey(presence);
     if ((force || key !== this.lastPresence) && !this.snap.ended) {
       this.lastPresence = key;
       this.client.updatePresence(presence).catch((err: unknown) => {

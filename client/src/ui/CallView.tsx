@@ -5,7 +5,7 @@ import type { Call, CallSnapshot } from "../rtc/call";
 import type { LocalMedia } from "../rtc/media";
 import { MAX_CHAT_CHARS } from "../rtc/mesh";
 import { Brand } from "./Brand";
-import { callStatus, type BannerAction, type StatusView } from "./callStatus";
+import { callStatus, type BannerAction, type StatusBanner, type StatusView } from "./callStatus";
 import { DeviceSelects } from "./DeviceSelects";
 import {
   CamIcon,
@@ -22,6 +22,7 @@ import {
   SettingsIcon,
 } from "./icons";
 import { initials, roomLink } from "./identity";
+import { publishControls } from "./publishControls";
 import { reachability } from "./reachability";
 import { roomSize } from "./roomSize";
 import { VideoTile } from "./VideoTile";
@@ -133,6 +134,10 @@ export function CallView({ call, media }: { call: Call; media: LocalMedia }) {
   const micOn = Boolean(m.audio) && m.micOn;
   const camOn = Boolean(m.camera) && m.camOn;
   const sharing = Boolean(m.screen);
+  // Without the publish permission the camera and share buttons stay (and
+  // keep focus) but do nothing, and say why.
+  const pub = publishControls(snap.publish);
+  const publishHintId = `${tabIds}-publish-hint`;
   const tiles = 1 + snap.peers.length;
   const cols = tiles <= 1 ? 1 : tiles <= 4 ? 2 : tiles <= 9 ? 3 : 4;
 
@@ -160,7 +165,10 @@ export function CallView({ call, media }: { call: Call; media: LocalMedia }) {
           if (a.kind === "camera-off" && camOn) call.toggleCam();
           else if (a.kind === "stop-share" && sharing) void toggleScreen();
         }}
-        onDismiss={() => call.dismissMeshLoad()}
+        onDismiss={(b) => {
+          if (b.state === "strained") call.dismissMeshLoad();
+          else if (b.state === "publish-revoked" || b.state === "publish-denied") call.dismissPublish();
+        }}
       />
 
       <main className="stage" aria-label="Participants' video">
@@ -174,6 +182,7 @@ export function CallView({ call, media }: { call: Call; media: LocalMedia }) {
             audioOn={micOn}
             videoOn={sharing || camOn}
             screen={sharing}
+            viewer={!snap.publish.allowed}
           />
           {snap.peers.map((p) => (
             <VideoTile
@@ -187,6 +196,7 @@ export function CallView({ call, media }: { call: Call; media: LocalMedia }) {
               screen={p.attributes.screen === "on"}
               connectionState={p.connectionState}
               presence={p.presence}
+              viewer={!p.mayPublish}
             />
           ))}
         </div>
@@ -256,10 +266,15 @@ export function CallView({ call, media }: { call: Call; media: LocalMedia }) {
         <button
           type="button"
           className={`ctl${camOn ? "" : " ctl-off"}`}
-          onClick={() => call.toggleCam()}
+          onClick={() => {
+            if (!pub.disabled) call.toggleCam();
+          }}
           aria-keyshortcuts="Control+E"
-          title={`${camOn ? "Stop video" : "Start video"} (Ctrl+E)`}
+          title={pub.hint ?? `${camOn ? "Stop video" : "Start video"} (Ctrl+E)`}
           disabled={!m.camera}
+          aria-disabled={pub.disabled || undefined}
+          aria-describedby={pub.disabled ? publishHintId : undefined}
+          data-testid="camera-button"
         >
           {camOn ? <CamIcon /> : <CamOffIcon />}
           <span className="ctl-label">{camOn ? "Stop video" : "Start video"}</span>
@@ -267,12 +282,22 @@ export function CallView({ call, media }: { call: Call; media: LocalMedia }) {
         <button
           type="button"
           className={`ctl${sharing ? " ctl-active" : ""}`}
-          onClick={() => void toggleScreen()}
-          title={sharing ? "Stop sharing your screen" : "Share your screen"}
+          onClick={() => {
+            if (!pub.disabled) void toggleScreen();
+          }}
+          title={pub.hint ?? (sharing ? "Stop sharing your screen" : "Share your screen")}
+          aria-disabled={pub.disabled || undefined}
+          aria-describedby={pub.disabled ? publishHintId : undefined}
+          data-testid="share-button"
         >
           <ScreenIcon />
           <span className="ctl-label">{sharing ? "Stop share" : "Share"}</span>
         </button>
+        {pub.hint && (
+          <span id={publishHintId} className="sr-only" data-testid="publish-hint">
+            {pub.hint}
+          </span>
+        )}
         <button
           type="button"
           className="ctl"
@@ -351,7 +376,7 @@ function ConnectionBanner({
 }: {
   status: StatusView;
   onAction: (action: BannerAction) => void;
-  onDismiss: () => void;
+  onDismiss: (banner: StatusBanner) => void;
 }) {
   const b = status.banner;
   if (!b) return null;
@@ -367,7 +392,7 @@ function ConnectionBanner({
             </button>
           )}
           {b.dismissible && (
-            <button type="button" className="btn btn-small" onClick={onDismiss}>
+            <button type="button" className="btn btn-small" onClick={() => onDismiss(b)}>
               Dismiss
             </button>
           )}
@@ -403,7 +428,7 @@ function PeopleList({ snap, micOn, camOn }: { snap: CallSnapshot; micOn: boolean
         </span>
         <span className="person-name">
           <span>
-            {snap.selfName} <span className="muted">(you)</span>
+            {snap.selfName} <span className="muted">(you{snap.publish.allowed ? "" : ", viewer"})</span>
           </span>
         </span>
         <PresenceIcons audio={micOn} video={camOn} />
@@ -414,7 +439,10 @@ function PeopleList({ snap, micOn, camOn }: { snap: CallSnapshot; micOn: boolean
             {initials(p.name || p.id)}
           </span>
           <span className="person-name">
-            {p.name || p.id}
+            <span>
+              {p.name || p.id}
+              {!p.mayPublish && <span className="muted"> (viewer)</span>}
+            </span>
             <span className={`conn conn-${p.presence === "reconnecting" ? "disconnected" : p.connectionState}`}>
               {p.presence === "reconnecting" ? "reconnecting" : CONNECTION_TEXT[p.connectionState]}
             </span>

@@ -30,6 +30,8 @@ declare global {
       dropConnection: (opts?: { spoilResume?: boolean }) => void;
       inboundVideo: () => ReturnType<Call["inboundVideo"]>;
       stats: () => ReturnType<Call["stats"]>;
+      /** The room's metadata from the application's backend (opaque; shown nowhere). */
+      roomMetadata: () => string;
       /** The mesh-load monitor: its latest sample, and readings to judge instead of measured ones. */
       meshLoad: {
         sample: () => MeshLoadSample | null;
@@ -65,6 +67,7 @@ export function RoomScreen() {
       dropConnection: (opts) => call.client.dropConnection(opts),
       inboundVideo: () => call.inboundVideo(),
       stats: () => call.stats(),
+      roomMetadata: () => call.snapshot.roomMetadata,
       meshLoad: {
         sample: () => call.meshLoad.lastSample,
         samples: () => call.meshLoad.samples,
@@ -86,7 +89,7 @@ export function RoomScreen() {
         return;
       }
       const m = media.state;
-      saveCall({ room, name: call.snapshot.selfName, identity: call.identity, selfId, micOn: m.micOn, camOn: m.camOn, session });
+      saveCall({ room, name: call.snapshot.selfName, identity: call.identity, selfId, micOn: m.micOn, camOn: m.camOn, session, publish: call.snapshot.publish });
     };
     const offSession = call.client.on("session", save);
     // A reload (or closing the tab) does not leave: the session waits on the
@@ -116,7 +119,7 @@ export function RoomScreen() {
         identity,
         media,
         refreshToken: async () => (await fetchDevToken({ identity, room, name })).token,
-        restore: restore && { session: restore.session, selfId: restore.selfId },
+        restore: restore && { session: restore.session, selfId: restore.selfId, publish: restore.publish },
       });
       call.start();
       setPhase({ kind: "call", call });

@@ -20,6 +20,8 @@ export interface TileProps {
   connectionState?: RTCPeerConnectionState;
   /** "reconnecting": the participant's own connection is lost (it may come back). */
   presence?: "connected" | "reconnecting";
+  /** May not send video (no `publish` permission): a small "Viewer" marker. */
+  viewer?: boolean;
 }
 
 const STATE_TEXT: Partial<Record<RTCPeerConnectionState, string>> = {
@@ -67,6 +69,7 @@ export function VideoTile(p: TileProps) {
       data-video={p.videoOn ? "on" : "off"}
       data-connection={p.local ? "local" : (p.connectionState ?? "new")}
       data-presence={p.local ? undefined : (p.presence ?? "connected")}
+      data-viewer={p.viewer ? "true" : undefined}
       aria-label={`${label}: microphone ${p.audioOn ? "on" : "off"}, camera ${p.videoOn ? "on" : "off"}`}
     >
       <video
@@ -89,8 +92,13 @@ export function VideoTile(p: TileProps) {
             <span className="sr-only">Microphone off</span>
           </span>
         )}
-        <span className="tile-name">{label}</span>
+        <span className="tile-name" data-testid="tile-name">{label}</span>
         {p.screen && <span className="badge">Presenting</span>}
+        {p.viewer && (
+          <span className="badge badge-viewer" title="Can't turn on a camera or share a screen in this call">
+            Viewer
+          </span>
+        )}
       </figcaption>
       {stateText && (
         <div className="tile-state" role="status">

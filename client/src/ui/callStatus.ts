@@ -7,20 +7,35 @@
  * `detail`, which the banner shows behind a "Details" disclosure.
  *
  * Priority, highest first: offline, reconnecting, joining, an error, a
- * reconnection ("Reconnected."), then the mesh-load warning (the device is
- * not keeping up with the call; see rtc/meshLoad.ts), which is advice, not
- * trouble: the indicator stays "Connected".
+ * reconnection ("Reconnected.") or the publish permission given back (all
+ * three notices pass by themselves), then the publish permission withheld
+ * (it lasts, so the person may dismiss it; the camera and share buttons
+ * keep saying it), then the mesh-load warning (the device is not keeping
+ * up with the call; see rtc/meshLoad.ts), which is advice, not trouble:
+ * the indicator stays "Connected".
  */
 import { closeErrorCode } from "@switchboard/signaling";
 import { ErrorCode } from "@switchboard/signaling/proto";
 import type { CallSnapshot } from "../rtc/call";
 import type { MeshLoadWarning } from "../rtc/meshLoad";
+import type { PublishView } from "../rtc/publishPermission";
+import { PUBLISH_DENIED_TEXT, PUBLISH_GRANTED_TEXT, PUBLISH_REVOKED_TEXT } from "./publishControls";
 
 export type IndicatorState = "connected" | "connecting" | "reconnecting" | "offline" | "disconnected";
 
 export interface StatusBanner {
   /** Also the banner's data-state, for tests. */
-  state: "offline" | "reconnecting" | "connecting" | "resumed" | "rejoined" | "error" | "strained";
+  state:
+    | "offline"
+    | "reconnecting"
+    | "connecting"
+    | "resumed"
+    | "rejoined"
+    | "error"
+    | "publish-granted"
+    | "publish-revoked"
+    | "publish-denied"
+    | "strained";
   tone: "info" | "warn" | "ok" | "error";
   text: string;
   /** For the "Details" disclosure: codes and numbers, not for everyone. */
@@ -42,7 +57,7 @@ export interface StatusView {
   banner: StatusBanner | null;
 }
 
-type Inputs = Pick<CallSnapshot, "status" | "attempt" | "retryInMs" | "notice" | "room" | "meshLoad">;
+type Inputs = Pick<CallSnapshot, "status" | "attempt" | "retryInMs" | "notice" | "room" | "meshLoad" | "publish">;
 
 export function callStatus(snap: Inputs, net: { online: boolean }): StatusView {
   if (!net.online) {
@@ -81,13 +96,30 @@ export function callStatus(snap: Inputs, net: { online: boolean }): StatusView {
     case "joined": {
       const n = snap.notice;
       const indicator = { state: "connected" as const, text: "Connected" };
-      if (!n) return { indicator, banner: snap.meshLoad ? meshLoadBanner(snap.meshLoad) : null };
-      if (n.kind === "error") {
-        return { indicator, banner: { state: "error", tone: "error", text: errorText(n.code), detail: n.detail } };
+      if (!n) return { indicator, banner: publishBanner(snap.publish) ?? (snap.meshLoad ? meshLoadBanner(snap.meshLoad) : null) };
+      switch (n.kind) {
+        case "error":
+          return { indicator, banner: { state: "error", tone: "error", text: errorText(n.code), detail: n.detail } };
+        case "publishGranted":
+          return { indicator, banner: { state: "publish-granted", tone: "ok", text: PUBLISH_GRANTED_TEXT } };
+        case "resumed":
+        case "rejoined":
+          return { indicator, banner: { state: n.kind, tone: "ok", text: "Reconnected." } };
       }
-      return { indicator, banner: { state: n.kind, tone: "ok", text: "Reconnected." } };
     }
   }
+}
+
+/** The publish permission withheld, unless the person dismissed it. */
+export function publishBanner(p: PublishView): StatusBanner | null {
+  if (p.allowed || p.dismissed) return null;
+  const revoked = p.deniedBy !== "join";
+  return {
+    state: revoked ? "publish-revoked" : "publish-denied",
+    tone: "info",
+    text: revoked ? PUBLISH_REVOKED_TEXT : PUBLISH_DENIED_TEXT,
+    dismissible: true,
+  };
 }
 
 /** The mesh-load warning in words; the measurements go to the details. */

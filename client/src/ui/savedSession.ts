@@ -5,6 +5,7 @@
  * is per tab and per origin, and an entry is dropped when the call ends.
  */
 import type { StoredSession } from "@switchboard/signaling";
+import type { PublishView } from "../rtc/publishPermission";
 
 /**
  * How long after the page went away a saved session is still tried. The
@@ -21,6 +22,8 @@ export interface SavedCall {
   micOn: boolean;
   camOn: boolean;
   session: StoredSession;
+  /** What the page knew of our publish permission (why it is withheld, a dismissed banner). */
+  publish?: PublishView;
   /** When it was last written (ms since the epoch). */
   savedAt: number;
 }
@@ -67,10 +70,23 @@ export function loadCall(room: string, now = Date.now()): SavedCall | null {
       typeof s.token === "string" &&
       /^\d+$/.test(s.lastSeq ?? "") &&
       /^\d+$/.test(s.nextClientSeq ?? "");
-    if (ok) return { micOn: true, camOn: true, ...c } as SavedCall;
+    if (ok) {
+      const publish = isPublishView(c.publish) ? c.publish : undefined;
+      return { micOn: true, camOn: true, ...c, publish } as SavedCall;
+    }
   } catch {
     /* not ours */
   }
   forgetCall(room);
   return null;
+}
+
+function isPublishView(v: unknown): v is PublishView {
+  if (typeof v !== "object" || v === null) return false;
+  const o = v as Record<string, unknown>;
+  return (
+    typeof o.allowed === "boolean" &&
+    (o.deniedBy === null || o.deniedBy === "join" || o.deniedBy === "revoked") &&
+    typeof o.dismissed === "boolean"
+  );
 }

@@ -2,9 +2,10 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { ErrorCode } from "@switchboard/signaling/proto";
 import type { MeshLoadWarning } from "../../src/rtc/meshLoad";
+import { PUBLISH_ALLOWED } from "../../src/rtc/publishPermission";
 import { callStatus, endedText } from "../../src/ui/callStatus";
 
-const base = { status: "joined" as const, attempt: 0, retryInMs: undefined, notice: null, room: "demo", meshLoad: null };
+const base = { status: "joined" as const, attempt: 0, retryInMs: undefined, notice: null, room: "demo", meshLoad: null, publish: PUBLISH_ALLOWED };
 const CODE = /\b[a-z]+_[a-z_]+\b|\b4\d{3}\b|unauthenticated/;
 
 test("joined with nothing to say: Connected, no banner", () => {
