@@ -13,6 +13,8 @@ export const RESULTS_DIR = resolve(CLIENT_DIR, "test-results");
 
 export interface Stack {
   edge: string;
+  /** Each service's URL from its `LISTEN <name> <url>` line (auth, signal, health, edge). */
+  services: Record<string, string>;
   proc: ChildProcess;
   /** Log lines seen so far (stdout and stderr), for failure reports. */
   logs: string[];
@@ -49,6 +51,7 @@ export async function startStack({ readyTimeoutMs = 30_000, edgeListen = "127.0.
     { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, NO_COLOR: "1" } },
   );
   const logs: string[] = [];
+  const services: Record<string, string> = {};
   createInterface({ input: proc.stderr! }).on("line", (l) => {
     logs.push(l);
     if (logs.length > 2000) logs.shift();
@@ -62,6 +65,8 @@ export async function startStack({ readyTimeoutMs = 30_000, edgeListen = "127.0.
     }, readyTimeoutMs);
     createInterface({ input: proc.stdout! }).on("line", (line) => {
       logs.push(line);
+      const listen = /^LISTEN (\S+) (\S+)/.exec(line);
+      if (listen?.[1] && listen[2]) services[listen[1]] = listen[2];
       const m = /^READY (\S+)/.exec(line);
       if (m?.[1]) {
         clearTimeout(timer);
@@ -90,5 +95,5 @@ export async function startStack({ readyTimeoutMs = 30_000, edgeListen = "127.0.
     proc.kill("SIGKILL");
     await exited;
   };
-  return { edge, proc, logs, stop, kill };
+  return { edge, services, proc, logs, stop, kill };
 }
