@@ -5,6 +5,8 @@ use std::time::Duration;
 
 use tonic::transport::Server;
 
+use crate::grpc_metrics::GrpcMetricsLayer;
+
 /// HTTP/2 resets a client may leave pending before the connection is
 /// dropped (rapid-reset defence, CVE-2023-44487).
 pub const MAX_PENDING_ACCEPT_RESET_STREAMS: usize = 32;
@@ -100,7 +102,8 @@ pub fn reflection() -> (
 }
 
 /// A server builder with the shared transport defaults.
-pub fn server_builder() -> Server {
+pub fn server_builder()
+-> Server<tower::layer::util::Stack<GrpcMetricsLayer, tower::layer::util::Identity>> {
     Server::builder()
         .tcp_nodelay(true)
         .http2_keepalive_interval(Some(HTTP2_KEEPALIVE_INTERVAL))
@@ -111,6 +114,8 @@ pub fn server_builder() -> Server {
         .http2_max_header_list_size(Some(MAX_HEADER_LIST_BYTES))
         .concurrency_limit_per_connection(CONCURRENCY_PER_CONNECTION)
         .max_frame_size(Some(MAX_FRAME_BYTES))
+        // Every request counted and timed (switchboard_grpc_server_*).
+        .layer(GrpcMetricsLayer)
 }
 
 /// The connections `listener` accepts, at most [`MAX_CONNECTIONS`] open at

@@ -5,6 +5,7 @@
 pub mod auth_server;
 pub mod client;
 pub mod http;
+pub mod metrics;
 pub mod process;
 pub mod redis_server;
 pub mod stack;

@@ -9,6 +9,7 @@ mod concurrent_joins;
 mod h2_limits;
 mod health;
 mod join_hook;
+mod metrics;
 mod presence;
 mod relay;
 mod replicas;

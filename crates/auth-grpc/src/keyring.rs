@@ -237,19 +237,36 @@ impl Keyring {
     /// Issues a service token for `request`.
     pub fn issue(&self, request: &TokenRequest) -> Result<(String, Claims), SignalError> {
         let claims = self.claims_for(request, &self.inner.issuer)?;
-        Ok((self.sign(&claims)?, claims))
+        let signed = self.sign(&claims)?;
+        if request.token_type == TokenType::Access {
+            switchboard_proto::metrics::metrics().tokens_issued.inc();
+        }
+        Ok((signed, claims))
     }
 
     /// Verifies `token`, which must be of type `expected`.
     pub fn verify(&self, token: &str, expected: TokenType) -> Result<Claims, SignalError> {
-        let claims = self.verify_any(token)?;
-        if claims.token_type != expected {
-            return Err(unauthenticated(match expected {
-                TokenType::Access => "not an access token",
-                TokenType::Refresh => "not a refresh token",
-            }));
-        }
-        Ok(claims)
+        let verified = self.verify_any(token).and_then(|claims| {
+            if claims.token_type == expected {
+                Ok(claims)
+            } else {
+                Err(unauthenticated(match expected {
+                    TokenType::Access => "not an access token",
+                    TokenType::Refresh => "not a refresh token",
+                }))
+            }
+        });
+        let metrics = switchboard_proto::metrics::metrics();
+        let outcome = match &verified {
+            Ok(_) => "valid",
+            Err(err) => err.code.as_str(),
+        };
+        switchboard_proto::metrics::Metrics::count(
+            &metrics.token_verifications,
+            "outcome",
+            outcome,
+        );
+        verified
     }
 
     /// Verifies signature, claims and revocation of a token of either type.

@@ -141,7 +141,7 @@ impl ConnHandle {
     }
 
     pub fn kill(&self, code: ErrorCode, reason: &str) {
-        self.kill.send_if_modified(|current| {
+        let killed = self.kill.send_if_modified(|current| {
             if current.is_some() {
                 return false;
             }
@@ -151,6 +151,11 @@ impl ConnHandle {
             });
             true
         });
+        if killed && code == ErrorCode::SlowConsumer {
+            switchboard_proto::metrics::metrics()
+                .slow_consumer_closes
+                .inc();
+        }
     }
 }
 

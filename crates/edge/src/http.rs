@@ -87,10 +87,27 @@ fn json(status: StatusCode, value: serde_json::Value) -> Response<Body> {
 pub fn error_response(err: &SignalError) -> Response<Body> {
     let status =
         StatusCode::from_u16(err.code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    json(
+    let mut response = json(
         status,
         serde_json::json!({ "code": err.code.as_str(), "message": err.message }),
-    )
+    );
+    // For the metrics of whoever answers with it (not sent).
+    response.extensions_mut().insert(err.code);
+    response
+}
+
+/// Counts an upgrade by outcome: `accepted`, or the refusal's code.
+fn count_upgrade(response: &Response<Body>) {
+    let outcome = if response.status() == StatusCode::SWITCHING_PROTOCOLS {
+        "accepted"
+    } else {
+        response
+            .extensions()
+            .get::<ErrorCode>()
+            .map_or("internal", |code| code.as_str())
+    };
+    let metrics = switchboard_proto::metrics::metrics();
+    switchboard_proto::metrics::Metrics::count(&metrics.upgrades, "outcome", outcome);
 }
 
 /// The connection's slot under `--max-connections`: held by the HTTP
@@ -112,7 +129,11 @@ pub async fn handle(
 ) -> Result<Response<Body>, Infallible> {
     let path = req.uri().path().to_owned();
     let response = match (req.method(), path.as_str()) {
-        (&Method::GET, "/ws") => upgrade(ctx, peer, req).await,
+        (&Method::GET, "/ws") => {
+            let response = upgrade(ctx, peer, req).await;
+            count_upgrade(&response);
+            response
+        }
         (&Method::GET, "/health/live") => {
             json(StatusCode::OK, serde_json::json!({ "status": "live" }))
         }

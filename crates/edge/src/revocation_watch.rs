@@ -77,6 +77,9 @@ fn apply(link: &SignalLink, revoked: &RevocationSet) {
         "token revoked",
     );
     if closed > 0 {
+        switchboard_proto::metrics::metrics()
+            .revocations_applied
+            .inc_by(closed as u64);
         tracing::info!(connections = closed, "connections closed by revocation");
     }
 }

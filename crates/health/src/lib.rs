@@ -114,15 +114,29 @@ fn json(status: StatusCode, body: &serde_json::Value) -> Response<Full<Bytes>> {
     response
 }
 
+fn metrics() -> Response<Full<Bytes>> {
+    let text = switchboard_proto::metrics::metrics().render();
+    let mut response = Response::new(Full::new(Bytes::from(text)));
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(switchboard_proto::metrics::CONTENT_TYPE),
+    );
+    response
+}
+
+/// `members`: what `/health/ready` reports (`None` on a metrics-only
+/// admin port, which has no readiness of its own).
 async fn handle(
-    members: Arc<Vec<Member>>,
+    members: Option<Arc<Vec<Member>>>,
     req: Request<Incoming>,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
-    let response = match (req.method(), req.uri().path()) {
-        (&Method::GET, "/health/live") => {
+    let response = match (req.method(), req.uri().path(), members) {
+        (&Method::GET, "/health/live", _) => {
             json(StatusCode::OK, &serde_json::json!({ "status": "live" }))
         }
-        (&Method::GET, "/health/ready") => {
+        // This process's metrics (every service of a `switchboard all`).
+        (&Method::GET, "/metrics", _) => metrics(),
+        (&Method::GET, "/health/ready", Some(members)) => {
             let (ready, body) = report(&members);
             let status = if ready {
                 StatusCode::OK
@@ -188,7 +202,27 @@ pub async fn run(
             stop_rx.clone(),
         ));
     }
-    let members = Arc::new(members);
+    serve_http(listener, Some(Arc::new(members)), shutdown, stop_rx).await;
+    let _ = stop_tx.send(true);
+    Ok(())
+}
+
+/// An admin port: `/metrics` and `/health/live` of this process, for the
+/// services that serve only gRPC (`--metrics-listen`).
+pub async fn serve_metrics(listener: TcpListener, shutdown: impl Future<Output = ()> + Send) {
+    let (stop_tx, stop_rx) = watch::channel(false);
+    serve_http(listener, None, shutdown, stop_rx).await;
+    let _ = stop_tx.send(true);
+}
+
+/// Serves HTTP/1.1 on `listener` until `shutdown`; connections end
+/// gracefully when `stop` turns true.
+async fn serve_http(
+    listener: TcpListener,
+    members: Option<Arc<Vec<Member>>>,
+    shutdown: impl Future<Output = ()> + Send,
+    stop_rx: watch::Receiver<bool>,
+) {
     tokio::pin!(shutdown);
     loop {
         let (socket, _) = tokio::select! {
@@ -220,6 +254,4 @@ pub async fn run(
             }
         });
     }
-    let _ = stop_tx.send(true);
-    Ok(())
 }

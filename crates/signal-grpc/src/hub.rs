@@ -143,8 +143,11 @@ impl Hub {
     /// Records a room event; a failure is logged (the action it reports
     /// has happened).
     pub(crate) async fn record(&self, room: &RoomId, event: pb::room_event::Event) {
-        if let Err(err) = self.events.append(room, event).await {
-            tracing::warn!(room = %room, error = %err, "room event not recorded");
+        match self.events.append(room, event).await {
+            Ok(()) => {
+                switchboard_proto::metrics::metrics().room_events.inc();
+            }
+            Err(err) => tracing::warn!(room = %room, error = %err, "room event not recorded"),
         }
     }
 
@@ -422,6 +425,9 @@ impl Hub {
         origin: Option<Origin>,
         result: Result<(), SignalError>,
     ) -> bool {
+        if let Err(err) = &result {
+            switchboard_proto::metrics::metrics().error(err.code);
+        }
         match result {
             Ok(()) => true,
             Err(err) if err.code == ErrorCode::NotJoined => {

@@ -10,7 +10,9 @@ use std::{collections::HashMap, sync::Arc, time::Duration};
 use switchboard_proto::{
     ErrorCode, SignalError,
     circuit_breaker::CircuitBreaker,
-    grpc, pb,
+    grpc,
+    metrics::Metrics,
+    pb,
     pb::join_hook_client::JoinHookClient,
     service_credential::{Attach, ServiceCredential},
 };
@@ -83,7 +85,10 @@ impl JoinHook {
 
     /// Asks the hook about a join: the changes to make, or the refusal.
     pub async fn check(&self, request: pb::CheckJoinRequest) -> Result<Changes, SignalError> {
+        let metrics = switchboard_proto::metrics::metrics();
+        let count = |outcome: &str| Metrics::count(&metrics.join_hook_calls, "outcome", outcome);
         if !self.breaker.admit() {
+            count("breaker_open");
             return self.unanswered("the join check is failing; try again shortly");
         }
         let mut client = self.client.clone();
@@ -91,17 +96,20 @@ impl JoinHook {
         let answer = match answer {
             Ok(Ok(answer)) => answer.into_inner(),
             Ok(Err(status)) => {
+                count("failed");
                 self.breaker.failure();
                 tracing::warn!(code = ?status.code(), "join hook failed");
                 return self.unanswered("the join check failed; try again");
             }
             Err(_) => {
+                count("failed");
                 self.breaker.failure();
                 tracing::warn!(timeout = ?self.timeout, "join hook did not answer in time");
                 return self.unanswered("the join check did not answer; try again");
             }
         };
         self.breaker.success();
+        count(if answer.allow { "allowed" } else { "refused" });
         if !answer.allow {
             let mut reason = answer.reason;
             if reason.len() > MAX_REASON_BYTES {

@@ -5,7 +5,9 @@
 use std::collections::HashMap;
 
 use futures_util::{Stream, StreamExt, stream};
-use switchboard_proto::{ConnId, ErrorCode, LeaveReason, SignalError, local_relay::Batches, pb};
+use switchboard_proto::{
+    ConnId, ErrorCode, LeaveReason, SignalError, local_relay::Batches, metrics::Metrics, pb,
+};
 use tokio::sync::watch;
 use tonic::Status;
 
@@ -61,7 +63,7 @@ pub async fn serve(
     link: LinkSender,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let mut sessions: HashMap<ConnId, SessionRef> = HashMap::new();
+    let mut sessions = LinkSessions::default();
     let end_reason = loop {
         let batch = tokio::select! {
             biased;
@@ -134,7 +136,7 @@ pub async fn serve(
         "edge link ended"
     );
     let shutting_down = *shutdown.borrow();
-    for (conn, session) in sessions {
+    for (conn, session) in sessions.drain() {
         let session = session.id;
         let sink = Sink {
             link: link.clone(),
@@ -160,12 +162,53 @@ pub async fn serve(
     }
 }
 
+/// The sessions a link carries, counted in `switchboard_signal_sessions`.
+#[derive(Debug, Default)]
+struct LinkSessions(HashMap<ConnId, SessionRef>);
+
+impl LinkSessions {
+    fn insert(&mut self, conn: ConnId, session: SessionRef) {
+        if self.0.insert(conn, session).is_none() {
+            switchboard_proto::metrics::metrics().sessions.inc();
+        }
+    }
+
+    fn remove(&mut self, conn: &ConnId) -> Option<SessionRef> {
+        let removed = self.0.remove(conn);
+        if removed.is_some() {
+            switchboard_proto::metrics::metrics().sessions.dec();
+        }
+        removed
+    }
+
+    fn get(&self, conn: &ConnId) -> Option<&SessionRef> {
+        self.0.get(conn)
+    }
+
+    fn contains_key(&self, conn: &ConnId) -> bool {
+        self.0.contains_key(conn)
+    }
+
+    fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Every session left, leaving the link (its end).
+    fn drain(&mut self) -> Vec<(ConnId, SessionRef)> {
+        let left: Vec<_> = self.0.drain().collect();
+        switchboard_proto::metrics::metrics()
+            .sessions
+            .dec_by(left.len() as i64);
+        left
+    }
+}
+
 /// Relays a run of signals (draining `signals`) through
 /// [`Hub::handle_signals`]; sessions that ended leave the link.
 async fn relay_signals(
     hub: &Hub,
     link: &LinkSender,
-    sessions: &mut HashMap<ConnId, SessionRef>,
+    sessions: &mut LinkSessions,
     signals: &mut Vec<(ConnId, pb::ClientMessage)>,
 ) {
     if signals.is_empty() {
@@ -192,7 +235,7 @@ async fn relay_signals(
 async fn handle_envelope(
     hub: &Hub,
     link: &LinkSender,
-    sessions: &mut HashMap<ConnId, SessionRef>,
+    sessions: &mut LinkSessions,
     envelope: pb::EdgeEnvelope,
 ) {
     let conn = ConnId(envelope.conn);
@@ -207,12 +250,17 @@ async fn handle_envelope(
                 tracing::warn!(conn = %conn, "open for a connection that has a session");
                 return;
             }
+            let metrics = switchboard_proto::metrics::metrics();
             match hub.open(sink.clone(), open).await {
                 Ok(session) => {
+                    Metrics::count(&metrics.joins, "outcome", "joined");
                     sessions.insert(conn, session);
                 }
                 // No session exists: answer outside any log, then close.
-                Err(err) => sink.refuse(request_id, &err),
+                Err(err) => {
+                    Metrics::count(&metrics.joins, "outcome", err.code.as_str());
+                    sink.refuse(request_id, &err);
+                }
             }
         }
         Some(pb::edge_envelope::Event::Message(message)) => match sessions.get(&conn) {
@@ -235,11 +283,16 @@ async fn handle_envelope(
                 tracing::warn!(conn = %conn, "resume for a connection that has a session");
                 return;
             }
+            let metrics = switchboard_proto::metrics::metrics();
             match hub.resume(sink.clone(), resume).await {
                 Ok(session) => {
+                    Metrics::count(&metrics.resumes, "outcome", "resumed");
                     sessions.insert(conn, session);
                 }
-                Err(err) => sink.refuse(request_id, &err),
+                Err(err) => {
+                    Metrics::count(&metrics.resumes, "outcome", err.code.as_str());
+                    sink.refuse(request_id, &err);
+                }
             }
         }
         Some(pb::edge_envelope::Event::Acked(acked)) => {

@@ -79,6 +79,11 @@ pub struct EdgeArgs {
         default_value = "127.0.0.1:8080"
     )]
     pub listen: SocketAddr,
+    /// Serve this process's Prometheus metrics (`/metrics`) and
+    /// `/health/live` on this address (an admin port: keep it off the
+    /// public network).
+    #[arg(long, env = "SWITCHBOARD_METRICS_LISTEN")]
+    pub metrics_listen: Option<SocketAddr>,
     /// gRPC URLs of the signal replicas (comma-separated; each gets its own lanes).
     #[arg(
         long = "signal-url",
@@ -224,6 +229,11 @@ pub struct AuthArgs {
         default_value = "127.0.0.1:50051"
     )]
     pub listen: SocketAddr,
+    /// Serve this process's Prometheus metrics (`/metrics`) and
+    /// `/health/live` on this address (an admin port: keep it off the
+    /// public network).
+    #[arg(long, env = "SWITCHBOARD_METRICS_LISTEN")]
+    pub metrics_listen: Option<SocketAddr>,
     #[command(flatten)]
     pub keys: KeyArgs,
     #[command(flatten)]
@@ -295,6 +305,11 @@ pub struct SignalArgs {
         default_value = "127.0.0.1:50052"
     )]
     pub listen: SocketAddr,
+    /// Serve this process's Prometheus metrics (`/metrics`) and
+    /// `/health/live` on this address (an admin port: keep it off the
+    /// public network).
+    #[arg(long, env = "SWITCHBOARD_METRICS_LISTEN")]
+    pub metrics_listen: Option<SocketAddr>,
     /// Auth service gRPC URL: every join and resume is verified there.
     #[arg(
         long,

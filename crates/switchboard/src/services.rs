@@ -329,8 +329,23 @@ pub fn check(command: &crate::cli::Command, files: &[std::path::PathBuf]) -> Res
     Ok(())
 }
 
+/// The admin port of a gRPC-only or public service (`--metrics-listen`):
+/// `/metrics` and `/health/live`, until SIGTERM.
+async fn metrics_port(listen: Option<SocketAddr>) -> Result<(), BoxError> {
+    if let Some(addr) = listen {
+        let listener = bind(addr).await?;
+        announce("metrics", "http", &listener)?;
+        tokio::spawn(switchboard_health::serve_metrics(
+            listener,
+            shutdown::signal(),
+        ));
+    }
+    Ok(())
+}
+
 pub async fn edge(args: EdgeArgs) -> Result<(), BoxError> {
     check_edge(&args)?;
+    metrics_port(args.metrics_listen).await?;
     let listener = bind(args.listen).await?;
     announce(
         "edge",
@@ -351,6 +366,7 @@ pub async fn auth(args: AuthArgs) -> Result<(), BoxError> {
     if args.dev {
         check_dev_exposure(&[args.listen], args.dangerously_expose_dev_mode)?;
     }
+    metrics_port(args.metrics_listen).await?;
     let listener = bind(args.listen).await?;
     announce("auth", "http", &listener)?;
     let config = auth_config(
@@ -364,6 +380,7 @@ pub async fn auth(args: AuthArgs) -> Result<(), BoxError> {
 }
 
 pub async fn signal(args: SignalArgs) -> Result<(), BoxError> {
+    metrics_port(args.metrics_listen).await?;
     let listener = bind(args.listen).await?;
     announce("signal", "http", &listener)?;
     let mut config = signal_config(&args.common);

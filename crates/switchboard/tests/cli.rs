@@ -416,3 +416,39 @@ async fn the_health_aggregator_refuses_no_targets_and_bad_ones() {
         );
     }
 }
+
+/// A gRPC-only service serves its metrics on an admin port
+/// (`--metrics-listen`): `/metrics` and `/health/live`, no readiness.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_grpc_service_serves_its_metrics_on_an_admin_port() {
+    let signal = Process::start_service(
+        BIN,
+        &[
+            "signal",
+            "--listen",
+            "127.0.0.1:0",
+            "--metrics-listen",
+            "127.0.0.1:0",
+        ],
+        &[],
+    )
+    .await;
+    let admin = signal.url("metrics").to_owned();
+    let (status, text) = http::request(&admin, "GET", "/metrics", "").await;
+    assert_eq!(status, 200, "{text}");
+    for family in [
+        "# TYPE switchboard_signal_sessions gauge",
+        "# TYPE switchboard_redis_duration_seconds histogram",
+        "# TYPE switchboard_auth_tokens_issued counter",
+    ] {
+        assert!(text.contains(family), "{family} in\n{text}");
+    }
+    assert_eq!(
+        http::request(&admin, "GET", "/health/live", "").await.0,
+        200
+    );
+    assert_eq!(
+        http::request(&admin, "GET", "/health/ready", "").await.0,
+        404
+    );
+}

@@ -139,6 +139,7 @@ pub async fn serve<W>(
         + Send
         + 'static,
 {
+    let _open = switchboard_proto::metrics::OpenConnection::new();
     let limits = ctx.limits;
     let (out_tx, out_rx) = mpsc::channel(OUTBOUND_QUEUE);
     let (kill_tx, kill_rx) = watch::channel(None);

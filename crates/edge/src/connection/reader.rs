@@ -134,13 +134,21 @@ impl Reader {
                 Rate::Dropped => continue,
                 Rate::Exceeded(end) => return end,
             }
+            let metrics = switchboard_proto::metrics::metrics();
             match wire::decode_client(format, &data) {
                 Ok(message) => {
+                    metrics.message_in(switchboard_proto::metrics::in_kind(
+                        message.message.as_ref(),
+                    ));
                     if let Some(end) = self.dispatch(message).await {
                         return end;
                     }
                 }
-                Err(err) => self.reply_error(err.request_id, err.error),
+                Err(err) => {
+                    // IN_KINDS: "invalid".
+                    metrics.message_in(7);
+                    self.reply_error(err.request_id, err.error);
+                }
             }
             if self.joined != was_joined {
                 // Joined (the keepalive starts now and the token's timers
@@ -222,6 +230,7 @@ impl Reader {
         if self.bucket.try_take(now) {
             return Rate::Within;
         }
+        switchboard_proto::metrics::metrics().rate_limited.inc();
         if !self.strikes.try_take(now) {
             return Rate::Exceeded(ReaderEnd::Close(
                 Some(ErrorCode::RateLimited),
@@ -261,6 +270,7 @@ impl Reader {
 
     /// Answers with an error outside any session log (seq 0).
     pub fn reply_error(&self, request_id: u32, error: SignalError) {
+        switchboard_proto::metrics::metrics().error(error.code);
         self.reply(Out::Error(error.to_proto(request_id)));
     }
 

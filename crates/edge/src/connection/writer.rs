@@ -147,6 +147,9 @@ where
             break closing;
         }
     };
+    if let Some(frame) = &close {
+        switchboard_proto::metrics::metrics().close(u16::from(frame.code));
+    }
     // A close the client started was answered by tungstenite already: a
     // send error here is no reason to skip the flush below.
     if let Some(frame) = close
@@ -167,6 +170,10 @@ const MAX_COALESCED_FRAMES: usize = 64;
 const MAX_COALESCED_BYTES: usize = 64 * 1024;
 
 fn encode(message: &switchboard_proto::pb::ServerMessage, format: &AtomicU8) -> Message {
+    let metrics = switchboard_proto::metrics::metrics();
+    metrics.message_out(switchboard_proto::metrics::out_kind(
+        message.message.as_ref(),
+    ));
     match wire::encode_server(load_format(format), message) {
         EncodedFrame::Text(text) => Message::text(text),
         EncodedFrame::Binary(bytes) => Message::binary(bytes),

@@ -102,7 +102,10 @@ impl Hub {
             .zip(self.router.deliver_many(deliveries).await)
         {
             results[i] = match outcome {
-                Ok(Some(_)) => Ok(()),
+                Ok(Some(_)) => {
+                    switchboard_proto::metrics::metrics().relayed.inc();
+                    Ok(())
+                }
                 Ok(None) => Err(not_found()),
                 Err(err) => Err(err.into()),
             };
@@ -166,6 +169,7 @@ impl Hub {
             .deliver(target, Out::Signal(signal), origin)
             .await?
             .ok_or_else(not_found)?;
+        switchboard_proto::metrics::metrics().relayed.inc();
         Ok(())
     }
 

@@ -177,11 +177,17 @@ impl RedisConnection {
         if up {
             *self.lock_window() = Window::new(Instant::now());
             if self.open.swap(false, Ordering::AcqRel) {
+                switchboard_proto::metrics::metrics()
+                    .redis_circuit_open
+                    .set(0);
                 tracing::info!("redis circuit closed");
             }
         } else if self.lock_window().record(true, Instant::now())
             && !self.open.swap(true, Ordering::AcqRel)
         {
+            switchboard_proto::metrics::metrics()
+                .redis_circuit_open
+                .set(1);
             tracing::warn!("redis circuit opened (canary failed)");
         }
         up
@@ -224,6 +230,9 @@ impl RedisConnection {
             && let Some(err) = failed
             && !self.open.swap(true, Ordering::AcqRel)
         {
+            switchboard_proto::metrics::metrics()
+                .redis_circuit_open
+                .set(1);
             tracing::warn!(error = %err, "redis circuit opened");
         }
         result
@@ -236,6 +245,15 @@ impl Link {
             Self::Standalone(c) => c.req_packed_command(cmd),
             Self::Cluster(c) => c.req_packed_command(cmd),
         }
+    }
+}
+
+/// Records a Redis call's latency (and failure) in the metrics.
+fn timed(start: std::time::Instant, failed: bool) {
+    let metrics = switchboard_proto::metrics::metrics();
+    metrics.redis_seconds.observe(start.elapsed().as_secs_f64());
+    if failed {
+        metrics.redis_errors.inc();
     }
 }
 
@@ -255,9 +273,12 @@ impl ConnectionLike for RedisConnection {
     fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
         Box::pin(async move {
             if self.guarded && self.is_open() {
+                switchboard_proto::metrics::metrics().redis_errors.inc();
                 return Self::refused();
             }
+            let start = std::time::Instant::now();
             let result = bounded(self.link.request(cmd)).await;
+            timed(start, result.is_err());
             self.observe(result)
         })
     }
@@ -270,13 +291,16 @@ impl ConnectionLike for RedisConnection {
     ) -> RedisFuture<'a, Vec<Value>> {
         Box::pin(async move {
             if self.guarded && self.is_open() {
+                switchboard_proto::metrics::metrics().redis_errors.inc();
                 return Self::refused();
             }
+            let start = std::time::Instant::now();
             let call = match &mut self.link {
                 Link::Standalone(c) => c.req_packed_commands(cmd, offset, count),
                 Link::Cluster(c) => c.req_packed_commands(cmd, offset, count),
             };
             let result = bounded(call).await;
+            timed(start, result.is_err());
             self.observe(result)
         })
     }

@@ -24,7 +24,7 @@ pub mod signature;
 use std::{path::PathBuf, sync::Arc, time::Duration};
 
 use bytes::Bytes;
-use switchboard_proto::{pb, service_credential::ServiceCredential};
+use switchboard_proto::{metrics::Metrics, pb, service_credential::ServiceCredential};
 use tokio::{sync::watch, task::JoinHandle};
 
 pub use delivery::EndpointError;
@@ -173,6 +173,7 @@ impl Dispatcher {
                 }
             };
             if batch.missed {
+                switchboard_proto::metrics::metrics().webhook_missed.inc();
                 tracing::error!(
                     endpoint = %self.url(),
                     after = %from,
@@ -263,6 +264,13 @@ impl Dispatcher {
                 posted = self.poster.post(body.clone(), &headers, REQUEST_TIMEOUT) => posted,
                 _ = stop.wait_for(|s| *s) => return Outcome::Interrupted,
             };
+            let metrics = switchboard_proto::metrics::metrics();
+            let outcome = if posted.is_ok() {
+                "delivered"
+            } else {
+                "failed"
+            };
+            Metrics::count(&metrics.webhook_deliveries, "outcome", outcome);
             match posted {
                 Ok(()) => return Outcome::Delivered,
                 Err(err) => tracing::warn!(
