@@ -46,6 +46,9 @@ log "kubernetes manifests"
 SWITCHBOARD_BIN="$ROOT/target/debug/switchboard" ./scripts/k8s-validate.sh
 log "reflection and grpc.health.v1 through grpcurl"
 SWITCHBOARD_BIN="$ROOT/target/debug/switchboard" ./scripts/grpcurl-check.sh
+log "dashboard and alert rules against a real scrape"
+SWITCHBOARD_BIN="$ROOT/target/debug/switchboard" PYTHON="$ROOT/target/k8s-venv/bin/python" \
+  ./scripts/monitoring-check.sh
 log "webhook verification snippets (docs/api.md)"
 python3 docs/examples/verify-webhook.py
 

@@ -315,6 +315,36 @@ impl Metrics {
             "1 while a circuit breaker is open, by what it guards",
             breaker_open.clone(),
         );
+        // The outcomes dashboards and alerts divide by exist from the start
+        // (at 0), so a quiet process still exposes every family.
+        for (family, name, values) in [
+            (&upgrades, "outcome", &["accepted"][..]),
+            (
+                &joins,
+                "outcome",
+                &["joined", "room_full", "unavailable"][..],
+            ),
+            (&resumes, "outcome", &["resumed", "not_found"][..]),
+            (&errors, "code", &["internal", "unavailable"][..]),
+            (&closes, "code", &["1000", "1012"][..]),
+            (&webhook_deliveries, "outcome", &["delivered", "failed"][..]),
+            (
+                &join_hook_calls,
+                "outcome",
+                &["allowed", "failed", "breaker_open"][..],
+            ),
+            (&token_verifications, "outcome", &["valid"][..]),
+        ] {
+            for value in values {
+                let _ = family.get_or_create(&labels(name, *value));
+            }
+        }
+        let _ = grpc_server_requests.get_or_create(&vec![
+            ("method", "unknown".to_owned()),
+            ("code", "12".to_owned()),
+        ]);
+        let _ = grpc_server_seconds.get_or_create(&vec![("method", "unknown".to_owned())]);
+        let _ = breaker_open.get_or_create(&labels("guard", "join_hook"));
         Self {
             registry,
             connections,

@@ -109,6 +109,7 @@ impl JoinHook {
             }
         };
         self.breaker.success();
+        self.report_breaker();
         count(if answer.allow { "allowed" } else { "refused" });
         if !answer.allow {
             let mut reason = answer.reason;
@@ -136,7 +137,17 @@ impl JoinHook {
         })
     }
 
+    /// `switchboard_breaker_open{guard="join_hook"}` follows the breaker.
+    fn report_breaker(&self) {
+        let open = self.breaker.state() == switchboard_proto::circuit_breaker::BreakerState::Open;
+        switchboard_proto::metrics::metrics()
+            .breaker_open
+            .get_or_create(&vec![("guard", "join_hook".to_owned())])
+            .set(i64::from(open));
+    }
+
     fn unanswered(&self, message: &str) -> Result<Changes, SignalError> {
+        self.report_breaker();
         match self.failure {
             FailureMode::Open => Ok(Changes::default()),
             FailureMode::Closed => Err(SignalError::new(ErrorCode::Unavailable, message)),
