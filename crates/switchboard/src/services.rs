@@ -279,7 +279,7 @@ pub fn check(command: &crate::cli::Command, files: &[std::path::PathBuf]) -> Res
         }
         Command::Health(args) => {
             health_config(args)?;
-            let paths = serde_json::json!(["/health/live", "/health/ready"]);
+            let paths = serde_json::json!(["/health/live", "/health/ready", "/metrics"]);
             ("health", args.listen, paths, serde_json::json!([]))
         }
         Command::All(args) => {
@@ -316,6 +316,13 @@ pub fn check(command: &crate::cli::Command, files: &[std::path::PathBuf]) -> Res
         _ => {}
     }
     let files: Vec<String> = files.iter().map(|f| f.display().to_string()).collect();
+    // The admin port (`--metrics-listen`), serving /metrics and /health/live.
+    let metrics_listen = match command {
+        Command::Edge(args) => args.metrics_listen,
+        Command::Auth(args) => args.metrics_listen,
+        Command::Signal(args) => args.metrics_listen,
+        _ => None,
+    };
     println!(
         "{}",
         serde_json::json!({
@@ -324,6 +331,7 @@ pub fn check(command: &crate::cli::Command, files: &[std::path::PathBuf]) -> Res
             "http_paths": http_paths,
             "grpc_health_services": grpc_health,
             "files": files,
+            "metrics_listen": metrics_listen.map(|a| a.to_string()),
         })
     );
     Ok(())
