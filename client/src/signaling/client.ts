@@ -17,6 +17,12 @@
  * the refusal may be the token's (a restarted dev server signs with a new
  * key).
  *
+ * Moves: the application's backend may move the session to another room
+ * (`moved`). The session, its seq and its resume token continue; `room`,
+ * `roomMetadata` and `maxParticipants` follow, and the stored session
+ * carries them, so a reload resumes in the new room. A fresh Join (after a
+ * lost session) goes back to the room its token grants: the server's rule.
+ *
  * A session can be restored from an earlier page (`restore`, e.g. from
  * sessionStorage across a reload): the first connection then resumes it.
  * The `session` event reports what to store for that.
@@ -41,9 +47,11 @@ import {
   ParticipantSchema,
   SessionDescription_Type,
   type PeerSignalSchema,
+  type Data,
   type Error as ServerError,
   type IceServer,
   type Joined,
+  type Moved,
   type Participant,
   type ParticipantLeft,
   type PeerSignal,
@@ -109,8 +117,15 @@ export interface StoredSession {
    * revoked `publish` must survive a reload.
    */
   self?: JsonValue;
-  /** The room's metadata as last heard (Joined, then RoomUpdated). */
+  /** The room's metadata as last heard (Joined, then RoomUpdated or Moved). */
   roomMetadata?: string;
+  /**
+   * The room the session is in (Joined, then Moved): after a move it is not
+   * the token's, and a resume does not say it.
+   */
+  room?: string;
+  /** That room's participant limit (Joined's limits, then Moved); absent when unknown. */
+  maxParticipants?: number;
 }
 
 /**
@@ -144,6 +159,23 @@ export interface SignalingEvents {
   selfUpdated: { self: Participant; previous: Participant | undefined };
   /** The room's metadata changed (RoomService.UpdateRoomMetadata); also `client.roomMetadata`. */
   roomUpdated: { metadata: string };
+  /**
+   * The application's backend moved this session to another room
+   * (RoomService.MoveParticipant): `moved` has the new room, everyone in it
+   * (with our negotiation role towards each), its metadata and its limit;
+   * `from` is the room we left. The session continues. Close the peer
+   * connections of `from` (its members heard participantLeft `moved`) and
+   * connect to `moved.participants` as after a `joined` (they heard
+   * participantJoined). `client.room`, `roomMetadata` and `maxParticipants`
+   * already say the new room's.
+   */
+  moved: { moved: Moved; from: string };
+  /**
+   * Data from the application's backend (RoomService.SendData): `topic` and
+   * `payload` are the application's, opaque to Switchboard. In the
+   * session's order, each once (a resume replays what was missed).
+   */
+  data: Data;
   /** An offer or answer we sent was refused; `serverError` follows with the same error. */
   signalRefused: SignalRefused;
   tokenRefreshed: TokenRefreshed;
@@ -253,6 +285,8 @@ export class SignalingClient extends Emitter<SignalingEvents> {
   private iceServerList: IceServer[] = [];
   private selfInfo: Participant | undefined;
   private metadata = "";
+  private roomName = "";
+  private roomLimit = 0;
   /** Request id → the description it carried (see TRACKED_DESCRIPTIONS). */
   private readonly descriptions = new Map<number, { to: string; type: "offer" | "answer" }>();
   readonly stats: SignalingStats = {
@@ -284,6 +318,8 @@ export class SignalingClient extends Emitter<SignalingEvents> {
       this.token = opts.restore.token || this.token;
       this.selfInfo = restoredSelf(opts.restore.self);
       this.metadata = opts.restore.roomMetadata ?? "";
+      this.roomName = opts.restore.room ?? "";
+      this.roomLimit = opts.restore.maxParticipants ?? 0;
       this.hadSession = true;
     }
   }
@@ -321,9 +357,20 @@ export class SignalingClient extends Emitter<SignalingEvents> {
   get mayPublish(): boolean {
     return participantMayPublish(this.selfInfo);
   }
-  /** The room's metadata (opaque, set by the application's backend): Joined, then RoomUpdated. */
+  /** The room's metadata (opaque, set by the application's backend): Joined, then RoomUpdated or Moved. */
   get roomMetadata(): string {
     return this.metadata;
+  }
+  /**
+   * The room we are in: Joined's, then Moved's ("" before the first Joined,
+   * unless restored). A new session (rejoin) is in its token's room again.
+   */
+  get room(): string {
+    return this.roomName;
+  }
+  /** The most participants our room admits (Joined's limits, then Moved); 0 when unknown. */
+  get maxParticipants(): number {
+    return this.roomLimit;
   }
   /** Numbered messages sent (or waiting to be sent) but not yet accepted. */
   get unaccepted(): number {
@@ -548,6 +595,8 @@ export class SignalingClient extends Emitter<SignalingEvents> {
       nextClientSeq: this.outbox.nextSeq.toString(),
       ...(this.selfInfo ? { self: toJson(ParticipantSchema, this.selfInfo) } : {}),
       ...(this.metadata ? { roomMetadata: this.metadata } : {}),
+      ...(this.roomName ? { room: this.roomName } : {}),
+      ...(this.roomLimit > 0 ? { maxParticipants: this.roomLimit } : {}),
     };
   }
 
@@ -598,6 +647,17 @@ export class SignalingClient extends Emitter<SignalingEvents> {
         this.metadata = m.value.metadata;
         this.emit("roomUpdated", { metadata: m.value.metadata });
         break;
+      case "moved": {
+        const from = this.roomName;
+        this.roomName = m.value.room;
+        this.metadata = m.value.roomMetadata;
+        this.roomLimit = m.value.maxParticipants;
+        this.emit("moved", { moved: m.value, from });
+        break;
+      }
+      case "data":
+        this.emit("data", m.value);
+        break;
       case "pong":
         break; // liveness already noted
       default:
@@ -611,6 +671,8 @@ export class SignalingClient extends Emitter<SignalingEvents> {
     this.iceServerList = joined.iceServers;
     this.selfInfo = joined.self;
     this.metadata = joined.roomMetadata;
+    this.roomName = joined.room;
+    this.roomLimit = joined.limits?.maxParticipants ?? 0;
     if (joined.keepalive && joined.keepalive.intervalMs > 0) {
       this.keepalive = {
         intervalMs: joined.keepalive.intervalMs,

@@ -17,6 +17,8 @@ const RECORDED = [
   "signal",
   "selfUpdated",
   "roomUpdated",
+  "moved",
+  "data",
   "signalRefused",
   "tokenRefreshed",
   "serverError",
@@ -53,6 +55,8 @@ export interface JoinedExtra {
   self?: unknown;
   roomMetadata?: string;
   sessionId?: string;
+  room?: string;
+  maxParticipants?: number;
 }
 
 export function joinedFrame(requestId = 1, extra: JoinedExtra = {}) {
@@ -64,11 +68,12 @@ export function joinedFrame(requestId = 1, extra: JoinedExtra = {}) {
         requestId,
         sessionId: extra.sessionId ?? "sess-1",
         resumeToken: "rt-1",
-        room: "demo",
+        room: extra.room ?? "demo",
         self: (extra.self ?? { id: "alice-1", name: "Alice" }) as never,
         participants: (extra.participants ?? [{ id: "bob-2", name: "Bob", polite: true }]) as never,
         iceServers: [{ urls: ["stun:127.0.0.1:3478"] }],
         keepalive: { intervalMs: 10_000, timeoutMs: 30_000 },
+        limits: { maxParticipants: extra.maxParticipants ?? 0 },
         roomMetadata: extra.roomMetadata ?? "",
       },
     },

@@ -11,7 +11,7 @@ import {
   type SignalKindInit,
   type StoredSession,
 } from "@switchboard/signaling";
-import { ErrorCode, SessionDescription_Type, type Participant } from "@switchboard/signaling/proto";
+import { ErrorCode, LeaveReason, SessionDescription_Type, type Data, type Moved, type Participant } from "@switchboard/signaling/proto";
 
 export function start(url: string, token: string, refresh: () => Promise<string>, restore?: StoredSession): SignalingClient {
   const client = new SignalingClient({ url, token, refreshToken: refresh, restore });
@@ -24,8 +24,13 @@ export function start(url: string, token: string, refresh: () => Promise<string>
   );
   client.on("roomUpdated", ({ metadata }) => console.log(metadata.length, client.roomMetadata));
   client.on("signalRefused", ({ to, type, error }: SignalRefused) => console.log(to, type === "offer", error.code === ErrorCode.permission_denied));
+  client.on("moved", ({ moved, from }: { moved: Moved; from: string }) =>
+    console.log(from, moved.room, moved.participants.map((p: Participant) => p.polite), moved.maxParticipants, client.room, client.maxParticipants),
+  );
+  client.on("data", ({ topic, payload }: Data) => console.log(topic, payload.length));
+  client.on("participantLeft", ({ reason }) => console.log(reason === LeaveReason.moved));
   const saved: StoredSession | null = client.storedSession();
-  console.log(saved?.self, saved?.roomMetadata);
+  console.log(saved?.self, saved?.roomMetadata, saved?.room, saved?.maxParticipants);
   const offer: SignalKindInit = { case: "description", value: { type: SessionDescription_Type.OFFER, sdp: "" } };
   try {
     client.sendSignal("bob", offer);
