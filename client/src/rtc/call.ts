@@ -4,7 +4,7 @@
  * for rendering (React reads it through useSyncExternalStore).
  */
 import { Emitter, SignalingClient, errorCodeName, type ConnectionState, type SignalingStats, type StoredSession } from "@switchboard/signaling";
-import type { ErrorCode } from "@switchboard/signaling/proto";
+import { ErrorCode, LeaveReason, type Error as ServerError } from "@switchboard/signaling/proto";
 import { Mesh, type ChatMessage, type MeshStats, type PeerView } from "./mesh";
 import type { MeshLoadWarning, OutgoingVideo } from "./meshLoad";
 import { MeshLoadMonitor } from "./meshLoadMonitor";
@@ -20,6 +20,12 @@ export type Notice =
   | { kind: "resumed" | "rejoined" }
   /** The `publish` permission came back: the camera and screen share may go on again. */
   | { kind: "publishGranted" }
+  /**
+   * We are in another room now: the application's backend moved us
+   * (`backend`), or a new session after a lost one went back to the room
+   * the token grants (`rejoin`).
+   */
+  | { kind: "moved"; room: string; by: "backend" | "rejoin" }
   | { kind: "error"; code: ErrorCode; detail: string };
 
 /** A join or leave of someone else, for screen readers; `id` grows. */
@@ -38,6 +44,7 @@ export interface CallSnapshot {
   selfId: string;
   /** Our name as the server has it (the backend may rename us), else the one typed. */
   selfName: string;
+  /** The room we are in: the page's, or the one the backend moved us to. */
   room: string;
   /**
    * The room's metadata, set by the application's backend; opaque, so no
@@ -46,7 +53,7 @@ export interface CallSnapshot {
   roomMetadata: string;
   /** Whether we may send video (the `publish` permission); see publishPermission.ts. */
   publish: PublishView;
-  /** The room's participant limit from the join reply; 0 when not known. */
+  /** The room's participant limit (the join reply, a move, a saved session); 0 when not known. */
   maxParticipants: number;
   peers: PeerView[];
   /** This device is not keeping up with the mesh (see meshLoad.ts); null: fine or not judged. */
@@ -75,6 +82,14 @@ export interface CallOptions {
 
 /** Chat history kept in memory. */
 const MAX_CHAT_HISTORY = 500;
+/** Backend data messages kept for diagnostics (window.switchboard.data()). */
+const MAX_DATA_KEPT = 100;
+/**
+ * After a move, how long a `not_found` error is taken for a signal that was
+ * on its way to someone in the room we left (an ICE candidate sent just
+ * before the move): expected, and nothing for the person to read.
+ */
+export const MOVE_SETTLE_MS = 5000;
 /** How long "Reconnected" stays on screen. */
 const NOTICE_MS = 5000;
 
@@ -106,6 +121,32 @@ export function attributesKey(a: Readonly<Record<string, string>>): string {
   return JSON.stringify(Object.entries(a).sort(([x], [y]) => (x < y ? -1 : x > y ? 1 : 0)));
 }
 
+/** What the live region says when someone leaves, by why they left. */
+export function leftText(name: string, reason: LeaveReason): string {
+  const who = name || "Someone";
+  return reason === LeaveReason.moved ? `${who} moved to another room` : `${who} left`;
+}
+
+/**
+ * The notice for an error frame, or null when there is nothing to tell:
+ * errors answering a request are handled where the request was made, and
+ * a `not_found` within MOVE_SETTLE_MS of a move refused a signal to the
+ * room we left (`msSinceMove`: null when we were never moved).
+ */
+export function errorNotice(e: ServerError, msSinceMove: number | null): Notice | null {
+  if (e.requestId !== 0) return null;
+  if (e.code === ErrorCode.not_found && msSinceMove !== null && msSinceMove < MOVE_SETTLE_MS) return null;
+  return { kind: "error", code: e.code, detail: [errorCodeName(e.code), e.message].filter(Boolean).join(": ") };
+}
+
+/** A data message from the application's backend, as kept for diagnostics. */
+export interface ReceivedData {
+  topic: string;
+  payload: string;
+  /** When it was handled (ms since the epoch). */
+  at: number;
+}
+
 export class Call extends Emitter<{ change: CallSnapshot }> {
   readonly client: SignalingClient;
   readonly mesh: Mesh;
@@ -116,6 +157,10 @@ export class Call extends Emitter<{ change: CallSnapshot }> {
   private lastPresence = "";
   /** Whether the server has told us about `publish` yet (Joined, or a restored session). */
   private publishKnown = false;
+  /** When the backend last moved us (ms since the epoch); null: never. */
+  private movedAt: number | null = null;
+  /** The backend's data messages, newest last (at most MAX_DATA_KEPT). */
+  private readonly dataKept: ReceivedData[] = [];
   private readonly offs: (() => void)[] = [];
 
   constructor(private readonly opts: CallOptions) {
@@ -138,7 +183,7 @@ export class Call extends Emitter<{ change: CallSnapshot }> {
       }),
       this.client.on("participantLeft", (l) => {
         const peer = this.snap.peers.find((x) => x.id === l.participantId);
-        if (peer) this.announce(`${peer.name || "Someone"} left`);
+        if (peer) this.announce(leftText(peer.name, l.reason));
       }),
     );
     this.mesh = new Mesh(this.client, {
@@ -160,10 +205,11 @@ export class Call extends Emitter<{ change: CallSnapshot }> {
       announcement: null,
       selfId: opts.restore?.selfId ?? "",
       selfName: this.client.self?.name || opts.name,
-      room: opts.room,
+      // A restored session may have been moved: it resumes in that room.
+      room: this.client.room || opts.room,
       roomMetadata: this.client.roomMetadata,
       publish: opts.restore?.publish ?? PUBLISH_ALLOWED,
-      maxParticipants: 0,
+      maxParticipants: this.client.maxParticipants,
       peers: [],
       meshLoad: null,
       chat: [],
@@ -177,16 +223,34 @@ export class Call extends Emitter<{ change: CallSnapshot }> {
     this.offs.push(
       c.on("state", ({ state, attempt, retryInMs }) => this.set({ status: state, attempt, retryInMs })),
       c.on("joined", ({ joined, rejoin }) => {
+        const room = joined.room || opts.room;
+        const elsewhere = rejoin && room !== this.snap.room;
         this.set({
           selfId: joined.self?.id ?? "",
           selfName: joined.self?.name || opts.name,
+          room,
           maxParticipants: joined.limits?.maxParticipants ?? 0,
           roomMetadata: joined.roomMetadata,
         });
         this.applyPublish();
         // The peer connections were kept (see Mesh): for the person in the
         // call nothing was restarted, whatever happened to the session.
-        if (rejoin) this.notify({ kind: "rejoined" });
+        // Unless the new session is in another room (we had been moved;
+        // a new session goes back to the token's room): then say where.
+        if (elsewhere) this.notify({ kind: "moved", room, by: "rejoin" });
+        else if (rejoin) this.notify({ kind: "rejoined" });
+      }),
+      c.on("moved", ({ moved }) => {
+        // The Mesh closes the old room's connections and connects to the
+        // new one; the local media stays as it is.
+        this.movedAt = Date.now();
+        this.set({ room: moved.room, roomMetadata: moved.roomMetadata, maxParticipants: moved.maxParticipants });
+        this.notify({ kind: "moved", room: moved.room, by: "backend" });
+      }),
+      c.on("data", ({ topic, payload }) => {
+        // Opaque to this client (see the README): kept for diagnostics only.
+        this.dataKept.push({ topic, payload, at: Date.now() });
+        if (this.dataKept.length > MAX_DATA_KEPT) this.dataKept.shift();
       }),
       c.on("resumed", () => {
         this.notify({ kind: "resumed" });
@@ -204,7 +268,8 @@ export class Call extends Emitter<{ change: CallSnapshot }> {
       }),
       c.on("roomUpdated", ({ metadata }) => this.set({ roomMetadata: metadata })),
       c.on("serverError", (e) => {
-        if (e.requestId === 0) this.notify({ kind: "error", code: e.code, detail: [errorCodeName(e.code), e.message].filter(Boolean).join(": ") });
+        const notice = errorNotice(e, this.movedAt === null ? null : Date.now() - this.movedAt);
+        if (notice) this.notify(notice);
       }),
       c.on("stopped", ({ code, reason }) => {
         this.meshLoad.stop();
@@ -223,6 +288,11 @@ export class Call extends Emitter<{ change: CallSnapshot }> {
 
   get identity(): string {
     return this.opts.identity ?? "";
+  }
+
+  /** The backend's data messages received on this page (newest last). */
+  get data(): readonly ReceivedData[] {
+    return this.dataKept;
   }
 
   get snapshot(): CallSnapshot {

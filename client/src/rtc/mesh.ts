@@ -9,6 +9,12 @@
  *   and re-associates it with the participant of the same id: signaling
  *   outages never interrupt media. Only connections that failed are
  *   repaired (ICE restart first; rebuilt if they never connected).
+ * - A move by the application's backend (`moved`: the session continues in
+ *   another room) closes every connection of the room we left and starts
+ *   one to everyone in the new room, as a first join does (we offer; they
+ *   heard participantJoined and wait for it). A later session that lands in
+ *   another room than ours (a rejoin after a move goes back to the token's
+ *   room) is treated the same way: nobody there is who we were talking to.
  * - A remote side that started a new RTCPeerConnection (a reload, a new tab)
  *   is recognised by the SDP session id (`o=` line) of its descriptions; our
  *   connection to it is then rebuilt, whatever signaling said before.
@@ -160,6 +166,8 @@ export interface MeshStats {
   remoteRestarts: number;
   /** Participants dropped after LOST_GRACE_MS without a connection. */
   droppedLost: number;
+  /** Moves to another room (`moved`, or a rejoin in another room). */
+  moves: number;
 }
 
 export class Mesh extends Emitter<MeshEvents> {
@@ -179,7 +187,9 @@ export class Mesh extends Emitter<MeshEvents> {
   private readonly sweeper: ReturnType<typeof setInterval>;
   /** Set by a restored session until its first `resumed`: offer to everyone. */
   private restored: boolean;
-  readonly stats: MeshStats = { closed: 0, keptOnRejoin: 0, remoteRestarts: 0, droppedLost: 0 };
+  readonly stats: MeshStats = { closed: 0, keptOnRejoin: 0, remoteRestarts: 0, droppedLost: 0, moves: 0 };
+  /** The room our connections belong to ("" while unknown). */
+  private room: string;
 
   constructor(
     private readonly signaling: SignalingClient,
@@ -191,19 +201,27 @@ export class Mesh extends Emitter<MeshEvents> {
     this.selfId = opts.restoredSelf?.id ?? "";
     this.selfName = opts.restoredSelf?.name ?? "";
     this.restored = Boolean(opts.restoredSelf);
+    this.room = signaling.room;
     this.unsubscribe = [
       signaling.on("joined", ({ joined, rejoin }) => {
         this.selfId = joined.self?.id ?? "";
         this.selfName = joined.self?.name ?? "";
-        this.restored = false;
-        this.departed.clear();
-        if (rejoin) this.reassociate(joined.participants);
-        else {
-          this.closeAll();
-          for (const p of joined.participants) this.addPeer(p);
+        const elsewhere = this.room !== "" && joined.room !== this.room;
+        if (rejoin && !elsewhere) {
+          this.restored = false;
+          this.departed.clear();
+          this.reassociate(joined.participants);
+        } else {
+          if (rejoin) this.stats.moves += 1;
+          this.enter(joined.room, joined.participants);
         }
         // A new session starts from its token's grants.
         this.applyMayOffer();
+        this.publish();
+      }),
+      signaling.on("moved", ({ moved }) => {
+        this.stats.moves += 1;
+        this.enter(moved.room, moved.participants);
         this.publish();
       }),
       signaling.on("selfUpdated", ({ self }) => {
@@ -421,6 +439,19 @@ export class Mesh extends Emitter<MeshEvents> {
         this.removePeer(p.id);
         this.addPeer(entry.participant);
     }
+  }
+
+  /**
+   * Our connections start over in `room` with `listed` (a first join, or a
+   * move): those of the room we were in are closed, and we connect to
+   * everyone listed, offering (they are told we joined and wait for it).
+   */
+  private enter(room: string, listed: Participant[]): void {
+    this.room = room;
+    this.restored = false;
+    this.closeAll();
+    this.departed.clear();
+    for (const p of listed) this.addPeer(p);
   }
 
   /** A participant whose connection is down and who may not come back. */

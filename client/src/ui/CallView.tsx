@@ -52,6 +52,11 @@ export function CallView({ call, media }: { call: Call; media: LocalMedia }) {
   // button that had it is gone, and the heading says where we are.
   useEffect(() => headingRef.current?.focus(), []);
 
+  // The tab's title names the room we are in (the backend may move us).
+  useEffect(() => {
+    document.title = `${snap.room} · Switchboard`;
+  }, [snap.room]);
+
   // This screen shows the connection status; the page-wide banner stands back.
   useEffect(() => reachability.claimForCall(), []);
 

@@ -7,7 +7,7 @@
 import Link from "next/link";
 import { useSearchParams } from "next/navigation";
 import { useCallback, useEffect, useId, useMemo, useRef, useState, type FormEvent, type ReactNode } from "react";
-import { Call } from "../rtc/call";
+import { Call, type ReceivedData } from "../rtc/call";
 import { LocalMedia } from "../rtc/media";
 import type { MeshLoadSample } from "../rtc/meshLoad";
 import type { SimulatedReadings } from "../rtc/meshLoadMonitor";
@@ -32,6 +32,8 @@ declare global {
       stats: () => ReturnType<Call["stats"]>;
       /** The room's metadata from the application's backend (opaque; shown nowhere). */
       roomMetadata: () => string;
+      /** Data messages from the application's backend on this page, oldest first (opaque; shown nowhere). */
+      data: () => ReceivedData[];
       /** The mesh-load monitor: its latest sample, and readings to judge instead of measured ones. */
       meshLoad: {
         sample: () => MeshLoadSample | null;
@@ -68,6 +70,7 @@ export function RoomScreen() {
       inboundVideo: () => call.inboundVideo(),
       stats: () => call.stats(),
       roomMetadata: () => call.snapshot.roomMetadata,
+      data: () => [...call.data],
       meshLoad: {
         sample: () => call.meshLoad.lastSample,
         samples: () => call.meshLoad.samples,
@@ -171,7 +174,8 @@ export function RoomScreen() {
       <main className="center-page">
         <div className="card" role="status" data-testid="restoring">
           <Brand />
-          <h1>Rejoining {room}…</h1>
+          {/* The saved session may have been moved to another room: it resumes there. */}
+          <h1>Rejoining {saved.session.room || room}…</h1>
           <p className="muted">You were in this call a moment ago.</p>
         </div>
       </main>

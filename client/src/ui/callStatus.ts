@@ -7,8 +7,9 @@
  * `detail`, which the banner shows behind a "Details" disclosure.
  *
  * Priority, highest first: offline, reconnecting, joining, an error, a
- * reconnection ("Reconnected.") or the publish permission given back (all
- * three notices pass by themselves), then the publish permission withheld
+ * reconnection ("Reconnected."), a move to another room ("You were moved
+ * to breakout-1.") or the publish permission given back (these notices
+ * pass by themselves), then the publish permission withheld
  * (it lasts, so the person may dismiss it; the camera and share buttons
  * keep saying it), then the mesh-load warning (the device is not keeping
  * up with the call; see rtc/meshLoad.ts), which is advice, not trouble:
@@ -31,6 +32,7 @@ export interface StatusBanner {
     | "connecting"
     | "resumed"
     | "rejoined"
+    | "moved"
     | "error"
     | "publish-granted"
     | "publish-revoked"
@@ -105,9 +107,19 @@ export function callStatus(snap: Inputs, net: { online: boolean }): StatusView {
         case "resumed":
         case "rejoined":
           return { indicator, banner: { state: n.kind, tone: "ok", text: "Reconnected." } };
+        case "moved":
+          return { indicator, banner: { state: "moved", tone: "info", text: movedText(n.room, n.by) } };
       }
     }
   }
+}
+
+/**
+ * Where we are now, after a move: the application's backend moved us, or a
+ * new session (after a lost one) went back to the room the token grants.
+ */
+export function movedText(room: string, by: "backend" | "rejoin"): string {
+  return by === "backend" ? `You were moved to ${room}.` : `Reconnected. You're back in ${room}.`;
 }
 
 /** The publish permission withheld, unless the person dismissed it. */

@@ -11,7 +11,8 @@ export interface RoomSizeView {
 
 /**
  * `count` includes us; `max` is 0 (or missing) when the server did not say
- * (e.g. after a reload, which resumes without a join reply).
+ * (an older server; or a reload of a session saved before the limit was
+ * kept with it, which resumes without a join reply).
  */
 export function roomSize(count: number, max: number | undefined): RoomSizeView {
   const n = Math.max(0, Math.floor(count));

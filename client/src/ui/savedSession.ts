@@ -1,7 +1,9 @@
 /**
  * The call's session kept in sessionStorage (this tab only), so that a
  * reload resumes it: the room sees no leave and join, and only the media is
- * set up again. It holds a resume token and an access token: sessionStorage
+ * set up again. It is kept under the page's room (`?r=`) even when the
+ * backend moved the session to another room: the session knows that room
+ * (`session.room`) and resumes there. It holds a resume token and an access token: sessionStorage
  * is per tab and per origin, and an entry is dropped when the call ends.
  */
 import type { StoredSession } from "@switchboard/signaling";
@@ -15,6 +17,7 @@ import type { PublishView } from "../rtc/publishPermission";
 export const SAVED_SESSION_MAX_AGE_MS = 55_000;
 
 export interface SavedCall {
+  /** The page's room (`?r=`): the key; the session may be in another room since (`session.room`). */
   room: string;
   name: string;
   identity: string;
@@ -69,7 +72,9 @@ export function loadCall(room: string, now = Date.now()): SavedCall | null {
       typeof s.resumeToken === "string" &&
       typeof s.token === "string" &&
       /^\d+$/.test(s.lastSeq ?? "") &&
-      /^\d+$/.test(s.nextClientSeq ?? "");
+      /^\d+$/.test(s.nextClientSeq ?? "") &&
+      (s.room === undefined || typeof s.room === "string") &&
+      (s.maxParticipants === undefined || typeof s.maxParticipants === "number");
     if (ok) {
       const publish = isPublishView(c.publish) ? c.publish : undefined;
       return { micOn: true, camOn: true, ...c, publish } as SavedCall;
