@@ -7,11 +7,13 @@ Usage: k8s-check-selftest.py RENDERED_DEV.yaml [RENDERED_PROD.yaml]
 It runs the checker against a stand-in for `switchboard --check-config`
 that answers as the contract says (docs/operations.md, "Checking a
 configuration"): the rendered overlays must pass; then, one at a time, a
-binary that disagrees with the manifests (another port, a missing path or
-health service, a refusal) and manifests broken in ways that matter (a
-secret in a plain env value, a network policy that cuts signal off auth, a
-grace period shorter than the drain, probes on the wrong endpoints, a secret
-file not mounted) must each fail with the expected message.
+binary that disagrees with the manifests (another port or metrics port, a
+missing path or health service, a refusal) and manifests broken in ways
+that matter (a secret in a plain env value, a network policy that cuts
+signal off auth, a grace period shorter than the drain, probes on the wrong
+endpoints, a secret file not mounted, a scrape annotation on the wrong
+port, the edge's metrics port behind its Service or open to the ingress
+controller) must each fail with the expected message.
 """
 
 from __future__ import annotations
@@ -49,7 +51,8 @@ write_timeout_seconds outbound_queue_bytes tls_cert tls_key allow_plaintext auth
 signing_key verification_keys api_keys jwt_issuer jwt_audience token_ttl refresh_ttl
 max_session redis dev dangerously_expose_dev_mode signal_listen ice_servers turn_urls
 turn_secret resume_window max_participants redis_key_ttl health_listen health_targets
-health_redis health_target_timeout_ms grpc_link rebalance_threshold rebalance_per_second""".split())
+health_redis health_target_timeout_ms grpc_link rebalance_threshold rebalance_per_second
+metrics_listen""".split())
 config = {}
 if os.environ.get("SWITCHBOARD_CONFIG"):
     with open(os.environ["SWITCHBOARD_CONFIG"], "rb") as f:
@@ -83,6 +86,13 @@ listen = got[1] if got else f"127.0.0.1:{DEFAULT_PORT[sub]}"
 if MODE == "wrong-port" and sub == "signal":
     host, port = listen.rsplit(":", 1)
     listen = f"{host}:{int(port) + 1}"
+# edge, auth and signal serve /metrics on an admin port when asked; the
+# health aggregator on its own port, always.
+metrics = setting("metrics_listen", "--metrics-listen") if sub != "health" else None
+metrics_listen = metrics[1] if metrics else None
+if MODE == "wrong-metrics-port" and sub == "edge" and metrics_listen:
+    host, port = metrics_listen.rsplit(":", 1)
+    metrics_listen = f"{host}:{int(port) + 1}"
 FILE_KEYS = {
     "edge": ["service_key", "redis"],
     "auth": ["api_keys", "redis"],
@@ -100,15 +110,15 @@ if sub == "auth":
         sys.exit("error: --signing-key (SWITCHBOARD_SIGNING_KEY) is required outside dev mode")
 if MODE == "fail" and sub == "health":
     sys.exit("error: refused by the stub")
-http = {"edge": ["/health/live", "/health/ready", "/ws"], "health": ["/health/live", "/health/ready"]}.get(sub, [])
+http = {"edge": ["/health/live", "/health/ready", "/ws"], "health": ["/health/live", "/health/ready", "/metrics"]}.get(sub, [])
 if MODE == "no-ready" and sub == "edge":
     http.remove("/health/ready")
 named = {"auth": "switchboard.v1.Auth", "signal": "switchboard.v1.Signal"}.get(sub)
 grpc = ["", "liveness", named] if named else []
 if MODE == "no-liveness" and sub == "auth":
     grpc.remove("liveness")
-print(json.dumps({"service": sub, "listen": listen, "http_paths": http,
-                  "grpc_health_services": grpc, "files": files}))
+print(json.dumps({"service": sub, "listen": listen, "metrics_listen": metrics_listen,
+                  "http_paths": http, "grpc_health_services": grpc, "files": files}))
 '''
 
 
@@ -174,6 +184,51 @@ def shadowed_key(docs):
     container(docs, "signal")["env"].append({"name": "SWITCHBOARD_AUTH_URL", "value": "http://auth:50051"})
 
 
+def annotations(docs, name):
+    return find(docs, "Deployment", name)["spec"]["template"]["metadata"]["annotations"]
+
+
+def scrape_port_wrong(docs):
+    annotations(docs, "signal")["prometheus.io/port"] = "50052"
+
+
+def not_annotated(docs):
+    del annotations(docs, "health")["prometheus.io/scrape"]
+
+
+def no_metrics_listen(docs):
+    c = container(docs, "auth")
+    i = c["args"].index("--metrics-listen")
+    del c["args"][i : i + 2]
+
+
+def metrics_on_loopback(docs):
+    c = container(docs, "auth")
+    c["args"][c["args"].index("--metrics-listen") + 1] = "127.0.0.1:9090"
+
+
+def edge_metrics_behind_ingress(docs):
+    find(docs, "Service", "edge")["spec"]["ports"].append(
+        {"name": "metrics", "port": 9090, "targetPort": "metrics", "protocol": "TCP"}
+    )
+    find(docs, "Ingress", "edge")["spec"]["rules"][0]["http"]["paths"].insert(
+        0, {"path": "/metrics", "pathType": "Exact", "backend": {"service": {"name": "edge", "port": {"name": "metrics"}}}}
+    )
+
+
+def edge_policy_every_port(docs):
+    del find(docs, "NetworkPolicy", "edge")["spec"]["ingress"][0]["ports"]
+
+
+def metrics_open_to_namespace(docs):
+    find(docs, "NetworkPolicy", "metrics")["spec"]["ingress"][0]["from"].append({"podSelector": {}})
+
+
+def scraper_shut_out(docs):
+    peer = find(docs, "NetworkPolicy", "metrics")["spec"]["ingress"][0]["from"][0]
+    peer["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"] = "observability"
+
+
 # (what, stub mode, manifest change, text the checker must print)
 CASES = [
     ("binary listens elsewhere", "wrong-port", None, "≠ listen port"),
@@ -190,6 +245,15 @@ CASES = [
     ("unknown config key", "", unknown_config_key, "unknown key"),
     ("writable root filesystem", "", writable_root, "readOnlyRootFilesystem is not true"),
     ("config key overridden by env", "", shadowed_key, "config key auth_url is overridden"),
+    ("binary's metrics port elsewhere", "wrong-metrics-port", None, "containerPort metrics 9090 ≠ metrics_listen port 9091"),
+    ("scrape annotation on the wrong port", "", scrape_port_wrong, "prometheus.io/port 50052 ≠ 9090"),
+    ("pod serving /metrics not annotated", "", not_annotated, 'has no prometheus.io/scrape: "true"'),
+    ("metrics port declared, none served", "", no_metrics_listen, "the binary serves no metrics port"),
+    ("metrics_listen on loopback", "", metrics_on_loopback, "metrics_listen on loopback"),
+    ("edge's metrics port behind the Service and Ingress", "", edge_metrics_behind_ingress, "routes to edge's metrics port 9090, publicly (Ingress edge)"),
+    ("edge's metrics port open to the ingress controller", "", edge_policy_every_port, "the ingress controller (ingress-nginx) can reach it"),
+    ("metrics port open to the whole namespace", "", metrics_open_to_namespace, "admits every pod of namespace"),
+    ("scraper shut out by the NetworkPolicies", "", scraper_shut_out, "keep the scraper"),
 ]
 
 

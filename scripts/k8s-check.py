@@ -14,7 +14,17 @@ grpc.health.v1 services, the files it would read), and the manifests must
 agree with it:
 
   * the command exits 0 (the configuration is valid);
-  * every containerPort and every probe's port is the port it listens on;
+  * every containerPort and every probe's port is the port it listens on,
+    except the port named `metrics`, which is its metrics_listen port (the
+    admin port of edge, auth and signal; off loopback, not the listen port);
+  * a pod that serves /metrics (an admin port, or the health aggregator's
+    own port) is annotated prometheus.io/scrape "true", prometheus.io/port
+    that port and prometheus.io/path /metrics, and the NetworkPolicies let
+    the scraper (--monitoring-namespace, --monitoring-pod-label) reach it;
+  * an admin port admits the scraper only: every NetworkPolicy rule that
+    opens it names the scraper's namespace and pods and nothing broader,
+    the ingress controller cannot reach it, and no Service (so no Ingress)
+    routes to it;
   * every HTTP probe path is one of its paths, every gRPC probe's service one
     of its health services; liveness and startup probes use the liveness
     endpoints (which never depend on another process), readiness the
@@ -62,6 +72,13 @@ UID = 10001
 LIVE_PATH = "/health/live"
 READY_PATH = "/health/ready"
 LIVENESS_SERVICE = "liveness"
+METRICS_PATH = "/metrics"
+METRICS_PORT_NAME = "metrics"
+# The annotations of the usual `kubernetes-pods` scrape job
+# (deploy/monitoring/README.md).
+SCRAPE = "prometheus.io/scrape"
+SCRAPE_PORT = "prometheus.io/port"
+SCRAPE_PATH = "prometheus.io/path"
 SUBCOMMANDS = {"edge", "auth", "signal", "health"}
 
 # Settings that are secrets: only ever as SWITCHBOARD_<NAME>_FILE (or a
@@ -139,6 +156,18 @@ def labels_match(selector: dict | None, labels: dict) -> bool:
 def port_of(address: str) -> int:
     """The port of HOST:PORT or [V6]:PORT."""
     return int(address.rsplit(":", 1)[1])
+
+
+def is_loopback(address: str) -> bool:
+    try:
+        return ipaddress.ip_address(address.rsplit(":", 1)[0].strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def selects_some(selector: dict | None) -> bool:
+    """Whether a label selector narrows anything ({} selects everything)."""
+    return bool(selector and (selector.get("matchLabels") or selector.get("matchExpressions")))
 
 
 def has_password(url: str) -> bool:
@@ -265,33 +294,43 @@ class Manifests:
             return svc
         return None
 
-    def allows(self, src_ns: str, src_labels: dict, dst: Workload, port: int) -> bool:
-        """Whether the NetworkPolicies let a pod with `src_labels` in `src_ns`
-        connect to `dst`'s pods on `port`."""
-        policies = [
+    def policies_for(self, dst: Workload) -> list:
+        """The NetworkPolicies that restrict connections to `dst`'s pods."""
+        return [
             p
             for p in self.of("NetworkPolicy")
             if p["metadata"].get("namespace", "default") == dst.namespace
             and labels_match(p["spec"].get("podSelector", {}), dst.labels)
             and "Ingress" in p["spec"].get("policyTypes", ["Ingress"])
         ]
-        if not policies:
-            return True
+
+    def rules_admitting(self, dst: Workload, port: int) -> list:
+        """(policy, ingress rule) for every rule that opens `port` of `dst`,
+        whoever its peers are."""
         named = dst.ports()
-        for policy in policies:
+        out = []
+        for policy in self.policies_for(dst):
             for rule in policy["spec"].get("ingress") or []:
-                if not self._peers_match(rule.get("from"), src_ns, src_labels, dst.namespace):
-                    continue
                 ports = rule.get("ports")
-                if not ports:
-                    return True
-                for p in ports:
+                for p in ports or [{}]:
                     if "port" not in p:
-                        return True
+                        out.append((policy, rule))
+                        break
                     want = p["port"] if isinstance(p["port"], int) else named.get(p["port"])
                     if want is not None and want <= port <= p.get("endPort", want):
-                        return True
-        return False
+                        out.append((policy, rule))
+                        break
+        return out
+
+    def allows(self, src_ns: str, src_labels: dict, dst: Workload, port: int) -> bool:
+        """Whether the NetworkPolicies let a pod with `src_labels` in `src_ns`
+        connect to `dst`'s pods on `port`."""
+        if not self.policies_for(dst):
+            return True
+        return any(
+            self._peers_match(rule.get("from"), src_ns, src_labels, dst.namespace)
+            for _, rule in self.rules_admitting(dst, port)
+        )
 
     def _peers_match(self, peers, src_ns, src_labels, policy_ns) -> bool:
         if not peers:
@@ -332,8 +371,17 @@ class Check:
     image_env: dict
     ingress_namespace: str
     ingress_labels: dict
+    monitoring_namespace: str
+    monitoring_labels: dict
     failures: list = field(default_factory=list)
     secrets_needed: dict = field(default_factory=dict)
+    # Deployment name → its admin (metrics_listen) port, for `exposure`.
+    admin_ports: dict = field(default_factory=dict)
+
+    @property
+    def scraper(self) -> str:
+        labels = ",".join(f"{k}={v}" for k, v in self.monitoring_labels.items())
+        return f"{labels} in namespace {self.monitoring_namespace}"
 
     def fail(self, where: str, message: str) -> None:
         self.failures.append(f"{where}: {message}")
@@ -483,19 +531,20 @@ class Check:
             report["files"] = [
                 env["SWITCHBOARD_CONFIG"] if f == tmp.name else f for f in report.get("files", [])
             ]
-        self.ok(where, f"`{shown}` → {report.get('service')} on {report.get('listen')}")
+        served = f"`{shown}` → {report.get('service')} on {report.get('listen')}"
+        if report.get("metrics_listen"):
+            served += f", metrics on {report['metrics_listen']}"
+        self.ok(where, served)
         if report.get("service") != subcommand:
             self.fail(where, f"the binary says service {report.get('service')!r}, the args say {subcommand!r}")
         listen = port_of(report["listen"])
-        try:
-            loopback = ipaddress.ip_address(report["listen"].rsplit(":", 1)[0].strip("[]")).is_loopback
-        except ValueError:
-            loopback = False
-        if loopback:
+        if is_loopback(report["listen"]):
             self.fail(where, f"listens on loopback ({report['listen']}): unreachable from other pods and the kubelet")
+        metrics = self.metrics_port(where, report, listen)
 
-        self.check_ports(w, c, where, listen)
+        self.check_ports(w, c, where, listen, metrics)
         self.check_probes(w, c, where, report, listen)
+        self.check_scrape(m, w, where, report, listen, metrics)
         self.check_files(m, w, c, where, report, env, config, self.paths(subcommand, args, env, config))
         self.check_secrets(where, args, env, config)
         self.check_shadowing(where, subcommand, args, env, config)
@@ -529,15 +578,111 @@ class Check:
             return None, f"file {key}_file"
         return DEFAULTS[key], "default"
 
-    def check_ports(self, w, c, where, listen):
+    def metrics_port(self, where, report, listen):
+        """The admin port the binary reports (metrics_listen), or None."""
+        address = report.get("metrics_listen")
+        if address is None:
+            return None
+        port = port_of(address)
+        if is_loopback(address):
+            self.fail(where, f"metrics_listen on loopback ({address}): Prometheus cannot scrape it")
+        if port == listen:
+            self.fail(where, f"metrics_listen {address} is on the listen port {listen}: the two servers cannot share it")
+        return port
+
+    def check_ports(self, w, c, where, listen, metrics):
+        """The port named `metrics` is the metrics_listen port; every other
+        one is the listen port."""
         ports = c.get("ports") or []
         if not ports:
             self.fail(where, "no containerPort")
+        good = []
         for p in ports:
-            if p["containerPort"] != listen:
-                self.fail(where, f"containerPort {p.get('name', '')} {p['containerPort']} ≠ listen port {listen}")
-        if all(p["containerPort"] == listen for p in ports) and ports:
-            self.ok(where, f"containerPort {listen}")
+            name, number = p.get("name", ""), p["containerPort"]
+            if name == METRICS_PORT_NAME:
+                if metrics is None:
+                    self.fail(where, f"containerPort {name} {number}: the binary serves no metrics port (no --metrics-listen / SWITCHBOARD_METRICS_LISTEN)")
+                elif number != metrics:
+                    self.fail(where, f"containerPort {name} {number} ≠ metrics_listen port {metrics}")
+                else:
+                    good.append(f"{name} {number}")
+            elif number != listen:
+                self.fail(where, f"containerPort {name} {number} ≠ listen port {listen}")
+            else:
+                good.append(f"{name} {number}".strip())
+        if metrics is not None and not any(p.get("name") == METRICS_PORT_NAME for p in ports):
+            self.fail(where, f"metrics_listen port {metrics} has no containerPort named {METRICS_PORT_NAME!r}")
+        if ports and len(good) == len(ports):
+            self.ok(where, "containerPort " + ", ".join(good))
+
+    def check_scrape(self, m, w, where, report, listen, metrics):
+        """The pod's scrape annotations name the port that serves /metrics,
+        the scraper may reach it, and only the scraper reaches an admin
+        port."""
+        if metrics is not None:
+            port, what = metrics, f"metrics_listen {report['metrics_listen']}"
+        elif METRICS_PATH in report.get("http_paths", []):
+            port, what = listen, "the listen port"
+        else:
+            port, what = None, ""
+        annotations = w.doc["spec"]["template"]["metadata"].get("annotations") or {}
+        scraped = annotations.get(SCRAPE) == "true"
+        if port is None:
+            if scraped:
+                self.fail(where, f'{SCRAPE} is "true" but the binary serves no {METRICS_PATH} (no --metrics-listen)')
+            return
+        if not scraped:
+            self.fail(where, f'serves {METRICS_PATH} on {port} ({what}) but the pod has no {SCRAPE}: "true": Prometheus would not find it')
+            return
+        problems = []
+        declared = annotations.get(SCRAPE_PORT)
+        if declared is None:
+            problems.append(f"no {SCRAPE_PORT} (Prometheus would try every declared port)")
+        elif declared != str(port):
+            problems.append(f"{SCRAPE_PORT} {declared} ≠ {port}, the port serving {METRICS_PATH} ({what})")
+        path = annotations.get(SCRAPE_PATH, METRICS_PATH)
+        if path != METRICS_PATH:
+            problems.append(f"{SCRAPE_PATH} {path} is not {METRICS_PATH}")
+        if problems:
+            self.fail(where, "scrape annotations: " + "; ".join(problems))
+        else:
+            self.ok(where, f"annotated for scraping at :{port}{METRICS_PATH} ({what})")
+        if m.allows(self.monitoring_namespace, self.monitoring_labels, w, port):
+            self.ok(where, f"the NetworkPolicies let the scraper ({self.scraper}) reach :{port}")
+        else:
+            self.fail(where, f"the NetworkPolicies keep the scraper ({self.scraper}) from {w.name}:{port}")
+        if metrics is not None:
+            self.admin_ports[w.name] = metrics
+            self.check_admin_closed(m, w, where, metrics)
+
+    def check_admin_closed(self, m, w, where, port):
+        """Every NetworkPolicy rule that opens an admin port names the
+        scraper, and only it: a namespace and pods, neither of them 'all'."""
+        if not m.policies_for(w):
+            self.fail(where, f"no NetworkPolicy selects {w.name}: its metrics port {port} is open to every pod")
+            return
+        problems = []
+        for policy, rule in m.rules_admitting(w, port):
+            name = policy["metadata"]["name"]
+            peers = rule.get("from")
+            if not peers:
+                problems.append(f"policy {name} admits every source")
+            for peer in peers or []:
+                if "ipBlock" in peer:
+                    problems.append(f"policy {name} admits the addresses {peer['ipBlock'].get('cidr')}")
+                elif not selects_some(peer.get("podSelector")):
+                    scope = "of every namespace it selects" if "namespaceSelector" in peer else f"of namespace {w.namespace}"
+                    problems.append(f"policy {name} admits every pod {scope}")
+                elif "namespaceSelector" in peer and not selects_some(peer["namespaceSelector"]):
+                    problems.append(f"policy {name} admits such pods of every namespace")
+                elif not m._peers_match([peer], self.monitoring_namespace, self.monitoring_labels, w.namespace):
+                    problems.append(f"policy {name} admits {json.dumps(peer, sort_keys=True)}, which is not the scraper")
+        if m.allows(self.ingress_namespace, self.ingress_labels, w, port):
+            problems.append(f"the ingress controller ({self.ingress_namespace}) can reach it")
+        if problems:
+            self.fail(where, f"metrics port {port} is not the scraper's alone: " + "; ".join(problems))
+        else:
+            self.ok(where, f"metrics port {port}: only the scraper gets in (not the ingress controller)")
 
     def check_probes(self, w, c, where, report, listen):
         named = w.ports()
@@ -833,6 +978,41 @@ class Check:
             else:
                 self.ok(f"pdb/{name}", "→ " + ", ".join(t.name for t in targets))
 
+    def exposure(self, m: Manifests) -> None:
+        """No Service routes to an admin port, least of all one behind an
+        Ingress or outside the cluster: Prometheus scrapes each pod, and
+        the edge's admin port must never be public."""
+        behind_ingress = {}
+        for ing in m.of("Ingress"):
+            for rule in ing["spec"].get("rules") or []:
+                for path in (rule.get("http") or {}).get("paths") or []:
+                    b = path["backend"].get("service") or {}
+                    port = b.get("port") or {}
+                    behind_ingress[(b.get("name"), port.get("name") or port.get("number"))] = ing["metadata"]["name"]
+        routed = set()
+        for svc in m.of("Service"):
+            name, kind = svc["metadata"]["name"], svc["spec"].get("type", "ClusterIP")
+            for p in svc["spec"]["ports"]:
+                tp = p.get("targetPort", p["port"])
+                for t in m.behind(svc):
+                    admin = self.admin_ports.get(t.name)
+                    if admin is None or t.ports().get(tp) != admin:
+                        continue
+                    routed.add(t.name)
+                    public = []
+                    if kind in ("NodePort", "LoadBalancer"):
+                        public.append(f"type {kind}")
+                    if svc["spec"].get("externalIPs"):
+                        public.append("externalIPs")
+                    for key in ((name, p.get("name")), (name, p["port"])):
+                        if key in behind_ingress:
+                            public.append(f"Ingress {behind_ingress[key]}")
+                    how = f", publicly ({', '.join(public)})" if public else ""
+                    self.fail(f"service/{name}", f"port {p['port']} routes to {t.name}'s metrics port {admin}{how}: the admin port is scraped pod by pod, never through a Service")
+        for name, port in sorted(self.admin_ports.items()):
+            if name not in routed:
+                self.ok(name, f"no Service or Ingress routes to its metrics port {port}")
+
     def replicas(self, m: Manifests, w: Workload) -> int:
         for hpa in m.of("HorizontalPodAutoscaler"):
             if hpa["spec"]["scaleTargetRef"]["name"] == w.name:
@@ -863,6 +1043,7 @@ class Check:
                     elif n > 1:
                         self.ok(f"{w.name}", f"up to {n} replicas share state through Redis ({source})")
         self.references(m, edge_origins)
+        self.exposure(m)
 
 
 def main() -> int:
@@ -871,15 +1052,18 @@ def main() -> int:
     parser.add_argument("--dockerfile", help="the image's Dockerfile (its ENV is the containers' base environment)")
     parser.add_argument("--ingress-namespace", default="ingress-nginx")
     parser.add_argument("--ingress-pod-label", default="app.kubernetes.io/name=ingress-nginx")
+    parser.add_argument("--monitoring-namespace", default="monitoring", help="where the Prometheus that scrapes /metrics runs")
+    parser.add_argument("--monitoring-pod-label", default="app.kubernetes.io/name=prometheus", help="a label of its pods")
     parser.add_argument("rendered", nargs="+", help="an overlay rendered by kubectl kustomize")
     args = parser.parse_args()
     image_env = dockerfile_env(args.dockerfile)
     k, _, v = args.ingress_pod_label.partition("=")
+    mk, _, mv = args.monitoring_pod_label.partition("=")
     failed = 0
     for path in args.rendered:
         label = os.path.basename(path).removesuffix(".yaml")
         print(f"== {label} ({path})")
-        check = Check(args.bin, image_env, args.ingress_namespace, {k: v})
+        check = Check(args.bin, image_env, args.ingress_namespace, {k: v}, args.monitoring_namespace, {mk: mv})
         check.run(Manifests(path))
         for secret, keys in sorted(check.secrets_needed.items()):
             print(f"  Secret {secret} must hold: {', '.join(sorted(keys))}")
