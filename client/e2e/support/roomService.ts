@@ -27,8 +27,11 @@ const SERVICE = "switchboard.v1.RoomService";
 
 /** The RoomService RPCs the tests use, with their request messages. */
 const REQUESTS = {
+  CreateRoom: "switchboard.v1.CreateRoomRequest",
   UpdateParticipant: "switchboard.v1.UpdateParticipantRequest",
   UpdateRoomMetadata: "switchboard.v1.UpdateRoomMetadataRequest",
+  MoveParticipant: "switchboard.v1.MoveParticipantRequest",
+  SendData: "switchboard.v1.SendDataRequest",
 } as const;
 type Rpc = keyof typeof REQUESTS;
 
@@ -44,6 +47,8 @@ export class GrpcError extends Error {
 }
 
 export interface RoomService {
+  /** A room ahead of its first join, with its own limit and metadata (docs/api.md "Rooms"). */
+  createRoom(req: { room: string; maxParticipants?: number; emptyTimeoutSeconds?: number; metadata?: string }): Promise<JsonValue>;
   /** Name, attributes or permissions of a live participant (docs/api.md "UpdateParticipant"). */
   updateParticipant(req: {
     room: string;
@@ -54,6 +59,10 @@ export interface RoomService {
     permissions?: { publish: boolean };
   }): Promise<JsonValue>;
   updateRoomMetadata(req: { room: string; metadata: string }): Promise<JsonValue>;
+  /** Moves a live participant to `destination`; its session continues there (docs/api.md "MoveParticipant"). */
+  moveParticipant(req: { room: string; identity: string; destination: string }): Promise<JsonValue>;
+  /** Data to some participants of a room (all when `identities` is empty); answers `{delivered, notFound?, duplicate?}` (docs/api.md "SendData"). */
+  sendData(req: { room: string; identities?: string[]; topic: string; payload: string; idempotencyKey?: string }): Promise<JsonValue>;
 }
 
 /** The schema, compiled by buf into a descriptor set, as a registry. */
@@ -148,7 +157,10 @@ export async function roomService(stack: Stack): Promise<RoomService> {
     return toJson(method.output, fromBinary(method.output, answer));
   };
   return {
+    createRoom: (req) => call("CreateRoom", { ...req }),
     updateParticipant: (req) => call("UpdateParticipant", { ...req }),
     updateRoomMetadata: (req) => call("UpdateRoomMetadata", { ...req }),
+    moveParticipant: (req) => call("MoveParticipant", { ...req }),
+    sendData: (req) => call("SendData", { ...req }),
   };
 }
