@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use tonic::transport::Server;
 
-use crate::grpc_metrics::GrpcMetricsLayer;
+use crate::grpc_metrics::CallGuardLayer;
 
 /// HTTP/2 resets a client may leave pending before the connection is
 /// dropped (rapid-reset defence, CVE-2023-44487).
@@ -25,6 +25,9 @@ pub const MAX_LOCAL_ERROR_RESET_STREAMS: usize = 256;
 /// Largest header list a peer may send (SETTINGS_MAX_HEADER_LIST_SIZE):
 /// bounds a CONTINUATION flood.
 pub const MAX_HEADER_LIST_BYTES: u32 = 16 * 1024;
+/// Calls one server runs in their handlers at once, over all its
+/// connections; more are refused at once with RESOURCE_EXHAUSTED.
+pub const MAX_CONCURRENT_CALLS: usize = 1024;
 /// Connections one server holds at once; more are closed at accept.
 pub const MAX_CONNECTIONS: usize = 4096;
 /// Largest HTTP/2 frame either side accepts (SETTINGS_MAX_FRAME_SIZE). A
@@ -102,8 +105,7 @@ pub fn reflection() -> (
 }
 
 /// A server builder with the shared transport defaults.
-pub fn server_builder()
--> Server<tower::layer::util::Stack<GrpcMetricsLayer, tower::layer::util::Identity>> {
+pub fn server_builder() -> Builder {
     Server::builder()
         .tcp_nodelay(true)
         .http2_keepalive_interval(Some(HTTP2_KEEPALIVE_INTERVAL))
@@ -114,9 +116,15 @@ pub fn server_builder()
         .http2_max_header_list_size(Some(MAX_HEADER_LIST_BYTES))
         .concurrency_limit_per_connection(CONCURRENCY_PER_CONNECTION)
         .max_frame_size(Some(MAX_FRAME_BYTES))
-        // Every request counted and timed (switchboard_grpc_server_*).
-        .layer(GrpcMetricsLayer)
+        // A connection at its own limit is shed too, not queued.
+        .load_shed(true)
+        // Counted and timed, shed past the server-wide limit
+        // (grpc_metrics::CallGuardLayer).
+        .layer(CallGuardLayer::new(MAX_CONCURRENT_CALLS))
 }
+
+/// The server [`server_builder`] makes.
+pub type Builder = Server<tower::layer::util::Stack<CallGuardLayer, tower::layer::util::Identity>>;
 
 /// The connections `listener` accepts, at most [`MAX_CONNECTIONS`] open at
 /// once: one over is accepted and closed at once (the kernel's backlog is

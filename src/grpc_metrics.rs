@@ -1,10 +1,19 @@
-//! A tower layer on every gRPC server: counts each request by method and
-//! status code (`switchboard_grpc_server_requests_total`) and times it to
-//! its response head (`switchboard_grpc_server_duration_seconds`). The code
-//! is the one in the response head: every error a handler returns (tonic
-//! sends those as trailers-only responses); an error a stream ends with
-//! later is not seen here. Unknown methods are counted as `unknown`, so a
-//! caller cannot grow the label set.
+//! The guard in front of every gRPC server's handlers ([`CallGuardLayer`]),
+//! outermost first:
+//! 1. metrics: each request counted by method and status code
+//!    (`switchboard_grpc_server_requests_total`) and timed to its response
+//!    head (`switchboard_grpc_server_duration_seconds`); a shed one is
+//!    counted as RESOURCE_EXHAUSTED (8) and in
+//!    `switchboard_grpc_server_shed_total`. The code is the one in the
+//!    response head: every error a handler returns (tonic sends those as
+//!    trailers-only responses); an error a stream ends with later is not
+//!    seen here. Unknown methods are counted as `unknown`, so a caller
+//!    cannot grow the label set.
+//! 2. load shedding: a call that finds no free slot is refused at once
+//!    (tonic answers RESOURCE_EXHAUSTED, retryable) instead of queuing;
+//! 3. a concurrency limit shared by every connection of the server: calls
+//!    in their handler at once (a stream holds its slot until its response
+//!    head, not for its whole life).
 
 use std::{
     future::Future,
@@ -13,16 +22,37 @@ use std::{
     time::Instant,
 };
 
+use tower::{
+    BoxError,
+    limit::{ConcurrencyLimit, GlobalConcurrencyLimitLayer},
+    load_shed::{LoadShed, error::Overloaded},
+};
+
 use crate::metrics::{Labels, metrics};
 
-#[derive(Debug, Clone, Copy, Default)]
-pub struct GrpcMetricsLayer;
+/// Metrics, load shedding and a server-wide concurrency limit (see the
+/// module's doc). One instance per server: its services share the limit.
+#[derive(Debug, Clone)]
+pub struct CallGuardLayer {
+    limit: GlobalConcurrencyLimitLayer,
+}
 
-impl<S> tower::Layer<S> for GrpcMetricsLayer {
-    type Service = GrpcMetrics<S>;
+impl CallGuardLayer {
+    /// At most `max_calls` calls in their handlers at once.
+    pub fn new(max_calls: usize) -> Self {
+        Self {
+            limit: GlobalConcurrencyLimitLayer::new(max_calls),
+        }
+    }
+}
+
+impl<S> tower::Layer<S> for CallGuardLayer {
+    type Service = GrpcMetrics<LoadShed<ConcurrencyLimit<S>>>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        GrpcMetrics { inner }
+        GrpcMetrics {
+            inner: LoadShed::new(self.limit.layer(inner)),
+        }
     }
 }
 
@@ -44,14 +74,15 @@ fn code<B>(response: &http::Response<B>) -> &str {
 impl<S, B, R> tower::Service<http::Request<B>> for GrpcMetrics<S>
 where
     S: tower::Service<http::Request<B>, Response = http::Response<R>>,
+    S::Error: Into<BoxError>,
     S::Future: Send + 'static,
 {
     type Response = S::Response;
-    type Error = S::Error;
+    type Error = BoxError;
     type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Self::Error>> + Send>>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
+        self.inner.poll_ready(cx).map_err(Into::into)
     }
 
     fn call(&mut self, request: http::Request<B>) -> Self::Future {
@@ -59,9 +90,14 @@ where
         let start = Instant::now();
         let response = self.inner.call(request);
         Box::pin(async move {
-            let response = response.await;
+            let response = response.await.map_err(Into::into);
+            let m = metrics();
             let code = match &response {
                 Ok(response) => code(response).to_owned(),
+                Err(err) if err.is::<Overloaded>() => {
+                    m.grpc_server_shed.inc();
+                    "8".to_owned()
+                }
                 // The transport failed: no status was sent.
                 Err(_) => "transport".to_owned(),
             };
@@ -71,7 +107,6 @@ where
             } else {
                 method
             };
-            let m = metrics();
             let by_method: Labels = vec![("method", method)];
             m.grpc_server_seconds
                 .get_or_create(&by_method)
@@ -81,5 +116,65 @@ where
             m.grpc_server_requests.get_or_create(&by_code).inc();
             response
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::{convert::Infallible, sync::Arc};
+
+    use tokio::sync::Semaphore;
+    use tower::{Layer, Service, ServiceExt};
+
+    use super::*;
+
+    /// A handler that holds each call until the test releases one.
+    fn held(
+        gate: Arc<Semaphore>,
+    ) -> impl Service<
+        http::Request<()>,
+        Response = http::Response<()>,
+        Error = Infallible,
+        Future = impl Future<Output = Result<http::Response<()>, Infallible>> + Send,
+    > + Clone {
+        tower::service_fn(move |_request: http::Request<()>| {
+            let gate = gate.clone();
+            async move {
+                gate.acquire().await.map(|p| p.forget()).ok();
+                Ok(http::Response::new(()))
+            }
+        })
+    }
+
+    fn call(path: &str) -> http::Request<()> {
+        http::Request::builder()
+            .uri(path)
+            .body(())
+            .expect("request")
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn calls_past_the_limit_are_shed_at_once_and_counted_and_others_pass_after() {
+        let gate = Arc::new(Semaphore::new(0));
+        let guard = CallGuardLayer::new(2);
+        // Two services of one server (two connections) share the limit.
+        let mut one = guard.layer(held(gate.clone()));
+        let mut two = guard.layer(held(gate.clone()));
+        let first = tokio::spawn(one.ready().await.expect("ready").call(call("/x.S/A")));
+        let second = tokio::spawn(two.ready().await.expect("ready").call(call("/x.S/A")));
+        tokio::task::yield_now().await;
+        let shed_before = metrics().grpc_server_shed.get();
+        // The third finds no slot: refused at once, not queued.
+        let third = two.ready().await.expect("ready").call(call("/x.S/A")).await;
+        let err = third.expect_err("shed");
+        assert!(err.is::<Overloaded>(), "{err}");
+        assert_eq!(metrics().grpc_server_shed.get(), shed_before + 1);
+        // The held ones finish; then there is room again.
+        gate.add_permits(2);
+        first.await.expect("join").expect("first");
+        second.await.expect("join").expect("second");
+        gate.add_permits(1);
+        let fourth = one.ready().await.expect("ready").call(call("/x.S/A")).await;
+        assert!(fourth.is_ok());
     }
 }

@@ -136,6 +136,7 @@ pub struct Metrics {
     // Every gRPC server and client.
     pub grpc_server_requests: Family<Labels, Counter>,
     pub grpc_server_seconds: Family<Labels, Histogram>,
+    pub grpc_server_shed: Counter,
     // Redis.
     pub redis_seconds: Histogram,
     pub redis_errors: Counter,
@@ -291,6 +292,12 @@ impl Metrics {
             "gRPC request latency by method (to the response headers)",
             grpc_server_seconds.clone(),
         );
+        let grpc_server_shed = Counter::default();
+        registry.register(
+            "grpc_server_shed",
+            "gRPC calls refused at once (RESOURCE_EXHAUSTED) because the server's concurrency limit was reached",
+            grpc_server_shed.clone(),
+        );
         let redis_seconds = Histogram::new(seconds_buckets());
         registry.register(
             "redis_duration_seconds",
@@ -368,6 +375,7 @@ impl Metrics {
             tokens_issued,
             grpc_server_requests,
             grpc_server_seconds,
+            grpc_server_shed,
             redis_seconds,
             redis_errors,
             redis_circuit_open,

@@ -172,3 +172,44 @@ async fn forwarded_for_names_the_client_only_behind_a_trusted_proxy() {
         .expect("another forwarded client");
     stack.shutdown().await;
 }
+
+/// The edge's session cap: past it an upgrade is refused with 503, code
+/// `unavailable` and Retry-After (reconnect, to be placed elsewhere), the
+/// sessions it holds carry on, and a freed place is taken again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_edge_refuses_new_sessions_with_a_reconnect_hint() {
+    let stack = Stack::start_with(|config| config.edge.max_sessions = Some(2)).await;
+    let mut alice = WsClient::connect(&stack.ws_url(), Format::Json).await;
+    let mut bob = WsClient::connect(&stack.ws_url(), Format::Json).await;
+    alice.join(&stack.token("alice", "r1")).await;
+    bob.join(&stack.token("bob", "r1")).await;
+    let origin = stack.edge_url.clone();
+    let refused = WsClient::connect_with(&stack.ws_url(), Some(&origin), None, Format::Json)
+        .await
+        .err()
+        .expect("refused at the cap");
+    assert_eq!(
+        (refused.status, refused.retry_after.as_deref()),
+        (503, Some("1"))
+    );
+    assert!(
+        refused.body.contains("\"unavailable\"") && refused.body.contains("maximum of sessions"),
+        "{}",
+        refused.body
+    );
+    // Those inside are unaffected.
+    alice.signal("bob", description(true, "v=0 inside")).await;
+    assert_eq!(bob.next_signal().await.from, "alice");
+    // A place frees when a session ends.
+    bob.close().await;
+    switchboard_tests::wait_until("a place is free", switchboard_tests::DEADLINE, || {
+        let (url, origin) = (stack.ws_url(), origin.clone());
+        async move {
+            WsClient::connect_with(&url, Some(&origin), None, Format::Json)
+                .await
+                .is_ok()
+        }
+    })
+    .await;
+    stack.shutdown().await;
+}

@@ -191,7 +191,12 @@ async fn permessage_deflate_is_never_negotiated() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_connection_flood_is_refused_at_accept_and_existing_sessions_carry_on() {
     use tokio_tungstenite::tungstenite::{self, client::IntoClientRequest, http::HeaderValue};
-    let stack = Stack::start_with(|config| config.edge.max_connections = 8).await;
+    // The session cap (tested on its own) is lifted to the accept cap here.
+    let stack = Stack::start_with(|config| {
+        config.edge.max_connections = 8;
+        config.edge.max_sessions = Some(8);
+    })
+    .await;
     let mut alice = WsClient::connect(&stack.ws_url(), Format::Json).await;
     let mut bob = WsClient::connect(&stack.ws_url(), Format::Json).await;
     alice.join(&stack.token("alice", "r1")).await;

@@ -131,6 +131,7 @@ pub(crate) fn stack_env() -> Vec<(&'static str, String)> {
         ("SWITCHBOARD_MAX_CONNECTIONS_PER_IP", "100000".to_owned()),
         ("SWITCHBOARD_NEW_CONNECTIONS_PER_IP_PER_SECOND", big.clone()),
         ("SWITCHBOARD_NEW_CONNECTIONS_PER_IP_BURST", big),
+        ("SWITCHBOARD_MAX_SESSIONS", "100000".to_owned()),
     ]
 }
 

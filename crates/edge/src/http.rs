@@ -58,6 +58,8 @@ pub struct HttpContext {
     pub header_read_timeout: std::time::Duration,
     /// Per-address WebSocket admission.
     pub admission: Admission,
+    /// See [`crate::EdgeConfig::max_sessions`].
+    pub max_sessions: usize,
     /// Auth's public keys, as last fetched.
     pub jwks: crate::jwks_cache::JwksCache,
 }
@@ -96,10 +98,17 @@ pub fn error_response(err: &SignalError) -> Response<Body> {
     response
 }
 
-/// Counts an upgrade by outcome: `accepted`, or the refusal's code.
+/// Marks a refusal at the edge's session cap (for its metric).
+#[derive(Debug, Clone, Copy)]
+struct SessionCap;
+
+/// Counts an upgrade by outcome: `accepted`, `session_cap`, or the
+/// refusal's code.
 fn count_upgrade(response: &Response<Body>) {
     let outcome = if response.status() == StatusCode::SWITCHING_PROTOCOLS {
         "accepted"
+    } else if response.extensions().get::<SessionCap>().is_some() {
+        "session_cap"
     } else {
         response
             .extensions()
@@ -357,6 +366,20 @@ async fn upgrade(ctx: Arc<HttpContext>, peer: Peer, mut req: Request<Incoming>) 
             ErrorCode::ShuttingDown,
             "edge is shutting down",
         ));
+    }
+    // The node's own cap, before any per-address or token work: a full
+    // edge sends the client elsewhere at once. (Approximate by the
+    // handshakes in flight: a session counts once its socket is served.)
+    if ctx.conn.link.connections() >= ctx.max_sessions {
+        let mut response = error_response(&SignalError::new(
+            ErrorCode::Unavailable,
+            "this edge holds its maximum of sessions; reconnect to be placed on another",
+        ));
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        response.extensions_mut().insert(SessionCap);
+        return response;
     }
     let client = admission::client_ip(
         peer.addr.ip(),

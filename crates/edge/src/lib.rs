@@ -65,6 +65,11 @@ pub struct EdgeConfig {
     /// Open connections (HTTP and WebSocket) at most; more are refused at
     /// accept.
     pub max_connections: usize,
+    /// WebSocket sessions this edge holds at most; beyond it an upgrade is
+    /// refused with 503 + Retry-After (reconnect: a load balancer places
+    /// the client elsewhere), so the edge does not degrade everyone. `None`:
+    /// nine tenths of `max_connections` (room to answer the refusals).
+    pub max_sessions: Option<usize>,
     /// Relay streams to each signal replica.
     pub lanes: usize,
     /// How long shutdown waits for connections to close (their closes are
@@ -97,6 +102,7 @@ impl Default for EdgeConfig {
             static_dir: None,
             dev: false,
             max_connections: 10_000,
+            max_sessions: None,
             lanes: 2,
             drain_deadline: Duration::from_secs(10),
             rebalance: None,
@@ -245,6 +251,10 @@ pub async fn run(
         shutdown: stop_rx.clone(),
         done: done_tx,
         header_read_timeout: config.header_read_timeout,
+        max_sessions: config
+            .max_sessions
+            .unwrap_or(config.max_connections.saturating_mul(9) / 10)
+            .max(1),
         admission: Admission::new(config.admission),
         jwks: jwks_cache::JwksCache::default(),
     });

@@ -138,6 +138,10 @@ pub struct EdgeCommon {
     /// Most open connections per edge process.
     #[arg(long, env = "SWITCHBOARD_MAX_CONNECTIONS", default_value_t = 10_000)]
     pub max_connections: usize,
+    /// Most WebSocket sessions per edge process; beyond it an upgrade is
+    /// refused with 503 + Retry-After (default: 90 % of --max-connections).
+    #[arg(long, env = "SWITCHBOARD_MAX_SESSIONS")]
+    pub max_sessions: Option<usize>,
     /// Most open WebSockets per client address (an IPv6 client's /64);
     /// more are refused with 503 and Retry-After.
     #[arg(

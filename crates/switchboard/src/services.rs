@@ -74,6 +74,7 @@ fn edge_config(common: &EdgeCommon, signal_urls: Vec<String>, dev: bool) -> Edge
         static_dir: common.static_dir.clone(),
         dev,
         max_connections: common.max_connections,
+        max_sessions: common.max_sessions,
         lanes: common.lanes,
         drain_deadline: Duration::from_secs(common.drain_seconds),
         rebalance: None,
