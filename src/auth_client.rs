@@ -136,9 +136,9 @@ impl AuthClient {
             ));
         }
         let mut client = self.client.clone();
-        let call = client.verify_token(pb::VerifyTokenRequest {
+        let call = client.verify_token(with_deadline(pb::VerifyTokenRequest {
             token: token.to_owned(),
-        });
+        }));
         match tokio::time::timeout(VERIFY_TIMEOUT, call).await {
             Ok(Ok(response)) => response
                 .into_inner()
@@ -155,9 +155,9 @@ impl AuthClient {
     /// Exchanges `token` for a fresh access token.
     pub async fn refresh(&self, token: &str) -> Result<pb::RefreshTokenResponse, SignalError> {
         let mut client = self.client.clone();
-        let call = client.refresh_token(pb::RefreshTokenRequest {
+        let call = client.refresh_token(with_deadline(pb::RefreshTokenRequest {
             token: token.to_owned(),
-        });
+        }));
         match tokio::time::timeout(VERIFY_TIMEOUT, call).await {
             Ok(Ok(response)) => Ok(response.into_inner()),
             Ok(Err(status)) => Err(SignalError::from_status(&status)),
@@ -171,7 +171,12 @@ impl AuthClient {
     /// The JWKS document of auth's verification keys.
     pub async fn jwks(&self) -> Result<String, SignalError> {
         let mut client = self.client.clone();
-        match tokio::time::timeout(VERIFY_TIMEOUT, client.get_jwks(pb::GetJwksRequest {})).await {
+        match tokio::time::timeout(
+            VERIFY_TIMEOUT,
+            client.get_jwks(with_deadline(pb::GetJwksRequest {})),
+        )
+        .await
+        {
             Ok(Ok(response)) => Ok(response.into_inner().json),
             Ok(Err(status)) => Err(SignalError::from_status(&status)),
             Err(_) => Err(SignalError::new(
@@ -198,7 +203,8 @@ impl AuthClient {
         request: pb::IssueTokenRequest,
     ) -> Result<pb::IssueTokenResponse, SignalError> {
         let mut client = self.client.clone();
-        match tokio::time::timeout(VERIFY_TIMEOUT, client.issue_token(request)).await {
+        match tokio::time::timeout(VERIFY_TIMEOUT, client.issue_token(with_deadline(request))).await
+        {
             Ok(Ok(response)) => Ok(response.into_inner()),
             Ok(Err(status)) => Err(SignalError::from_status(&status)),
             Err(_) => Err(SignalError::new(
@@ -207,4 +213,13 @@ impl AuthClient {
             )),
         }
     }
+}
+
+/// A call carrying its deadline ([`VERIFY_TIMEOUT`]) as `grpc-timeout`:
+/// auth stops working on it when the caller has given up (tonic enforces
+/// the header on the server).
+fn with_deadline<T>(message: T) -> tonic::Request<T> {
+    let mut request = tonic::Request::new(message);
+    request.set_timeout(VERIFY_TIMEOUT);
+    request
 }

@@ -324,6 +324,7 @@ pub fn check(command: &crate::cli::Command, files: &[std::path::PathBuf]) -> Res
         Command::Signal(args) => args.metrics_listen,
         _ => None,
     };
+    check_metrics_port(listen, metrics_listen)?;
     println!(
         "{}",
         serde_json::json!({
@@ -338,9 +339,20 @@ pub fn check(command: &crate::cli::Command, files: &[std::path::PathBuf]) -> Res
     Ok(())
 }
 
+/// The admin port must be a port of its own.
+fn check_metrics_port(listen: SocketAddr, metrics: Option<SocketAddr>) -> Result<(), BoxError> {
+    match metrics {
+        Some(m) if m.port() != 0 && m.port() == listen.port() => {
+            Err(format!("--metrics-listen {m} uses the service's own port ({listen})").into())
+        }
+        _ => Ok(()),
+    }
+}
+
 /// The admin port of a gRPC-only or public service (`--metrics-listen`):
 /// `/metrics` and `/health/live`, until SIGTERM.
-async fn metrics_port(listen: Option<SocketAddr>) -> Result<(), BoxError> {
+async fn metrics_port(service: SocketAddr, listen: Option<SocketAddr>) -> Result<(), BoxError> {
+    check_metrics_port(service, listen)?;
     if let Some(addr) = listen {
         let listener = bind(addr).await?;
         announce("metrics", "http", &listener)?;
@@ -354,7 +366,7 @@ async fn metrics_port(listen: Option<SocketAddr>) -> Result<(), BoxError> {
 
 pub async fn edge(args: EdgeArgs) -> Result<(), BoxError> {
     check_edge(&args)?;
-    metrics_port(args.metrics_listen).await?;
+    metrics_port(args.listen, args.metrics_listen).await?;
     let listener = bind(args.listen).await?;
     announce(
         "edge",
@@ -375,7 +387,7 @@ pub async fn auth(args: AuthArgs) -> Result<(), BoxError> {
     if args.dev {
         check_dev_exposure(&[args.listen], args.dangerously_expose_dev_mode)?;
     }
-    metrics_port(args.metrics_listen).await?;
+    metrics_port(args.listen, args.metrics_listen).await?;
     let listener = bind(args.listen).await?;
     announce("auth", "http", &listener)?;
     let config = auth_config(
@@ -389,7 +401,7 @@ pub async fn auth(args: AuthArgs) -> Result<(), BoxError> {
 }
 
 pub async fn signal(args: SignalArgs) -> Result<(), BoxError> {
-    metrics_port(args.metrics_listen).await?;
+    metrics_port(args.listen, args.metrics_listen).await?;
     let listener = bind(args.listen).await?;
     announce("signal", "http", &listener)?;
     let mut config = signal_config(&args.common);
