@@ -129,6 +129,18 @@ async fn a_removal_closes_the_right_websocket_with_the_reason() {
         .into_inner();
     let ids: Vec<_> = listed.participants.iter().map(|p| p.id.as_str()).collect();
     assert_eq!(ids, ["alice", "bob"]);
+    let get = |identity: &str| pb::GetParticipantRequest {
+        room: "r1".into(),
+        identity: identity.into(),
+    };
+    let bob_seen = api
+        .get_participant(with_token(get("bob"), &token))
+        .await
+        .expect("bob")
+        .into_inner();
+    assert_eq!(bob_seen.id, "bob");
+    let nobody = api.get_participant(with_token(get("nobody"), &token)).await;
+    assert_eq!(nobody.expect_err("absent").code(), Code::NotFound);
 
     api.remove_participant(with_token(
         pb::RemoveParticipantRequest {

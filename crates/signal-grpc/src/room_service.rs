@@ -295,6 +295,25 @@ impl pb::room_service_server::RoomService for RoomApi {
         Ok(Response::new(pb::ListParticipantsResponse { participants }))
     }
 
+    async fn get_participant(
+        &self,
+        request: Request<pb::GetParticipantRequest>,
+    ) -> Result<Response<pb::Participant>, Status> {
+        let room = self
+            .authorize(&request, BackendGrant::RoomList, &request.get_ref().room)
+            .await?;
+        let who = identity(&request.get_ref().identity)?;
+        let member = self
+            .hub
+            .room_members(&room)
+            .await
+            .map_err(status)?
+            .into_iter()
+            .find(|m| m.participant == who)
+            .ok_or_else(|| Status::not_found("no such participant in this room"))?;
+        Ok(Response::new(member.to_participant(None)))
+    }
+
     async fn remove_participant(
         &self,
         request: Request<pb::RemoveParticipantRequest>,
