@@ -28,6 +28,14 @@ impl TokenBucket {
         self.tokens + elapsed * self.rate >= self.burst
     }
 
+    /// Takes `cost` tokens whatever is left: the bucket may go into debt,
+    /// at most one burst deep (so a penalty delays, never bars for good).
+    pub fn charge(&mut self, cost: f64, now: Instant) {
+        let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
+        self.last = now;
+        self.tokens = ((self.tokens + elapsed * self.rate).min(self.burst) - cost).max(-self.burst);
+    }
+
     /// Takes one token if there is one.
     pub fn try_take(&mut self, now: Instant) -> bool {
         let elapsed = now.saturating_duration_since(self.last).as_secs_f64();

@@ -11,6 +11,7 @@ mod health;
 mod join_hook;
 mod metrics;
 mod presence;
+mod quotas;
 mod relay;
 mod replicas;
 mod resume;

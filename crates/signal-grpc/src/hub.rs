@@ -21,9 +21,9 @@ use switchboard_proto::{
 use switchboard_proto::auth_client::AuthClient;
 
 use crate::{
-    data_rate::DataRate,
     events::{EventLog, MemoryEvents},
     join_hook::JoinHook,
+    keyed_rate::{self, KeyedRate},
     router::{Expiry, Origin, Router, Sink, new_resume_token, now_ms},
     store::{JoinOutcome, RecordPatch, SessionRecord, SessionRef, SessionStore},
     turn::TurnConfig,
@@ -93,7 +93,9 @@ pub struct Hub {
     /// Room events for backends (`WatchRoomEvents`).
     events: Arc<dyn EventLog>,
     /// SendData's per-room rate on this replica.
-    data_rate: Arc<DataRate>,
+    data_rate: Arc<KeyedRate<RoomId>>,
+    /// Joins per identity on this replica.
+    join_rate: Arc<KeyedRate<ParticipantId>>,
     /// The application's join hook, if configured.
     join_hook: Option<JoinHook>,
 }
@@ -118,7 +120,14 @@ impl Hub {
             auth,
             shared: false,
             events: Arc::new(MemoryEvents::default()),
-            data_rate: Arc::new(DataRate::default()),
+            data_rate: Arc::new(KeyedRate::new(
+                keyed_rate::DATA_PER_SECOND,
+                keyed_rate::DATA_BURST,
+            )),
+            join_rate: Arc::new(KeyedRate::new(
+                keyed_rate::JOINS_PER_SECOND,
+                keyed_rate::JOIN_BURST,
+            )),
             join_hook: None,
         }
     }
@@ -200,12 +209,53 @@ impl Hub {
     /// session exists, is attached to `sink`, has received Joined (seq 1)
     /// and the room has been told. On failure nothing is left behind.
     pub async fn open(&self, sink: Sink, open: pb::OpenSession) -> Result<SessionRef, SignalError> {
+        let claims = self.auth.verify(&open.token).await?;
+        let participant = ParticipantId::new(&claims.subject)
+            .map_err(|e| SignalError::new(ErrorCode::BadRequest, e.to_string()))?;
+        // Joins per identity (on this replica): a client rejoining in a
+        // loop is slowed down, and a join refused after its token checked
+        // out (room full, refused by the hook, a bad room) costs more.
+        if !self
+            .join_rate
+            .admit(&participant, std::time::Instant::now())
+        {
+            return Err(SignalError::new(
+                ErrorCode::RateLimited,
+                "too many joins for this identity; retry in a moment",
+            ));
+        }
+        let joined = self
+            .open_verified(sink, open, claims, participant.clone())
+            .await;
+        // Refusals that are the client's doing cost more; the service's own
+        // trouble (unavailable, internal) does not, or clients retrying
+        // through an outage would be locked out after it.
+        if joined.as_ref().is_err_and(|err| {
+            !matches!(
+                err.code,
+                ErrorCode::Unavailable | ErrorCode::Internal | ErrorCode::ShuttingDown
+            )
+        }) {
+            self.join_rate.charge(
+                &participant,
+                keyed_rate::FAILED_JOIN_COST,
+                std::time::Instant::now(),
+            );
+        }
+        joined
+    }
+
+    async fn open_verified(
+        &self,
+        sink: Sink,
+        open: pb::OpenSession,
+        claims: pb::Claims,
+        participant: ParticipantId,
+    ) -> Result<SessionRef, SignalError> {
         let bad = |e: switchboard_proto::ids::IdError| {
             SignalError::new(ErrorCode::BadRequest, e.to_string())
         };
-        let claims = self.auth.verify(&open.token).await?;
         let room = grants::granted_room(&claims, &open.room)?;
-        let participant = ParticipantId::new(&claims.subject).map_err(bad)?;
         let room = RoomId::new(&room).map_err(bad)?;
         let token_expires_at = claims.expires_at;
         let (mut name, mut attributes) = (claims.name, open.attributes);

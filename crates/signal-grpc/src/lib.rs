@@ -5,10 +5,10 @@
 //! [`router::Router`] seams.
 #![forbid(unsafe_code)]
 
-mod data_rate;
 pub mod events;
 pub mod hub;
 pub mod join_hook;
+pub mod keyed_rate;
 pub mod link;
 pub mod link_queue;
 pub mod roles;
