@@ -1,0 +1,221 @@
+//! Joining: a verified token enters its room (the identity's join quota,
+//! the application's join hook, the room's own maximum), the session's log
+//! starts with Joined, the room hears of it.
+
+use switchboard_proto::{
+    ErrorCode, LeaveReason, ParticipantId, RoomId, SessionId, SignalError, grants, limits,
+    pb::{self, server_message::Message as Out},
+    validate,
+};
+
+use super::Hub;
+use crate::{
+    keyed_rate,
+    router::{Sink, new_resume_token, now_ms},
+    store::{JoinOutcome, SessionRecord, SessionRef},
+};
+
+impl Hub {
+    /// Joins an authenticated connection to its room. On success the
+    /// session exists, is attached to `sink`, has received Joined (seq 1)
+    /// and the room has been told. On failure nothing is left behind.
+    pub async fn open(&self, sink: Sink, open: pb::OpenSession) -> Result<SessionRef, SignalError> {
+        let claims = self.auth.verify(&open.token).await?;
+        let participant = ParticipantId::new(&claims.subject)
+            .map_err(|e| SignalError::new(ErrorCode::BadRequest, e.to_string()))?;
+        // Joins per identity (on this replica): a client rejoining in a
+        // loop is slowed down, and a join refused after its token checked
+        // out (room full, refused by the hook, a bad room) costs more.
+        if !self
+            .join_rate
+            .admit(&participant, std::time::Instant::now())
+        {
+            return Err(SignalError::new(
+                ErrorCode::RateLimited,
+                "too many joins for this identity; retry in a moment",
+            ));
+        }
+        let joined = self
+            .open_verified(sink, open, claims, participant.clone())
+            .await;
+        // Refusals that are the client's doing cost more; the service's own
+        // trouble (unavailable, internal) does not, or clients retrying
+        // through an outage would be locked out after it.
+        if joined.as_ref().is_err_and(|err| {
+            !matches!(
+                err.code,
+                ErrorCode::Unavailable | ErrorCode::Internal | ErrorCode::ShuttingDown
+            )
+        }) {
+            self.join_rate.charge(
+                &participant,
+                keyed_rate::FAILED_JOIN_COST,
+                std::time::Instant::now(),
+            );
+        }
+        joined
+    }
+
+    async fn open_verified(
+        &self,
+        sink: Sink,
+        open: pb::OpenSession,
+        claims: pb::Claims,
+        participant: ParticipantId,
+    ) -> Result<SessionRef, SignalError> {
+        let bad = |e: switchboard_proto::ids::IdError| {
+            SignalError::new(ErrorCode::BadRequest, e.to_string())
+        };
+        let room = grants::granted_room(&claims, &open.room)?;
+        let room = RoomId::new(&room).map_err(bad)?;
+        let token_expires_at = claims.expires_at;
+        let (mut name, mut attributes) = (claims.name, open.attributes);
+        let mut publish = claims.grants.as_ref().is_some_and(|g| g.publish);
+        // The application's say, if it asked for one (it may refuse, or
+        // change the name, attributes and permissions).
+        if let Some(hook) = &self.join_hook {
+            let changes = hook
+                .check(pb::CheckJoinRequest {
+                    room: room.to_string(),
+                    identity: participant.to_string(),
+                    name: name.clone(),
+                    attributes: attributes.clone(),
+                    permissions: Some(pb::Permissions { publish }),
+                    metadata: claims.metadata,
+                })
+                .await?;
+            name = changes.name.unwrap_or(name);
+            attributes = changes.attributes.unwrap_or(attributes);
+            publish = changes.publish.unwrap_or(publish);
+        }
+        validate::name(&name)?;
+        validate::attributes(&attributes)?;
+        // The room's own settings: its maximum and metadata for Joined.
+        let room_info = self.store.room(&room).await?;
+        let max_participants = room_info
+            .settings
+            .as_ref()
+            .map_or(self.settings.max_participants, |s| {
+                s.max_participants(self.settings.max_participants)
+            });
+
+        let record = SessionRecord {
+            id: SessionId::random(),
+            room: room.clone(),
+            participant: participant.clone(),
+            name,
+            attributes,
+            joined_at_ms: now_ms(),
+            publish,
+            moved: false,
+        };
+        let session = record.id;
+        let resume_token = new_resume_token();
+        // The session's log starts now, but holds anything delivered to it
+        // until Joined is its seq 1 (someone who joins just after may
+        // announce itself before our Joined is written).
+        self.router
+            .open(session, sink.clone(), resume_token.clone())
+            .await?;
+        let joined = self
+            .store
+            .join(record.clone(), self.settings.max_participants)
+            .await;
+        let (replaced, others) = match joined {
+            Ok(JoinOutcome::Joined { replaced, others }) => (replaced, others),
+            Ok(JoinOutcome::Full) => {
+                self.discard(session, &sink).await;
+                return Err(SignalError::new(
+                    ErrorCode::RoomFull,
+                    format!("the room holds its maximum of {max_participants} participants"),
+                ));
+            }
+            Err(err) => {
+                self.discard(session, &sink).await;
+                return Err(err.into());
+            }
+        };
+        if let Some(old) = &replaced {
+            tracing::info!(room = %room, session = %old.id, "session replaced by a new join");
+            self.router
+                .close(
+                    old.id,
+                    Some(ErrorCode::SessionReplaced),
+                    "the same identity joined again",
+                )
+                .await?;
+        }
+
+        // `others` is the room at the instant of the join: the joiner lists
+        // exactly them and announces itself to exactly them; whoever joins
+        // later lists the joiner. So each pair learns of each other once.
+        let participants = others
+            .iter()
+            .map(|m| m.to_participant(Some(&participant)))
+            .collect();
+        let joined = pb::Joined {
+            request_id: open.request_id,
+            session_id: session.to_string(),
+            resume_token,
+            room: room.to_string(),
+            self_: Some(record.to_participant(None)),
+            participants,
+            ice_servers: self.settings.ice_servers(&participant, token_expires_at),
+            // The edge says what it enforces; direct gRPC callers get the
+            // protocol defaults.
+            keepalive: Some(open.keepalive.unwrap_or_else(limits::default_keepalive)),
+            limits: Some(pb::Limits {
+                max_participants: max_participants as u32,
+                ..open.limits.unwrap_or_else(limits::default_limits)
+            }),
+            room_metadata: room_info.metadata().to_owned(),
+        };
+        self.router.start(session, Out::Joined(joined)).await?;
+
+        for member in &others {
+            if let Some(old) = &replaced {
+                self.router
+                    .deliver(
+                        member.id,
+                        Out::ParticipantLeft(pb::ParticipantLeft {
+                            participant_id: old.participant.to_string(),
+                            reason: LeaveReason::Replaced as i32,
+                        }),
+                        None,
+                    )
+                    .await?;
+            }
+            let participant = record.to_participant(Some(&member.participant));
+            self.router
+                .deliver(
+                    member.id,
+                    Out::ParticipantJoined(pb::ParticipantJoined {
+                        participant: Some(participant),
+                    }),
+                    None,
+                )
+                .await?;
+        }
+        tracing::info!(room = %room, session = %session, "participant joined");
+        if others.is_empty() && replaced.is_none() {
+            self.record(
+                &room,
+                pb::room_event::Event::RoomStarted(pb::RoomStarted {}),
+            )
+            .await;
+        }
+        let joined = pb::ParticipantJoined {
+            participant: Some(record.to_participant(None)),
+        };
+        self.record(&room, pb::room_event::Event::ParticipantJoined(joined))
+            .await;
+        Ok(record.to_ref())
+    }
+
+    /// Drops a session that never started, leaving its connection to the
+    /// caller (which answers the join with the error, then closes).
+    async fn discard(&self, session: SessionId, sink: &Sink) {
+        let _ = self.router.detach(session, sink).await;
+        let _ = self.router.close(session, None, "").await;
+    }
+}
