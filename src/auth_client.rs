@@ -18,7 +18,9 @@ use tonic::{
 use tower::{Service, ServiceExt, util::BoxCloneSyncService};
 
 use crate::{
-    ErrorCode, SignalError, pb,
+    ErrorCode, SignalError,
+    circuit_breaker::{BreakerState, CircuitBreaker},
+    pb,
     service_credential::{Attach, ServiceCredential},
 };
 
@@ -98,7 +100,16 @@ pub struct AuthClient {
     /// The revocation stream is open: auth is reachable and serving
     /// (readiness). HTTP/2 keepalive on the channel notices a dead peer.
     up: Arc<AtomicBool>,
+    /// Verify and refresh fail fast while auth keeps failing (timeouts,
+    /// transport errors): a hung auth costs each join a round of
+    /// [`BREAKER_FAILURES`] timeouts, not one timeout per join.
+    breaker: Arc<CircuitBreaker>,
 }
+
+/// Consecutive failed calls to auth (no answer in time, no connection)
+/// that open its breaker, and for how long.
+pub const BREAKER_FAILURES: u32 = 3;
+pub const BREAKER_OPEN_FOR: Duration = Duration::from_secs(5);
 
 impl AuthClient {
     /// A client of auth at `endpoint`, presenting `credential` (if any).
@@ -115,7 +126,44 @@ impl AuthClient {
         Self {
             client: pb::auth_client::AuthClient::with_interceptor(transport, Attach(credential)),
             up: Arc::default(),
+            breaker: Arc::new(CircuitBreaker::new(BREAKER_FAILURES, BREAKER_OPEN_FOR)),
         }
+    }
+
+    /// Whether a call may go to auth now; if not, the error to answer.
+    fn admit(&self) -> Result<(), SignalError> {
+        if self.breaker.admit() {
+            return Ok(());
+        }
+        Err(SignalError::new(
+            ErrorCode::Unavailable,
+            "auth is not answering; try again shortly",
+        ))
+    }
+
+    /// Reports a call's outcome to the breaker: auth answering (even a
+    /// refusal) is a success; silence or a broken transport a failure.
+    fn outcome<T>(&self, result: &Result<T, tonic::Status>, timed_out: bool) {
+        let failed = timed_out
+            || result.as_ref().is_err_and(|status| {
+                matches!(
+                    status.code(),
+                    tonic::Code::Unavailable
+                        | tonic::Code::DeadlineExceeded
+                        | tonic::Code::Unknown
+                        | tonic::Code::Cancelled
+                )
+            });
+        if failed {
+            self.breaker.failure();
+        } else {
+            self.breaker.success();
+        }
+        let open = self.breaker.state() == BreakerState::Open;
+        crate::metrics::metrics()
+            .breaker_open
+            .get_or_create(&vec![("guard", "auth".to_owned())])
+            .set(i64::from(open));
     }
 
     /// Whether auth is reachable (its revocation stream is open).
@@ -135,36 +183,54 @@ impl AuthClient {
                 "missing token",
             ));
         }
+        self.admit()?;
         let mut client = self.client.clone();
         let call = client.verify_token(with_deadline(pb::VerifyTokenRequest {
             token: token.to_owned(),
         }));
-        match tokio::time::timeout(VERIFY_TIMEOUT, call).await {
-            Ok(Ok(response)) => response
-                .into_inner()
-                .claims
-                .ok_or_else(|| SignalError::new(ErrorCode::Internal, "auth returned no claims")),
-            Ok(Err(status)) => Err(SignalError::from_status(&status)),
-            Err(_) => Err(SignalError::new(
-                ErrorCode::Unavailable,
-                "auth did not answer in time",
-            )),
+        let answer = tokio::time::timeout(VERIFY_TIMEOUT, call).await;
+        match answer {
+            Ok(answer) => {
+                self.outcome(&answer, false);
+                match answer {
+                    Ok(response) => response.into_inner().claims.ok_or_else(|| {
+                        SignalError::new(ErrorCode::Internal, "auth returned no claims")
+                    }),
+                    Err(status) => Err(answer_error(&status)),
+                }
+            }
+            Err(_) => {
+                self.outcome::<()>(&Ok(()), true);
+                Err(SignalError::new(
+                    ErrorCode::Unavailable,
+                    "auth did not answer in time",
+                ))
+            }
         }
     }
 
     /// Exchanges `token` for a fresh access token.
     pub async fn refresh(&self, token: &str) -> Result<pb::RefreshTokenResponse, SignalError> {
+        self.admit()?;
         let mut client = self.client.clone();
         let call = client.refresh_token(with_deadline(pb::RefreshTokenRequest {
             token: token.to_owned(),
         }));
-        match tokio::time::timeout(VERIFY_TIMEOUT, call).await {
-            Ok(Ok(response)) => Ok(response.into_inner()),
-            Ok(Err(status)) => Err(SignalError::from_status(&status)),
-            Err(_) => Err(SignalError::new(
-                ErrorCode::Unavailable,
-                "auth did not answer in time",
-            )),
+        let answer = tokio::time::timeout(VERIFY_TIMEOUT, call).await;
+        match answer {
+            Ok(answer) => {
+                self.outcome(&answer, false);
+                answer
+                    .map(tonic::Response::into_inner)
+                    .map_err(|status| answer_error(&status))
+            }
+            Err(_) => {
+                self.outcome::<()>(&Ok(()), true);
+                Err(SignalError::new(
+                    ErrorCode::Unavailable,
+                    "auth did not answer in time",
+                ))
+            }
         }
     }
 
@@ -222,4 +288,16 @@ fn with_deadline<T>(message: T) -> tonic::Request<T> {
     let mut request = tonic::Request::new(message);
     request.set_timeout(VERIFY_TIMEOUT);
     request
+}
+
+/// The error of a call auth did not complete: its deadline (sent as
+/// `grpc-timeout`, enforced by tonic's client as CANCELLED) reads as no
+/// answer in time; anything else as auth said.
+fn answer_error(status: &tonic::Status) -> SignalError {
+    match status.code() {
+        tonic::Code::Cancelled | tonic::Code::DeadlineExceeded => {
+            SignalError::new(ErrorCode::Unavailable, "auth did not answer in time")
+        }
+        _ => SignalError::from_status(status),
+    }
 }

@@ -174,7 +174,11 @@ impl SignalError {
                 tonic::Code::NotFound => ErrorCode::NotFound,
                 tonic::Code::InvalidArgument => ErrorCode::BadRequest,
                 tonic::Code::ResourceExhausted => ErrorCode::RateLimited,
-                tonic::Code::Unavailable | tonic::Code::DeadlineExceeded => ErrorCode::Unavailable,
+                // Cancelled: the call's own deadline passed (tonic's client
+                // ends it so): as retryable as no answer at all.
+                tonic::Code::Unavailable
+                | tonic::Code::DeadlineExceeded
+                | tonic::Code::Cancelled => ErrorCode::Unavailable,
                 _ => ErrorCode::Internal,
             });
         Self::new(code, status.message())

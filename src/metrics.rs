@@ -352,6 +352,7 @@ impl Metrics {
         ]);
         let _ = grpc_server_seconds.get_or_create(&vec![("method", "unknown".to_owned())]);
         let _ = breaker_open.get_or_create(&labels("guard", "join_hook"));
+        let _ = breaker_open.get_or_create(&labels("guard", "auth"));
         Self {
             registry,
             connections,

@@ -5,6 +5,7 @@ mod admission;
 mod auth_gate;
 mod auth_lifecycle;
 mod bad_input;
+mod breakers;
 mod concurrent_joins;
 mod h2_limits;
 mod health;
