@@ -424,6 +424,9 @@ async fn room_events_arrive_in_order_and_a_watcher_resumes_from_its_cursor() {
     bob.send(pb::client_message::Message::Leave(pb::Leave {}))
         .await;
     bob.closed().await;
+    // Alice leaves once she has heard of bob's leave (the log has it
+    // before the room hears it): the two leaves are in that order.
+    alice.next_left().await;
     alice
         .send(pb::client_message::Message::Leave(pb::Leave {}))
         .await;

@@ -78,6 +78,8 @@ async fn webhooks_are_signed_retried_and_carry_an_id_to_deduplicate() {
     bob.join(&stack.token("bob", "r1")).await;
     bob.send(In::Leave(pb::Leave {})).await;
     bob.closed().await;
+    // After she heard of it: the two leaves are logged in this order.
+    alice.next_left().await;
     alice.send(In::Leave(pb::Leave {})).await;
     alice.closed().await;
     let expected = [

@@ -377,25 +377,23 @@ impl Hub {
         if holder.is_some() {
             return Ok(());
         }
-        for member in self.store.members(&record.room).await? {
-            self.router
-                .deliver(
-                    member.id,
-                    Out::ParticipantLeft(pb::ParticipantLeft {
-                        participant_id: record.participant.to_string(),
-                        reason: reason as i32,
-                    }),
-                    None,
-                )
-                .await?;
-        }
-        tracing::info!(room = %record.room, session = %session, reason = reason.as_str_name(), "participant left");
+        // Recorded before the room hears it: whoever reacts to the news
+        // (another participant leaving too) comes after it in the log.
         let left = pb::ParticipantLeft {
             participant_id: record.participant.to_string(),
             reason: reason as i32,
         };
-        self.record(&record.room, pb::room_event::Event::ParticipantLeft(left))
-            .await;
+        self.record(
+            &record.room,
+            pb::room_event::Event::ParticipantLeft(left.clone()),
+        )
+        .await;
+        for member in self.store.members(&record.room).await? {
+            self.router
+                .deliver(member.id, Out::ParticipantLeft(left.clone()), None)
+                .await?;
+        }
+        tracing::info!(room = %record.room, session = %session, reason = reason.as_str_name(), "participant left");
         // Atomic with the removal: of two sessions leaving at once, only
         // the one that emptied the room reports its end.
         if departure.room_empty {
