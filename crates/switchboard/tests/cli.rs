@@ -193,6 +193,18 @@ async fn a_session_traced_at_the_finest_level_logs_no_secrets() {
         "turn:turn.example.com:3478",
         "--turn-secret",
         "turn-shared-secret-0123456789",
+        // Webhooks and a join hook nobody answers (port 9, refused): their
+        // failures are logged, their credentials must not be.
+        "--webhook-url",
+        "http://127.0.0.1:9/hooks",
+        "--webhook-api-key",
+        "hooks:webhook-secret-0123456789-abcdefghijkl",
+        "--join-hook-url",
+        "http://127.0.0.1:9",
+        "--join-hook-api-key",
+        "hook:join-hook-secret-0123456789-abcdefghij",
+        "--join-hook-failure",
+        "open",
     ]);
     let stack = Process::start_logged(BIN, &args, &[("RUST_LOG", "trace")]).await;
     let edge = stack.url("edge").to_owned();
@@ -257,7 +269,12 @@ async fn a_session_traced_at_the_finest_level_logs_no_secrets() {
         ("a candidate address", "198.51.100.77"),
         ("the TURN credential", turn.credential.as_str()),
         ("the TURN secret", "turn-shared-secret-0123456789"),
+        ("the webhook secret", "webhook-secret-0123456789"),
+        ("the join hook's secret", "join-hook-secret-0123456789"),
     ];
+    // The paths whose secrets these are did run.
+    assert!(log.contains("webhook delivery failed"), "no webhook attempt:\n{log}");
+    assert!(log.contains("join hook failed"), "no join hook call:\n{log}");
     for (what, secret) in secrets {
         assert!(!secret.is_empty(), "{what}");
         let found = log.lines().find(|l| l.contains(secret));
