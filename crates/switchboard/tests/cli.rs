@@ -273,8 +273,14 @@ async fn a_session_traced_at_the_finest_level_logs_no_secrets() {
         ("the join hook's secret", "join-hook-secret-0123456789"),
     ];
     // The paths whose secrets these are did run.
-    assert!(log.contains("webhook delivery failed"), "no webhook attempt:\n{log}");
-    assert!(log.contains("join hook failed"), "no join hook call:\n{log}");
+    assert!(
+        log.contains("webhook delivery failed"),
+        "no webhook attempt:\n{log}"
+    );
+    assert!(
+        log.contains("join hook failed"),
+        "no join hook call:\n{log}"
+    );
     for (what, secret) in secrets {
         assert!(!secret.is_empty(), "{what}");
         let found = log.lines().find(|l| l.contains(secret));
