@@ -81,3 +81,25 @@ async fn refused_joins_cost_more() {
     );
     stack.shutdown().await;
 }
+
+/// The quota is configurable (`--joins-per-identity-per-second`,
+/// `--join-burst-per-identity`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_join_quota_is_configurable() {
+    let stack = Stack::start_with(|config| {
+        config.signal.join.joins_per_identity = switchboard_signal::keyed_rate::Rate {
+            per_second: 1,
+            burst: 3,
+        };
+    })
+    .await;
+    for _ in 0..3 {
+        assert_eq!(join_once(&stack, "bob", "r1").await, None);
+    }
+    let refused = join_once(&stack, "bob", "r1").await;
+    assert_eq!(
+        refused.map(|(code, _)| code).as_deref(),
+        Some("rate_limited")
+    );
+    stack.shutdown().await;
+}

@@ -46,6 +46,10 @@ pub struct JoinSettings {
     /// Most rooms that exist at once (occupied or created): CreateRoom
     /// beyond it is refused (`resource_exhausted`).
     pub max_rooms: usize,
+    /// SendData per room, on this replica.
+    pub data_per_room: keyed_rate::Rate,
+    /// Joins per identity, on this replica.
+    pub joins_per_identity: keyed_rate::Rate,
 }
 
 /// Default resume window.
@@ -63,6 +67,8 @@ impl Default for JoinSettings {
             resume_window: RESUME_WINDOW,
             max_participants: MAX_PARTICIPANTS,
             max_rooms: MAX_ROOMS,
+            data_per_room: keyed_rate::DATA_RATE,
+            joins_per_identity: keyed_rate::JOIN_RATE,
         }
     }
 }
@@ -114,6 +120,8 @@ impl Hub {
         settings: JoinSettings,
         auth: AuthClient,
     ) -> Self {
+        let data_rate = Arc::new(KeyedRate::with(settings.data_per_room));
+        let join_rate = Arc::new(KeyedRate::with(settings.joins_per_identity));
         Self {
             store,
             router,
@@ -121,14 +129,8 @@ impl Hub {
             auth,
             shared: false,
             events: Arc::new(MemoryEvents::default()),
-            data_rate: Arc::new(KeyedRate::new(
-                keyed_rate::DATA_PER_SECOND,
-                keyed_rate::DATA_BURST,
-            )),
-            join_rate: Arc::new(KeyedRate::new(
-                keyed_rate::JOINS_PER_SECOND,
-                keyed_rate::JOIN_BURST,
-            )),
+            data_rate,
+            join_rate,
             join_hook: None,
         }
     }

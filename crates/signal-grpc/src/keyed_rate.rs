@@ -20,6 +20,23 @@ pub const FAILED_JOIN_COST: f64 = 4.0;
 /// Keys followed at once.
 pub const MAX_KEYS: usize = 10_000;
 
+/// A sustained rate and the burst allowed above it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rate {
+    pub per_second: u32,
+    pub burst: u32,
+}
+
+/// The defaults of SendData per room and joins per identity.
+pub const DATA_RATE: Rate = Rate {
+    per_second: DATA_PER_SECOND,
+    burst: DATA_BURST,
+};
+pub const JOIN_RATE: Rate = Rate {
+    per_second: JOINS_PER_SECOND,
+    burst: JOIN_BURST,
+};
+
 /// The per-key buckets of one replica.
 #[derive(Debug)]
 pub struct KeyedRate<K> {
@@ -32,9 +49,18 @@ impl<K: Hash + Eq + Clone> KeyedRate<K> {
     pub fn new(per_second: u32, burst: u32) -> Self {
         Self {
             keys: Mutex::new(HashMap::new()),
-            per_second,
-            burst,
+            per_second: per_second.max(1),
+            burst: burst.max(1),
         }
+    }
+
+    pub fn with(rate: Rate) -> Self {
+        Self::new(rate.per_second, rate.burst)
+    }
+
+    /// The sustained rate, per second.
+    pub fn per_second(&self) -> u32 {
+        self.per_second
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<K, TokenBucket>> {

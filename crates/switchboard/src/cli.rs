@@ -369,6 +369,19 @@ pub struct SignalCommon {
     /// CreateRoom beyond it is refused (RESOURCE_EXHAUSTED).
     #[arg(long, env = "SWITCHBOARD_MAX_ROOMS", default_value_t = switchboard_signal::MAX_ROOMS)]
     pub max_rooms: usize,
+    /// Joins per second one identity may make (per signal replica); a
+    /// join refused for the client's own reason costs more.
+    #[arg(long, env = "SWITCHBOARD_JOINS_PER_IDENTITY_PER_SECOND", default_value_t = switchboard_signal::keyed_rate::JOINS_PER_SECOND)]
+    pub joins_per_identity_per_second: u32,
+    /// Joins one identity may make in a burst above that rate.
+    #[arg(long, env = "SWITCHBOARD_JOIN_BURST_PER_IDENTITY", default_value_t = switchboard_signal::keyed_rate::JOIN_BURST)]
+    pub join_burst_per_identity: u32,
+    /// RoomService SendData calls per second into one room (per replica).
+    #[arg(long, env = "SWITCHBOARD_DATA_PER_ROOM_PER_SECOND", default_value_t = switchboard_signal::keyed_rate::DATA_PER_SECOND)]
+    pub data_per_room_per_second: u32,
+    /// SendData calls into one room allowed in a burst above that rate.
+    #[arg(long, env = "SWITCHBOARD_DATA_BURST_PER_ROOM", default_value_t = switchboard_signal::keyed_rate::DATA_BURST)]
+    pub data_burst_per_room: u32,
     /// Keep rooms and sessions in Redis so several signal replicas share
     /// them: one URL (standalone) or several seed nodes (cluster).
     #[arg(long = "redis", env = "SWITCHBOARD_REDIS", value_delimiter = ',')]

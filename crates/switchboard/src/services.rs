@@ -10,6 +10,7 @@ use switchboard_proto::{limits::MAX_MESSAGE_BYTES, pb};
 use switchboard_signal::{
     JoinSettings, SignalConfig, TurnConfig,
     join_hook::{FailureMode, JoinHookConfig},
+    keyed_rate::Rate,
     webhooks::WebhookConfig,
 };
 use tokio::{net::TcpListener, sync::watch};
@@ -124,6 +125,14 @@ fn signal_config(common: &SignalCommon) -> SignalConfig {
             resume_window: Duration::from_secs(common.resume_window),
             max_participants: common.max_participants.max(1),
             max_rooms: common.max_rooms,
+            data_per_room: Rate {
+                per_second: common.data_per_room_per_second,
+                burst: common.data_burst_per_room,
+            },
+            joins_per_identity: Rate {
+                per_second: common.joins_per_identity_per_second,
+                burst: common.join_burst_per_identity,
+            },
         },
         redis: (!common.redis.is_empty()).then(|| switchboard_signal::RedisConfig {
             urls: common.redis.clone(),

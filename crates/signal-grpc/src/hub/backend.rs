@@ -111,7 +111,7 @@ impl Hub {
                 ErrorCode::RateLimited,
                 format!(
                     "more than {} SendData calls a second into this room",
-                    crate::keyed_rate::DATA_PER_SECOND
+                    self.data_rate.per_second()
                 ),
             ));
         }
