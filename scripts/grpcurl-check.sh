@@ -24,21 +24,10 @@ if [ ! -x "$venv/bin/grpcurl" ]; then
 fi
 
 out="$(mktemp)"
-"$bin" all --edge-listen 127.0.0.1:0 --auth-listen 127.0.0.1:0 \
-  --signal-listen 127.0.0.1:0 --health-listen 127.0.0.1:0 >"$out" 2>/dev/null &
-pid=$!
-trap 'kill "$pid" 2>/dev/null; rm -f "$out"' EXIT
-addr=""
-for _ in $(seq 100); do
-  if grep -q READY "$out"; then
-    addr="$(grep -o 'LISTEN signal http://[0-9.:]*' "$out" | sed 's|.*http://||')"
-    auth="$(grep -o 'LISTEN auth http://[0-9.:]*' "$out" | sed 's|.*http://||')"
-    break
-  fi
-  kill -0 "$pid" 2>/dev/null || { echo "grpcurl-check: the stack exited" >&2; exit 1; }
-  sleep 0.1
-done
-[ -n "$addr" ] || { echo "grpcurl-check: the stack did not get ready" >&2; exit 1; }
+trap 'kill "${STACK_PID:-}" 2>/dev/null; rm -f "$out"' EXIT
+start_stack "$bin" "$out"
+addr="$(stack_url signal "$out" | sed 's|http://||')"
+auth="$(stack_url auth "$out" | sed 's|http://||')"
 
 grpcurl() {
   "$venv/bin/grpcurl" -plaintext -import-path proto -proto grpc/health/v1/health.proto "$@"

@@ -49,3 +49,24 @@ client_build() {
   log "building the client (static export)"
   (cd "$ROOT/client" && npm run build --silent)
 }
+
+# Starts `switchboard all` (binary $1) on ephemeral loopback ports, its
+# stdout in $2, and waits for its READY line. Sets STACK_PID; the caller
+# kills it. `stack_url NAME FILE` then prints a service's http://host:port.
+start_stack() {
+  local bin="$1" out="$2"
+  "$bin" all --edge-listen 127.0.0.1:0 --auth-listen 127.0.0.1:0 \
+    --signal-listen 127.0.0.1:0 --health-listen 127.0.0.1:0 >"$out" 2>/dev/null &
+  STACK_PID=$!
+  for _ in $(seq 100); do
+    grep -q READY "$out" && return 0
+    kill -0 "$STACK_PID" 2>/dev/null || { echo "start_stack: the stack exited" >&2; return 1; }
+    sleep 0.1
+  done
+  echo "start_stack: the stack did not get ready" >&2
+  return 1
+}
+
+stack_url() {
+  grep -o "LISTEN $1 http://[0-9.:]*" "$2" | sed "s|.*LISTEN $1 ||"
+}

@@ -12,20 +12,9 @@ bin="${SWITCHBOARD_BIN:-$ROOT/target/debug/switchboard}"
 python="${PYTHON:-python3}"
 out="$(mktemp)"
 scrape="$(mktemp)"
-"$bin" all --edge-listen 127.0.0.1:0 --auth-listen 127.0.0.1:0 \
-  --signal-listen 127.0.0.1:0 --health-listen 127.0.0.1:0 >"$out" 2>/dev/null &
-pid=$!
-trap 'kill "$pid" 2>/dev/null; rm -f "$out" "$scrape"' EXIT
-health=""
-for _ in $(seq 100); do
-  if grep -q READY "$out"; then
-    health="$(grep -o 'LISTEN health http://[0-9.:]*' "$out" | sed 's|.*LISTEN health ||')"
-    break
-  fi
-  kill -0 "$pid" 2>/dev/null || { echo "monitoring-check: the stack exited" >&2; exit 1; }
-  sleep 0.1
-done
-[ -n "$health" ] || { echo "monitoring-check: the stack did not get ready" >&2; exit 1; }
+trap 'kill "${STACK_PID:-}" 2>/dev/null; rm -f "$out" "$scrape"' EXIT
+start_stack "$bin" "$out"
+health="$(stack_url health "$out")"
 # The aggregator's first health calls put gRPC series in the scrape.
 for _ in $(seq 100); do
   curl -fsS "$health/metrics" >"$scrape" || true

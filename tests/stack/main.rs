@@ -17,6 +17,7 @@ mod relay;
 mod replicas;
 mod resume;
 mod revocation_rules;
+mod room_admin;
 mod room_service;
 mod router_suite;
 mod signal_trust;

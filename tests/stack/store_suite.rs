@@ -9,7 +9,10 @@ use switchboard_signal::store::{
     CreateOutcome, JoinOutcome, MemoryStore, MoveOutcome, RecordPatch, RedisConnection, RedisStore,
     RoomSettings, SessionRecord, SessionStore,
 };
-use switchboard_tests::redis_server::{RedisCluster, RedisServer, command};
+use switchboard_tests::{
+    DEADLINE,
+    redis_server::{RedisCluster, RedisServer, command},
+};
 
 fn record(room: &str, participant: &str) -> SessionRecord {
     SessionRecord {
@@ -272,18 +275,6 @@ async fn moves(store: &Arc<dyn SessionStore>) {
     );
 }
 
-/// Until `check` holds, or panics after a deadline.
-async fn eventually<F: std::future::Future<Output = bool>>(
-    what: &str,
-    mut check: impl FnMut() -> F,
-) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while !check().await {
-        assert!(tokio::time::Instant::now() < deadline, "timed out: {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 /// Rooms' own settings: creation, their maximum, metadata, the empty
 /// timeout, listing by prefix in pages, deletion, the room limit.
 async fn rooms(store: &Arc<dyn SessionStore>) {
@@ -341,7 +332,7 @@ async fn rooms(store: &Arc<dyn SessionStore>) {
     store.leave(y.id).await.expect("leave");
     let info = store.room(&made).await.expect("room");
     assert!(info.exists() && info.members == 0, "{info:?}");
-    eventually("the empty room times out", || async {
+    switchboard_tests::wait_until("the empty room times out", DEADLINE, || async {
         !store.room(&made).await.expect("room").exists()
     })
     .await;

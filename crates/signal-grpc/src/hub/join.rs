@@ -92,12 +92,7 @@ impl Hub {
         validate::attributes(&attributes)?;
         // The room's own settings: its maximum and metadata for Joined.
         let room_info = self.store.room(&room).await?;
-        let max_participants = room_info
-            .settings
-            .as_ref()
-            .map_or(self.settings.max_participants, |s| {
-                s.max_participants(self.settings.max_participants)
-            });
+        let max_participants = room_info.max_participants(self.settings.max_participants);
 
         let record = SessionRecord {
             id: SessionId::random(),

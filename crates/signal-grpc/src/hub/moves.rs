@@ -33,12 +33,7 @@ impl Hub {
             .await?
             .ok_or_else(not_here)?;
         let destination = self.store.room(to).await?;
-        let max = destination
-            .settings
-            .as_ref()
-            .map_or(self.settings.max_participants, |s| {
-                s.max_participants(self.settings.max_participants)
-            });
+        let max = destination.max_participants(self.settings.max_participants);
         let (record, others, left_empty) = match self
             .store
             .move_session(session, to, self.settings.max_participants)

@@ -75,6 +75,13 @@ impl RoomInfo {
         self.members > 0 || self.settings.as_ref().is_some_and(|s| s.created)
     }
 
+    /// The most it admits: its own maximum, else (and at most) `default`.
+    pub fn max_participants(&self, default: usize) -> usize {
+        self.settings
+            .as_ref()
+            .map_or(default, |s| s.max_participants(default))
+    }
+
     pub fn metadata(&self) -> &str {
         self.settings.as_ref().map_or("", |s| s.metadata.as_str())
     }
@@ -85,7 +92,7 @@ impl RoomInfo {
         pb::Room {
             name: self.name.to_string(),
             num_participants: self.members,
-            max_participants: settings.max_participants(default_max) as u32,
+            max_participants: self.max_participants(default_max) as u32,
             metadata: settings.metadata.clone(),
             created: settings.created,
             empty_timeout_seconds: if settings.created {
