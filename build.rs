@@ -27,6 +27,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     )?;
 
     tonic_prost_build::configure()
+        // Rarely set, and carried by every signal: a pointer, not 32 bytes
+        // in every copy of a message (a connection's future holds some).
+        .boxed(".switchboard.v1.PeerSignal.probe")
+        // The largest client message, once per session.
+        .boxed(".switchboard.v1.ClientMessage.message.join")
+        // Once per session each; every envelope is as large as its
+        // largest event, and the relay path holds a few.
+        .boxed(".switchboard.v1.EdgeEnvelope.event.open")
+        .boxed(".switchboard.v1.EdgeEnvelope.event.resume")
         .build_client(true)
         .build_server(true)
         .compile_fds(fds)?;

@@ -20,6 +20,7 @@ use tower::{Service, ServiceExt, util::BoxCloneSyncService};
 use crate::{
     ErrorCode, SignalError,
     circuit_breaker::{BreakerState, CircuitBreaker},
+    grpc_metrics::ClientMetrics,
     pb,
     service_credential::{Attach, ServiceCredential},
 };
@@ -96,7 +97,7 @@ impl Service<http::Request<Body>> for Transport {
 /// gRPC client of the auth service.
 #[derive(Debug, Clone)]
 pub struct AuthClient {
-    client: pb::auth_client::AuthClient<InterceptedService<Transport, Attach>>,
+    client: pb::auth_client::AuthClient<InterceptedService<ClientMetrics<Transport>, Attach>>,
     /// The revocation stream is open: auth is reachable and serving
     /// (readiness). HTTP/2 keepalive on the channel notices a dead peer.
     up: Arc<AtomicBool>,
@@ -124,7 +125,10 @@ impl AuthClient {
 
     fn over(transport: Transport, credential: Option<ServiceCredential>) -> Self {
         Self {
-            client: pb::auth_client::AuthClient::with_interceptor(transport, Attach(credential)),
+            client: pb::auth_client::AuthClient::with_interceptor(
+                ClientMetrics::new(transport),
+                Attach(credential),
+            ),
             up: Arc::default(),
             breaker: Arc::new(CircuitBreaker::new(BREAKER_FAILURES, BREAKER_OPEN_FOR)),
         }

@@ -14,6 +14,13 @@
 //! 3. a concurrency limit shared by every connection of the server: calls
 //!    in their handler at once (a stream holds its slot until its response
 //!    head, not for its whole life).
+//!
+//! A call that carries a sampled W3C `traceparent` runs in a span of that
+//! trace (named for its method), when the process exports traces.
+//!
+//! [`ClientMetrics`] is the caller's side: every call a service makes to
+//! another, counted and timed by method and code, carrying the current
+//! span's `traceparent`.
 
 use std::{
     future::Future,
@@ -28,7 +35,12 @@ use tower::{
     load_shed::{LoadShed, error::Overloaded},
 };
 
-use crate::metrics::{Labels, metrics};
+use tracing::Instrument;
+
+use crate::{
+    metrics::{Labels, metrics},
+    trace,
+};
 
 /// Metrics, load shedding and a server-wide concurrency limit (see the
 /// module's doc). One instance per server: its services share the limit.
@@ -88,7 +100,20 @@ where
     fn call(&mut self, request: http::Request<B>) -> Self::Future {
         let method = request.uri().path().to_owned();
         let start = Instant::now();
+        let span = request
+            .headers()
+            .get(trace::TRACEPARENT)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|parent| {
+                trace::continue_from(method.trim_start_matches('/'), "server", parent)
+            });
         let response = self.inner.call(request);
+        let response = async move {
+            match span {
+                Some(span) => response.instrument(span).await,
+                None => response.await,
+            }
+        };
         Box::pin(async move {
             let response = response.await.map_err(Into::into);
             let m = metrics();
@@ -114,6 +139,63 @@ where
             let mut by_code = by_method;
             by_code.push(("code", code));
             m.grpc_server_requests.get_or_create(&by_code).inc();
+            response
+        })
+    }
+}
+
+/// The caller's side of [`CallGuardLayer`]'s metrics: each call counted
+/// (`switchboard_grpc_client_requests_total`) and timed to its response
+/// head (`switchboard_grpc_client_duration_seconds`) by method and code,
+/// with the current span's `traceparent` when it is traced.
+#[derive(Debug, Clone)]
+pub struct ClientMetrics<S> {
+    inner: S,
+}
+
+impl<S> ClientMetrics<S> {
+    pub fn new(inner: S) -> Self {
+        Self { inner }
+    }
+}
+
+impl<S, B, R> tower::Service<http::Request<B>> for ClientMetrics<S>
+where
+    S: tower::Service<http::Request<B>, Response = http::Response<R>>,
+    S::Error: Into<BoxError>,
+    S::Future: Send + 'static,
+{
+    type Response = S::Response;
+    type Error = BoxError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Self::Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx).map_err(Into::into)
+    }
+
+    fn call(&mut self, mut request: http::Request<B>) -> Self::Future {
+        if let Some(parent) = trace::current_traceparent()
+            && let Ok(value) = http::HeaderValue::from_str(&parent)
+        {
+            request.headers_mut().insert(trace::TRACEPARENT, value);
+        }
+        let method = request.uri().path().to_owned();
+        let start = Instant::now();
+        let response = self.inner.call(request);
+        Box::pin(async move {
+            let response = response.await.map_err(Into::into);
+            let code = match &response {
+                Ok(response) => code(response).to_owned(),
+                Err(_) => "transport".to_owned(),
+            };
+            let m = metrics();
+            let by_method: Labels = vec![("method", method)];
+            m.grpc_client_seconds
+                .get_or_create(&by_method)
+                .observe(start.elapsed().as_secs_f64());
+            let mut by_code = by_method;
+            by_code.push(("code", code));
+            m.grpc_client_requests.get_or_create(&by_code).inc();
             response
         })
     }

@@ -16,9 +16,11 @@ pub mod health;
 pub mod ids;
 pub mod limits;
 pub mod local_relay;
+pub mod message_kinds;
 pub mod metrics;
 pub mod service_credential;
 pub mod token_bucket;
+pub mod trace;
 pub mod validate;
 pub mod wire;
 

@@ -25,82 +25,14 @@ use prometheus_client::{
     registry::Registry,
 };
 
-use crate::{ErrorCode, pb};
+use crate::ErrorCode;
+pub use crate::message_kinds::{IN_KINDS, OUT_KINDS, in_kind, out_kind};
 
 /// Label sets: `(name, value)` pairs.
 pub type Labels = Vec<(&'static str, String)>;
 
 fn labels(name: &'static str, value: impl Into<String>) -> Labels {
     vec![(name, value.into())]
-}
-
-/// Client message kinds, counted on the edge as they arrive.
-pub const IN_KINDS: [&str; 8] = [
-    "join",
-    "signal",
-    "update_presence",
-    "leave",
-    "ping",
-    "resume",
-    "unknown",
-    "invalid",
-];
-
-/// Server message kinds, counted on the edge as they are written.
-pub const OUT_KINDS: [&str; 16] = [
-    "joined",
-    "signal",
-    "participant_joined",
-    "participant_left",
-    "participant_updated",
-    "ack",
-    "error",
-    "pong",
-    "resumed",
-    "token_refreshed",
-    "accepted",
-    "data",
-    "self_updated",
-    "room_updated",
-    "moved",
-    "unknown",
-];
-
-/// The index in [`IN_KINDS`] of a client message.
-pub fn in_kind(message: Option<&pb::client_message::Message>) -> usize {
-    use pb::client_message::Message as In;
-    match message {
-        Some(In::Join(_)) => 0,
-        Some(In::Signal(_)) => 1,
-        Some(In::UpdatePresence(_)) => 2,
-        Some(In::Leave(_)) => 3,
-        Some(In::Ping(_)) => 4,
-        Some(In::Resume(_)) => 5,
-        None => 6,
-    }
-}
-
-/// The index in [`OUT_KINDS`] of a server message.
-pub fn out_kind(message: Option<&pb::server_message::Message>) -> usize {
-    use pb::server_message::Message as Out;
-    match message {
-        Some(Out::Joined(_)) => 0,
-        Some(Out::Signal(_)) => 1,
-        Some(Out::ParticipantJoined(_)) => 2,
-        Some(Out::ParticipantLeft(_)) => 3,
-        Some(Out::ParticipantUpdated(_)) => 4,
-        Some(Out::Ack(_)) => 5,
-        Some(Out::Error(_)) => 6,
-        Some(Out::Pong(_)) => 7,
-        Some(Out::Resumed(_)) => 8,
-        Some(Out::TokenRefreshed(_)) => 9,
-        Some(Out::Accepted(_)) => 10,
-        Some(Out::Data(_)) => 11,
-        Some(Out::SelfUpdated(_)) => 12,
-        Some(Out::RoomUpdated(_)) => 13,
-        Some(Out::Moved(_)) => 14,
-        None => 15,
-    }
 }
 
 fn seconds_buckets() -> impl Iterator<Item = f64> {
@@ -120,6 +52,7 @@ pub struct Metrics {
     pub rate_limited: Counter,
     pub slow_consumer_closes: Counter,
     pub revocations_applied: Counter,
+    pub relay_latency: Histogram,
     // Signal.
     pub sessions: Gauge,
     pub joins: Family<Labels, Counter>,
@@ -130,6 +63,8 @@ pub struct Metrics {
     pub webhook_deliveries: Family<Labels, Counter>,
     pub webhook_missed: Counter,
     pub join_hook_calls: Family<Labels, Counter>,
+    pub room_rate_limited: Counter,
+    pub sessions_replaced: Counter,
     // Auth.
     pub token_verifications: Family<Labels, Counter>,
     pub tokens_issued: Counter,
@@ -137,11 +72,15 @@ pub struct Metrics {
     pub grpc_server_requests: Family<Labels, Counter>,
     pub grpc_server_seconds: Family<Labels, Histogram>,
     pub grpc_server_shed: Counter,
+    pub grpc_client_requests: Family<Labels, Counter>,
+    pub grpc_client_seconds: Family<Labels, Histogram>,
     // Redis.
     pub redis_seconds: Histogram,
     pub redis_errors: Counter,
     pub redis_circuit_open: Gauge,
     pub breaker_open: Family<Labels, Gauge>,
+    /// Log lines dropped by the log's rate limit.
+    pub logs_suppressed: Counter,
     /// Scrapes served (so a scrape shows the endpoint works).
     scrapes: AtomicU64,
 }
@@ -213,6 +152,12 @@ impl Metrics {
             "Revocations the edge applied to its connections",
             revocations_applied.clone(),
         );
+        let relay_latency = Histogram::new(exponential_buckets(0.00005, 2.0, 16));
+        registry.register(
+            "edge_relay_latency_seconds",
+            "Time from the edge reading a signal to an edge queuing it for its receiver (one signal in 16 per connection, and traced ones)",
+            relay_latency.clone(),
+        );
         let sessions = Gauge::default();
         registry.register(
             "signal_sessions",
@@ -267,6 +212,18 @@ impl Metrics {
             "Join hook calls by outcome (allowed, refused, failed, breaker_open)",
             join_hook_calls.clone(),
         );
+        let room_rate_limited = Counter::default();
+        registry.register(
+            "signal_room_rate_limited_messages",
+            "Messages refused because their room was over its message rate",
+            room_rate_limited.clone(),
+        );
+        let sessions_replaced = Counter::default();
+        registry.register(
+            "signal_sessions_replaced",
+            "Sessions ended because their identity opened more than its maximum of concurrent sessions",
+            sessions_replaced.clone(),
+        );
         let token_verifications = Family::<Labels, Counter>::default();
         registry.register(
             "auth_token_verifications",
@@ -298,6 +255,19 @@ impl Metrics {
             "gRPC calls refused at once (RESOURCE_EXHAUSTED) because the server's concurrency limit was reached",
             grpc_server_shed.clone(),
         );
+        let grpc_client_requests = Family::<Labels, Counter>::default();
+        registry.register(
+            "grpc_client_requests",
+            "gRPC calls made to another service by method and status code",
+            grpc_client_requests.clone(),
+        );
+        let grpc_client_seconds =
+            Family::<Labels, Histogram>::new_with_constructor(|| Histogram::new(seconds_buckets()));
+        registry.register(
+            "grpc_client_duration_seconds",
+            "gRPC call latency by method (to the response headers), as the caller saw it",
+            grpc_client_seconds.clone(),
+        );
         let redis_seconds = Histogram::new(seconds_buckets());
         registry.register(
             "redis_duration_seconds",
@@ -321,6 +291,12 @@ impl Metrics {
             "breaker_open",
             "1 while a circuit breaker is open, by what it guards",
             breaker_open.clone(),
+        );
+        let logs_suppressed = Counter::default();
+        registry.register(
+            "logs_suppressed",
+            "Log lines dropped because their call site logged past its rate",
+            logs_suppressed.clone(),
         );
         // The outcomes dashboards and alerts divide by exist from the start
         // (at 0), so a quiet process still exposes every family.
@@ -351,6 +327,14 @@ impl Metrics {
             ("code", "12".to_owned()),
         ]);
         let _ = grpc_server_seconds.get_or_create(&vec![("method", "unknown".to_owned())]);
+        let _ = grpc_client_requests.get_or_create(&vec![
+            ("method", "/switchboard.v1.Auth/VerifyToken".to_owned()),
+            ("code", "0".to_owned()),
+        ]);
+        let _ = grpc_client_seconds.get_or_create(&vec![(
+            "method",
+            "/switchboard.v1.Auth/VerifyToken".to_owned(),
+        )]);
         let _ = breaker_open.get_or_create(&labels("guard", "join_hook"));
         let _ = breaker_open.get_or_create(&labels("guard", "auth"));
         Self {
@@ -363,6 +347,7 @@ impl Metrics {
             rate_limited,
             slow_consumer_closes,
             revocations_applied,
+            relay_latency,
             sessions,
             joins,
             resumes,
@@ -372,15 +357,20 @@ impl Metrics {
             webhook_deliveries,
             webhook_missed,
             join_hook_calls,
+            room_rate_limited,
+            sessions_replaced,
             token_verifications,
             tokens_issued,
             grpc_server_requests,
             grpc_server_seconds,
             grpc_server_shed,
+            grpc_client_requests,
+            grpc_client_seconds,
             redis_seconds,
             redis_errors,
             redis_circuit_open,
             breaker_open,
+            logs_suppressed,
             scrapes: AtomicU64::new(0),
         }
     }
@@ -462,6 +452,7 @@ pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; cha
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::pb;
 
     #[test]
     fn every_metric_renders_with_its_prefix_and_counts() {

@@ -99,6 +99,7 @@ mod tests {
                 r#type: pb::session_description::Type::Offer as i32,
                 sdp: sdp.into(),
             })),
+            probe: None,
         }
     }
 

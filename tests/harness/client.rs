@@ -352,11 +352,12 @@ impl WsClient {
         attributes: std::collections::HashMap<String, String>,
     ) -> pb::Joined {
         let id = self
-            .send(In::Join(pb::Join {
+            .send(In::Join(Box::new(pb::Join {
                 token: token.into(),
                 attributes,
                 room: String::new(),
-            }))
+                traceparent: String::new(),
+            })))
             .await;
         let message = self.recv().await;
         match message.message {
@@ -411,6 +412,7 @@ impl WsClient {
             to: to.into(),
             from: String::new(),
             kind: Some(kind),
+            probe: None,
         }))
         .await
     }

@@ -60,6 +60,18 @@ impl Process {
         Self::start_until(binary, args, env, "LISTEN", false).await
     }
 
+    /// As [`Process::start_service`], waiting for the LISTEN lines of all
+    /// of `services` (e.g. `edge` and its `metrics` admin port).
+    pub async fn start_listening(
+        binary: &str,
+        args: &[&str],
+        env: &[(&str, &str)],
+        services: &[&str],
+    ) -> Self {
+        let until = format!("LISTEN {}", services.join(" "));
+        Self::start_until(binary, args, env, &until, false).await
+    }
+
     async fn start_until(
         binary: &str,
         args: &[&str],
@@ -113,6 +125,11 @@ impl Process {
                         let url = parts.next().expect("url").to_owned();
                         listen.push((service, url));
                         if until == "LISTEN" {
+                            return true;
+                        }
+                        if let Some(all) = until.strip_prefix("LISTEN ")
+                            && all.split(' ').all(|s| listen.iter().any(|(l, _)| l == s))
+                        {
                             return true;
                         }
                     }

@@ -29,7 +29,7 @@ async fn refused_in(
         room: room.into(),
         ..Default::default()
     };
-    let id = client.send(In::Join(join)).await;
+    let id = client.send(In::Join(Box::new(join))).await;
     let first = client.recv().await;
     match first.message {
         Some(Out::Error(e)) => {
@@ -324,11 +324,11 @@ async fn grants_are_enforced() {
     .await;
     let mut member = WsClient::connect(&stack.ws_url(), Format::Json).await;
     let id = member
-        .send(In::Join(pb::Join {
+        .send(In::Join(Box::new(pb::Join {
             token: team,
             room: "team-red".into(),
             ..Default::default()
-        }))
+        })))
         .await;
     let joined = member
         .recv_until(|m| {

@@ -218,10 +218,10 @@ async fn revocation_closes_live_sessions_within_a_second() {
     for token in [alice_token, bob_token] {
         let mut retry = WsClient::connect(&stack.ws_url(), Format::Json).await;
         retry
-            .send(pb::client_message::Message::Join(pb::Join {
+            .send(pb::client_message::Message::Join(Box::new(pb::Join {
                 token,
                 ..Default::default()
-            }))
+            })))
             .await;
         let err = retry.next_error().await.code().as_str_name();
         assert_eq!(err, "token_revoked");
@@ -299,10 +299,10 @@ async fn rotated_keys_verify_until_removed_and_new_tokens_use_the_new_key() {
     .await;
     let mut client = WsClient::connect(&stack.ws_url(), Format::Json).await;
     client
-        .send(pb::client_message::Message::Join(pb::Join {
+        .send(pb::client_message::Message::Join(Box::new(pb::Join {
             token: old_token,
             ..Default::default()
-        }))
+        })))
         .await;
     let err = client.next_error().await;
     assert_eq!(err.code().as_str_name(), "unauthenticated");

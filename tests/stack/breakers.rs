@@ -22,10 +22,10 @@ async fn refused_join(stack: &Stack) -> (pb::Error, Duration) {
     let mut client = WsClient::connect(&stack.ws_url(), Format::Json).await;
     let start = Instant::now();
     client
-        .send(In::Join(pb::Join {
+        .send(In::Join(Box::new(pb::Join {
             token: stack.token("alice", "r1"),
             ..Default::default()
-        }))
+        })))
         .await;
     let err = client.next_error().await;
     (err, start.elapsed())

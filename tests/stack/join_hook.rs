@@ -122,10 +122,10 @@ fn hooked(url: String, failure: FailureMode) -> impl FnOnce(&mut StackConfig) {
 async fn refused(stack: &Stack, identity: &str) -> pb::Error {
     let mut client = WsClient::connect(&stack.ws_url(), Format::Json).await;
     client
-        .send(pb::client_message::Message::Join(pb::Join {
+        .send(pb::client_message::Message::Join(Box::new(pb::Join {
             token: stack.token(identity, "r1"),
             ..Default::default()
-        }))
+        })))
         .await;
     client.next_error().await
 }
@@ -247,10 +247,10 @@ async fn a_failing_join_hook_refuses_joins_and_its_breaker_stops_asking() {
     loop {
         let mut client = WsClient::connect(&stack.ws_url(), Format::Json).await;
         client
-            .send(pb::client_message::Message::Join(pb::Join {
+            .send(pb::client_message::Message::Join(Box::new(pb::Join {
                 token: token.clone(),
                 ..Default::default()
-            }))
+            })))
             .await;
         if matches!(client.recv().await.message, Some(Out::Joined(_))) {
             break;

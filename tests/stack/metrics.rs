@@ -31,10 +31,10 @@ async fn scraped_counts_match_what_clients_did() {
     // A third is refused: the room holds 2.
     let mut carol = WsClient::connect(&stack.ws_url(), Format::Json).await;
     carol
-        .send(In::Join(pb::Join {
+        .send(In::Join(Box::new(pb::Join {
             token: stack.token("carol", "r1"),
             ..Default::default()
-        }))
+        })))
         .await;
     assert_eq!(carol.next_error().await.code().as_str_name(), "room_full");
     // An upgrade from a foreign origin.

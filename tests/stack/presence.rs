@@ -181,10 +181,10 @@ async fn a_full_room_refuses_the_next_join_with_room_full() {
     b.join(&stack.token("b", "small")).await;
     let mut c = WsClient::connect(&stack.ws_url(), Format::Json).await;
     let id = c
-        .send(In::Join(pb::Join {
+        .send(In::Join(Box::new(pb::Join {
             token: stack.token("c", "small"),
             ..Default::default()
-        }))
+        })))
         .await;
     let err = c.next_error().await;
     assert_eq!(

@@ -13,10 +13,10 @@ use switchboard_tests::{Stack, WsClient};
 async fn join_once(stack: &Stack, identity: &str, room: &str) -> Option<(String, String)> {
     let mut client = WsClient::connect(&stack.ws_url(), Format::Json).await;
     client
-        .send(In::Join(pb::Join {
+        .send(In::Join(Box::new(pb::Join {
             token: stack.token(identity, room),
             ..Default::default()
-        }))
+        })))
         .await;
     match client.recv().await.message {
         Some(Out::Joined(_)) => None,

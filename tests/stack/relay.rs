@@ -97,6 +97,7 @@ async fn forged_from_is_replaced_by_the_authenticated_sender() {
             to: "bob".into(),
             from: "carol".into(),
             kind: Some(description(true, "v=0")),
+            probe: None,
         }))
         .await;
     let got = bob.recv_until(signal_of).await;

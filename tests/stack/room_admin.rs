@@ -206,10 +206,10 @@ async fn a_created_room_has_its_own_maximum_and_metadata() {
     bob.join(&stack.token("bob", "team-standup")).await;
     let mut carol = WsClient::connect(&stack.ws_url(), Format::Json).await;
     carol
-        .send(In::Join(pb::Join {
+        .send(In::Join(Box::new(pb::Join {
             token: stack.token("carol", "team-standup"),
             ..Default::default()
-        }))
+        })))
         .await;
     let err = carol.next_error().await;
     assert_eq!(err.code().as_str_name(), "room_full");

@@ -94,12 +94,12 @@ fn refusal(events: &[Out]) -> (String, String) {
 }
 
 fn open(token: &str, room: &str) -> In {
-    In::Open(pb::OpenSession {
+    In::Open(Box::new(pb::OpenSession {
         request_id: 1,
         room: room.into(),
         token: token.into(),
         ..Default::default()
-    })
+    }))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -169,13 +169,13 @@ async fn a_credentialed_lane_cannot_join_or_resume_as_someone_else() {
     send(
         &tx,
         5,
-        In::Resume(pb::ResumeSession {
+        In::Resume(Box::new(pb::ResumeSession {
             request_id: 1,
             session_id: joined.session_id.clone(),
             resume_token: joined.resume_token.clone(),
             last_seq: 1,
             token: mallory,
-        }),
+        })),
     )
     .await;
     assert_eq!(

@@ -54,10 +54,10 @@ async fn wss_through_the_edge_with_its_own_certificate() {
         id: 1,
         seq: 0,
         ack: 0,
-        message: Some(pb::client_message::Message::Join(pb::Join {
+        message: Some(pb::client_message::Message::Join(Box::new(pb::Join {
             token: stack.token("secure", "r1"),
             ..Default::default()
-        })),
+        }))),
     };
     let switchboard_proto::wire::EncodedFrame::Text(text) =
         switchboard_proto::wire::encode_client(Format::Json, &join)

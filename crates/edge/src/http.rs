@@ -17,6 +17,7 @@ use tokio_tungstenite::{
         protocol::{Role, WebSocketConfig},
     },
 };
+use tracing::Instrument;
 
 use crate::{
     admission::{self, Admission, Refusal},
@@ -62,6 +63,8 @@ pub struct HttpContext {
     pub max_sessions: usize,
     /// Auth's public keys, as last fetched.
     pub jwks: crate::jwks_cache::JwksCache,
+    /// See [`crate::EdgeConfig::log_client_address`].
+    pub log_client_address: crate::AddressInLogs,
 }
 
 pub fn websocket_config() -> WebSocketConfig {
@@ -410,21 +413,33 @@ async fn upgrade(ctx: Arc<HttpContext>, peer: Peer, mut req: Request<Incoming>) 
     let conn_ctx = ctx.conn.clone();
     let shutdown = ctx.shutdown.clone();
     let drain_guard = ctx.done.clone();
-    tokio::spawn(async move {
-        let (_drain_guard, _slot, _admitted) = (drain_guard, peer.slot, admitted);
-        match on_upgrade.await {
-            Ok(upgraded) => {
-                let ws = WebSocketStream::from_raw_socket(
-                    TokioIo::new(upgraded),
-                    Role::Server,
-                    Some(websocket_config()),
-                )
-                .await;
-                connection::serve(ws, conn_ctx, preauth, shutdown).await;
+    // The connection's log lines carry where it comes from, and once it
+    // has one, its session, room and (if traced) the join's trace id.
+    let span = tracing::info_span!(
+        "conn",
+        client = %ctx.log_client_address.show(client),
+        session = tracing::field::Empty,
+        room = tracing::field::Empty,
+        trace_id = tracing::field::Empty,
+    );
+    tokio::spawn(
+        async move {
+            let (_drain_guard, _slot, _admitted) = (drain_guard, peer.slot, admitted);
+            match on_upgrade.await {
+                Ok(upgraded) => {
+                    let ws = WebSocketStream::from_raw_socket(
+                        TokioIo::new(upgraded),
+                        Role::Server,
+                        Some(websocket_config()),
+                    )
+                    .await;
+                    connection::serve(ws, conn_ctx, preauth, shutdown).await;
+                }
+                Err(err) => tracing::debug!(error = %err, "websocket upgrade failed"),
             }
-            Err(err) => tracing::debug!(error = %err, "websocket upgrade failed"),
         }
-    });
+        .instrument(span),
+    );
 
     let mut response = Response::new(Full::new(Bytes::new()));
     *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;

@@ -8,8 +8,11 @@ mod connection;
 mod conns;
 mod http;
 mod jwks_cache;
+mod log_address;
+pub use log_address::AddressInLogs;
 pub mod origin;
 mod rebalance;
+mod relay_probe;
 mod revocation_watch;
 mod revocations;
 mod session_token;
@@ -88,6 +91,8 @@ pub struct EdgeConfig {
     /// TLS certificate chain and private key (PEM files); `None` serves
     /// plain HTTP (loopback development, or behind a TLS-terminating proxy).
     pub tls: Option<(PathBuf, PathBuf)>,
+    /// How a client's address appears in the log.
+    pub log_client_address: AddressInLogs,
 }
 
 impl Default for EdgeConfig {
@@ -110,6 +115,7 @@ impl Default for EdgeConfig {
             connection: ConnectionLimits::default(),
             admission: AdmissionConfig::default(),
             tls: None,
+            log_client_address: AddressInLogs::default(),
         }
     }
 }
@@ -257,6 +263,7 @@ pub async fn run(
             .max(1),
         admission: Admission::new(config.admission),
         jwks: jwks_cache::JwksCache::default(),
+        log_client_address: config.log_client_address,
     });
     on_start(EdgeHandle {
         link: link.clone(),

@@ -382,7 +382,8 @@ impl SignalLink {
             return; // the connection closed meanwhile
         };
         match envelope.event {
-            Some(pb::signal_envelope::Event::Message(message)) => {
+            Some(pb::signal_envelope::Event::Message(mut message)) => {
+                crate::relay_probe::arrived(&mut message);
                 handle.push(Outbound::Message(Box::new(message)))
             }
             Some(pb::signal_envelope::Event::Close(close)) => {

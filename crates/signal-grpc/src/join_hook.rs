@@ -11,6 +11,7 @@ use switchboard_proto::{
     ErrorCode, SignalError,
     circuit_breaker::CircuitBreaker,
     grpc,
+    grpc_metrics::ClientMetrics,
     metrics::Metrics,
     pb,
     pb::join_hook_client::JoinHookClient,
@@ -56,7 +57,7 @@ pub struct Changes {
 /// The hook's client, shared by every join of this process.
 #[derive(Clone)]
 pub struct JoinHook {
-    client: JoinHookClient<InterceptedService<Channel, Attach>>,
+    client: JoinHookClient<InterceptedService<ClientMetrics<Channel>, Attach>>,
     timeout: Duration,
     failure: FailureMode,
     breaker: Arc<CircuitBreaker>,
@@ -74,7 +75,10 @@ impl std::fmt::Debug for JoinHook {
 impl JoinHook {
     pub fn new(config: &JoinHookConfig) -> Result<Self, tonic::transport::Error> {
         let channel = grpc::endpoint(&config.url)?.connect_lazy();
-        let client = JoinHookClient::with_interceptor(channel, Attach(config.credential.clone()));
+        let client = JoinHookClient::with_interceptor(
+            ClientMetrics::new(channel),
+            Attach(config.credential.clone()),
+        );
         Ok(Self {
             client,
             timeout: config.timeout,

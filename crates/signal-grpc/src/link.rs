@@ -6,10 +6,11 @@ use std::collections::HashMap;
 
 use futures_util::{Stream, StreamExt, stream};
 use switchboard_proto::{
-    ConnId, ErrorCode, LeaveReason, SignalError, local_relay::Batches, metrics::Metrics, pb,
+    ConnId, ErrorCode, LeaveReason, SignalError, local_relay::Batches, metrics::Metrics, pb, trace,
 };
 use tokio::sync::watch;
 use tonic::Status;
+use tracing::Instrument;
 
 use crate::{
     hub::Hub,
@@ -251,7 +252,11 @@ async fn handle_envelope(
                 return;
             }
             let metrics = switchboard_proto::metrics::metrics();
-            match hub.open(sink.clone(), open).await {
+            let opened = match trace::continue_from("signal.join", "server", &open.traceparent) {
+                Some(span) => hub.open(sink.clone(), *open).instrument(span).await,
+                None => hub.open(sink.clone(), *open).await,
+            };
+            match opened {
                 Ok(session) => {
                     Metrics::count(&metrics.joins, "outcome", "joined");
                     sessions.insert(conn, session);
@@ -284,7 +289,7 @@ async fn handle_envelope(
                 return;
             }
             let metrics = switchboard_proto::metrics::metrics();
-            match hub.resume(sink.clone(), resume).await {
+            match hub.resume(sink.clone(), *resume).await {
                 Ok(session) => {
                     Metrics::count(&metrics.resumes, "outcome", "resumed");
                     sessions.insert(conn, session);

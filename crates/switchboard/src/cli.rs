@@ -26,8 +26,40 @@ pub struct Cli {
     #[arg(long, global = true)]
     pub check_config: bool,
 
+    /// Export traces to this OTLP/gRPC collector (`https://…`, or
+    /// `http://` to loopback). Off unless given.
+    #[arg(long, global = true, env = "SWITCHBOARD_OTLP_ENDPOINT")]
+    pub otlp_endpoint: Option<String>,
+
+    /// Share of joins and signals whose trace starts here (0–1). A join
+    /// carrying a browser's sampled `traceparent` is always traced.
+    #[arg(
+        long,
+        global = true,
+        env = "SWITCHBOARD_TRACE_SAMPLE_RATIO",
+        default_value_t = 0.01
+    )]
+    pub trace_sample_ratio: f64,
+
     #[command(subcommand)]
     pub command: Command,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum AddressInLogs {
+    Network,
+    Full,
+    Off,
+}
+
+impl From<AddressInLogs> for switchboard_edge::AddressInLogs {
+    fn from(value: AddressInLogs) -> Self {
+        match value {
+            AddressInLogs::Network => Self::Network,
+            AddressInLogs::Full => Self::Full,
+            AddressInLogs::Off => Self::Off,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -55,6 +87,20 @@ pub enum Command {
     /// Key material for operators.
     #[command(subcommand)]
     Keys(KeysCommand),
+}
+
+impl Command {
+    /// The `service.name` of this process's traces.
+    pub fn service_name(&self) -> &'static str {
+        match self {
+            Self::Edge(_) => "switchboard-edge",
+            Self::Auth(_) => "switchboard-auth",
+            Self::Signal(_) => "switchboard-signal",
+            Self::Health(_) => "switchboard-health",
+            Self::All(_) => "switchboard",
+            Self::Token(_) | Self::Keys(_) => "switchboard-cli",
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -173,6 +219,10 @@ pub struct EdgeCommon {
         value_delimiter = ','
     )]
     pub trusted_proxies: Vec<switchboard_edge::Cidr>,
+    /// How a client's address appears in the log: `network` (IPv4 /24,
+    /// IPv6 /48: where a flood comes from, not who calls), `full`, `off`.
+    #[arg(long, env = "SWITCHBOARD_LOG_CLIENT_ADDRESS", value_enum, default_value_t = AddressInLogs::Network)]
+    pub log_client_address: AddressInLogs,
     /// Seconds a client has to send a whole HTTP request head (and the
     /// longest an idle keep-alive connection is kept).
     #[arg(long, env = "SWITCHBOARD_HEADER_READ_SECONDS", default_value_t = 10)]

@@ -9,7 +9,10 @@ use tracing_subscriber::{
     EnvFilter, Layer, filter::filter_fn, layer::SubscriberExt, util::SubscriberInitExt,
 };
 
-use crate::cli::LogFormat;
+use crate::{
+    cli::LogFormat,
+    telemetry::{Telemetry, TelemetryError, TraceConfig},
+};
 
 /// Whether an event or span may be logged at all: anything of ours, and
 /// a dependency's only up to info.
@@ -17,7 +20,11 @@ pub fn allowed(meta: &Metadata<'_>) -> bool {
     meta.target().starts_with("switchboard") || *meta.level() <= Level::INFO
 }
 
-pub fn init(format: LogFormat) {
+/// Installs the log (and, with `traces`, the trace exporter).
+pub fn init(
+    format: LogFormat,
+    traces: Option<&TraceConfig>,
+) -> Result<Option<Telemetry>, TelemetryError> {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     // Colours only on a terminal: a log file or collector gets plain text.
     let output = tracing_subscriber::fmt::layer()
@@ -28,14 +35,23 @@ pub fn init(format: LogFormat) {
         // The message at the top level of each JSON line.
         LogFormat::Json => output.json().flatten_event(true).boxed(),
     };
+    let (traces, telemetry) = match traces {
+        Some(config) => {
+            let (layer, telemetry) = crate::telemetry::layer(config)?;
+            (Some(layer), Some(telemetry))
+        }
+        None => (None, None),
+    };
     tracing_subscriber::registry()
         .with(output.with_filter(filter).with_filter(filter_fn(allowed)))
+        .with(traces)
         .init();
     // Records of the `log` crate come only from dependencies (tungstenite,
     // ...), which are capped at info anyway. Without this static cap every
     // `log::trace!` on the hot path is turned into a tracing event only to
     // be filtered out: ≈ 4 % of a saturated core in the relay profile.
     log::set_max_level(log::LevelFilter::Info);
+    Ok(telemetry)
 }
 
 #[cfg(test)]

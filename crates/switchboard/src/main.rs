@@ -8,6 +8,7 @@ mod keys;
 mod logging;
 mod services;
 mod shutdown;
+mod telemetry;
 mod token;
 
 use crate::cli::Command;
@@ -28,7 +29,19 @@ async fn main() -> std::process::ExitCode {
             return std::process::ExitCode::FAILURE;
         }
     };
+    let traces = cli
+        .otlp_endpoint
+        .clone()
+        .map(|endpoint| telemetry::TraceConfig {
+            endpoint,
+            sample_ratio: cli.trace_sample_ratio,
+            service: cli.command.service_name(),
+        });
     if cli.check_config {
+        if let Some(Err(err)) = traces.as_ref().map(telemetry::check) {
+            eprintln!("switchboard: {err}");
+            return std::process::ExitCode::FAILURE;
+        }
         return match services::check(&cli.command, &sources.files) {
             Ok(()) => std::process::ExitCode::SUCCESS,
             Err(err) => {
@@ -37,7 +50,13 @@ async fn main() -> std::process::ExitCode {
             }
         };
     }
-    logging::init(cli.log_format);
+    let telemetry = match logging::init(cli.log_format, traces.as_ref()) {
+        Ok(telemetry) => telemetry,
+        Err(err) => {
+            eprintln!("switchboard: {err}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
     let result = match cli.command {
         Command::Edge(args) => services::edge(args).await,
         Command::Auth(args) => services::auth(args).await,
@@ -47,6 +66,9 @@ async fn main() -> std::process::ExitCode {
         Command::Token(args) => token::run(args).await,
         Command::Keys(command) => keys::run(command),
     };
+    if let Some(telemetry) = telemetry {
+        telemetry.shutdown();
+    }
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(err) => {

@@ -102,6 +102,7 @@ fn edge_config(common: &EdgeCommon, signal_urls: Vec<String>, dev: bool) -> Edge
             },
             trusted_proxies: common.trusted_proxies.clone(),
         },
+        log_client_address: common.log_client_address.into(),
     }
 }
 

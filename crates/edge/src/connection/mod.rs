@@ -163,6 +163,7 @@ pub async fn serve<W>(
         acked: 0,
         bucket: TokenBucket::new(limits.rate.per_second, limits.rate.burst, now),
         strikes: TokenBucket::new(1, RATE_STRIKES, now),
+        signals: 0,
     };
     let writing = write_loop(
         sink,

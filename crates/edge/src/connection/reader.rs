@@ -74,6 +74,8 @@ pub struct Reader {
     pub acked: u64,
     pub bucket: TokenBucket,
     pub strikes: TokenBucket,
+    /// Signals read so far (which of them are timed: `relay_probe`).
+    pub signals: u32,
 }
 
 impl Reader {
@@ -288,7 +290,16 @@ impl Reader {
     }
 
     /// Handles one parsed message; `Some` ends the connection.
-    async fn dispatch(&mut self, message: pb::ClientMessage) -> Option<ReaderEnd> {
+    async fn dispatch(&mut self, mut message: pb::ClientMessage) -> Option<ReaderEnd> {
+        if self.joined
+            && let Some(In::Signal(signal)) = &mut message.message
+        {
+            // A sampled signal is timed and traced. Its edge span ends
+            // here, before the hand-over to the link (held across the send
+            // it would enlarge every connection's future).
+            self.signals = self.signals.wrapping_add(1);
+            drop(crate::relay_probe::stamp(signal, self.signals));
+        }
         let (id, seq) = (message.id, message.seq);
         if self.joined && message.ack > self.acked {
             // The client processed this far: signal trims the session's log.
@@ -309,7 +320,7 @@ impl Reader {
             // Joins and resumes (a verify call each) are boxed: the
             // connection's future would otherwise carry their state for
             // the connection's whole life.
-            Some(In::Join(join)) if !self.joined => Box::pin(self.join(id, join)).await,
+            Some(In::Join(join)) if !self.joined => Box::pin(self.join(id, *join)).await,
             Some(In::Resume(resume)) if !self.joined => Box::pin(self.resume(id, resume)).await,
             Some(In::Join(_) | In::Resume(_)) => {
                 self.reply_error(

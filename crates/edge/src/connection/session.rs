@@ -7,8 +7,10 @@ use switchboard_proto::{
     ErrorCode, LeaveReason, SignalError,
     limits::MAX_MESSAGE_BYTES,
     pb::{self, edge_envelope::Event},
+    trace,
 };
 use tokio::time::Instant;
+use tracing::Instrument;
 
 use super::reader::{Preauth, Reader, ReaderEnd};
 use crate::{conns::ConnAuth, session_token::SessionToken};
@@ -60,8 +62,23 @@ impl Reader {
     }
 
     /// Verifies the token, checks the room grant and opens the session.
+    /// A sampled join is traced: `edge.join`, with the verification and
+    /// signal's `signal.join` as its children.
     pub(super) async fn join(&mut self, id: u32, join: pb::Join) -> Option<ReaderEnd> {
-        let (token, claims) = match self.authenticate(&join.token).await {
+        let span = trace::continue_or_start("edge.join", "server", &join.traceparent);
+        let verified = match &span {
+            Some(span) => {
+                // The connection's log lines carry the join's trace id.
+                if let Some(id) = trace::record_trace_id(span) {
+                    tracing::Span::current().record("trace_id", tracing::field::display(id));
+                }
+                self.authenticate(&join.token)
+                    .instrument(span.clone())
+                    .await
+            }
+            None => self.authenticate(&join.token).await,
+        };
+        let (token, claims) = match verified {
             Ok(verified) => verified,
             Err(err) => return self.refuse(id, err),
         };
@@ -87,8 +104,10 @@ impl Reader {
                 // Signal's to say.
                 max_participants: 0,
             }),
+            traceparent: span.as_ref().map(trace::traceparent).unwrap_or_default(),
         };
-        self.open(id, token, claims, Event::Open(open)).await
+        self.open(id, token, claims, Event::Open(Box::new(open)))
+            .await
     }
 
     /// Verifies the token and asks signal to continue the session; signal
@@ -106,7 +125,8 @@ impl Reader {
             token: token.clone(),
         };
         // If signal refuses, it closes the connection itself.
-        self.open(id, token, claims, Event::Resume(request)).await
+        self.open(id, token, claims, Event::Resume(Box::new(request)))
+            .await
     }
 
     /// Starts the session and sends signal the join or resume.

@@ -170,6 +170,7 @@ const MAX_COALESCED_FRAMES: usize = 64;
 const MAX_COALESCED_BYTES: usize = 64 * 1024;
 
 fn encode(message: &switchboard_proto::pb::ServerMessage, format: &AtomicU8) -> Message {
+    note_session(message);
     let metrics = switchboard_proto::metrics::metrics();
     metrics.message_out(switchboard_proto::metrics::out_kind(
         message.message.as_ref(),
@@ -177,6 +178,25 @@ fn encode(message: &switchboard_proto::pb::ServerMessage, format: &AtomicU8) -> 
     match wire::encode_server(load_format(format), message) {
         EncodedFrame::Text(text) => Message::text(text),
         EncodedFrame::Binary(bytes) => Message::binary(bytes),
+    }
+}
+
+/// The connection's log span (`conn`, current while it is served) learns
+/// its session and room as the client does.
+fn note_session(message: &switchboard_proto::pb::ServerMessage) {
+    use switchboard_proto::pb::server_message::Message as Out;
+    let (session, room) = match &message.message {
+        Some(Out::Joined(joined)) => (Some(&joined.session_id), Some(&joined.room)),
+        Some(Out::Resumed(resumed)) => (Some(&resumed.session_id), None),
+        Some(Out::Moved(moved)) => (None, Some(&moved.room)),
+        _ => return,
+    };
+    let span = tracing::Span::current();
+    if let Some(session) = session {
+        span.record("session", session.as_str());
+    }
+    if let Some(room) = room {
+        span.record("room", room.as_str());
     }
 }
 

@@ -5,7 +5,7 @@
 use switchboard_proto::{
     ErrorCode, ParticipantId, RoomId, SignalError, grants,
     pb::{self, client_message::Message as In, server_message::Message as Out},
-    validate,
+    trace, validate,
 };
 
 use super::{Hub, not_found};
@@ -13,6 +13,15 @@ use crate::{
     router::{Origin, Sink},
     store::SessionRef,
 };
+
+/// A traced signal's span on signal, open while it is relayed; its probe
+/// now names this span as the parent of the receiving edge's.
+fn trace_relay(signal: &mut pb::PeerSignal) -> Option<tracing::Span> {
+    let probe = signal.probe.as_mut()?;
+    let span = trace::continue_from("signal.relay", "internal", &probe.traceparent)?;
+    probe.traceparent = trace::traceparent(&span);
+    Some(span)
+}
 
 impl Hub {
     /// Handles a run of signals, consecutive on one link, as [`Hub::handle`]
@@ -59,6 +68,11 @@ impl Hub {
                 Err(err) => results.push(Err(err)),
             }
         }
+        // Traced signals: a span each until they are delivered.
+        let _traced: Vec<tracing::Span> = relays
+            .iter_mut()
+            .filter_map(|(_, _, signal)| trace_relay(signal))
+            .collect();
         let rooms: Vec<RoomId> = relays
             .iter()
             .map(|(i, _, _)| run[*i].0.room.get())
@@ -132,6 +146,7 @@ impl Hub {
         origin: Option<Origin>,
     ) -> Result<(), SignalError> {
         let to = validate::peer_signal(&signal)?;
+        let _traced = trace_relay(&mut signal);
         self.may_signal(sender, &signal).await?;
         if to == sender.participant {
             return Err(not_found());

@@ -11,3 +11,4 @@ mod edge;
 mod kubernetes;
 mod redis;
 mod replica;
+mod traces;

@@ -306,6 +306,7 @@ impl Sender {
                 to: to.into(),
                 from: String::new(),
                 kind: Some(description(true, &format!("n={n}"))),
+                probe: None,
             })),
         };
         self.numbers.insert(self.next_id, n);
