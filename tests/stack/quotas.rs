@@ -7,7 +7,7 @@ use switchboard_proto::{
     wire::Format,
 };
 use switchboard_signal::keyed_rate::{FAILED_JOIN_COST, JOIN_BURST, JOINS_PER_SECOND};
-use switchboard_tests::{Stack, WsClient};
+use switchboard_tests::{Stack, WsClient, description};
 
 /// One join on a fresh connection: the code of its refusal, or None.
 async fn join_once(stack: &Stack, identity: &str, room: &str) -> Option<(String, String)> {
@@ -101,5 +101,85 @@ async fn the_join_quota_is_configurable() {
         refused.map(|(code, _)| code).as_deref(),
         Some("rate_limited")
     );
+    stack.shutdown().await;
+}
+
+/// Messages into one room (signals and presence updates, per replica):
+/// past the room's burst the sender is told each message was dropped; the
+/// room next door is unaffected; the room's rate refills.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_room_over_its_message_rate_is_told_and_others_are_not() {
+    const BURST: u32 = 5;
+    let stack = Stack::start_with(|config| {
+        config.signal.join.messages_per_room = switchboard_signal::keyed_rate::Rate {
+            per_second: 1,
+            burst: BURST,
+        };
+    })
+    .await;
+    let join = |identity: &'static str, room: &'static str| {
+        let stack = &stack;
+        async move {
+            let mut client = WsClient::connect(&stack.ws_url(), Format::Json).await;
+            client.join(&stack.token(identity, room)).await;
+            client
+        }
+    };
+    let mut alice = join("alice", "busy").await;
+    let mut bob = join("bob", "busy").await;
+    let mut carol = join("carol", "quiet").await;
+    let mut dave = join("dave", "quiet").await;
+    // Presence events of the joins are not messages of the room's rate;
+    // what bob has seen so far is out of the way.
+    const SENT: u32 = 20;
+    for n in 0..SENT {
+        alice
+            .signal("bob", description(true, &format!("v=0\r\nn={n}\r\n")))
+            .await;
+    }
+    let mut refused = 0;
+    while refused < SENT - BURST - 1 {
+        let error = alice.next_error().await;
+        assert_eq!(error.code().as_str_name(), "rate_limited", "{error:?}");
+        assert!(
+            error
+                .message
+                .contains("this room is over its 1 messages a second"),
+            "the room's rate, not the connection's: {}",
+            error.message
+        );
+        refused += 1;
+    }
+    // Bob got the burst (and at most what refilled meanwhile), in order.
+    for n in 0..BURST {
+        let signal = bob.next_signal().await;
+        assert_eq!(
+            signal.kind,
+            Some(description(true, &format!("v=0\r\nn={n}\r\n")))
+        );
+    }
+    // The room next door relays as usual.
+    carol.signal("dave", description(true, "v=0\r\n")).await;
+    assert_eq!(dave.next_signal().await.from, "carol");
+    let scrape = switchboard_tests::metrics::Scrape::of(&stack.health_url).await;
+    assert!(
+        scrape.value("switchboard_signal_room_rate_limited_messages_total") >= f64::from(refused),
+        "counted"
+    );
+    // The rate refills: within a few seconds a signal passes again.
+    let late = description(false, "v=0\r\nlate\r\n");
+    let deadline = tokio::time::Instant::now() + switchboard_tests::DEADLINE;
+    'refilled: loop {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the room's rate never refilled"
+        );
+        alice.signal("bob", late.clone()).await;
+        while let Some(Ok(m)) = bob.next_within(std::time::Duration::from_millis(300)).await {
+            if matches!(&m.message, Some(Out::Signal(s)) if s.kind.as_ref() == Some(&late)) {
+                break 'refilled;
+            }
+        }
+    }
     stack.shutdown().await;
 }

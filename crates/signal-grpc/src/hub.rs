@@ -50,6 +50,8 @@ pub struct JoinSettings {
     pub data_per_room: keyed_rate::Rate,
     /// Joins per identity, on this replica.
     pub joins_per_identity: keyed_rate::Rate,
+    /// Signals and presence updates per room, on this replica.
+    pub messages_per_room: keyed_rate::Rate,
 }
 
 /// Default resume window.
@@ -69,6 +71,7 @@ impl Default for JoinSettings {
             max_rooms: MAX_ROOMS,
             data_per_room: keyed_rate::DATA_RATE,
             joins_per_identity: keyed_rate::JOIN_RATE,
+            messages_per_room: keyed_rate::ROOM_MESSAGE_RATE,
         }
     }
 }
@@ -103,8 +106,23 @@ pub struct Hub {
     data_rate: Arc<KeyedRate<RoomId>>,
     /// Joins per identity on this replica.
     join_rate: Arc<KeyedRate<ParticipantId>>,
+    /// Signals and presence updates per room on this replica.
+    message_rate: Arc<KeyedRate<RoomId>>,
     /// The application's join hook, if configured.
     join_hook: Option<JoinHook>,
+}
+
+/// The refusal of a message into a room over its rate.
+fn room_over_rate(per_second: u32) -> SignalError {
+    switchboard_proto::metrics::metrics()
+        .room_rate_limited
+        .inc();
+    SignalError::new(
+        ErrorCode::RateLimited,
+        format!(
+            "message dropped: this room is over its {per_second} messages a second; retry shortly"
+        ),
+    )
 }
 
 fn not_found() -> SignalError {
@@ -122,6 +140,7 @@ impl Hub {
     ) -> Self {
         let data_rate = Arc::new(KeyedRate::with(settings.data_per_room));
         let join_rate = Arc::new(KeyedRate::with(settings.joins_per_identity));
+        let message_rate = Arc::new(KeyedRate::with(settings.messages_per_room));
         Self {
             store,
             router,
@@ -131,8 +150,21 @@ impl Hub {
             events: Arc::new(MemoryEvents::default()),
             data_rate,
             join_rate,
+            message_rate,
             join_hook: None,
         }
+    }
+
+    /// Takes one message (a signal or a presence update) of the sender's
+    /// room's rate on this replica.
+    fn room_message(&self, sender: &SessionRef) -> Result<(), SignalError> {
+        if self
+            .message_rate
+            .admit(&sender.room.get(), std::time::Instant::now())
+        {
+            return Ok(());
+        }
+        Err(room_over_rate(self.message_rate.per_second()))
     }
 
     /// Asks `hook` before every join.
@@ -231,35 +263,43 @@ impl Hub {
             session,
             seq: message.seq,
         });
-        let result = match message.message {
-            Some(In::Signal(signal)) => self.relay(this, signal, origin).await,
-            Some(In::UpdatePresence(update)) => {
-                self.update_presence(session, request_id, update, origin)
-                    .await
+        let over_rate = match message.message {
+            Some(In::Signal(_) | In::UpdatePresence(_)) => self.room_message(this).err(),
+            _ => None,
+        };
+        let result = if let Some(err) = over_rate {
+            Err(err)
+        } else {
+            match message.message {
+                Some(In::Signal(signal)) => self.relay(this, signal, origin).await,
+                Some(In::UpdatePresence(update)) => {
+                    self.update_presence(session, request_id, update, origin)
+                        .await
+                }
+                Some(In::Leave(_)) => {
+                    let left = self.leave(session, LeaveReason::Left, None).await;
+                    // The router closes the connection it knows; if the
+                    // session's state was already gone, close it here.
+                    sink.send_close(None, "left");
+                    left
+                }
+                // Keepalive is the edge's; a direct gRPC caller gets a Pong.
+                Some(In::Ping(ping)) => {
+                    sink.send(pb::signal_envelope::Event::Message(pb::ServerMessage {
+                        seq: 0,
+                        message: Some(Out::Pong(pb::Pong { nonce: ping.nonce })),
+                    }));
+                    Ok(())
+                }
+                Some(In::Join(_) | In::Resume(_)) => Err(SignalError::new(
+                    ErrorCode::AlreadyJoined,
+                    "this connection has a session",
+                )),
+                None => Err(SignalError::new(
+                    ErrorCode::UnknownMessage,
+                    "unknown message type",
+                )),
             }
-            Some(In::Leave(_)) => {
-                let left = self.leave(session, LeaveReason::Left, None).await;
-                // The router closes the connection it knows; if the
-                // session's state was already gone, close it here.
-                sink.send_close(None, "left");
-                left
-            }
-            // Keepalive is the edge's; a direct gRPC caller gets a Pong.
-            Some(In::Ping(ping)) => {
-                sink.send(pb::signal_envelope::Event::Message(pb::ServerMessage {
-                    seq: 0,
-                    message: Some(Out::Pong(pb::Pong { nonce: ping.nonce })),
-                }));
-                Ok(())
-            }
-            Some(In::Join(_) | In::Resume(_)) => Err(SignalError::new(
-                ErrorCode::AlreadyJoined,
-                "this connection has a session",
-            )),
-            None => Err(SignalError::new(
-                ErrorCode::UnknownMessage,
-                "unknown message type",
-            )),
         };
         self.settle(session, sink, request_id, origin, result).await
     }

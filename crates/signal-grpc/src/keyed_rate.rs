@@ -1,5 +1,5 @@
 //! Rates per key on this replica: a token bucket per key (SendData per
-//! room, joins per identity). Each replica admits the rate on its own (a
+//! room, messages per room, joins per identity). Each replica admits the rate on its own (a
 //! client spreading calls over `n` replicas gets at most `n` times it).
 //! The map is bounded: past [`MAX_KEYS`] keys, full buckets (keys idle long
 //! enough to have refilled) are dropped first, and if none is, the call is
@@ -12,6 +12,12 @@ use switchboard_proto::token_bucket::TokenBucket;
 /// SendData calls per second per room, sustained, and at once.
 pub const DATA_PER_SECOND: u32 = 50;
 pub const DATA_BURST: u32 = 100;
+/// Signals and presence updates per second into one room, sustained, and
+/// at once: far above what a room's calls need (a 10-way mesh setting up
+/// at once exchanges ≈ 2,000 offers, answers and candidates), low enough
+/// that one room cannot take a replica from the others.
+pub const MESSAGES_PER_ROOM_PER_SECOND: u32 = 1_000;
+pub const MESSAGE_BURST_PER_ROOM: u32 = 4_000;
 /// Joins per second per identity, sustained, and at once; a join refused
 /// after the token checked out costs [`FAILED_JOIN_COST`] more.
 pub const JOINS_PER_SECOND: u32 = 5;
@@ -31,6 +37,10 @@ pub struct Rate {
 pub const DATA_RATE: Rate = Rate {
     per_second: DATA_PER_SECOND,
     burst: DATA_BURST,
+};
+pub const ROOM_MESSAGE_RATE: Rate = Rate {
+    per_second: MESSAGES_PER_ROOM_PER_SECOND,
+    burst: MESSAGE_BURST_PER_ROOM,
 };
 pub const JOIN_RATE: Rate = Rate {
     per_second: JOINS_PER_SECOND,

@@ -432,6 +432,13 @@ pub struct SignalCommon {
     /// SendData calls into one room allowed in a burst above that rate.
     #[arg(long, env = "SWITCHBOARD_DATA_BURST_PER_ROOM", default_value_t = switchboard_signal::keyed_rate::DATA_BURST)]
     pub data_burst_per_room: u32,
+    /// Signals and presence updates per second into one room (per
+    /// replica); past it the sender is told each one was dropped.
+    #[arg(long, env = "SWITCHBOARD_MESSAGES_PER_ROOM_PER_SECOND", default_value_t = switchboard_signal::keyed_rate::MESSAGES_PER_ROOM_PER_SECOND)]
+    pub messages_per_room_per_second: u32,
+    /// Messages into one room allowed in a burst above that rate.
+    #[arg(long, env = "SWITCHBOARD_MESSAGE_BURST_PER_ROOM", default_value_t = switchboard_signal::keyed_rate::MESSAGE_BURST_PER_ROOM)]
+    pub message_burst_per_room: u32,
     /// Keep rooms and sessions in Redis so several signal replicas share
     /// them: one URL (standalone) or several seed nodes (cluster).
     #[arg(long = "redis", env = "SWITCHBOARD_REDIS", value_delimiter = ',')]

@@ -134,6 +134,10 @@ fn signal_config(common: &SignalCommon) -> SignalConfig {
                 per_second: common.joins_per_identity_per_second,
                 burst: common.join_burst_per_identity,
             },
+            messages_per_room: Rate {
+                per_second: common.messages_per_room_per_second,
+                burst: common.message_burst_per_room,
+            },
         },
         redis: (!common.redis.is_empty()).then(|| switchboard_signal::RedisConfig {
             urls: common.redis.clone(),

@@ -56,7 +56,10 @@ impl Hub {
                 continue;
             };
             let checked = match validate::peer_signal(&signal) {
-                Ok(to) => self.may_signal(sender, &signal).await.map(|()| to),
+                Ok(to) => match self.room_message(sender) {
+                    Ok(()) => self.may_signal(sender, &signal).await.map(|()| to),
+                    Err(err) => Err(err),
+                },
                 Err(err) => Err(err),
             };
             match checked {
