@@ -26,6 +26,16 @@ pub struct Cli {
     #[arg(long, global = true)]
     pub check_config: bool,
 
+    /// Log lines one call site may write per second (bursts of ten times
+    /// that); the rest are dropped and counted. 0: no limit.
+    #[arg(
+        long,
+        global = true,
+        env = "SWITCHBOARD_LOG_LINES_PER_SECOND",
+        default_value_t = 20
+    )]
+    pub log_lines_per_second: u32,
+
     /// Export traces to this OTLP/gRPC collector (`https://…`, or
     /// `http://` to loopback). Off unless given.
     #[arg(long, global = true, env = "SWITCHBOARD_OTLP_ENDPOINT")]

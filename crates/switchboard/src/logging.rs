@@ -11,6 +11,7 @@ use tracing_subscriber::{
 
 use crate::{
     cli::LogFormat,
+    log_rate::LogRate,
     telemetry::{Telemetry, TelemetryError, TraceConfig},
 };
 
@@ -21,10 +22,13 @@ pub fn allowed(meta: &Metadata<'_>) -> bool {
 }
 
 /// Installs the log (and, with `traces`, the trace exporter).
+/// `lines_per_second`: per call site (0 = no limit), bursts of ten times
+/// that ([`LogRate`]); its reporter is returned for the caller to run.
 pub fn init(
     format: LogFormat,
+    lines_per_second: u32,
     traces: Option<&TraceConfig>,
-) -> Result<Option<Telemetry>, TelemetryError> {
+) -> Result<(Option<Telemetry>, Option<LogRate>), TelemetryError> {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     // Colours only on a terminal: a log file or collector gets plain text.
     let output = tracing_subscriber::fmt::layer()
@@ -42,8 +46,15 @@ pub fn init(
         }
         None => (None, None),
     };
+    let rate = (lines_per_second > 0)
+        .then(|| LogRate::new(lines_per_second, lines_per_second.saturating_mul(10)));
     tracing_subscriber::registry()
-        .with(output.with_filter(filter).with_filter(filter_fn(allowed)))
+        .with(
+            output
+                .with_filter(filter)
+                .with_filter(filter_fn(allowed))
+                .with_filter(rate.clone()),
+        )
         .with(traces)
         .init();
     // Records of the `log` crate come only from dependencies (tungstenite,
@@ -51,7 +62,7 @@ pub fn init(
     // `log::trace!` on the hot path is turned into a tracing event only to
     // be filtered out: ≈ 4 % of a saturated core in the relay profile.
     log::set_max_level(log::LevelFilter::Info);
-    Ok(telemetry)
+    Ok((telemetry, rate))
 }
 
 #[cfg(test)]

@@ -5,6 +5,7 @@
 mod cli;
 mod config;
 mod keys;
+mod log_rate;
 mod logging;
 mod services;
 mod shutdown;
@@ -50,13 +51,15 @@ async fn main() -> std::process::ExitCode {
             }
         };
     }
-    let telemetry = match logging::init(cli.log_format, traces.as_ref()) {
-        Ok(telemetry) => telemetry,
-        Err(err) => {
-            eprintln!("switchboard: {err}");
-            return std::process::ExitCode::FAILURE;
-        }
-    };
+    let (telemetry, log_rate) =
+        match logging::init(cli.log_format, cli.log_lines_per_second, traces.as_ref()) {
+            Ok(installed) => installed,
+            Err(err) => {
+                eprintln!("switchboard: {err}");
+                return std::process::ExitCode::FAILURE;
+            }
+        };
+    let reporter = log_rate.map(|rate| tokio::spawn(rate.report()));
     let result = match cli.command {
         Command::Edge(args) => services::edge(args).await,
         Command::Auth(args) => services::auth(args).await,
@@ -66,6 +69,9 @@ async fn main() -> std::process::ExitCode {
         Command::Token(args) => token::run(args).await,
         Command::Keys(command) => keys::run(command),
     };
+    if let Some(reporter) = reporter {
+        reporter.abort();
+    }
     if let Some(telemetry) = telemetry {
         telemetry.shutdown();
     }
