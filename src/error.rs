@@ -50,6 +50,7 @@ const TABLE: &[Row] = &[
     row(ErrorCode::Unavailable,      tonic::Code::Unavailable,           503, 1013, true),
     row(ErrorCode::ShuttingDown,     tonic::Code::Unavailable,           503, 1012, true),
     row(ErrorCode::ParticipantRemoved, tonic::Code::FailedPrecondition, 410, 4410, false),
+    row(ErrorCode::TooManySessions,  tonic::Code::ResourceExhausted,     429, 4429, false),
     row(ErrorCode::Internal,         tonic::Code::Internal,              500, 1011, true),
 ];
 

@@ -64,7 +64,6 @@ pub struct Metrics {
     pub webhook_missed: Counter,
     pub join_hook_calls: Family<Labels, Counter>,
     pub room_rate_limited: Counter,
-    pub sessions_replaced: Counter,
     // Auth.
     pub token_verifications: Family<Labels, Counter>,
     pub tokens_issued: Counter,
@@ -218,12 +217,6 @@ impl Metrics {
             "Messages refused because their room was over its message rate",
             room_rate_limited.clone(),
         );
-        let sessions_replaced = Counter::default();
-        registry.register(
-            "signal_sessions_replaced",
-            "Sessions ended because their identity opened more than its maximum of concurrent sessions",
-            sessions_replaced.clone(),
-        );
         let token_verifications = Family::<Labels, Counter>::default();
         registry.register(
             "auth_token_verifications",
@@ -358,7 +351,6 @@ impl Metrics {
             webhook_missed,
             join_hook_calls,
             room_rate_limited,
-            sessions_replaced,
             token_verifications,
             tokens_issued,
             grpc_server_requests,

@@ -183,3 +183,61 @@ async fn a_room_over_its_message_rate_is_told_and_others_are_not() {
     }
     stack.shutdown().await;
 }
+
+/// Sessions per identity: past the maximum a join into another room is
+/// refused `too_many_sessions` (others unaffected); a join into a room the
+/// identity is in replaces that session and is not refused; a session that
+/// ends gives its place back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_identity_holds_at_most_its_maximum_of_sessions() {
+    let stack = Stack::start_with(|config| config.signal.join.max_sessions_per_identity = 2).await;
+    let url = stack.ws_url();
+    let connect = || WsClient::connect(&url, Format::Json);
+    let mut r1 = connect().await;
+    r1.join(&stack.token("alice", "r1")).await;
+    let mut r2 = connect().await;
+    r2.join(&stack.token("alice", "r2")).await;
+    let (code, message) = join_once(&stack, "alice", "r3").await.expect("refused");
+    assert_eq!(code, "too_many_sessions", "{message}");
+    assert!(message.contains("maximum of 2 sessions"), "{message}");
+    assert_eq!(
+        join_once(&stack, "bob", "r3").await,
+        None,
+        "another identity"
+    );
+    // Joining r1 again replaces the session there: not a third place.
+    let mut again = connect().await;
+    again.join(&stack.token("alice", "r1")).await;
+    assert_eq!(r1.closed().await.code, 4409, "the replaced session");
+    // Leaving r2 frees its place.
+    r2.send(In::Leave(pb::Leave::default())).await;
+    r2.closed().await;
+    assert_eq!(join_once(&stack, "alice", "r3").await, None);
+    stack.shutdown().await;
+}
+
+/// With Redis the maximum holds across replicas: two sessions on replica
+/// one and a third on replica two is one too many.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_session_maximum_holds_across_replicas() {
+    let (_redis, _key, one, two) = crate::replicas::two_replicas_with(|config| {
+        config.signal.join.max_sessions_per_identity = 2;
+    })
+    .await;
+    let url1 = one.ws_url();
+    let mut a = WsClient::connect(&url1, Format::Json).await;
+    a.join(&one.token("alice", "r1")).await;
+    let mut b = WsClient::connect(&url1, Format::Json).await;
+    b.join(&one.token("alice", "r2")).await;
+    let (code, message) = join_once(&two, "alice", "r3")
+        .await
+        .expect("refused on the other replica");
+    assert_eq!(code, "too_many_sessions", "{message}");
+    // A leave on replica one frees a place for replica two.
+    b.send(In::Leave(pb::Leave::default())).await;
+    b.closed().await;
+    assert_eq!(join_once(&two, "alice", "r3").await, None);
+    drop(a);
+    one.shutdown().await;
+    two.shutdown().await;
+}

@@ -6,8 +6,8 @@ use std::{collections::HashMap, sync::Arc, time::Duration};
 
 use switchboard_proto::{ParticipantId, RoomId, SessionId};
 use switchboard_signal::store::{
-    CreateOutcome, JoinOutcome, MemoryStore, MoveOutcome, RecordPatch, RedisConnection, RedisStore,
-    RoomSettings, SessionRecord, SessionStore,
+    CreateOutcome, IdentityClaim, JoinOutcome, MemoryStore, MoveOutcome, RecordPatch,
+    RedisConnection, RedisStore, RoomSettings, SessionRecord, SessionStore,
 };
 use switchboard_tests::{
     DEADLINE,
@@ -212,6 +212,54 @@ async fn suite(store: Arc<dyn SessionStore>) {
     store.leave(b.id).await.expect("leave");
     rooms(&store).await;
     moves(&store).await;
+    identities(&store).await;
+}
+
+/// An identity's sessions: claimed up to the maximum (a claim already held
+/// is held), refused past it with the holders oldest first, released one
+/// by one; nothing is left once all are released.
+async fn identities(store: &Arc<dyn SessionStore>) {
+    let alice = ParticipantId::new("alice").expect("identity");
+    let bob = ParticipantId::new("bob").expect("identity");
+    let (one, two, three) = (
+        SessionId::random(),
+        SessionId::random(),
+        SessionId::random(),
+    );
+    let claim = |who: &ParticipantId, session: SessionId, at: u64| {
+        let (store, who) = (store.clone(), who.clone());
+        async move {
+            store
+                .claim_identity(&who, session, 2, at)
+                .await
+                .expect("claim")
+        }
+    };
+    assert_eq!(claim(&alice, one, 1).await, IdentityClaim::Held);
+    assert_eq!(claim(&alice, two, 2).await, IdentityClaim::Held);
+    assert_eq!(
+        claim(&alice, two, 3).await,
+        IdentityClaim::Held,
+        "already held"
+    );
+    assert_eq!(
+        claim(&alice, three, 4).await,
+        IdentityClaim::Full(vec![one, two])
+    );
+    assert_eq!(
+        claim(&bob, three, 5).await,
+        IdentityClaim::Held,
+        "per identity"
+    );
+    store.release_identity(&alice, one).await.expect("release");
+    store
+        .release_identity(&alice, one)
+        .await
+        .expect("released twice");
+    assert_eq!(claim(&alice, three, 6).await, IdentityClaim::Held);
+    for (who, session) in [(&alice, two), (&alice, three), (&bob, three)] {
+        store.release_identity(who, session).await.expect("release");
+    }
 }
 
 /// A session moved to another room keeps its id; both rooms' membership

@@ -52,7 +52,17 @@ pub struct JoinSettings {
     pub joins_per_identity: keyed_rate::Rate,
     /// Signals and presence updates per room, on this replica.
     pub messages_per_room: keyed_rate::Rate,
+    /// Sessions one identity may hold at once, in as many rooms, across
+    /// replicas (0 = no limit). A join past it is refused
+    /// (`too_many_sessions`); a join into a room where the identity is
+    /// already replaces that session, so it never counts twice.
+    pub max_sessions_per_identity: usize,
 }
+
+/// Default [`JoinSettings::max_sessions_per_identity`]: more rooms at once
+/// than a person uses (a few tabs, a phone), few enough that one leaked
+/// credential cannot fill a replica with sessions.
+pub const MAX_SESSIONS_PER_IDENTITY: usize = 16;
 
 /// Default resume window.
 pub const RESUME_WINDOW: Duration = Duration::from_secs(60);
@@ -72,6 +82,7 @@ impl Default for JoinSettings {
             data_per_room: keyed_rate::DATA_RATE,
             joins_per_identity: keyed_rate::JOIN_RATE,
             messages_per_room: keyed_rate::ROOM_MESSAGE_RATE,
+            max_sessions_per_identity: MAX_SESSIONS_PER_IDENTITY,
         }
     }
 }
@@ -413,6 +424,7 @@ impl Hub {
             return Ok(());
         };
         let record = departure.record;
+        self.release_identity(&record.participant, record.id).await;
         // Only tell the room if this session still held the identity (a
         // replaced session already produced its ParticipantLeft).
         let holder = self.store.member(&record.room, &record.participant).await?;

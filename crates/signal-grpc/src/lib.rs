@@ -31,7 +31,9 @@ use switchboard_proto::{
 };
 use tokio::{net::TcpListener, sync::watch};
 
-pub use hub::{Hub, JoinSettings, MAX_PARTICIPANTS, MAX_ROOMS, RESUME_WINDOW};
+pub use hub::{
+    Hub, JoinSettings, MAX_PARTICIPANTS, MAX_ROOMS, MAX_SESSIONS_PER_IDENTITY, RESUME_WINDOW,
+};
 pub use service::SignalService;
 pub use turn::TurnConfig;
 

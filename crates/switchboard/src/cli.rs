@@ -425,6 +425,10 @@ pub struct SignalCommon {
     /// Most participants per room; a join beyond it is refused (room_full).
     #[arg(long, env = "SWITCHBOARD_MAX_PARTICIPANTS", default_value_t = switchboard_signal::MAX_PARTICIPANTS)]
     pub max_participants: usize,
+    /// Sessions one identity may hold at once, in as many rooms, across
+    /// replicas (0: no limit); a join past it is refused too_many_sessions.
+    #[arg(long, env = "SWITCHBOARD_MAX_SESSIONS_PER_IDENTITY", default_value_t = switchboard_signal::MAX_SESSIONS_PER_IDENTITY)]
+    pub max_sessions_per_identity: usize,
     /// Most rooms that exist at once (occupied or created); RoomService
     /// CreateRoom beyond it is refused (RESOURCE_EXHAUSTED).
     #[arg(long, env = "SWITCHBOARD_MAX_ROOMS", default_value_t = switchboard_signal::MAX_ROOMS)]

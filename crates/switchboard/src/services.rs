@@ -138,6 +138,7 @@ fn signal_config(common: &SignalCommon) -> SignalConfig {
                 per_second: common.messages_per_room_per_second,
                 burst: common.message_burst_per_room,
             },
+            max_sessions_per_identity: common.max_sessions_per_identity,
         },
         redis: (!common.redis.is_empty()).then(|| switchboard_signal::RedisConfig {
             urls: common.redis.clone(),

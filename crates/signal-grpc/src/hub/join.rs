@@ -12,7 +12,7 @@ use super::Hub;
 use crate::{
     keyed_rate,
     router::{Sink, new_resume_token, now_ms},
-    store::{JoinOutcome, SessionRecord, SessionRef},
+    store::{IdentityClaim, JoinOutcome, SessionRecord, SessionRef},
 };
 
 impl Hub {
@@ -105,6 +105,7 @@ impl Hub {
             moved: false,
         };
         let session = record.id;
+        self.claim_identity(&record).await?;
         let resume_token = new_resume_token();
         // The session's log starts now, but holds anything delivered to it
         // until Joined is its seq 1 (someone who joins just after may
@@ -119,6 +120,7 @@ impl Hub {
         let (replaced, others) = match joined {
             Ok(JoinOutcome::Joined { replaced, others }) => (replaced, others),
             Ok(JoinOutcome::Full) => {
+                self.release_identity(&participant, session).await;
                 self.discard(session, &sink).await;
                 return Err(SignalError::new(
                     ErrorCode::RoomFull,
@@ -126,11 +128,13 @@ impl Hub {
                 ));
             }
             Err(err) => {
+                self.release_identity(&participant, session).await;
                 self.discard(session, &sink).await;
                 return Err(err.into());
             }
         };
         if let Some(old) = &replaced {
+            self.release_identity(&participant, old.id).await;
             tracing::info!(room = %room, session = %old.id, "session replaced by a new join");
             self.router
                 .close(
@@ -205,6 +209,59 @@ impl Hub {
         self.record(&room, pb::room_event::Event::ParticipantJoined(joined))
             .await;
         Ok(record.to_ref())
+    }
+
+    /// Counts the new session among its identity's (cluster-wide), within
+    /// [`JoinSettings::max_sessions_per_identity`]. At the maximum, the
+    /// identity's sessions that ended without being released (a replica
+    /// that died) and its session in this very room (which this join
+    /// replaces) are released, and the claim is tried once more.
+    async fn claim_identity(&self, record: &SessionRecord) -> Result<(), SignalError> {
+        let max = self.settings.max_sessions_per_identity;
+        if max == 0 {
+            return Ok(());
+        }
+        let identity = &record.participant;
+        for _ in 0..2 {
+            let holders = match self
+                .store
+                .claim_identity(identity, record.id, max, now_ms())
+                .await?
+            {
+                IdentityClaim::Held => return Ok(()),
+                IdentityClaim::Full(holders) => holders,
+            };
+            let mut freed = false;
+            for holder in holders {
+                let stale = match self.store.session(holder).await? {
+                    None => true,
+                    Some(other) => other.room == record.room,
+                };
+                if stale {
+                    self.store.release_identity(identity, holder).await?;
+                    freed = true;
+                }
+            }
+            if !freed {
+                break;
+            }
+        }
+        Err(SignalError::new(
+            ErrorCode::TooManySessions,
+            format!("this identity holds its maximum of {max} sessions at once; leave one first"),
+        ))
+    }
+
+    /// No longer counts `session` among `identity`'s. A failure is logged:
+    /// the place is released anyway when the identity next finds itself
+    /// at its maximum.
+    pub(super) async fn release_identity(&self, identity: &ParticipantId, session: SessionId) {
+        if self.settings.max_sessions_per_identity == 0 {
+            return;
+        }
+        if let Err(err) = self.store.release_identity(identity, session).await {
+            tracing::warn!(error = %err, session = %session, "could not release an identity's session place");
+        }
     }
 
     /// Drops a session that never started, leaving its connection to the

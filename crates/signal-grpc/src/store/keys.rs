@@ -19,6 +19,7 @@
 //! | `sb:events` | stream of encoded `RoomEvent`s (`WatchRoomEvents`, see `events`) | its own | `MAXLEN ~ 100000` |
 //! | `sb:canary:<random>` | string, a random value the readiness probe writes and reads back | its own | 10 s |
 //! | `sb:idem:{<room tag>}:<key digest>:<session>` | string: a RoomService idempotency key used for one recipient session | the room's | 10 min |
+//! | `sb:ident:{<identity tag>}` | sorted set of an identity's session ids by join time (ms) | the identity's | `record_ttl`, refreshed on every claim; a session is removed when it ends or is replaced |
 //! | `sb:detached` | sorted set `<sid>:<gen>:<reason>` by end time (Unix ms) | its own | owned: each entry removed by the replica that ends the session |
 //!
 //! Channels: `sb:node:<node>`, one per node, carrying protobuf
@@ -40,6 +41,11 @@ use sha1::{Digest, Sha1};
 /// The hash tag of a room's keys.
 fn room_tag(room: &str) -> String {
     hex::encode(&Sha1::digest(room.as_bytes())[..16])
+}
+
+/// An identity's sessions (`--max-sessions-per-identity`).
+pub fn identity(identity: &str) -> String {
+    format!("sb:ident:{{{}}}", room_tag(identity))
 }
 
 /// A room's members: participant → session id.

@@ -10,8 +10,8 @@ use async_trait::async_trait;
 use switchboard_proto::{ParticipantId, RoomId, SessionId};
 
 use super::{
-    CreateOutcome, Departure, JoinOutcome, MoveOutcome, RecordPatch, RoomInfo, RoomSettings,
-    SessionRecord, SessionStore, StoreError,
+    CreateOutcome, Departure, IdentityClaim, JoinOutcome, MoveOutcome, RecordPatch, RoomInfo,
+    RoomSettings, SessionRecord, SessionStore, StoreError,
 };
 
 #[derive(Debug, Default)]
@@ -22,6 +22,8 @@ struct State {
     settings: HashMap<RoomId, (RoomSettings, Option<Instant>)>,
     /// Idempotency marks → until when.
     used: HashMap<String, std::time::Instant>,
+    /// Each identity's sessions, oldest first.
+    identities: HashMap<ParticipantId, Vec<SessionId>>,
 }
 
 impl State {
@@ -142,6 +144,40 @@ impl SessionStore for MemoryStore {
 
     async fn session(&self, id: SessionId) -> Result<Option<SessionRecord>, StoreError> {
         Ok(self.lock().sessions.get(&id).cloned())
+    }
+
+    async fn claim_identity(
+        &self,
+        identity: &ParticipantId,
+        session: SessionId,
+        max: usize,
+        _now_ms: u64,
+    ) -> Result<IdentityClaim, StoreError> {
+        let mut state = self.lock();
+        let held = state.identities.entry(identity.clone()).or_default();
+        if held.contains(&session) {
+            return Ok(IdentityClaim::Held);
+        }
+        if held.len() >= max {
+            return Ok(IdentityClaim::Full(held.clone()));
+        }
+        held.push(session);
+        Ok(IdentityClaim::Held)
+    }
+
+    async fn release_identity(
+        &self,
+        identity: &ParticipantId,
+        session: SessionId,
+    ) -> Result<(), StoreError> {
+        let mut state = self.lock();
+        if let Some(held) = state.identities.get_mut(identity) {
+            held.retain(|s| *s != session);
+            if held.is_empty() {
+                state.identities.remove(identity);
+            }
+        }
+        Ok(())
     }
 
     async fn update(

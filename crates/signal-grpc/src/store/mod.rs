@@ -6,6 +6,7 @@ pub mod keys;
 mod memory;
 mod redis;
 mod redis_connection;
+mod redis_identities;
 mod redis_move;
 mod redis_rooms;
 mod rooms;
@@ -153,6 +154,15 @@ pub enum MoveOutcome {
     Gone,
 }
 
+/// The outcome of [`SessionStore::claim_identity`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IdentityClaim {
+    /// The session counts among its identity's sessions.
+    Held,
+    /// The identity holds its maximum: these sessions, oldest first.
+    Full(Vec<SessionId>),
+}
+
 /// What a join did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum JoinOutcome {
@@ -196,6 +206,24 @@ pub trait SessionStore: Send + Sync + 'static {
     async fn depart(&self, id: SessionId) -> Result<Option<Departure>, StoreError>;
 
     async fn session(&self, id: SessionId) -> Result<Option<SessionRecord>, StoreError>;
+
+    /// Counts `session` among `identity`'s sessions (across rooms and
+    /// replicas), unless the identity holds `max` already. Atomic: of two
+    /// joins racing for the last place, one gets it.
+    async fn claim_identity(
+        &self,
+        identity: &ParticipantId,
+        session: SessionId,
+        max: usize,
+        now_ms: u64,
+    ) -> Result<IdentityClaim, StoreError>;
+
+    /// No longer counts `session` (nothing if it was not counted).
+    async fn release_identity(
+        &self,
+        identity: &ParticipantId,
+        session: SessionId,
+    ) -> Result<(), StoreError>;
 
     /// Changes the session's record; returns the new record (`None`: no
     /// such session).

@@ -15,8 +15,8 @@ use switchboard_proto::{ParticipantId, RoomId, SessionId};
 
 pub use super::redis_connection::RedisConnection;
 use super::{
-    CreateOutcome, Departure, JoinOutcome, MoveOutcome, RecordPatch, RoomInfo, RoomSettings,
-    SessionRecord, SessionStore, StoreError, keys,
+    CreateOutcome, Departure, IdentityClaim, JoinOutcome, MoveOutcome, RecordPatch, RoomInfo,
+    RoomSettings, SessionRecord, SessionStore, StoreError, keys,
 };
 
 /// Joins: KEYS = members, records, room settings. ARGV = participant,
@@ -420,6 +420,24 @@ impl SessionStore for RedisStore {
         max_rooms: usize,
     ) -> Result<CreateOutcome, StoreError> {
         self.create(room, settings, max_rooms).await
+    }
+
+    async fn claim_identity(
+        &self,
+        identity: &ParticipantId,
+        session: SessionId,
+        max: usize,
+        now_ms: u64,
+    ) -> Result<IdentityClaim, StoreError> {
+        self.claim(identity, session, max, now_ms).await
+    }
+
+    async fn release_identity(
+        &self,
+        identity: &ParticipantId,
+        session: SessionId,
+    ) -> Result<(), StoreError> {
+        self.release(identity, session).await
     }
 
     async fn room(&self, room: &RoomId) -> Result<RoomInfo, StoreError> {
