@@ -60,6 +60,7 @@ function actionForCode(code: ErrorCode): CloseAction | null {
     case ErrorCode.origin_not_allowed:
     case ErrorCode.permission_denied:
     case ErrorCode.room_full: // the room holds its maximum; retrying will not help
+    case ErrorCode.too_many_sessions: // 4429: this identity is in its maximum of rooms; one must end first
     case ErrorCode.participant_removed: // 4410: the application's backend removed us
     case ErrorCode.invalid_utf8: // 1007, and 1002: our own frames are broken
     case ErrorCode.protocol_error:
@@ -109,6 +110,7 @@ export function classifyClose({ code, reason }: CloseInfo, resuming: boolean): C
       // token, or a server without resume): fall back to a fresh Join.
       return resuming ? "rejoin" : "stop";
     case 4403:
+    case 4429: // room_full / too_many_sessions: no place until someone leaves
       return "stop";
     case 4409:
       // Without a reason it may be session_replaced: stay away. A code we

@@ -152,6 +152,12 @@ export function meshLoadBanner(w: MeshLoadWarning): StatusBanner {
   };
 }
 
+/**
+ * `too_many_sessions`: the same participant (this person's identity, in
+ * other tabs or on other devices) is in as many calls as the server allows.
+ */
+const TOO_MANY_CALLS = "You're already in the maximum number of calls at once. Leave another call, then try again.";
+
 /** What an error from the server means for the person, without its code. */
 export function errorText(code: ErrorCode): string {
   switch (code) {
@@ -163,6 +169,8 @@ export function errorText(code: ErrorCode): string {
       return "That was too large to send.";
     case ErrorCode.room_full:
       return "This room is full.";
+    case ErrorCode.too_many_sessions:
+      return TOO_MANY_CALLS;
     case ErrorCode.not_found:
       return "The other person is no longer in the call.";
     default:
@@ -182,6 +190,8 @@ export function endedText(reason: string): { title: string; text: string } {
       return { title: "You were removed from the call", text: "Someone running the room removed you." };
     case ErrorCode.room_full:
       return { title: "The room is full", text: "Try again when someone has left." };
+    case ErrorCode.too_many_sessions:
+      return { title: "You're in too many calls", text: TOO_MANY_CALLS };
     case ErrorCode.token_expired:
     case ErrorCode.token_revoked:
     case ErrorCode.unauthenticated:

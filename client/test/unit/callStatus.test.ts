@@ -38,11 +38,31 @@ test("an error notice is worded for a person; the code is a detail", () => {
 });
 
 test("the ended screen's words carry no codes", () => {
-  for (const reason of ["unauthenticated: unknown signing key", "session_replaced", "participant_removed: kicked", "internal", ""]) {
+  for (const reason of [
+    "unauthenticated: unknown signing key",
+    "session_replaced",
+    "participant_removed: kicked",
+    "too_many_sessions: this identity holds its maximum of 16 sessions at once; leave one first",
+    "internal",
+    "",
+  ]) {
     const w = endedText(reason);
     assert.doesNotMatch(`${w.title} ${w.text}`, CODE, reason);
   }
   assert.match(endedText("session_replaced").title, /somewhere else/);
+});
+
+test("too_many_sessions: the ended screen says to leave another call; no retry is promised", () => {
+  const w = endedText("too_many_sessions: this identity holds its maximum of 16 sessions at once; leave one first");
+  assert.equal(w.title, "You're in too many calls");
+  assert.equal(w.text, "You're already in the maximum number of calls at once. Leave another call, then try again.");
+  assert.notEqual(w.text, endedText("").text, "not the lost-connection words");
+  const s = callStatus(
+    { ...base, notice: { kind: "error", code: ErrorCode.too_many_sessions, detail: "too_many_sessions: leave one first" } },
+    { online: true },
+  );
+  assert.equal(s.banner?.text, w.text);
+  assert.doesNotMatch(s.banner?.text ?? "", CODE);
 });
 
 const strained: MeshLoadWarning = { cause: "device", worstFps: 9, sourceFps: 30, limitation: "cpu", peers: 4, video: "camera" };

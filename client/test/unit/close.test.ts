@@ -68,6 +68,16 @@ test("a code this client does not know falls back to the close code", () => {
   assert.equal(classifyClose({ code: 4409, reason: "" }, false), "stop");
 });
 
+test("the limits on 4429 (room_full, too_many_sessions) are never retried automatically", () => {
+  const reason = "too_many_sessions: this identity holds its maximum of 16 sessions at once; leave one first";
+  assert.equal(classifyClose({ code: 4429, reason }, false), "stop");
+  assert.equal(classifyClose({ code: 4429, reason }, true), "stop");
+  // Every code on 4429 is such a limit: one this client does not know, or
+  // none at all, stays away too.
+  assert.equal(classifyClose({ code: 4429, reason: "brand_new_code: from a newer server" }, false), "stop");
+  assert.equal(classifyClose({ code: 4429, reason: "" }, false), "stop");
+});
+
 /**
  * Every error code with the close code the server sends it with
  * (docs/protocol.md §8.1) and the action expected, [not resuming, resuming].
@@ -98,6 +108,7 @@ const EXPECTED = {
   shutting_down: [1012, "reconnect", "reconnect"],
   internal: [1011, "reconnect", "reconnect"],
   participant_removed: [4410, "stop", "stop"],
+  too_many_sessions: [4429, "stop", "stop"],
 } as const satisfies Record<Name, readonly [number, CloseAction, CloseAction]>;
 
 test("every ErrorCode has a decided close action", () => {
