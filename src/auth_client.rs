@@ -130,7 +130,10 @@ impl AuthClient {
                 Attach(credential),
             ),
             up: Arc::default(),
-            breaker: Arc::new(CircuitBreaker::new(BREAKER_FAILURES, BREAKER_OPEN_FOR)),
+            breaker: Arc::new({
+                let breaker = crate::tuning::get().auth_breaker;
+                CircuitBreaker::new(breaker.failures.max(1), breaker.open_for)
+            }),
         }
     }
 

@@ -17,6 +17,16 @@ use std::{sync::Mutex, time::Duration};
 
 use tokio::time::Instant;
 
+/// A breaker's thresholds: `failures` in a row open it for `open_for`.
+/// (Consecutive failures, not an error rate over a window: a window needs
+/// a minimum volume to mean anything, and the hops guarded here are quiet
+/// at night and busy by day; a run of failures is the signal at any rate.)
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BreakerConfig {
+    pub failures: u32,
+    pub open_for: Duration,
+}
+
 /// What the breaker is doing (for logs and metrics).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BreakerState {

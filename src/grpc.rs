@@ -120,7 +120,9 @@ pub fn server_builder() -> Builder {
         .load_shed(true)
         // Counted and timed, shed past the server-wide limit
         // (grpc_metrics::CallGuardLayer).
-        .layer(CallGuardLayer::new(MAX_CONCURRENT_CALLS))
+        .layer(CallGuardLayer::new(
+            crate::tuning::get().max_concurrent_calls.max(1),
+        ))
 }
 
 /// The server [`server_builder`] makes.

@@ -21,6 +21,7 @@ pub mod metrics;
 pub mod service_credential;
 pub mod token_bucket;
 pub mod trace;
+pub mod tuning;
 pub mod validate;
 pub mod wire;
 

@@ -114,6 +114,10 @@ fn hooked(url: String, failure: FailureMode) -> impl FnOnce(&mut StackConfig) {
             credential: Some(ServiceCredential::new(HOOK_KEY, HOOK_SECRET)),
             timeout: Duration::from_millis(300),
             failure,
+            breaker: switchboard_proto::circuit_breaker::BreakerConfig {
+                failures: switchboard_signal::join_hook::BREAKER_FAILURES,
+                open_for: switchboard_signal::join_hook::BREAKER_OPEN_FOR,
+            },
         });
     }
 }

@@ -26,6 +26,8 @@ fn with_webhooks(url: &str) -> impl Fn(&mut StackConfig) + Clone + use<> {
             urls: vec![url.clone()],
             key: ServiceCredential::new(HOOK_KEY, HOOK_SECRET),
             ca_file: None,
+            retry_min: switchboard_signal::webhooks::RETRY_MIN,
+            retry_max: switchboard_signal::webhooks::RETRY_MAX,
         });
     }
 }

@@ -9,7 +9,7 @@ use std::{collections::HashMap, sync::Arc, time::Duration};
 
 use switchboard_proto::{
     ErrorCode, SignalError,
-    circuit_breaker::CircuitBreaker,
+    circuit_breaker::{BreakerConfig, CircuitBreaker},
     grpc,
     grpc_metrics::ClientMetrics,
     metrics::Metrics,
@@ -44,6 +44,8 @@ pub struct JoinHookConfig {
     pub credential: Option<ServiceCredential>,
     pub timeout: Duration,
     pub failure: FailureMode,
+    /// Failures in a row that open its breaker, and for how long.
+    pub breaker: BreakerConfig,
 }
 
 /// What the hook decided for one join.
@@ -83,7 +85,10 @@ impl JoinHook {
             client,
             timeout: config.timeout,
             failure: config.failure,
-            breaker: Arc::new(CircuitBreaker::new(BREAKER_FAILURES, BREAKER_OPEN_FOR)),
+            breaker: Arc::new(CircuitBreaker::new(
+                config.breaker.failures.max(1),
+                config.breaker.open_for,
+            )),
         })
     }
 

@@ -26,6 +26,21 @@ pub struct Cli {
     #[arg(long, global = true)]
     pub check_config: bool,
 
+    /// gRPC calls a server (auth, signal) runs in its handlers at once;
+    /// more are refused at once with RESOURCE_EXHAUSTED.
+    #[arg(long, global = true, env = "SWITCHBOARD_GRPC_MAX_CONCURRENT_CALLS", default_value_t = switchboard_proto::grpc::MAX_CONCURRENT_CALLS)]
+    pub grpc_max_concurrent_calls: usize,
+
+    /// Failed calls to auth in a row (no answer in time, no connection)
+    /// that open the breaker in front of it (edge and signal).
+    #[arg(long, global = true, env = "SWITCHBOARD_AUTH_BREAKER_FAILURES", default_value_t = switchboard_proto::auth_client::BREAKER_FAILURES)]
+    pub auth_breaker_failures: u32,
+
+    /// How long the breaker in front of auth stays open (ms) before one
+    /// call probes it.
+    #[arg(long, global = true, env = "SWITCHBOARD_AUTH_BREAKER_OPEN_MS", default_value_t = switchboard_proto::auth_client::BREAKER_OPEN_FOR.as_millis() as u64)]
+    pub auth_breaker_open_ms: u64,
+
     /// Log lines one call site may write per second (bursts of ten times
     /// that); the rest are dropped and counted. 0: no limit.
     #[arg(
@@ -500,6 +515,19 @@ pub struct SignalCommon {
     /// Lifetime of Switchboard's Redis keys, seconds (refreshed while used).
     #[arg(long, env = "SWITCHBOARD_REDIS_KEY_TTL", default_value_t = 24 * 3600)]
     pub redis_key_ttl: u64,
+    /// The join hook's breaker: failed calls in a row that open it.
+    #[arg(long, env = "SWITCHBOARD_JOIN_HOOK_BREAKER_FAILURES", default_value_t = switchboard_signal::join_hook::BREAKER_FAILURES)]
+    pub join_hook_breaker_failures: u32,
+    /// How long the join hook's breaker stays open (ms).
+    #[arg(long, env = "SWITCHBOARD_JOIN_HOOK_BREAKER_OPEN_MS", default_value_t = switchboard_signal::join_hook::BREAKER_OPEN_FOR.as_millis() as u64)]
+    pub join_hook_breaker_open_ms: u64,
+    /// The first wait after a failed webhook post (ms); it doubles up to
+    /// --webhook-retry-max-ms (each wait half fixed, half random).
+    #[arg(long, env = "SWITCHBOARD_WEBHOOK_RETRY_MIN_MS", default_value_t = switchboard_signal::webhooks::RETRY_MIN.as_millis() as u64)]
+    pub webhook_retry_min_ms: u64,
+    /// The longest wait between webhook attempts (ms).
+    #[arg(long, env = "SWITCHBOARD_WEBHOOK_RETRY_MAX_MS", default_value_t = switchboard_signal::webhooks::RETRY_MAX.as_millis() as u64)]
+    pub webhook_retry_max_ms: u64,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -59,6 +59,13 @@ async fn main() -> std::process::ExitCode {
                 return std::process::ExitCode::FAILURE;
             }
         };
+    switchboard_proto::tuning::set(switchboard_proto::tuning::Tuning {
+        max_concurrent_calls: cli.grpc_max_concurrent_calls.max(1),
+        auth_breaker: switchboard_proto::circuit_breaker::BreakerConfig {
+            failures: cli.auth_breaker_failures.max(1),
+            open_for: std::time::Duration::from_millis(cli.auth_breaker_open_ms),
+        },
+    });
     let reporter = log_rate.map(|rate| tokio::spawn(rate.report()));
     let result = match cli.command {
         Command::Edge(args) => services::edge(args).await,

@@ -6,7 +6,7 @@ use std::{net::SocketAddr, time::Duration};
 use switchboard_auth::AuthConfig;
 use switchboard_edge::{EdgeConfig, OriginPolicy};
 use switchboard_health::{HealthConfig, Target};
-use switchboard_proto::{limits::MAX_MESSAGE_BYTES, pb};
+use switchboard_proto::{circuit_breaker::BreakerConfig, limits::MAX_MESSAGE_BYTES, pb};
 use switchboard_signal::{
     JoinSettings, SignalConfig, TurnConfig,
     join_hook::{FailureMode, JoinHookConfig},
@@ -148,6 +148,8 @@ fn signal_config(common: &SignalCommon) -> SignalConfig {
             urls: common.webhook_urls.clone(),
             key,
             ca_file: common.webhook_ca_file.clone(),
+            retry_min: Duration::from_millis(common.webhook_retry_min_ms.max(1)),
+            retry_max: Duration::from_millis(common.webhook_retry_max_ms.max(1)),
         }),
         join_hook: common.join_hook_url.clone().map(|url| JoinHookConfig {
             url,
@@ -156,6 +158,10 @@ fn signal_config(common: &SignalCommon) -> SignalConfig {
             failure: match common.join_hook_failure {
                 crate::cli::HookFailure::Closed => FailureMode::Closed,
                 crate::cli::HookFailure::Open => FailureMode::Open,
+            },
+            breaker: BreakerConfig {
+                failures: common.join_hook_breaker_failures.max(1),
+                open_for: Duration::from_millis(common.join_hook_breaker_open_ms),
             },
         }),
         // Set by the caller (`signal`: its flags; `all`: this process's).

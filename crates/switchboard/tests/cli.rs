@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use switchboard_proto::wire::Format;
+use switchboard_proto::{pb, wire::Format};
 use switchboard_tests::{WsClient, candidate, description, http, process::Process};
 
 const BIN: &str = env!("CARGO_BIN_EXE_switchboard");
@@ -477,5 +477,80 @@ async fn a_grpc_service_serves_its_metrics_on_an_admin_port() {
     assert_eq!(
         http::request(&admin, "GET", "/health/ready", "").await.0,
         404
+    );
+}
+
+/// The breaker in front of auth follows its flags: opened after one
+/// failure (the default is three), the second join fails at once with the
+/// breaker's answer instead of waiting out its own deadline.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_auth_breaker_follows_its_flags() {
+    // An auth that accepts connections and never answers.
+    let hung = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let auth_url = format!("http://{}", hung.local_addr().expect("addr"));
+    let _holder = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = hung.accept().await {
+            held.push(socket);
+        }
+    });
+    let signal = Process::start_service(
+        BIN,
+        &[
+            "signal",
+            "--listen",
+            "127.0.0.1:0",
+            "--auth-url",
+            &auth_url,
+            "--api-key",
+            API_KEYS,
+        ],
+        &[],
+    )
+    .await;
+    let edge = Process::start_service(
+        BIN,
+        &[
+            "edge",
+            "--listen",
+            "127.0.0.1:0",
+            "--signal-url",
+            signal.url("signal"),
+            "--auth-url",
+            &auth_url,
+            "--service-key",
+            API_KEYS,
+            "--auth-breaker-failures",
+            "1",
+            "--auth-breaker-open-ms",
+            "60000",
+        ],
+        &[],
+    )
+    .await;
+    let ws = format!("{}/ws", edge.url("edge").replacen("http://", "ws://", 1));
+    let join = |ws: String| async move {
+        let mut client = WsClient::connect(&ws, Format::Json).await;
+        client
+            .send(pb::client_message::Message::Join(Box::new(pb::Join {
+                token: "any".into(),
+                ..Default::default()
+            })))
+            .await;
+        client.next_error().await
+    };
+    let first = join(ws.clone()).await;
+    assert_eq!(first.code().as_str_name(), "unavailable", "{first:?}");
+    assert!(
+        !first.message.contains("not answering"),
+        "the first waits its deadline: {first:?}"
+    );
+    let second = join(ws).await;
+    assert_eq!(second.code().as_str_name(), "unavailable", "{second:?}");
+    assert!(
+        second.message.contains("auth is not answering"),
+        "the breaker opened after one failure: {second:?}"
     );
 }

@@ -54,6 +54,9 @@ pub struct WebhookConfig {
     pub key: ServiceCredential,
     /// Roots for `https://` endpoints (default: the system bundle).
     pub ca_file: Option<PathBuf>,
+    /// The first wait after a failed post, and the longest (doubling).
+    pub retry_min: Duration,
+    pub retry_max: Duration,
 }
 
 /// Starts one dispatcher per endpoint; they stop when `stop` turns true.
@@ -90,6 +93,10 @@ pub fn start(
             progress,
             stop: stop.clone(),
             id_prefix: id_prefix.clone(),
+            retry: (
+                config.retry_min.max(Duration::from_millis(1)),
+                config.retry_max.max(config.retry_min),
+            ),
         });
     }
     Ok(dispatchers
@@ -112,6 +119,8 @@ struct Dispatcher {
     progress: Arc<dyn Progress>,
     stop: watch::Receiver<bool>,
     id_prefix: String,
+    /// The first and the longest wait between attempts.
+    retry: (Duration, Duration),
 }
 
 impl Dispatcher {
@@ -247,7 +256,8 @@ impl Dispatcher {
                 return Outcome::Delivered;
             }
         };
-        let mut delay = RETRY_MIN;
+        let (retry_min, retry_max) = self.retry;
+        let mut delay = retry_min;
         for attempt in 1u64.. {
             let now = crate::router::now_ms() / 1000;
             let headers = [
@@ -285,7 +295,7 @@ impl Dispatcher {
             if !self.wait(delay / 2 + jitter).await {
                 return Outcome::Interrupted;
             }
-            delay = (delay * 2).min(RETRY_MAX);
+            delay = (delay * 2).min(retry_max);
             if matches!(self.progress.hold().await, Ok(false)) {
                 return Outcome::Interrupted;
             }
