@@ -15,7 +15,11 @@ use tonic::{
     service::interceptor::InterceptedService,
     transport::{Channel, Endpoint},
 };
-use tower::{Service, ServiceExt, util::BoxCloneSyncService};
+use tower::{
+    Service, ServiceExt,
+    retry::budget::{Budget, TpsBudget},
+    util::BoxCloneSyncService,
+};
 
 use crate::{
     ErrorCode, SignalError,
@@ -105,7 +109,18 @@ pub struct AuthClient {
     /// transport errors): a hung auth costs each join a round of
     /// [`BREAKER_FAILURES`] timeouts, not one timeout per join.
     breaker: Arc<CircuitBreaker>,
+    /// Retries of idempotent calls (verify, JWKS) that failed in the
+    /// transport: one per call at most, and in all a tenth of the calls
+    /// plus [`RETRIES_PER_SECOND`] (over 10 s), so a failing auth is never
+    /// asked twice as often.
+    retries: Arc<TpsBudget>,
 }
+
+/// Retries allowed a second whatever the call rate (a quiet edge whose
+/// auth replica just restarted still gets its join through).
+pub const RETRIES_PER_SECOND: u32 = 10;
+/// Retries allowed per call made, on top.
+pub const RETRY_SHARE: f32 = 0.1;
 
 /// Consecutive failed calls to auth (no answer in time, no connection)
 /// that open its breaker, and for how long.
@@ -130,6 +145,11 @@ impl AuthClient {
                 Attach(credential),
             ),
             up: Arc::default(),
+            retries: Arc::new(TpsBudget::new(
+                Duration::from_secs(10),
+                RETRIES_PER_SECOND,
+                RETRY_SHARE,
+            )),
             breaker: Arc::new({
                 let breaker = crate::tuning::get().auth_breaker;
                 CircuitBreaker::new(breaker.failures.max(1), breaker.open_for)
@@ -173,6 +193,15 @@ impl AuthClient {
             .set(i64::from(open));
     }
 
+    /// Whether an idempotent call that failed with `status` on its
+    /// `attempt`th try (from 1) is tried once more: it failed in the
+    /// transport (a connection refused or reset: another replica or a new
+    /// connection may serve it), not by an answer or a timeout, and the
+    /// retry budget has room.
+    fn may_retry(&self, status: &tonic::Status, attempt: u32) -> bool {
+        attempt == 1 && status.code() == tonic::Code::Unavailable && self.retries.withdraw()
+    }
+
     /// Whether auth is reachable (its revocation stream is open).
     pub fn is_up(&self) -> bool {
         self.up.load(Ordering::Acquire)
@@ -191,28 +220,30 @@ impl AuthClient {
             ));
         }
         self.admit()?;
-        let mut client = self.client.clone();
-        let call = client.verify_token(with_deadline(pb::VerifyTokenRequest {
-            token: token.to_owned(),
-        }));
-        let answer = tokio::time::timeout(VERIFY_TIMEOUT, call).await;
-        match answer {
-            Ok(answer) => {
-                self.outcome(&answer, false);
-                match answer {
-                    Ok(response) => response.into_inner().claims.ok_or_else(|| {
-                        SignalError::new(ErrorCode::Internal, "auth returned no claims")
-                    }),
-                    Err(status) => Err(answer_error(&status)),
-                }
-            }
-            Err(_) => {
+        self.retries.deposit();
+        let deadline = tokio::time::Instant::now() + VERIFY_TIMEOUT;
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let mut client = self.client.clone();
+            let call = client.verify_token(with_deadline(pb::VerifyTokenRequest {
+                token: token.to_owned(),
+            }));
+            let Ok(answer) = tokio::time::timeout_at(deadline, call).await else {
                 self.outcome::<()>(&Ok(()), true);
-                Err(SignalError::new(
+                return Err(SignalError::new(
                     ErrorCode::Unavailable,
                     "auth did not answer in time",
-                ))
-            }
+                ));
+            };
+            self.outcome(&answer, false);
+            return match answer {
+                Ok(response) => response.into_inner().claims.ok_or_else(|| {
+                    SignalError::new(ErrorCode::Internal, "auth returned no claims")
+                }),
+                Err(status) if self.may_retry(&status, attempt) => continue,
+                Err(status) => Err(answer_error(&status)),
+            };
         }
     }
 
@@ -306,5 +337,44 @@ fn answer_error(status: &tonic::Status) -> SignalError {
             SignalError::new(ErrorCode::Unavailable, "auth did not answer in time")
         }
         _ => SignalError::from_status(status),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn transport_failures_are_retried_once_and_within_the_budget() {
+        let client = AuthClient::new(Endpoint::from_static("http://127.0.0.1:9"), None);
+        let down = tonic::Status::unavailable("tcp connect error");
+        assert!(client.may_retry(&down, 1));
+        assert!(!client.may_retry(&down, 2), "once per call");
+        assert!(
+            !client.may_retry(&tonic::Status::unauthenticated("bad token"), 1),
+            "an answer is not retried"
+        );
+        // With no calls made, the floor alone: RETRIES_PER_SECOND over the
+        // budget's 10 s window, then no more.
+        let mut allowed = 1;
+        while client.may_retry(&down, 1) {
+            allowed += 1;
+            assert!(allowed <= 1_000, "the budget never ran out");
+        }
+        let floor = RETRIES_PER_SECOND * 10;
+        assert!((floor - 1..=floor + 1).contains(&allowed), "{allowed}");
+        // Calls made earn RETRY_SHARE of a retry each.
+        for _ in 0..100 {
+            client.retries.deposit();
+        }
+        let mut earned = 0;
+        while client.may_retry(&down, 1) {
+            earned += 1;
+            assert!(earned <= 1_000);
+        }
+        assert!((9..=11).contains(&earned), "{earned}");
+        // The window passes: the floor is back.
+        tokio::time::advance(Duration::from_secs(11)).await;
+        assert!(client.may_retry(&down, 1));
     }
 }

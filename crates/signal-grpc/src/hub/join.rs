@@ -110,9 +110,14 @@ impl Hub {
         // The session's log starts now, but holds anything delivered to it
         // until Joined is its seq 1 (someone who joins just after may
         // announce itself before our Joined is written).
-        self.router
+        if let Err(err) = self
+            .router
             .open(session, sink.clone(), resume_token.clone())
-            .await?;
+            .await
+        {
+            self.release_identity(&participant, session).await;
+            return Err(err.into());
+        }
         let joined = self
             .store
             .join(record.clone(), self.settings.max_participants)

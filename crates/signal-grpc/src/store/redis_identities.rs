@@ -14,7 +14,10 @@ use super::{
 /// Returns {} when the session holds a place (already, or now), else every
 /// holder, oldest first.
 const CLAIM: &str = r#"
-if redis.call('ZSCORE', KEYS[1], ARGV[1]) then return {} end
+if redis.call('ZSCORE', KEYS[1], ARGV[1]) then
+  redis.call('EXPIRE', KEYS[1], ARGV[4])
+  return {}
+end
 if redis.call('ZCARD', KEYS[1]) < tonumber(ARGV[2]) then
   redis.call('ZADD', KEYS[1], ARGV[3], ARGV[1])
   redis.call('EXPIRE', KEYS[1], ARGV[4])
