@@ -13,8 +13,9 @@
 //! handed (signal, auth, the receiving edge): an unsampled message costs
 //! no span anywhere.
 //!
-//! The spans: `edge.join` → `auth.verify` (gRPC metadata) and
-//! `signal.join` (`OpenSession.traceparent`); `edge.signal` →
+//! The spans: `edge.join` → auth's `switchboard.v1.Auth/VerifyToken`
+//! (gRPC metadata, `grpc_metrics`) and `signal.join`
+//! (`OpenSession.traceparent`); `edge.signal` →
 //! `signal.relay` → `edge.deliver` (`PeerSignal.probe`, set by the edge
 //! and removed before the receiving browser sees the message).
 
