@@ -9,6 +9,10 @@ need_rust
 apt_install redis-server redis-server
 apt_install python3 python3
 
+log "dependency floors and licenses"
+python3 scripts/dependency-check.py --selftest
+python3 scripts/dependency-check.py
+
 log "rust tests"
 if cargo nextest --version >/dev/null 2>&1; then
   cargo nextest run --workspace --locked --no-fail-fast
