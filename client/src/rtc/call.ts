@@ -3,7 +3,15 @@
  * connections and local capture tied together, with an immutable snapshot
  * for rendering (React reads it through useSyncExternalStore).
  */
-import { Emitter, SignalingClient, errorCodeName, type ConnectionState, type SignalingStats, type StoredSession } from "@switchboard/signaling";
+import {
+  Emitter,
+  SignalingClient,
+  errorCodeName,
+  type ConnectionState,
+  type SignalingStats,
+  type StoredSession,
+  type Undelivered,
+} from "@switchboard/signaling";
 import { ErrorCode, LeaveReason, type Error as ServerError } from "@switchboard/signaling/proto";
 import { Mesh, type ChatMessage, type MeshStats, type PeerView } from "./mesh";
 import type { MeshLoadWarning, OutgoingVideo } from "./meshLoad";
@@ -26,6 +34,12 @@ export type Notice =
    * the token grants (`rejoin`).
    */
   | { kind: "moved"; room: string; by: "backend" | "rejoin" }
+  /**
+   * Signaling dropped something of ours for a message rate and could not
+   * send it again (see `undelivered` in the signaling client); `detail`
+   * says what, for the "Details" disclosure.
+   */
+  | { kind: "undelivered"; detail: string }
   | { kind: "error"; code: ErrorCode; detail: string };
 
 /** A join or leave of someone else, for screen readers; `id` grows. */
@@ -92,6 +106,12 @@ const MAX_DATA_KEPT = 100;
 export const MOVE_SETTLE_MS = 5000;
 /** How long "Reconnected" stays on screen. */
 const NOTICE_MS = 5000;
+/**
+ * After signaling gave up on a presence update (the room over its message
+ * rate for all its retries), how long until the latest attributes are sent
+ * again, unless something else sends them first.
+ */
+export const PRESENCE_RESYNC_MS = 15_000;
 
 /** What video we send: the screen while sharing, else the camera when on. */
 export function outgoingVideoOf(m: LocalMediaState): OutgoingVideo {
@@ -135,8 +155,24 @@ export function leftText(name: string, reason: LeaveReason): string {
  */
 export function errorNotice(e: ServerError, msSinceMove: number | null): Notice | null {
   if (e.requestId !== 0) return null;
+  // A message rate: the signaling client retries what it can and reports
+  // what it lost (`undelivered`), which has its own notice.
+  if (e.code === ErrorCode.rate_limited) return null;
   if (e.code === ErrorCode.not_found && msSinceMove !== null && msSinceMove < MOVE_SETTLE_MS) return null;
   return { kind: "error", code: e.code, detail: [errorCodeName(e.code), e.message].filter(Boolean).join(": ") };
+}
+
+/** The notice for what signaling could not send; its details name it. */
+export function undeliveredNotice(u: Undelivered): Extract<Notice, { kind: "undelivered" }> {
+  const what =
+    u.message === "signal"
+      ? `${u.signal ?? "signal"} to ${u.to ?? "?"}`
+      : u.message === "presence"
+        ? "presence update"
+        : "a message (which one is unknown)";
+  const tries = u.attempts > 1 ? ` after ${u.attempts} attempts` : "";
+  const error = [errorCodeName(u.error.code), u.error.message].filter(Boolean).join(": ");
+  return { kind: "undelivered", detail: `${what} not sent${tries}; ${error}` };
 }
 
 /** A data message from the application's backend, as kept for diagnostics. */
@@ -154,7 +190,9 @@ export class Call extends Emitter<{ change: CallSnapshot }> {
   private snap: CallSnapshot;
   private leftOnPurpose = false;
   private noticeTimer: ReturnType<typeof setTimeout> | null = null;
+  /** The attributes last sent, as attributesKey; what the server has after an update was given up. */
   private lastPresence = "";
+  private presenceTimer: ReturnType<typeof setTimeout> | null = null;
   /** Whether the server has told us about `publish` yet (Joined, or a restored session). */
   private publishKnown = false;
   /** When the backend last moved us (ms since the epoch); null: never. */
@@ -267,6 +305,10 @@ export class Call extends Emitter<{ change: CallSnapshot }> {
         this.syncPresence(false);
       }),
       c.on("roomUpdated", ({ metadata }) => this.set({ roomMetadata: metadata })),
+      c.on("undelivered", (u) => {
+        this.notify(undeliveredNotice(u));
+        if (u.message === "presence") this.presenceLost();
+      }),
       c.on("serverError", (e) => {
         const notice = errorNotice(e, this.movedAt === null ? null : Date.now() - this.movedAt);
         if (notice) this.notify(notice);
@@ -353,6 +395,7 @@ export class Call extends Emitter<{ change: CallSnapshot }> {
   suspend(): void {
     for (const off of this.offs) off();
     if (this.noticeTimer) clearTimeout(this.noticeTimer);
+    if (this.presenceTimer) clearTimeout(this.presenceTimer);
     this.meshLoad.stop();
     this.client.suspend();
     this.mesh.close();
@@ -362,6 +405,7 @@ export class Call extends Emitter<{ change: CallSnapshot }> {
   dispose(): void {
     for (const off of this.offs) off();
     if (this.noticeTimer) clearTimeout(this.noticeTimer);
+    if (this.presenceTimer) clearTimeout(this.presenceTimer);
     this.meshLoad.stop();
     if (this.client.state !== "closed") this.client.leave();
     this.mesh.close();
@@ -440,6 +484,22 @@ export class Call extends Emitter<{ change: CallSnapshot }> {
         console.warn("switchboard: presence update failed", err);
       });
     }
+  }
+
+  /**
+   * Signaling gave up on our latest presence update: the others still see
+   * what the server has (our last acknowledged attributes). Stop claiming
+   * the update was sent, so the next change, resume or backend update
+   * sends our attributes again; and send them anyway after
+   * PRESENCE_RESYNC_MS.
+   */
+  private presenceLost(): void {
+    this.lastPresence = attributesKey(this.client.self?.attributes ?? {});
+    if (this.presenceTimer) clearTimeout(this.presenceTimer);
+    this.presenceTimer = setTimeout(() => {
+      this.presenceTimer = null;
+      this.syncPresence(false);
+    }, PRESENCE_RESYNC_MS);
   }
 
   private announce(text: string): void {

@@ -32,6 +32,8 @@
  *   offers and roll back refused ones (see negotiation.ts); a participant
  *   who may not publish is offered to at once instead of being waited for
  *   as a newcomer, since its offer would be refused.
+ * - An offer the signaling client could not deliver (the room's message
+ *   rate refused it and its retries) is rolled back and made again.
  */
 import { create } from "@bufbuild/protobuf";
 import { Emitter, participantMayPublish, type SignalKind, type SignalingClient } from "@switchboard/signaling";
@@ -229,8 +231,12 @@ export class Mesh extends Emitter<MeshEvents> {
         this.applyMayOffer();
       }),
       signaling.on("signalRefused", ({ to, type, error }) => {
-        if (type !== "offer" || error.code !== ErrorCode.permission_denied) return;
-        void this.peers.get(to)?.negotiator.offerRefused();
+        if (type !== "offer") return;
+        const negotiator = this.peers.get(to)?.negotiator;
+        // No publish: roll back and wait. The room's message rate, after
+        // every retry (see the signaling client): roll back and offer again.
+        if (error.code === ErrorCode.permission_denied) void negotiator?.offerRefused();
+        else if (error.code === ErrorCode.rate_limited) void negotiator?.offerLost();
       }),
       signaling.on("resumed", ({ resumed }) => {
         // After a reload our old connections died with the page: offer anew.

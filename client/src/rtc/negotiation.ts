@@ -18,6 +18,11 @@
  * offers (an impolite side stuck in have-local-offer would ignore them
  * all), and is not retried until the permission comes back: at most once
  * per grant (see decideOnRefusedOffer), so refusals never loop.
+ *
+ * An offer that signaling could not deliver at all (the room's message rate
+ * refused it and each of its retries: `offerLost`) is rolled back too, and
+ * offered again at once: the negotiation is still needed, and the other
+ * side never saw it.
  */
 import type { SignalKind, SignalKindInit } from "@switchboard/signaling";
 import { SessionDescription_Type as SdpType } from "@switchboard/signaling/proto";
@@ -101,6 +106,8 @@ export interface NegotiatorStats {
   offersDeferred: number;
   /** Offers of ours the server refused (no publish permission). */
   offersRefused: number;
+  /** Offers of ours signaling gave up on (the room's message rate); offered again. */
+  offersLost: number;
 }
 
 /** Timers for the stall watchdog; injectable for tests. */
@@ -156,6 +163,7 @@ export class Negotiator {
     stallRestarts: 0,
     offersDeferred: 0,
     offersRefused: 0,
+    offersLost: 0,
   };
   private readonly clock: NegotiatorClock;
   private readonly stallMs: number;
@@ -263,6 +271,28 @@ export class Negotiator {
     if (decision === "wait") this.mayOffer = false;
     // While an offer is being made, that one is refused next (or relayed).
     if (this.makingOffer || this.pc.signalingState !== "have-local-offer") return;
+    try {
+      await this.pc.setLocalDescription({ type: "rollback" });
+    } catch (err) {
+      this.stats.errors += 1;
+      this.onError(err);
+      return;
+    }
+    this.offerIfWanted();
+  }
+
+  /**
+   * Our pending offer never reached the other side (signaling gave up on
+   * it: `undelivered`). Waiting in have-local-offer for an answer that
+   * cannot come would stall the connection (and an impolite side would
+   * ignore the other's offers meanwhile): roll it back and offer again.
+   * Signaling gives up only on our latest description, so nothing newer
+   * is lost by that.
+   */
+  async offerLost(): Promise<void> {
+    if (this.closed || this.makingOffer || this.pc.signalingState !== "have-local-offer") return;
+    this.stats.offersLost += 1;
+    this.offerWanted = true;
     try {
       await this.pc.setLocalDescription({ type: "rollback" });
     } catch (err) {

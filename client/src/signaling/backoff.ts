@@ -36,14 +36,23 @@ export class Backoff {
 
   /** The delay before the next attempt; counts the attempt. */
   next(): number {
-    const ceiling = Math.min(this.maxMs, this.initialMs * this.factor ** this.attempt);
+    const delay = jitteredDelay(this.attempt, this.initialMs, this.maxMs, this.factor, this.random);
     this.attempt += 1;
-    const half = ceiling / 2;
-    return Math.round(half + this.random() * half);
+    return delay;
   }
 
   /** Called once a connection is established and joined/resumed. */
   reset(): void {
     this.attempt = 0;
   }
+}
+
+/**
+ * The delay before retry number `attempt` (0 for the first): `initialMs`
+ * grown by `factor` per attempt, capped at `maxMs`, with equal jitter.
+ */
+export function jitteredDelay(attempt: number, initialMs: number, maxMs: number, factor: number, random: () => number): number {
+  const ceiling = Math.min(maxMs, initialMs * factor ** attempt);
+  const half = ceiling / 2;
+  return Math.round(half + random() * half);
 }

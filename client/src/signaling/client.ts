@@ -33,6 +33,12 @@
  * again, in order and unchanged, before anything new; the server drops
  * what it already accepted. A fresh Join starts numbering at 1 again and
  * forgets the old session's messages (peers are renegotiated anyway).
+ *
+ * Refused for the room's message rate (a retryable `rate_limited` naming
+ * the request): the server drops the message and counts it as handled, so
+ * the outbox does not resend it; retry.ts sends it again as a new message
+ * after a backoff, unless a later message made it stale, and `undelivered`
+ * reports what could not be sent in the end.
  */
 import { clone, create, fromJson, toJson, type JsonValue, type MessageInitShape } from "@bufbuild/protobuf";
 import { Backoff, type BackoffOptions } from "./backoff.ts";
@@ -40,10 +46,12 @@ import { classifyClose, type CloseAction } from "./close.ts";
 import { decodeServerMessage, encodeClientMessage, type ClientMessageInit } from "./codec.ts";
 import { Emitter } from "./emitter.ts";
 import { Outbox } from "./outbox.ts";
+import { RetryBook, type Sent } from "./retry.ts";
 import { SeqTracker } from "./sequence.ts";
 import {
   ErrorCode,
   ErrorSchema,
+  LeaveReason,
   ParticipantSchema,
   SessionDescription_Type,
   type PeerSignalSchema,
@@ -139,6 +147,31 @@ export interface SignalRefused {
   error: ServerError;
 }
 
+/**
+ * Something we sent that the server dropped for a message rate
+ * (`rate_limited`) and that was not sent again in the end.
+ *
+ * - `signal`, `presence`: the room was over its message rate (§6.2) for
+ *   the original and each of its retries (`attempts` sends in all).
+ * - `unknown`: the edge dropped a frame over this connection's own rate
+ *   (§11). It does that before reading the frame, so its error names no
+ *   request and nothing can be retried, except a presence update (sent
+ *   again with backoff, as above).
+ *
+ * A presence update given up leaves `self.attributes` as the server last
+ * acknowledged them; its `updatePresence` promise rejects with `error`.
+ */
+export interface Undelivered {
+  message: "signal" | "presence" | "unknown";
+  /** A signal's receiver. */
+  to?: string;
+  /** What the signal carried. */
+  signal?: "offer" | "answer" | "candidate" | "endOfCandidates";
+  /** Times it was sent. */
+  attempts: number;
+  error: ServerError;
+}
+
 export interface SignalingEvents {
   /** The resumable session changed (null: none, e.g. after leaving). */
   session: StoredSession | null;
@@ -176,8 +209,15 @@ export interface SignalingEvents {
    * session's order, each once (a resume replays what was missed).
    */
   data: Data;
-  /** An offer or answer we sent was refused; `serverError` follows with the same error. */
+  /**
+   * An offer or answer we sent was refused; `serverError` follows with the
+   * same error. A `rate_limited` refusal is retried first (see
+   * `undelivered`); this comes only once the retries are spent, and not for
+   * a description a newer one to the same participant replaced.
+   */
   signalRefused: SignalRefused;
+  /** A message dropped for a message rate could not be sent again (see Undelivered). */
+  undelivered: Undelivered;
   tokenRefreshed: TokenRefreshed;
   /** An error frame from the server (answers to our requests included). */
   serverError: ServerError;
@@ -220,6 +260,10 @@ export interface SignalingStats {
   duplicatesDropped: number;
   /** Numbered messages sent again after a resume (not yet accepted). */
   resent: number;
+  /** Messages sent again as new ones after a `rate_limited` refusal (retry.ts). */
+  retried: number;
+  /** Messages dropped for a rate and not sent again (`undelivered` events). */
+  undelivered: number;
 }
 
 interface Session {
@@ -227,7 +271,10 @@ interface Session {
   resumeToken: string;
 }
 
+/** A presence update waiting for its Ack. */
 interface Pending {
+  /** What `self.attributes` become on the Ack. */
+  attributes: Record<string, string>;
   resolve: () => void;
   reject: (err: ServerError) => void;
 }
@@ -259,6 +306,8 @@ export class SignalingClient extends Emitter<SignalingEvents> {
   private readonly seqs = new SeqTracker();
   /** Numbered messages not yet covered by Accepted (our side of exactly-once). */
   private readonly outbox = new Outbox();
+  /** What a `rate_limited` refusal sends again (retry.ts). */
+  private readonly retries: RetryBook;
   private readonly createSocket: (url: string) => SocketLike;
 
   private socket: SocketLike | null = null;
@@ -296,6 +345,8 @@ export class SignalingClient extends Emitter<SignalingEvents> {
     resumeFallbacks: 0,
     duplicatesDropped: 0,
     resent: 0,
+    retried: 0,
+    undelivered: 0,
   };
 
   constructor(opts: SignalingOptions) {
@@ -311,6 +362,13 @@ export class SignalingClient extends Emitter<SignalingEvents> {
     this.token = opts.token;
     this.attributes = { ...(opts.attributes ?? {}) };
     this.keepalive = this.opts.defaultKeepalive;
+    this.retries = new RetryBook({
+      clock: this.clock,
+      random: opts.backoff?.random ?? Math.random,
+      resend: (entry, retries, error) => this.resend(entry, retries, error),
+      superseded: (entry) => this.superseded(entry),
+      exhausted: (entry, error) => this.giveUp(entry, error),
+    });
     if (opts.restore) {
       this.session = { sessionId: opts.restore.sessionId, resumeToken: opts.restore.resumeToken };
       this.seqs.restore(BigInt(opts.restore.lastSeq || "0"));
@@ -400,13 +458,20 @@ export class SignalingClient extends Emitter<SignalingEvents> {
    * the same way it learns of an oversize frame.
    */
   sendSignal(to: string, kind: SignalKindInit): void {
+    this.numberSignal(to, kind, 0);
+  }
+
+  /** sendSignal, for the `retries`-th time (0: the original). */
+  private numberSignal(to: string, kind: SignalKindInit, retries: number): void {
     if (!this.session || this.current === "closed") return;
-    // A description carries a request id, so that an error refusing it
-    // (an offer without `publish`) names it: `signalRefused`.
+    // Every signal carries a request id, so that an error refusing it names
+    // it: a description's is `signalRefused` (an offer without `publish`),
+    // and any `rate_limited` is retried (retry.ts), candidates included.
     const type = descriptionType(kind);
-    const id = type ? this.takeId() : 0;
+    const id = this.takeId();
     const entry = this.outbox.push({ id, message: { case: "signal", value: { to, kind } } });
     if (type) this.trackDescription(id, to, type);
+    this.retries.sent({ id, seq: entry.seq, message: { kind: "signal", to, signal: kind }, retries });
     if (this.live()) this.sendFrame(entry.frame);
     this.reportSession();
   }
@@ -426,29 +491,88 @@ export class SignalingClient extends Emitter<SignalingEvents> {
    * without one, the attributes go with the next Join. Rejects with
    * FrameTooLargeError or OutboxFullError (see sendSignal) when the update
    * cannot be kept; the attributes are still the ones the next Join sends.
+   *
+   * Refused for the room's message rate, the update is sent again after a
+   * backoff and the promise waits for that one's Ack; it rejects with the
+   * `rate_limited` error once the retries are spent (`undelivered`), and
+   * resolves without changing `self` when a newer update replaced it
+   * before it was applied (the newer one carries the attributes now).
    */
   updatePresence(attributes: Record<string, string>): Promise<void> {
     this.attributes = { ...attributes };
-    const msg: ClientMessageInit = { message: { case: "updatePresence", value: { attributes } } };
-    if (this.live()) {
-      // Acknowledged: the server's record of us has these attributes now.
-      return this.request(msg).then(() => {
-        if (!this.selfInfo) return;
-        const self = clone(ParticipantSchema, this.selfInfo);
-        self.attributes = { ...attributes };
-        this.selfInfo = self;
-        this.reportSession();
-      });
+    const live = this.live();
+    let id: number;
+    try {
+      id = this.numberPresence(attributes, 0);
+    } catch (err) {
+      return Promise.reject(err);
     }
-    if (this.session && this.current !== "closed") {
-      try {
-        this.outbox.push({ ...msg, id: this.takeId() });
-        this.reportSession();
-      } catch (err) {
-        return Promise.reject(err);
+    if (!live || id === 0) return Promise.resolve();
+    return new Promise<void>((resolve, reject) => this.pending.set(id, { attributes: { ...attributes }, resolve, reject }));
+  }
+
+  /**
+   * Numbers, keeps and (when live) sends a presence update; returns its
+   * request id, 0 without a session. Throws as Outbox.push does.
+   */
+  private numberPresence(attributes: Readonly<Record<string, string>>, retries: number): number {
+    if (!this.session || this.current === "closed") return 0;
+    const id = this.takeId();
+    const entry = this.outbox.push({ id, message: { case: "updatePresence", value: { attributes: { ...attributes } } } });
+    this.retries.sent({ id, seq: entry.seq, message: { kind: "presence", attributes }, retries });
+    if (this.live()) this.sendFrame(entry.frame);
+    this.reportSession();
+    return id;
+  }
+
+  // ---- rate_limited retries (retry.ts) --------------------------------
+
+  /** Sends a refused message again as a new one; its Ack settles the original's promise. */
+  private resend(entry: Sent, retries: number, error: ServerError): void {
+    const m = entry.message;
+    this.stats.retried += 1;
+    try {
+      if (m.kind === "signal") {
+        this.numberSignal(m.to, m.signal, retries);
+        return;
       }
+      const id = this.numberPresence(m.attributes, retries);
+      const p = this.pending.get(entry.id);
+      if (!p) return;
+      this.pending.delete(entry.id);
+      if (id === 0) p.resolve(); // no session: the next Join carries them
+      else this.pending.set(id, p);
+    } catch {
+      // The outbox is full: this one is lost like the refused original.
+      this.giveUp(entry, error);
     }
-    return Promise.resolve();
+  }
+
+  /** A refused message that a later one replaced: nothing was lost. */
+  private superseded(entry: Sent): void {
+    // A presence update's promise resolves without changing `self`.
+    const p = this.pending.get(entry.id);
+    this.pending.delete(entry.id);
+    p?.resolve();
+    this.descriptions.delete(entry.id);
+  }
+
+  /** A refused message not sent again: say so. */
+  private giveUp(entry: Sent, error: ServerError): void {
+    const m = entry.message;
+    this.stats.undelivered += 1;
+    const attempts = entry.retries + 1;
+    if (m.kind === "presence") {
+      this.settle(entry.id, error);
+      this.emit("undelivered", { message: "presence", attempts, error });
+      return;
+    }
+    const type = descriptionType(m.signal);
+    this.emit("undelivered", { message: "signal", to: m.to, signal: type ?? signalCase(m.signal), attempts, error });
+    if (type) {
+      this.descriptions.delete(entry.id);
+      this.emit("signalRefused", { to: m.to, type, error });
+    }
   }
 
   /** Leaves the room; the server closes with 1000. */
@@ -476,6 +600,7 @@ export class SignalingClient extends Emitter<SignalingEvents> {
   suspend(): void {
     if (this.current === "closed" || this.current === "idle") return;
     this.clearTimers();
+    this.retries.reset();
     const sock = this.socket;
     this.detach();
     sock?.close(CLIENT_ABANDON, "suspended");
@@ -573,6 +698,7 @@ export class SignalingClient extends Emitter<SignalingEvents> {
       // Connection-scoped (seq 0, never replayed): it must not take part in
       // the server-seq bookkeeping, whatever seq it carries.
       this.outbox.accept(msg.message.value.seq);
+      this.retries.accepted(msg.message.value.seq);
       return;
     }
     if (this.seqs.accept(msg.seq) === "duplicate") {
@@ -617,6 +743,8 @@ export class SignalingClient extends Emitter<SignalingEvents> {
         if (m.value.participant) this.emit("participantJoined", m.value.participant);
         break;
       case "participantLeft":
+        // Nothing more goes to them; a replaced session is back at once.
+        if (m.value.reason !== LeaveReason.replaced) this.retries.forgetPeer(m.value.participantId);
         this.emit("participantLeft", m.value);
         break;
       case "participantUpdated":
@@ -626,6 +754,7 @@ export class SignalingClient extends Emitter<SignalingEvents> {
         this.emit("signal", m.value);
         break;
       case "ack":
+        this.retries.answered(m.value.requestId);
         this.settle(m.value.requestId, null);
         break;
       case "error":
@@ -652,6 +781,8 @@ export class SignalingClient extends Emitter<SignalingEvents> {
         this.roomName = m.value.room;
         this.metadata = m.value.roomMetadata;
         this.roomLimit = m.value.maxParticipants;
+        // Signals to the room we left are not sent again.
+        this.retries.forgetSignals();
         this.emit("moved", { moved: m.value, from });
         break;
       }
@@ -684,6 +815,7 @@ export class SignalingClient extends Emitter<SignalingEvents> {
     // A new session: what the old one had not delivered belonged to its
     // negotiations (renegotiated now), and numbering restarts at 1.
     this.outbox.reset();
+    this.retries.reset();
     this.stats.joins += 1;
     this.backoff.reset();
     this.freshTokenWanted = false;
@@ -733,6 +865,17 @@ export class SignalingClient extends Emitter<SignalingEvents> {
       this.stats.resumeFallbacks += 1;
       this.forgetSession();
       this.abandon("resume_failed", 0);
+      return;
+    }
+    if (err.code === ErrorCode.rate_limited && err.requestId === 0) {
+      // The edge's own rate: some frame of ours was dropped, unread.
+      this.stats.undelivered += 1;
+      this.emit("undelivered", { message: "unknown", attempts: 1, error: err });
+      this.retries.droppedUnknown(err);
+    } else if (this.retries.refused(err)) {
+      // The room's rate: sent again later, or reported as undelivered.
+      this.descriptions.delete(err.requestId);
+      this.emit("serverError", err);
       return;
     }
     const refused = err.requestId === 0 ? undefined : this.descriptions.get(err.requestId);
@@ -846,6 +989,7 @@ export class SignalingClient extends Emitter<SignalingEvents> {
   private forgetSession(): void {
     this.session = null;
     this.outbox.reset();
+    this.retries.reset();
     this.resumeRequestId = 0;
     // The refusal may be our token's (unknown signing key after a server
     // restart, expiry): the Join that follows takes a new one.
@@ -858,6 +1002,7 @@ export class SignalingClient extends Emitter<SignalingEvents> {
     this.socket = null;
     this.session = null;
     this.outbox.reset();
+    this.retries.reset();
     this.reportSession();
     // Not from the server, so no code from its table: the message says why.
     const closed = create(ErrorSchema, {
@@ -925,28 +1070,22 @@ export class SignalingClient extends Emitter<SignalingEvents> {
     return id;
   }
 
-  /** Sends a numbered request now; resolves on its Ack, rejects on Error. */
-  private request(msg: ClientMessageInit): Promise<void> {
-    const id = this.takeId();
-    return new Promise<void>((resolve, reject) => {
-      try {
-        const entry = this.outbox.push({ ...msg, id });
-        this.pending.set(id, { resolve, reject });
-        this.sendFrame(entry.frame);
-        this.reportSession();
-      } catch (err) {
-        this.pending.delete(id);
-        reject(err);
-      }
-    });
-  }
-
+  /** Settles a presence update: its Ack (the server has these attributes now) or its error. */
   private settle(requestId: number, err: ServerError | null): void {
     const p = this.pending.get(requestId);
     if (!p) return;
     this.pending.delete(requestId);
-    if (err) p.reject(err);
-    else p.resolve();
+    if (err) {
+      p.reject(err);
+      return;
+    }
+    if (this.selfInfo) {
+      const self = clone(ParticipantSchema, this.selfInfo);
+      self.attributes = { ...p.attributes };
+      this.selfInfo = self;
+      this.reportSession();
+    }
+    p.resolve();
   }
 
   /** In the room on an open socket: numbered messages may go out now. */
@@ -984,6 +1123,11 @@ function descriptionType(kind: SignalKindInit): "offer" | "answer" | null {
     default:
       return null;
   }
+}
+
+/** What a signal carries other than a description. */
+function signalCase(kind: SignalKindInit): "candidate" | "endOfCandidates" | undefined {
+  return kind?.case === "candidate" || kind?.case === "endOfCandidates" ? kind.case : undefined;
 }
 
 /** The participant a stored session kept (undefined if absent or unreadable). */

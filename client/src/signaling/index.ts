@@ -18,6 +18,7 @@ export {
   type SignalRefused,
   type SocketLike,
   type StoredSession,
+  type Undelivered,
 } from "./client.ts";
 export { Emitter, type Listener } from "./emitter.ts";
 export type { BackoffOptions } from "./backoff.ts";
@@ -34,3 +35,4 @@ export {
 } from "./codec.ts";
 export { participantMayPublish } from "./permissions.ts";
 export { OUTBOX_MAX_BYTES, OUTBOX_MAX_MESSAGES, OutboxFullError } from "./outbox.ts";
+export { RETRY_ATTEMPTS, RETRY_INITIAL_MS, RETRY_MAX_MS } from "./retry.ts";

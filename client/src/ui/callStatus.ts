@@ -6,10 +6,11 @@
  * "can't reach the server"). Error codes never reach the words; they go to
  * `detail`, which the banner shows behind a "Details" disclosure.
  *
- * Priority, highest first: offline, reconnecting, joining, an error, a
- * reconnection ("Reconnected."), a move to another room ("You were moved
- * to breakout-1.") or the publish permission given back (these notices
- * pass by themselves), then the publish permission withheld
+ * Priority, highest first: offline, reconnecting, joining, an error or
+ * updates the server's message rate kept us from sending ("The call is
+ * busy; ..."), a reconnection ("Reconnected."), a move to another room
+ * ("You were moved to breakout-1.") or the publish permission given back
+ * (these notices pass by themselves), then the publish permission withheld
  * (it lasts, so the person may dismiss it; the camera and share buttons
  * keep saying it), then the mesh-load warning (the device is not keeping
  * up with the call; see rtc/meshLoad.ts), which is advice, not trouble:
@@ -34,6 +35,7 @@ export interface StatusBanner {
     | "rejoined"
     | "moved"
     | "error"
+    | "busy"
     | "publish-granted"
     | "publish-revoked"
     | "publish-denied"
@@ -102,6 +104,8 @@ export function callStatus(snap: Inputs, net: { online: boolean }): StatusView {
       switch (n.kind) {
         case "error":
           return { indicator, banner: { state: "error", tone: "error", text: errorText(n.code), detail: n.detail } };
+        case "undelivered":
+          return { indicator, banner: { state: "busy", tone: "warn", text: UNDELIVERED_TEXT, detail: n.detail } };
         case "publishGranted":
           return { indicator, banner: { state: "publish-granted", tone: "ok", text: PUBLISH_GRANTED_TEXT } };
         case "resumed":
@@ -113,6 +117,13 @@ export function callStatus(snap: Inputs, net: { online: boolean }): StatusView {
     }
   }
 }
+
+/**
+ * Signaling dropped an update of ours for a message rate (the room's, or
+ * this connection's) and could not send it again: a peer may not connect,
+ * or others may see an old mute state. The call goes on.
+ */
+export const UNDELIVERED_TEXT = "The call is busy; some updates could not be sent.";
 
 /**
  * Where we are now, after a move: the application's backend moved us, or a

@@ -25,10 +25,10 @@ test("after our move, not_found for a signal still on its way to the old room is
   assert.equal(errorNotice(err(ErrorCode.not_found), MOVE_SETTLE_MS - 1), null);
   assert.equal(errorNotice(err(ErrorCode.not_found), MOVE_SETTLE_MS)?.kind, "error");
   assert.equal(errorNotice(err(ErrorCode.not_found), null)?.kind, "error", "never moved: as before");
-  assert.deepEqual(errorNotice(err(ErrorCode.rate_limited), 200), {
+  assert.deepEqual(errorNotice(err(ErrorCode.bad_request), 200), {
     kind: "error",
-    code: ErrorCode.rate_limited,
-    detail: "rate_limited: gone",
+    code: ErrorCode.bad_request,
+    detail: "bad_request: gone",
   }, "other errors are not hidden by a move");
   assert.equal(errorNotice(err(ErrorCode.not_found, 7), null), null, "an answer to a request is handled where it was made");
 });

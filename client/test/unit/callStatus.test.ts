@@ -1,9 +1,11 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { ErrorCode } from "@switchboard/signaling/proto";
+import { create } from "@bufbuild/protobuf";
+import { ErrorCode, ErrorSchema } from "@switchboard/signaling/proto";
+import { errorNotice, undeliveredNotice } from "../../src/rtc/call";
 import type { MeshLoadWarning } from "../../src/rtc/meshLoad";
 import { PUBLISH_ALLOWED } from "../../src/rtc/publishPermission";
-import { callStatus, endedText } from "../../src/ui/callStatus";
+import { UNDELIVERED_TEXT, callStatus, endedText } from "../../src/ui/callStatus";
 
 const base = { status: "joined" as const, attempt: 0, retryInMs: undefined, notice: null, room: "demo", meshLoad: null, publish: PUBLISH_ALLOWED };
 const CODE = /\b[a-z]+_[a-z_]+\b|\b4\d{3}\b|unauthenticated/;
@@ -96,4 +98,36 @@ test("the mesh-load warning gives way to every other banner (one banner at a tim
     "error",
   );
   assert.equal(callStatus({ ...withLoad, status: "closed" }, { online: true }).banner, null);
+});
+
+test("what signaling could not send (a message rate): one passing 'busy' banner; what was lost goes to the details", () => {
+  const roomRate = create(ErrorSchema, {
+    requestId: 9,
+    code: ErrorCode.rate_limited,
+    message: "message dropped: this room is over its 1000 messages a second; retry shortly",
+    retryable: true,
+  });
+  const notice = undeliveredNotice({ message: "signal", to: "bob", signal: "offer", attempts: 7, error: roomRate });
+  assert.deepEqual(notice, {
+    kind: "undelivered",
+    detail: "offer to bob not sent after 7 attempts; rate_limited: message dropped: this room is over its 1000 messages a second; retry shortly",
+  });
+  const s = callStatus({ ...base, notice }, { online: true });
+  assert.equal(s.indicator.text, "Connected", "the call goes on");
+  assert.equal(s.banner?.state, "busy");
+  assert.equal(s.banner?.tone, "warn");
+  assert.equal(s.banner?.text, "The call is busy; some updates could not be sent.");
+  assert.equal(s.banner?.text, UNDELIVERED_TEXT);
+  assert.doesNotMatch(s.banner?.text ?? "", CODE);
+  assert.equal(s.banner?.dismissible, undefined, "it passes by itself");
+  const edge = create(ErrorSchema, { code: ErrorCode.rate_limited, message: "message dropped: rate exceeded", retryable: true });
+  assert.equal(
+    undeliveredNotice({ message: "unknown", attempts: 1, error: edge }).detail,
+    "a message (which one is unknown) not sent; rate_limited: message dropped: rate exceeded",
+  );
+  assert.match(undeliveredNotice({ message: "presence", attempts: 7, error: roomRate }).detail, /^presence update not sent after 7 attempts/);
+  // The error frame itself is no second notice ("That was too fast" would
+  // ask the person to retry what the client retries or reports).
+  assert.equal(errorNotice(edge, null), null);
+  assert.equal(callStatus({ ...base, status: "reconnecting", attempt: 1, notice }, { online: true }).banner?.state, "reconnecting");
 });

@@ -2,12 +2,14 @@
  * The mesh when the session changes rooms: a `moved` closes the old room's
  * connections and connects to the new room's members (we offer); a rejoin
  * keeps the connections of the same room but not of another one (a rejoin
- * after a move goes back to the token's room). Real SignalingClient on a
- * fake socket; fake peer connections.
+ * after a move goes back to the token's room). Also: an offer the signaling
+ * client gave up on (the room's message rate) is made again. Real
+ * SignalingClient on a fake socket; fake peer connections.
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { SessionDescription_Type } from "@switchboard/signaling/proto";
+import { RETRY_ATTEMPTS } from "@switchboard/signaling";
+import { ErrorCode, SessionDescription_Type } from "@switchboard/signaling/proto";
 import { Mesh } from "../../src/rtc/mesh";
 import { FakePeerConnection, flush } from "./fakes";
 import { joinFirst, joinedFrame, reconnect, setup, type Ctx } from "./signalingHarness";
@@ -151,6 +153,35 @@ test("a rejoin in the same room keeps a working connection; a rejoin in another 
     assert.equal(carolPc.closed, true, "carol's connection belongs to the room we are no longer in");
     assert.deepEqual(mesh.view().map((p) => p.id), ["bob-2"]);
     assert.equal(mesh.stats.moves, 2);
+  } finally {
+    mesh.close();
+  }
+});
+
+test("an offer signaling gave up on (the room over its message rate) is rolled back and made again", async () => {
+  const ctx = setup();
+  const { mesh, pcs } = meshOn(ctx);
+  try {
+    const s = joinFirst(ctx); // with bob-2, who waits for our offer
+    const bobPc = pcs[0];
+    assert.ok(bobPc);
+    bobPc.dispatchEvent(new Event("negotiationneeded"));
+    await flush();
+    const offers = () =>
+      s.messages().filter((m) => m.message.case === "signal" && m.message.value.kind.case === "description");
+    assert.equal(offers().length, 1);
+    let seq = 1n;
+    for (let i = 0; i <= RETRY_ATTEMPTS; i += 1) {
+      seq += 1n;
+      const id = offers().at(-1)?.id ?? 0;
+      s.push({ seq, message: { case: "error", value: { requestId: id, code: ErrorCode.rate_limited, message: "room over its rate", retryable: true } } });
+      ctx.clock.advance(4000);
+      await flush();
+    }
+    assert.equal(bobPc.rollbacks, 1, "the undelivered offer is rolled back");
+    assert.equal(bobPc.offersMade, 2, "and a new one made");
+    assert.equal(offers().length, RETRY_ATTEMPTS + 2, "the original, its retries, and the new offer");
+    assert.equal(bobPc.signalingState, "have-local-offer");
   } finally {
     mesh.close();
   }

@@ -225,3 +225,25 @@ test("beforeAnswer runs after the remote offer is applied and before the answer"
   assert.deepEqual(seen, ["before-answer:have-remote-offer", "sent"]);
   assert.equal(pc.signalingState, "stable");
 });
+
+test("an offer signaling gave up on (the room's message rate) is rolled back and made again; the call connects", async () => {
+  const { pcA, pcB, a, b, toA, errors, relay } = pair();
+  // bob is the impolite side: stuck in have-local-offer he would ignore alice's offers.
+  pcB.dispatchEvent(new Event("negotiationneeded"));
+  await flush();
+  assert.equal(pcB.signalingState, "have-local-offer");
+  toA.length = 0; // the offer never reached alice
+  await b.offerLost();
+  await flush();
+  assert.deepEqual([pcB.rollbacks, pcB.offersMade], [1, 2], "rolled back, then a new offer");
+  assert.equal(b.stats.offersLost, 1);
+  await relay();
+  assert.equal(pcA.remoteDescription?.sdp, "bob-offer-2");
+  assert.equal(pcA.signalingState, "stable");
+  assert.equal(pcB.signalingState, "stable");
+  // Nothing pending (stable): a late report changes nothing.
+  await b.offerLost();
+  assert.equal(b.stats.offersLost, 1);
+  assert.equal(a.stats.errors + b.stats.errors, 0);
+  assert.deepEqual(errors, []);
+});

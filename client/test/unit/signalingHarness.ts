@@ -20,6 +20,7 @@ const RECORDED = [
   "moved",
   "data",
   "signalRefused",
+  "undelivered",
   "tokenRefreshed",
   "serverError",
   "disconnected",
