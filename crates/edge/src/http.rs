@@ -142,10 +142,12 @@ pub async fn handle(
     let path = req.uri().path().to_owned();
     let response = match (req.method(), path.as_str()) {
         (&Method::GET, "/ws") => {
-            let response = upgrade(ctx, peer, req).await;
+            let response = upgrade(ctx, peer, req, Served::Signaling).await;
             count_upgrade(&response);
             response
         }
+        #[cfg(feature = "conformance-echo")]
+        (&Method::GET, crate::conformance::PATH) => upgrade(ctx, peer, req, Served::Echo).await,
         (&Method::GET, "/health/live") => {
             json(StatusCode::OK, serde_json::json!({ "status": "live" }))
         }
@@ -331,7 +333,22 @@ fn refused(refusal: Refusal) -> Response<Body> {
     response
 }
 
-async fn upgrade(ctx: Arc<HttpContext>, peer: Peer, mut req: Request<Incoming>) -> Response<Body> {
+/// What an upgraded connection serves.
+#[derive(Debug, Clone, Copy)]
+enum Served {
+    /// The signaling protocol (`/ws`).
+    Signaling,
+    /// Every message back (`conformance`; never in a deployed binary).
+    #[cfg(feature = "conformance-echo")]
+    Echo,
+}
+
+async fn upgrade(
+    ctx: Arc<HttpContext>,
+    peer: Peer,
+    mut req: Request<Incoming>,
+    served: Served,
+) -> Response<Body> {
     let headers = req.headers();
     let header_str = |name: header::HeaderName| headers.get(name).and_then(|v| v.to_str().ok());
     let is_upgrade = header_str(header::UPGRADE)
@@ -433,7 +450,13 @@ async fn upgrade(ctx: Arc<HttpContext>, peer: Peer, mut req: Request<Incoming>) 
                         Some(websocket_config()),
                     )
                     .await;
-                    connection::serve(ws, conn_ctx, preauth, shutdown).await;
+                    match served {
+                        Served::Signaling => {
+                            connection::serve(ws, conn_ctx, preauth, shutdown).await
+                        }
+                        #[cfg(feature = "conformance-echo")]
+                        Served::Echo => crate::conformance::echo(ws).await,
+                    }
                 }
                 Err(err) => tracing::debug!(error = %err, "websocket upgrade failed"),
             }

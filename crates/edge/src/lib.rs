@@ -4,6 +4,8 @@
 #![forbid(unsafe_code)]
 
 pub mod admission;
+#[cfg(feature = "conformance-echo")]
+pub mod conformance;
 mod connection;
 mod conns;
 mod http;

@@ -554,3 +554,32 @@ async fn the_auth_breaker_follows_its_flags() {
         "the breaker opened after one failure: {second:?}"
     );
 }
+
+/// The Autobahn echo (`conformance-echo` feature) is not in the deployed
+/// binary: the same handshake that upgrades on `/ws` finds nothing there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_deployed_binary_has_no_conformance_echo() {
+    use tokio_tungstenite::tungstenite::{self, client::IntoClientRequest};
+    let stack = Process::start(BIN, &ephemeral(), &[]).await;
+    let edge = stack.url("edge").to_owned();
+    let handshake = |path: &str| {
+        let mut request = format!("{}{path}", edge.replacen("http://", "ws://", 1))
+            .into_client_request()
+            .expect("request");
+        request
+            .headers_mut()
+            .insert("origin", edge.parse().expect("origin"));
+        tokio_tungstenite::connect_async(request)
+    };
+    assert!(
+        handshake("/ws").await.is_ok(),
+        "the same handshake upgrades on /ws"
+    );
+    match handshake("/conformance/echo").await {
+        Err(tungstenite::Error::Http(response)) => {
+            assert_eq!(response.status(), 404, "{response:?}");
+        }
+        Err(other) => panic!("refused otherwise: {other}"),
+        Ok(_) => panic!("the deployed binary upgraded on the conformance echo"),
+    }
+}

@@ -38,9 +38,12 @@ use crate::{
     signal_link::SignalLink,
 };
 pub use reader::Preauth;
-use reader::{Reader, ReaderEnd};
+use reader::Reader;
+pub(crate) use reader::ReaderEnd;
 pub use session::preauth;
 use writer::{FORMAT_JSON, WriterEnd, write_loop};
+#[cfg(feature = "conformance-echo")]
+pub(crate) use {reader::end_of_read, writer::close_frame};
 
 /// Messages queued for one client before it counts as a slow consumer.
 /// Above signal's resume log (512), so a full replay fits. Slots are

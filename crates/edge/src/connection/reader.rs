@@ -196,34 +196,8 @@ impl Reader {
         None
     }
 
-    /// A read error: framing violations are answered with their RFC 6455
-    /// close code, not a bare TCP drop (which reads as a network failure
-    /// and makes clients resume).
     fn read_failed(&self, err: tungstenite::Error) -> ReaderEnd {
-        match err {
-            tungstenite::Error::Capacity(err) => {
-                ReaderEnd::Close(Some(ErrorCode::MessageTooLarge), err.to_string())
-            }
-            tungstenite::Error::Utf8(_) => ReaderEnd::Close(
-                Some(ErrorCode::InvalidUtf8),
-                "text frame is not valid utf-8".into(),
-            ),
-            // A dropped socket is a network failure, not a violation.
-            tungstenite::Error::Protocol(
-                tungstenite::error::ProtocolError::ResetWithoutClosingHandshake,
-            ) => ReaderEnd::Gone,
-            tungstenite::Error::Protocol(err) => {
-                tracing::debug!(conn = %self.conn, error = %err, "websocket protocol violation");
-                ReaderEnd::Close(
-                    Some(ErrorCode::ProtocolError),
-                    "websocket protocol violation".into(),
-                )
-            }
-            err => {
-                tracing::debug!(conn = %self.conn, error = %err, "websocket read failed");
-                ReaderEnd::Gone
-            }
-        }
+        end_of_read(err)
     }
 
     /// Takes the message's share of the rate.
@@ -364,6 +338,36 @@ impl Reader {
                 );
                 None
             }
+        }
+    }
+}
+
+/// A read error's end: framing violations are answered with their RFC 6455
+/// close code, not a bare TCP drop (which reads as a network failure and
+/// makes clients resume). The conformance echo ends the same way.
+pub(crate) fn end_of_read(err: tungstenite::Error) -> ReaderEnd {
+    match err {
+        tungstenite::Error::Capacity(err) => {
+            ReaderEnd::Close(Some(ErrorCode::MessageTooLarge), err.to_string())
+        }
+        tungstenite::Error::Utf8(_) => ReaderEnd::Close(
+            Some(ErrorCode::InvalidUtf8),
+            "text frame is not valid utf-8".into(),
+        ),
+        // A dropped socket is a network failure, not a violation.
+        tungstenite::Error::Protocol(
+            tungstenite::error::ProtocolError::ResetWithoutClosingHandshake,
+        ) => ReaderEnd::Gone,
+        tungstenite::Error::Protocol(err) => {
+            tracing::debug!(error = %err, "websocket protocol violation");
+            ReaderEnd::Close(
+                Some(ErrorCode::ProtocolError),
+                "websocket protocol violation".into(),
+            )
+        }
+        err => {
+            tracing::debug!(error = %err, "websocket read failed");
+            ReaderEnd::Gone
         }
     }
 }
