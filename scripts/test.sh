@@ -53,6 +53,8 @@ SWITCHBOARD_BIN="$ROOT/target/debug/switchboard" ./scripts/grpcurl-check.sh
 log "dashboard and alert rules against a real scrape"
 SWITCHBOARD_BIN="$ROOT/target/debug/switchboard" PYTHON="$ROOT/target/k8s-venv/bin/python" \
   ./scripts/monitoring-check.sh
+log "fuzzing every parser of untrusted input, briefly (FUZZ_SECONDS, 20 each)"
+./scripts/fuzz.sh
 log "websocket conformance (Autobahn cases 1-7, 10)"
 ./scripts/autobahn.sh
 log "webhook verification snippets (docs/api.md)"
