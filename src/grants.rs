@@ -114,3 +114,38 @@ pub fn is_offer(signal: &pb::PeerSignal) -> bool {
             if d.r#type == pb::session_description::Type::Offer as i32
     )
 }
+
+/// The name prefix a room listing may cover for a token granting
+/// `grant` when the caller asks for names starting with `requested`: the
+/// longer of the two when one extends the other, `None` when they exclude
+/// each other (nothing to list). The store is asked with this prefix, so
+/// a page — and its page token, the last name on it — never holds a room
+/// outside the grant. An exact grant lists no other room: the caller gets
+/// its prefix and keeps only the exact name.
+pub fn listing_prefix(grant: &str, requested: &str) -> Option<String> {
+    let granted = grant.strip_suffix('*').unwrap_or(grant);
+    if requested.starts_with(granted) {
+        Some(requested.to_owned())
+    } else if granted.starts_with(requested) {
+        Some(granted.to_owned())
+    } else {
+        None
+    }
+}
+
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_listing_stays_within_the_grant() {
+        assert_eq!(listing_prefix("team-*", ""), Some("team-".into()));
+        assert_eq!(listing_prefix("team-*", "te"), Some("team-".into()));
+        assert_eq!(listing_prefix("team-*", "team-a"), Some("team-a".into()));
+        assert_eq!(listing_prefix("team-*", "lobby"), None);
+        assert_eq!(listing_prefix("*", "x"), Some("x".into()));
+        assert_eq!(listing_prefix("room1", ""), Some("room1".into()));
+        assert_eq!(listing_prefix("room1", "room2"), None);
+    }
+}

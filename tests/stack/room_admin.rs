@@ -307,6 +307,45 @@ async fn a_created_room_has_its_own_maximum_and_metadata() {
         listed.rooms.iter().all(|r| r.name.starts_with("team-")),
         "{listed:?}"
     );
+    // Paging one room at a time names no other room either, not even in
+    // the page token ("lobby" sorts before, a later room after).
+    let mut page_token = String::new();
+    let mut seen = Vec::new();
+    loop {
+        let page = api
+            .list_rooms(with_token(
+                pb::ListRoomsRequest {
+                    page_size: 1,
+                    page_token: page_token.clone(),
+                    ..Default::default()
+                },
+                &team,
+            ))
+            .await
+            .expect("page")
+            .into_inner();
+        seen.extend(page.rooms.iter().map(|r| r.name.clone()));
+        assert!(
+            page.next_page_token.is_empty() || page.next_page_token.starts_with("team-"),
+            "the page token names a room outside the grant: {page:?}"
+        );
+        if page.next_page_token.is_empty() {
+            break;
+        }
+        page_token = page.next_page_token;
+    }
+    assert_eq!(seen, ["team-a", "team-b", "team-standup"]);
+    // A token for one exact room lists at most that room.
+    let one = backend_token(&stack, "team", admin());
+    let listed = api
+        .list_rooms(with_token(pb::ListRoomsRequest::default(), &one))
+        .await
+        .expect("listed")
+        .into_inner();
+    assert!(
+        listed.rooms.is_empty() && listed.next_page_token.is_empty(),
+        "{listed:?}"
+    );
 
     // CloseRoom deletes a created room.
     api.close_room(with_token(

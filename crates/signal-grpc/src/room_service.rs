@@ -197,11 +197,19 @@ impl pb::room_service_server::RoomService for RoomApi {
             ));
         }
         let call = request.into_inner();
+        // Only names within the grant are read at all (the page token is
+        // the last name read); an exact grant lists its one room.
+        let Some(prefix) = switchboard_proto::grants::listing_prefix(&grant.room, &call.prefix)
+        else {
+            return Ok(Response::new(pb::ListRoomsResponse::default()));
+        };
+        let exact = !grant.room.ends_with('*');
         let (rooms, next_page_token) = self
             .hub
-            .list_rooms(&call.prefix, call.page_size, &call.page_token)
+            .list_rooms(&prefix, call.page_size, &call.page_token)
             .await
             .map_err(status)?;
+        let next_page_token = if exact { String::new() } else { next_page_token };
         let max = self.hub.max_participants();
         let rooms = rooms
             .iter()
