@@ -209,7 +209,11 @@ impl pb::room_service_server::RoomService for RoomApi {
             .list_rooms(&prefix, call.page_size, &call.page_token)
             .await
             .map_err(status)?;
-        let next_page_token = if exact { String::new() } else { next_page_token };
+        let next_page_token = if exact {
+            String::new()
+        } else {
+            next_page_token
+        };
         let max = self.hub.max_participants();
         let rooms = rooms
             .iter()

@@ -165,7 +165,12 @@ pub struct EdgeArgs {
     pub signal_urls: Vec<String>,
     /// Redis where the edges publish their connection counts, to rebalance
     /// after a scale-out (standalone URL; off without it).
-    #[arg(long, env = "SWITCHBOARD_REDIS", value_delimiter = ',')]
+    #[arg(
+        long,
+        env = "SWITCHBOARD_REDIS",
+        value_delimiter = ',',
+        hide_env_values = true
+    )]
     pub redis: Vec<String>,
     /// Rebalance when this edge holds more than the fleet average by this
     /// fraction (0.2 = 20 %); 0 turns rebalancing off.
@@ -319,7 +324,12 @@ pub struct AuthArgs {
     pub tokens: TokenPolicyArgs,
     /// Share revocations with other auth replicas through this Redis
     /// (standalone URL).
-    #[arg(long = "redis", env = "SWITCHBOARD_REDIS", value_delimiter = ',')]
+    #[arg(
+        long = "redis",
+        env = "SWITCHBOARD_REDIS",
+        value_delimiter = ',',
+        hide_env_values = true
+    )]
     pub redis: Vec<String>,
     /// Dev mode: IssueToken needs no credential; an ephemeral signing key is
     /// generated when none is given. Loopback only, unless
@@ -470,7 +480,12 @@ pub struct SignalCommon {
     pub message_burst_per_room: u32,
     /// Keep rooms and sessions in Redis so several signal replicas share
     /// them: one URL (standalone) or several seed nodes (cluster).
-    #[arg(long = "redis", env = "SWITCHBOARD_REDIS", value_delimiter = ',')]
+    #[arg(
+        long = "redis",
+        env = "SWITCHBOARD_REDIS",
+        value_delimiter = ',',
+        hide_env_values = true
+    )]
     pub redis: Vec<String>,
     /// Endpoints that receive every room event as a signed POST
     /// (docs/api.md "Webhooks"): https, or http to loopback; repeatable.

@@ -115,7 +115,14 @@ impl Reader {
                 // The frame's own buffer, not a copy of it.
                 Some(Ok(Message::Text(text))) => (Format::Json, bytes::Bytes::from(text)),
                 Some(Ok(Message::Binary(bytes))) => (Format::Binary, bytes),
-                Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => continue,
+                // Control frames count against the rate too (each ping
+                // costs a pong), silently: no error answers them.
+                Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => {
+                    if let Some(end) = self.control_rate() {
+                        return end;
+                    }
+                    continue;
+                }
                 // Answer the client's close (tungstenite queued the reply;
                 // the writer flushes it).
                 Some(Ok(Message::Close(_))) => {
@@ -198,6 +205,20 @@ impl Reader {
 
     fn read_failed(&self, err: tungstenite::Error) -> ReaderEnd {
         end_of_read(err)
+    }
+
+    /// Takes a control frame's share of the rate: over it, a strike (no
+    /// answer); out of strikes, the end.
+    fn control_rate(&mut self) -> Option<ReaderEnd> {
+        let now = std::time::Instant::now();
+        if self.bucket.try_take(now) || self.strikes.try_take(now) {
+            return None;
+        }
+        switchboard_proto::metrics::metrics().rate_limited.inc();
+        Some(ReaderEnd::Close(
+            Some(ErrorCode::RateLimited),
+            "message rate exceeded (control frames)".into(),
+        ))
     }
 
     /// Takes the message's share of the rate.

@@ -364,3 +364,30 @@ async fn an_idle_connection_s_future_is_small() {
     // 7,096 bytes before the cold paths were boxed.
     assert!(size <= 4096, "the connection future is {size} bytes");
 }
+
+/// A masked client ping frame.
+fn ping_frame() -> Vec<u8> {
+    vec![0x89, 0x80, 1, 2, 3, 4]
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_ping_flood_counts_against_the_message_rate() {
+    let limits = ConnectionLimits {
+        rate: super::RateLimit {
+            per_second: 1,
+            burst: 5,
+        },
+        ..ConnectionLimits::default()
+    };
+    let mut h = start(limits, 1 << 20, Some(fresh_preauth("alice")));
+    joined(&mut h).await;
+    // Each ping costs a pong; past the rate and its strikes, the
+    // connection is closed like any other flood.
+    let flood: Vec<u8> = (0..(5 + super::RATE_STRIKES as usize + 10))
+        .flat_map(|_| ping_frame())
+        .collect();
+    h.client.write_all(&flood).await.expect("write");
+    let (code, reason) = read_close(&mut h.client).await;
+    assert_eq!(code, 1008, "{reason}");
+    assert!(reason.contains("rate"), "{reason}");
+}
