@@ -133,7 +133,6 @@ pub fn listing_prefix(grant: &str, requested: &str) -> Option<String> {
     }
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -306,3 +306,91 @@ async fn framing_violations_close_with_1007_or_1002() {
         .await;
     assert_eq!(pong, 7);
 }
+
+/// A candidate flood (TEST-PLAN "abuse"): the peer receives at most the
+/// sender's rate (burst and refill), the sender is told of each drop and
+/// then closed 1008; an oversized candidate is refused and never relayed;
+/// the peer and another room carry on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_candidate_flood_reaches_the_peer_only_within_the_rate() {
+    use switchboard_proto::limits::{MAX_CANDIDATE_BYTES, MESSAGE_BURST, MESSAGES_PER_SECOND};
+    use switchboard_tests::candidate;
+    let stack = Stack::start().await;
+    let mut mallory = WsClient::connect(&stack.ws_url(), Format::Json).await;
+    mallory.join(&stack.token("mallory", "r1")).await;
+    let mut bob = WsClient::connect(&stack.ws_url(), Format::Binary).await;
+    bob.join(&stack.token("bob", "r1")).await;
+    let (mut carol, mut dave) = (
+        WsClient::connect(&stack.ws_url(), Format::Json).await,
+        WsClient::connect(&stack.ws_url(), Format::Json).await,
+    );
+    carol.join(&stack.token("carol", "r2")).await;
+    dave.join(&stack.token("dave", "r2")).await;
+
+    // First an oversized candidate: refused, not relayed.
+    let huge = format!(
+        "candidate:1 1 udp 1 198.51.100.1 9 typ host {}",
+        "x".repeat(MAX_CANDIDATE_BYTES)
+    );
+    mallory.signal("bob", candidate(&huge)).await;
+    let refused = mallory.next_error().await;
+    assert_eq!(refused.code().as_str_name(), "bad_request", "{refused:?}");
+
+    let started = std::time::Instant::now();
+    let line = "candidate:842163049 1 udp 1677729535 198.51.100.77 49152 typ srflx";
+    for _ in 0..2_000 {
+        if mallory
+            .try_send_message(&pb::ClientMessage {
+                message: Some(In::Signal(pb::PeerSignal {
+                    to: "bob".into(),
+                    kind: Some(candidate(line)),
+                    ..Default::default()
+                })),
+                ..Default::default()
+            })
+            .await
+            .is_err()
+        {
+            break; // closed under us
+        }
+    }
+    let mut rate_errors = 0;
+    let closed = loop {
+        match mallory.next().await {
+            Ok(message) => {
+                if let Some(Out::Error(e)) = message.message {
+                    assert_eq!(e.code().as_str_name(), "rate_limited", "{e:?}");
+                    rate_errors += 1;
+                }
+            }
+            Err(closed) => break closed,
+        }
+    };
+    assert_eq!(closed.code, 1008, "{closed:?}");
+    assert!(rate_errors > 0, "told of the drops before the close");
+    // Bob got what the rate let through, and nothing oversized.
+    let mut relayed = 0;
+    while let Some(Ok(message)) = bob.next_within(std::time::Duration::from_millis(500)).await {
+        if let Some(Out::Signal(signal)) = message.message {
+            let Some(pb::peer_signal::Kind::Candidate(c)) = signal.kind else {
+                panic!("only candidates were sent: {signal:?}");
+            };
+            assert_eq!(c.candidate, line, "the oversized one was never relayed");
+            relayed += 1;
+        }
+    }
+    let allowance = MESSAGE_BURST
+        + (started.elapsed().as_secs_f64() * f64::from(MESSAGES_PER_SECOND)).ceil() as u32;
+    assert!(
+        relayed > 0 && relayed <= allowance,
+        "{relayed} candidates relayed, allowance {allowance}"
+    );
+    // The peer and the room next door carry on.
+    carol.signal("dave", description(true, "v=0\r\n")).await;
+    assert_eq!(dave.next_signal().await.from, "carol");
+    let mut eve = WsClient::connect(&stack.ws_url(), Format::Json).await;
+    eve.join(&stack.token("eve", "r1")).await;
+    eve.signal("bob", description(true, "v=0\r\n")).await;
+    assert_eq!(bob.next_signal().await.from, "eve");
+    stack.shutdown().await;
+}

@@ -564,7 +564,7 @@ pub struct HealthArgs {
     )]
     pub targets: Vec<switchboard_health::Target>,
     /// A Redis to probe (PING), reported as the group `redis`.
-    #[arg(long, env = "SWITCHBOARD_HEALTH_REDIS")]
+    #[arg(long, env = "SWITCHBOARD_HEALTH_REDIS", hide_env_values = true)]
     pub redis: Option<String>,
     /// Milliseconds each check or connection attempt may take.
     #[arg(

@@ -583,3 +583,24 @@ async fn the_deployed_binary_has_no_conformance_echo() {
         Ok(_) => panic!("the deployed binary upgraded on the conformance echo"),
     }
 }
+
+/// `--help` shows which variables a flag reads, never the value of one
+/// that may hold a credential (a Redis URL carries its password).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn help_never_prints_a_redis_url_from_the_environment() {
+    for command in ["edge", "signal", "auth", "health", "all"] {
+        let output = tokio::process::Command::new(BIN)
+            .args([command, "--help"])
+            .env("SWITCHBOARD_REDIS", "redis://:hunter2@redis:6379")
+            .env("SWITCHBOARD_HEALTH_REDIS", "redis://:hunter2@redis:6379")
+            .output()
+            .await
+            .expect("help");
+        let help = String::from_utf8_lossy(&output.stdout);
+        assert!(help.contains("REDIS"), "{command}: {help}");
+        assert!(
+            !help.contains("hunter2"),
+            "{command} --help printed a credential"
+        );
+    }
+}
