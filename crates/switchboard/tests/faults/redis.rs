@@ -248,3 +248,59 @@ async fn redis_paused_for_thirty_seconds_loses_nothing_silently() {
     assert!(tally.refused > 0, "the pause was felt: {tally:?}");
     tally.assert_exactly_once("redis paused 30 s");
 }
+
+/// A drain while Redis answers nothing (SIGSTOP): the signal replica and
+/// the edge in front of it still exit on SIGTERM within their deadlines
+/// (every Redis call has its own deadline and the circuit opens; nothing
+/// in the shutdown waits on Redis for longer), and the clients are told
+/// to reconnect rather than left hanging.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_drain_during_a_redis_outage_ends_within_its_deadline() {
+    let mut cluster = Cluster::start("30").await;
+    let edge0 = ws(cluster.edge(0));
+    let mut alice = WsClient::connect(&edge0, Format::Json).await;
+    alice.join(&token("alice", "outage-drain")).await;
+    let mut bob = WsClient::connect(&edge0, Format::Json).await;
+    bob.join(&token("bob", "outage-drain")).await;
+    alice
+        .recv_until(|m| {
+            matches!(m, Out::ParticipantJoined(p) if p.participant.as_ref().is_some_and(|p| p.id == "bob"))
+                .then_some(())
+        })
+        .await;
+    let pid = cluster._redis.pid();
+    let stop = |sig: &str| {
+        let status = std::process::Command::new("kill")
+            .args([sig, &pid.to_string()])
+            .status()
+            .expect("kill");
+        assert!(status.success());
+    };
+    stop("-STOP");
+    // Something in flight towards the stopped Redis when the drain starts.
+    alice
+        .signal("bob", description(true, "n=during-outage"))
+        .await;
+
+    // Signal: its gRPC drain (5 s) plus Redis calls bounded at 1 s each.
+    let signal = cluster.signals[0].take().expect("signal running");
+    let (status, took) = signal.terminate(Duration::from_secs(20)).await;
+    assert!(status.success(), "signal exit status {status:?}");
+    assert!(
+        took <= switchboard_proto::grpc::DRAIN_DEADLINE + Duration::from_secs(5),
+        "signal took {took:?} to drain with Redis stopped"
+    );
+    // The edge (--drain-seconds 3): its clients are told to reconnect.
+    let edge = cluster.edges[0].take().expect("edge running");
+    let (status, took) = edge.terminate(Duration::from_secs(20)).await;
+    assert!(status.success(), "edge exit status {status:?}");
+    assert!(took <= Duration::from_secs(3 + 3), "edge took {took:?}");
+    for client in [&mut alice, &mut bob] {
+        let closed = client.closed().await;
+        assert!(
+            [1012, 1013].contains(&closed.code),
+            "told to reconnect, not dropped: {closed:?}"
+        );
+    }
+    stop("-CONT");
+}
