@@ -53,6 +53,7 @@ pub struct Metrics {
     pub slow_consumer_closes: Counter,
     pub revocations_applied: Counter,
     pub relay_latency: Histogram,
+    pub tls_reloads: Family<Labels, Counter>,
     // Signal.
     pub sessions: Gauge,
     pub joins: Family<Labels, Counter>,
@@ -156,6 +157,12 @@ impl Metrics {
             "edge_relay_latency_seconds",
             "Time from the edge reading a signal to an edge queuing it for its receiver (one signal in 16 per connection, and traced ones)",
             relay_latency.clone(),
+        );
+        let tls_reloads = Family::<Labels, Counter>::default();
+        registry.register(
+            "edge_tls_reloads",
+            "Certificate files found changed, by outcome (loaded, failed: the previous certificate is kept)",
+            tls_reloads.clone(),
         );
         let sessions = Gauge::default();
         registry.register(
@@ -295,6 +302,7 @@ impl Metrics {
         // (at 0), so a quiet process still exposes every family.
         for (family, name, values) in [
             (&upgrades, "outcome", &["accepted"][..]),
+            (&tls_reloads, "outcome", &["loaded", "failed"][..]),
             (
                 &joins,
                 "outcome",
@@ -341,6 +349,7 @@ impl Metrics {
             slow_consumer_closes,
             revocations_applied,
             relay_latency,
+            tls_reloads,
             sessions,
             joins,
             resumes,

@@ -25,6 +25,7 @@ mod signal_trust;
 mod slow_consumer;
 mod slow_link;
 mod slow_loris;
+mod static_client;
 mod store_suite;
 mod tls;
 mod webhooks;

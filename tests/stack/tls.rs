@@ -97,3 +97,150 @@ async fn wss_through_the_edge_with_its_own_certificate() {
     stack.shutdown().await;
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A TLS connection to `addr` trusting `roots`: the stream, and the
+/// certificate the edge presented.
+async fn connect_tls(
+    addr: &str,
+    roots: &[&rcgen::CertifiedKey<rcgen::KeyPair>],
+) -> (
+    tokio_rustls::client::TlsStream<TcpStream>,
+    CertificateDer<'static>,
+) {
+    let mut store = rustls::RootCertStore::empty();
+    for root in roots {
+        store
+            .add(CertificateDer::from(root.cert.der().to_vec()))
+            .expect("root");
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("versions")
+        .with_root_certificates(store)
+        .with_no_client_auth();
+    let tcp = TcpStream::connect(addr).await.expect("connect");
+    let tls = tokio_rustls::TlsConnector::from(Arc::new(config))
+        .connect(ServerName::try_from("localhost").expect("name"), tcp)
+        .await
+        .expect("handshake");
+    let presented = tls.get_ref().1.peer_certificates().expect("certificate")[0].clone();
+    (tls, presented)
+}
+
+/// The edge's certificate files are replaced (a renewal): new connections
+/// get the new certificate, the session opened before it carries on; a
+/// broken pair is not taken.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_renewed_certificate_is_served_without_dropping_sessions() {
+    use futures_util::{SinkExt, StreamExt};
+    let old = rcgen::generate_simple_self_signed(vec!["localhost".into()]).expect("cert");
+    let new = rcgen::generate_simple_self_signed(vec!["localhost".into()]).expect("cert");
+    let dir = std::env::temp_dir().join(format!("sb-tls-reload-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let (cert_path, key_path) = (dir.join("cert.pem"), dir.join("key.pem"));
+    std::fs::write(&cert_path, old.cert.pem()).expect("write cert");
+    std::fs::write(&key_path, old.signing_key.serialize_pem()).expect("write key");
+    let stack = Stack::start_with(|config| {
+        config.edge.tls = Some((cert_path.clone(), key_path.clone()));
+        config.edge.tls_reload_every = std::time::Duration::from_millis(50);
+    })
+    .await;
+    let addr = stack.edge_url.trim_start_matches("http://").to_owned();
+    let port = addr.rsplit(':').next().expect("port").to_owned();
+
+    // A session over the old certificate.
+    let (tls, presented) = connect_tls(&addr, &[&old, &new]).await;
+    assert_eq!(presented.as_ref(), old.cert.der().as_ref());
+    let mut request = format!("wss://localhost:{port}/ws")
+        .into_client_request()
+        .expect("request");
+    request.headers_mut().insert(
+        "origin",
+        HeaderValue::from_static("https://app.example.com"),
+    );
+    let (mut ws, _) = tokio_tungstenite::client_async(request, tls)
+        .await
+        .expect("websocket over tls");
+    let send = |id: u32, message: pb::client_message::Message| {
+        let frame = pb::ClientMessage {
+            id,
+            message: Some(message),
+            ..Default::default()
+        };
+        let switchboard_proto::wire::EncodedFrame::Text(text) =
+            switchboard_proto::wire::encode_client(Format::Json, &frame)
+        else {
+            panic!("json is text");
+        };
+        Message::text(text)
+    };
+    ws.send(send(
+        1,
+        pb::client_message::Message::Join(Box::new(pb::Join {
+            token: stack.token("renewed", "r1"),
+            ..Default::default()
+        })),
+    ))
+    .await
+    .expect("send");
+    ws.next().await.expect("joined").expect("ok");
+
+    // A half-written pair (the new certificate, the old key) is not taken.
+    std::fs::write(&cert_path, new.cert.pem()).expect("write cert");
+    let failed = "switchboard_edge_tls_reloads_total{outcome=\"failed\"}";
+    let health = stack.health_url.clone();
+    switchboard_tests::wait_until("the broken pair tried", switchboard_tests::DEADLINE, || {
+        let health = health.clone();
+        async move {
+            switchboard_tests::metrics::Scrape::of(&health)
+                .await
+                .value(failed)
+                >= 1.0
+        }
+    })
+    .await;
+    let (_, presented) = connect_tls(&addr, &[&old, &new]).await;
+    assert_eq!(
+        presented.as_ref(),
+        old.cert.der().as_ref(),
+        "a certificate without its key is not served"
+    );
+    // The key arrives: new connections get the new certificate.
+    std::fs::write(&key_path, new.signing_key.serialize_pem()).expect("write key");
+    switchboard_tests::wait_until(
+        "the renewed certificate served",
+        switchboard_tests::DEADLINE,
+        || {
+            let addr = addr.clone();
+            let (old, new) = (&old, &new);
+            async move {
+                let (_, presented) = connect_tls(&addr, &[old, new]).await;
+                presented.as_ref() == new.cert.der().as_ref()
+            }
+        },
+    )
+    .await;
+    // The session opened before the renewal carries on.
+    ws.send(send(
+        2,
+        pb::client_message::Message::Ping(pb::Ping { nonce: 7 }),
+    ))
+    .await
+    .expect("send");
+    let reply = ws.next().await.expect("pong").expect("ok");
+    let reply = switchboard_proto::wire::decode_server(
+        Format::Json,
+        reply.to_text().expect("text").as_bytes(),
+    )
+    .expect("decode");
+    assert!(
+        matches!(
+            reply.message,
+            Some(pb::server_message::Message::Pong(pb::Pong { nonce: 7 }))
+        ),
+        "{reply:?}"
+    );
+    stack.shutdown().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -40,6 +40,15 @@ const READ_BUFFER: usize = 4 * 1024;
 const WRITE_BUFFER: usize = 64 * 1024;
 /// Bytes buffered for writing before a send waits for the socket.
 const MAX_WRITE_BUFFER: usize = 256 * 1024;
+/// The client's Content-Security-Policy: its own origin only; media and
+/// images from capture (`blob:`, `mediastream:`); WebSockets to the edge
+/// (`connect-src 'self'` covers `ws(s)://` to the same host in current
+/// browsers; older ones need the scheme named).
+const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self' 'unsafe-inline'; \
+     style-src 'self' 'unsafe-inline'; img-src 'self' data: blob:; media-src 'self' blob: mediastream:; \
+     connect-src 'self' ws: wss:; worker-src 'self'; manifest-src 'self'; font-src 'self' data:; \
+     object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'";
+
 /// Largest dev token request body.
 const MAX_DEV_BODY: usize = 4 * 1024;
 
@@ -244,6 +253,25 @@ async fn static_file(ctx: &HttpContext, path: &str) -> Response<Body> {
                 "x-content-type-options",
                 HeaderValue::from_static("nosniff"),
             );
+            // The client keeps its tokens in sessionStorage: no script
+            // but its own (Next's inline bootstrap needs 'unsafe-inline';
+            // no eval, no foreign origin), no framing, nothing sent to
+            // another site.
+            headers.insert(
+                header::CONTENT_SECURITY_POLICY,
+                HeaderValue::from_static(CONTENT_SECURITY_POLICY),
+            );
+            headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+            headers.insert(
+                header::REFERRER_POLICY,
+                HeaderValue::from_static("no-referrer"),
+            );
+            if ctx.origins.serves_https {
+                headers.insert(
+                    header::STRICT_TRANSPORT_SECURITY,
+                    HeaderValue::from_static("max-age=31536000"),
+                );
+            }
             // The service worker must always be revalidated.
             if path.ends_with("sw.js") {
                 headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));

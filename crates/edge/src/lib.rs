@@ -93,6 +93,9 @@ pub struct EdgeConfig {
     /// TLS certificate chain and private key (PEM files); `None` serves
     /// plain HTTP (loopback development, or behind a TLS-terminating proxy).
     pub tls: Option<(PathBuf, PathBuf)>,
+    /// How often the certificate files are checked for a change (a new
+    /// pair is served to new connections; open ones keep theirs).
+    pub tls_reload_every: Duration,
     /// How a client's address appears in the log.
     pub log_client_address: AddressInLogs,
 }
@@ -117,6 +120,7 @@ impl Default for EdgeConfig {
             connection: ConnectionLimits::default(),
             admission: AdmissionConfig::default(),
             tls: None,
+            tls_reload_every: tls::RELOAD_EVERY,
             log_client_address: AddressInLogs::default(),
         }
     }
@@ -282,7 +286,12 @@ pub async fn run(
         tokio::spawn(rebalance::run(rebalance, link.clone(), stop_rx.clone()));
     }
     let tls = match &config.tls {
-        Some((cert, key)) => Some(tls::acceptor(cert, key)?),
+        Some((cert, key)) => {
+            let (acceptor, certificate) = tls::acceptor(cert, key)?;
+            // Ends when the drain starts.
+            tokio::spawn(certificate.watch(config.tls_reload_every, stop_rx.clone()));
+            Some(acceptor)
+        }
         None => None,
     };
     let slots = Arc::new(Semaphore::new(config.max_connections));

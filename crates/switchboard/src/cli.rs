@@ -298,6 +298,10 @@ pub struct EdgeCommon {
     /// Private key (PEM) of --tls-cert.
     #[arg(long, env = "SWITCHBOARD_TLS_KEY", requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
+    /// How often the certificate files are checked for a change (seconds);
+    /// a renewed pair is served to new connections, open ones keep theirs.
+    #[arg(long, env = "SWITCHBOARD_TLS_RELOAD_SECONDS", default_value_t = 5)]
+    pub tls_reload_seconds: u64,
     /// Serve plain HTTP on a non-loopback address. Only behind a proxy that
     /// terminates TLS.
     #[arg(long, env = "SWITCHBOARD_ALLOW_PLAINTEXT")]

@@ -103,6 +103,7 @@ fn edge_config(common: &EdgeCommon, signal_urls: Vec<String>, dev: bool) -> Edge
             trusted_proxies: common.trusted_proxies.clone(),
         },
         log_client_address: common.log_client_address.into(),
+        tls_reload_every: Duration::from_secs(common.tls_reload_seconds.max(1)),
     }
 }
 
