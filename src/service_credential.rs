@@ -55,16 +55,51 @@ impl ServiceCredential {
     }
 }
 
+/// The shortest secret accepted from configuration (as auth's API keys):
+/// 32 bytes, what a random secret needs to be out of guessing's reach.
+pub const MIN_SECRET_BYTES: usize = 32;
+
+/// Checks a configured secret's length (`what` names it in the error).
+pub fn long_enough(what: &str, secret: &str) -> Result<(), String> {
+    if secret.len() < MIN_SECRET_BYTES {
+        return Err(format!(
+            "{what} is {} bytes; at least {MIN_SECRET_BYTES} are needed (e.g. `openssl rand -hex 32`)",
+            secret.len()
+        ));
+    }
+    Ok(())
+}
+
 impl FromStr for ServiceCredential {
     type Err = String;
 
+    /// `KEY:SECRET`, the secret at least [`MIN_SECRET_BYTES`] long.
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         match s.split_once(':') {
             Some((key, secret)) if !key.is_empty() && !secret.is_empty() => {
+                long_enough("the API secret", secret)?;
                 Ok(Self::new(key, secret))
             }
             _ => Err("expected KEY:SECRET".into()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_configured_secret_must_be_long() {
+        assert!("edge:short".parse::<ServiceCredential>().is_err());
+        assert!(
+            format!("edge:{}", "s".repeat(31))
+                .parse::<ServiceCredential>()
+                .is_err()
+        );
+        let ok = format!("edge:{}", "s".repeat(32)).parse::<ServiceCredential>();
+        assert_eq!(ok.map(|c| c.key), Ok("edge".to_owned()));
+        assert!(":x".parse::<ServiceCredential>().is_err());
     }
 }
 

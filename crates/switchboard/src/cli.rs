@@ -445,7 +445,8 @@ pub struct SignalCommon {
         long,
         env = "SWITCHBOARD_TURN_SECRET",
         hide_env_values = true,
-        requires = "turn_urls"
+        requires = "turn_urls",
+        value_parser = turn_secret
     )]
     pub turn_secret: Option<String>,
     /// Seconds a session whose connection was lost waits for a resume (0 = no resume).
@@ -677,4 +678,11 @@ pub struct TokenArgs {
 pub enum HookFailure {
     Closed,
     Open,
+}
+
+/// `--turn-secret`: it mints every TURN credential, so it is as long as
+/// any other configured secret.
+fn turn_secret(raw: &str) -> Result<String, String> {
+    switchboard_proto::service_credential::long_enough("--turn-secret", raw)?;
+    Ok(raw.to_owned())
 }

@@ -192,7 +192,7 @@ async fn a_session_traced_at_the_finest_level_logs_no_secrets() {
         "--turn-url",
         "turn:turn.example.com:3478",
         "--turn-secret",
-        "turn-shared-secret-0123456789",
+        "turn-shared-secret-0123456789-abcdefgh",
         // Webhooks and a join hook nobody answers (port 9, refused): their
         // failures are logged, their credentials must not be.
         "--webhook-url",
@@ -272,7 +272,7 @@ async fn a_session_traced_at_the_finest_level_logs_no_secrets() {
         ("an SDP line", "UFRAGMARKER"),
         ("a candidate address", "198.51.100.77"),
         ("the TURN credential", turn.credential.as_str()),
-        ("the TURN secret", "turn-shared-secret-0123456789"),
+        ("the TURN secret", "turn-shared-secret-0123456789-abcdefgh"),
         ("the webhook secret", "webhook-secret-0123456789"),
         ("the join hook's secret", "join-hook-secret-0123456789"),
     ];
