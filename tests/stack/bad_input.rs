@@ -394,3 +394,94 @@ async fn a_candidate_flood_reaches_the_peer_only_within_the_rate() {
     assert_eq!(bob.next_signal().await.from, "eve");
     stack.shutdown().await;
 }
+
+/// This process's resident memory (the stack runs in it), in KiB.
+fn rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .expect("status")
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmRSS")
+}
+
+/// 64 clients each announce a 16 MiB frame (half of them plain, half
+/// "compressed" with RSV1, a decompression bomb's shape) and stream 1 MiB of
+/// it: each is closed from the header (1009: the length is checked before
+/// anything else; compression is never negotiated either), and the process's memory does not
+/// grow by what was announced (64 × 16 MiB = 1 GiB) nor by what was sent
+/// (64 MiB).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sixteen_mib_frames_and_compressed_bombs_cost_no_memory() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let stack = Stack::start().await;
+    let addr = stack.edge_url.trim_start_matches("http://").to_owned();
+    let origin = stack.edge_url.clone();
+    // Warm up (the first connection allocates the stack's lazy parts).
+    let mut warm = WsClient::connect(&stack.ws_url(), Format::Json).await;
+    warm.join(&stack.token("warm", "r1")).await;
+    let before = rss_kib();
+    let clients = (0..64u8).map(|i| {
+        let (addr, origin) = (addr.clone(), origin.clone());
+        async move {
+            let mut tcp = tokio::net::TcpStream::connect(&addr)
+                .await
+                .expect("connect");
+            let request = format!(
+                "GET /ws HTTP/1.1\r\nHost: {addr}\r\nOrigin: {origin}\r\nUpgrade: websocket\r\n\
+                 Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+                 Sec-WebSocket-Version: 13\r\n\r\n"
+            );
+            tcp.write_all(request.as_bytes()).await.expect("write");
+            let mut head = [0u8; 1024];
+            let n = tcp.read(&mut head).await.expect("read");
+            assert!(head[..n].starts_with(b"HTTP/1.1 101"), "upgraded");
+            // FIN + binary (+ RSV1 for the "compressed" half), masked, a
+            // 64-bit length of 16 MiB.
+            let first = if i % 2 == 0 { 0x82 } else { 0xC2 };
+            let mut frame = vec![first, 0x80 | 127];
+            frame.extend_from_slice(&(16u64 * 1024 * 1024).to_be_bytes());
+            frame.extend_from_slice(&[1, 2, 3, 4]);
+            let _ = tcp.write_all(&frame).await;
+            let chunk = vec![0x5au8; 64 * 1024];
+            for _ in 0..16 {
+                if tcp.write_all(&chunk).await.is_err() {
+                    break; // closed under us: the point
+                }
+            }
+            // The close frame (or the end of the connection).
+            let mut rest = Vec::new();
+            let _ =
+                tokio::time::timeout(switchboard_tests::DEADLINE, tcp.read_to_end(&mut rest)).await;
+            let code = (rest.len() >= 4 && rest[0] == 0x88)
+                .then(|| u16::from_be_bytes([rest[2], rest[3]]));
+            (first, code)
+        }
+    });
+    let outcomes = futures_util::future::join_all(clients).await;
+    let after = rss_kib();
+    for (first, code) in &outcomes {
+        if let Some(code) = code {
+            // Too large is seen first (1009); a small RSV1 frame is 1002
+            // (`framing_violations_close_with_1007_or_1002`).
+            assert!(
+                *code == 1009 || (*first == 0xC2 && *code == 1002),
+                "frame {first:#x} closed {code}"
+            );
+        }
+    }
+    assert!(
+        outcomes.iter().filter(|(_, c)| c.is_some()).count() >= 32,
+        "most saw their close frame: {outcomes:?}"
+    );
+    let grown = after.saturating_sub(before);
+    eprintln!(
+        "RSS before {before} KiB, after {after} KiB (+{grown} KiB) for 64 × 16 MiB announced"
+    );
+    assert!(grown < 32 * 1024, "memory grew by {grown} KiB");
+    // The edge still serves.
+    warm.send(In::Ping(pb::Ping { nonce: 9 })).await;
+    warm.recv_until(|m| matches!(m, Out::Pong(_)).then_some(()))
+        .await;
+    stack.shutdown().await;
+}
