@@ -35,6 +35,7 @@ use tower::{
     load_shed::{LoadShed, error::Overloaded},
 };
 
+use prometheus_client::metrics::{counter::Counter, family::Family, histogram::Histogram};
 use tracing::Instrument;
 
 use crate::{
@@ -71,6 +72,23 @@ impl<S> tower::Layer<S> for CallGuardLayer {
 #[derive(Debug, Clone)]
 pub struct GrpcMetrics<S> {
     inner: S,
+}
+
+/// Counts a call by method and code, and times it by method.
+fn record(
+    requests: &Family<Labels, Counter>,
+    seconds: &Family<Labels, Histogram>,
+    method: String,
+    code: String,
+    start: Instant,
+) {
+    let by_method: Labels = vec![("method", method)];
+    seconds
+        .get_or_create(&by_method)
+        .observe(start.elapsed().as_secs_f64());
+    let mut by_code = by_method;
+    by_code.push(("code", code));
+    requests.get_or_create(&by_code).inc();
 }
 
 /// `grpc-status` of a response head; none means OK (the status follows in
@@ -132,13 +150,13 @@ where
             } else {
                 method
             };
-            let by_method: Labels = vec![("method", method)];
-            m.grpc_server_seconds
-                .get_or_create(&by_method)
-                .observe(start.elapsed().as_secs_f64());
-            let mut by_code = by_method;
-            by_code.push(("code", code));
-            m.grpc_server_requests.get_or_create(&by_code).inc();
+            record(
+                &m.grpc_server_requests,
+                &m.grpc_server_seconds,
+                method,
+                code,
+                start,
+            );
             response
         })
     }
@@ -189,13 +207,13 @@ where
                 Err(_) => "transport".to_owned(),
             };
             let m = metrics();
-            let by_method: Labels = vec![("method", method)];
-            m.grpc_client_seconds
-                .get_or_create(&by_method)
-                .observe(start.elapsed().as_secs_f64());
-            let mut by_code = by_method;
-            by_code.push(("code", code));
-            m.grpc_client_requests.get_or_create(&by_code).inc();
+            record(
+                &m.grpc_client_requests,
+                &m.grpc_client_seconds,
+                method,
+                code,
+                start,
+            );
             response
         })
     }

@@ -22,22 +22,7 @@ async fn wss_through_the_edge_with_its_own_certificate() {
             .await;
     let addr = stack.edge_url.trim_start_matches("http://").to_owned();
 
-    let mut roots = rustls::RootCertStore::empty();
-    roots
-        .add(CertificateDer::from(cert.cert.der().to_vec()))
-        .expect("root");
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .expect("versions")
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
-    let tcp = TcpStream::connect(&addr).await.expect("connect");
-    let tls = connector
-        .connect(ServerName::try_from("localhost").expect("name"), tcp)
-        .await
-        .expect("handshake");
+    let (tls, _) = connect_tls(&addr, &[&cert]).await;
 
     let port = addr.rsplit(':').next().expect("port");
     let mut request = format!("wss://localhost:{port}/ws")

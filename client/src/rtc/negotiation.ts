@@ -271,14 +271,7 @@ export class Negotiator {
     if (decision === "wait") this.mayOffer = false;
     // While an offer is being made, that one is refused next (or relayed).
     if (this.makingOffer || this.pc.signalingState !== "have-local-offer") return;
-    try {
-      await this.pc.setLocalDescription({ type: "rollback" });
-    } catch (err) {
-      this.stats.errors += 1;
-      this.onError(err);
-      return;
-    }
-    this.offerIfWanted();
+    await this.rollBackAndOffer();
   }
 
   /**
@@ -289,10 +282,8 @@ export class Negotiator {
    * Signaling gives up only on our latest description, so nothing newer
    * is lost by that.
    */
-  async offerLost(): Promise<void> {
-    if (this.closed || this.makingOffer || this.pc.signalingState !== "have-local-offer") return;
-    this.stats.offersLost += 1;
-    this.offerWanted = true;
+  /** Withdraws our pending offer and makes a new one (if still wanted). */
+  private async rollBackAndOffer(): Promise<void> {
     try {
       await this.pc.setLocalDescription({ type: "rollback" });
     } catch (err) {
@@ -301,6 +292,13 @@ export class Negotiator {
       return;
     }
     this.offerIfWanted();
+  }
+
+  async offerLost(): Promise<void> {
+    if (this.closed || this.makingOffer || this.pc.signalingState !== "have-local-offer") return;
+    this.stats.offersLost += 1;
+    this.offerWanted = true;
+    await this.rollBackAndOffer();
   }
 
   /** Restarts ICE (new credentials, new candidates) via a renegotiation. */

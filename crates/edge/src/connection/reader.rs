@@ -128,7 +128,7 @@ impl Reader {
                 Some(Ok(Message::Close(_))) => {
                     return ReaderEnd::Close(None, "closed by client".into());
                 }
-                Some(Err(err)) => return self.read_failed(err),
+                Some(Err(err)) => return end_of_read(err),
             };
             self.format.store(
                 if format == Format::Binary {
@@ -201,10 +201,6 @@ impl Reader {
             return Box::pin(self.refresh()).await;
         }
         None
-    }
-
-    fn read_failed(&self, err: tungstenite::Error) -> ReaderEnd {
-        end_of_read(err)
     }
 
     /// Takes a control frame's share of the rate: over it, a strike (no

@@ -39,6 +39,15 @@ pub fn token(identity: &str, room: &str) -> String {
         .expect("token")
 }
 
+/// A fresh Ed25519 signing key written as `dir/signing.jwk` (auth's
+/// `--signing-key`).
+pub fn signing_key_file(dir: &std::path::Path) -> std::path::PathBuf {
+    let key = dir.join("signing.jwk");
+    let jwk = Jwk::generate(KeyAlg::EdDsa, "k").expect("key");
+    std::fs::write(&key, serde_json::to_string(&jwk).expect("json")).expect("write key");
+    key
+}
+
 impl Cluster {
     /// Edge i talks to signal replica i only, so a fault is felt by exactly
     /// the clients of that pair. Edges drain at once (no spread).
@@ -57,12 +66,7 @@ impl Cluster {
         let dir =
             std::env::temp_dir().join(format!("sb-faults-{}-{}", std::process::id(), redis.port));
         std::fs::create_dir_all(&dir).expect("dir");
-        let key = dir.join("signing.jwk");
-        std::fs::write(
-            &key,
-            serde_json::to_string(&Jwk::generate(KeyAlg::EdDsa, "k").expect("key")).expect("json"),
-        )
-        .expect("write key");
+        let key = signing_key_file(&dir);
         let api = format!("{}:{}", API.0, API.1);
         let auth = Process::start_service(
             BIN,

@@ -11,13 +11,12 @@ use opentelemetry_proto::tonic::{
     common::v1::any_value,
     trace::v1::Span,
 };
-use switchboard_auth::{Jwk, KeyAlg};
 use switchboard_proto::{
     pb, pb::client_message::Message as In, pb::server_message::Message as Out, wire::Format,
 };
 use switchboard_tests::{DEADLINE, WsClient, description, http, process::Process, wait_until};
 
-use crate::cluster::{API, BIN, token};
+use crate::cluster::{API, BIN, signing_key_file, token};
 
 /// The browser's trace context of alice's join (W3C example ids, sampled).
 const BROWSER_TRACE: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
@@ -101,9 +100,7 @@ async fn one_trace_follows_a_join_and_one_a_signal_across_edge_auth_and_signal()
     let (receiver, otlp, _server) = Receiver::start().await;
     let dir = std::env::temp_dir().join(format!("sb-traces-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("dir");
-    let key = dir.join("signing.jwk");
-    let jwk = Jwk::generate(KeyAlg::EdDsa, "k").expect("key");
-    std::fs::write(&key, serde_json::to_string(&jwk).expect("json")).expect("write key");
+    let key = signing_key_file(&dir);
     let api = format!("{}:{}", API.0, API.1);
     let traced = [
         "--otlp-endpoint",
