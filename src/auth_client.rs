@@ -10,11 +10,7 @@ use std::{
     time::Duration,
 };
 
-use tonic::{
-    body::Body,
-    service::interceptor::InterceptedService,
-    transport::{Channel, Endpoint},
-};
+use tonic::{body::Body, service::interceptor::InterceptedService, transport::Channel};
 use tower::{
     Service, ServiceExt,
     retry::budget::{Budget, TpsBudget},
@@ -129,8 +125,8 @@ pub const BREAKER_OPEN_FOR: Duration = Duration::from_secs(5);
 
 impl AuthClient {
     /// A client of auth at `endpoint`, presenting `credential` (if any).
-    pub fn new(endpoint: Endpoint, credential: Option<ServiceCredential>) -> Self {
-        Self::over(Transport::Grpc(endpoint.connect_lazy()), credential)
+    pub fn new(dial: crate::grpc::Dial, credential: Option<ServiceCredential>) -> Self {
+        Self::over(Transport::Grpc(dial.connect_lazy()), credential)
     }
 
     /// A client of the auth service in this process.
@@ -346,7 +342,10 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn transport_failures_are_retried_once_and_within_the_budget() {
-        let client = AuthClient::new(Endpoint::from_static("http://127.0.0.1:9"), None);
+        let dial =
+            crate::grpc::Dial::new("http://127.0.0.1:9", None, &crate::mtls::PeerName::auth())
+                .expect("dial");
+        let client = AuthClient::new(dial, None);
         let down = tonic::Status::unavailable("tcp connect error");
         assert!(client.may_retry(&down, 1));
         assert!(!client.may_retry(&down, 2), "once per call");

@@ -28,8 +28,6 @@ pub const MAX_HEADER_LIST_BYTES: u32 = 16 * 1024;
 /// Calls one server runs in their handlers at once, over all its
 /// connections; more are refused at once with RESOURCE_EXHAUSTED.
 pub const MAX_CONCURRENT_CALLS: usize = 1024;
-/// Connections one server holds at once; more are closed at accept.
-pub const MAX_CONNECTIONS: usize = 4096;
 /// Largest HTTP/2 frame either side accepts (SETTINGS_MAX_FRAME_SIZE). A
 /// Relay batch is tens to hundreds of KiB: at the 16 KiB default each one
 /// is cut into many DATA frames, each framed, copied and flow-controlled on
@@ -128,102 +126,12 @@ pub fn server_builder() -> Builder {
 /// The server [`server_builder`] makes.
 pub type Builder = Server<tower::layer::util::Stack<CallGuardLayer, tower::layer::util::Identity>>;
 
-/// The connections `listener` accepts, at most [`MAX_CONNECTIONS`] open at
-/// once: one over is accepted and closed at once (the kernel's backlog is
-/// not a bound). Each stream item holds its share until it is dropped.
-pub fn incoming(
-    listener: tokio::net::TcpListener,
-) -> impl futures_util::Stream<Item = std::io::Result<Limited>> + Send + 'static {
-    let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
-    futures_util::stream::unfold(listener, move |listener| {
-        let slots = slots.clone();
-        async move {
-            loop {
-                match listener.accept().await {
-                    Ok((stream, _)) => match slots.clone().try_acquire_owned() {
-                        Ok(permit) => {
-                            let _ = stream.set_nodelay(true);
-                            return Some((
-                                Ok(Limited {
-                                    stream,
-                                    _permit: permit,
-                                }),
-                                listener,
-                            ));
-                        }
-                        Err(_) => {
-                            tracing::warn!("gRPC connection refused: at the connection cap");
-                            drop(stream);
-                        }
-                    },
-                    // EMFILE and friends: tell the server, which backs off.
-                    Err(err) => return Some((Err(err), listener)),
-                }
-            }
-        }
-    })
-}
+pub use crate::grpc_listen::{
+    Access, Conn, ConnInfo, HANDSHAKE_TIMEOUT, Listeners, MAX_CONNECTIONS, ServerTls, incoming,
+};
 
-/// A TCP connection holding one of the server's connection slots.
-#[derive(Debug)]
-pub struct Limited {
-    stream: tokio::net::TcpStream,
-    _permit: tokio::sync::OwnedSemaphorePermit,
-}
-
-impl tonic::transport::server::Connected for Limited {
-    type ConnectInfo = tonic::transport::server::TcpConnectInfo;
-
-    fn connect_info(&self) -> Self::ConnectInfo {
-        self.stream.connect_info()
-    }
-}
-
-impl tokio::io::AsyncRead for Limited {
-    fn poll_read(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-        buf: &mut tokio::io::ReadBuf<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        std::pin::Pin::new(&mut self.stream).poll_read(cx, buf)
-    }
-}
-
-impl tokio::io::AsyncWrite for Limited {
-    fn poll_write(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-        buf: &[u8],
-    ) -> std::task::Poll<std::io::Result<usize>> {
-        std::pin::Pin::new(&mut self.stream).poll_write(cx, buf)
-    }
-
-    fn poll_flush(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        std::pin::Pin::new(&mut self.stream).poll_flush(cx)
-    }
-
-    fn poll_shutdown(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        std::pin::Pin::new(&mut self.stream).poll_shutdown(cx)
-    }
-
-    fn poll_write_vectored(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-        bufs: &[std::io::IoSlice<'_>],
-    ) -> std::task::Poll<std::io::Result<usize>> {
-        std::pin::Pin::new(&mut self.stream).poll_write_vectored(cx, bufs)
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.stream.is_write_vectored()
-    }
-}
+/// Longest a connection to another service may take to open.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// A client endpoint between services: connected lazily by its users,
 /// `TCP_NODELAY`, a bounded connect, and HTTP/2 keepalive so a peer that
@@ -231,11 +139,92 @@ impl tokio::io::AsyncWrite for Limited {
 pub fn endpoint(url: &str) -> Result<tonic::transport::Endpoint, tonic::transport::Error> {
     Ok(tonic::transport::Endpoint::from_shared(url.to_owned())?
         .tcp_nodelay(true)
-        .connect_timeout(Duration::from_secs(2))
+        .connect_timeout(CONNECT_TIMEOUT)
         .http2_keep_alive_interval(Duration::from_secs(5))
         .keep_alive_timeout(Duration::from_secs(5))
         .keep_alive_while_idle(true)
         .max_frame_size(MAX_FRAME_BYTES))
+}
+
+/// Why a gRPC peer cannot be dialled as configured.
+#[derive(Debug, thiserror::Error)]
+pub enum DialError {
+    #[error("{0}: {1}")]
+    Url(String, tonic::transport::Error),
+    #[error(
+        "{0}: https:// needs this service's mTLS identity (--mtls-ca, --mtls-cert, --mtls-key)"
+    )]
+    NoIdentity(String),
+}
+
+/// A gRPC peer and how to reach it: plaintext for `http://`, mutual TLS
+/// for `https://`, accepting only a server whose certificate names `peer`
+/// (crate::mtls).
+#[derive(Debug, Clone)]
+pub struct Dial {
+    endpoint: tonic::transport::Endpoint,
+    tls: Option<crate::mtls::MtlsConnector>,
+}
+
+impl Dial {
+    /// `url` with the shared client settings ([`endpoint`]).
+    pub fn new(
+        url: &str,
+        mtls: Option<&crate::mtls::Mtls>,
+        peer: &crate::mtls::PeerName,
+    ) -> Result<Self, DialError> {
+        match url.strip_prefix("https://") {
+            Some(rest) => {
+                let mtls = mtls.ok_or_else(|| DialError::NoIdentity(url.to_owned()))?;
+                // The connector makes the TLS: tonic (whose own TLS another
+                // crate's feature may turn on) must see plain http.
+                let endpoint = endpoint(&format!("http://{rest}"))
+                    .map_err(|e| DialError::Url(url.to_owned(), e))?;
+                Ok(Self {
+                    endpoint,
+                    tls: Some(mtls.connector(peer, CONNECT_TIMEOUT)),
+                })
+            }
+            None => Ok(Self {
+                endpoint: endpoint(url).map_err(|e| DialError::Url(url.to_owned(), e))?,
+                tls: None,
+            }),
+        }
+    }
+
+    /// Connections (and TLS handshakes) bounded by `timeout` instead.
+    pub fn with_connect_timeout(mut self, timeout: Duration) -> Self {
+        self.endpoint = self.endpoint.connect_timeout(timeout);
+        if let Some(tls) = &mut self.tls {
+            tls.set_connect_timeout(timeout);
+        }
+        self
+    }
+
+    /// A channel that connects on first use and reconnects after a failure.
+    pub fn connect_lazy(&self) -> tonic::transport::Channel {
+        match &self.tls {
+            None => self.endpoint.connect_lazy(),
+            Some(tls) => self.endpoint.connect_with_connector_lazy(tls.clone()),
+        }
+    }
+
+    /// A channel connected now.
+    pub async fn connect(&self) -> Result<tonic::transport::Channel, tonic::transport::Error> {
+        match &self.tls {
+            None => self.endpoint.connect().await,
+            Some(tls) => self.endpoint.connect_with_connector(tls.clone()).await,
+        }
+    }
+}
+
+/// Whether plaintext to or from `host` stays on this machine.
+pub fn is_loopback_host(host: &str) -> bool {
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 /// How long a stopping server waits for its streams to end by themselves
@@ -297,27 +286,5 @@ mod padding_tests {
                 "{envelopes}: padded to {on_wire}"
             );
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use futures_util::StreamExt;
-
-    use super::*;
-
-    /// tonic sets `TCP_NODELAY` only on listeners it binds itself; ours
-    /// must set it on every accepted connection (else Nagle meets delayed
-    /// ACKs on each small gRPC write: ≈ 40 ms stalls).
-    #[tokio::test]
-    async fn accepted_connections_have_nodelay() {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let addr = listener.local_addr().expect("addr");
-        let mut incoming = Box::pin(incoming(listener));
-        let _client = tokio::net::TcpStream::connect(addr).await.expect("connect");
-        let accepted = incoming.next().await.expect("one").expect("accepted");
-        assert!(accepted.stream.nodelay().expect("nodelay"));
     }
 }

@@ -9,9 +9,12 @@
 //!    trailers-only responses); an error a stream ends with later is not
 //!    seen here. Unknown methods are counted as `unknown`, so a caller
 //!    cannot grow the label set.
-//! 2. load shedding: a call that finds no free slot is refused at once
+//! 2. who is calling (crate::peer_check): a peer the server does not let
+//!    in, or a non-health call on the health port, is answered
+//!    PERMISSION_DENIED;
+//! 3. load shedding: a call that finds no free slot is refused at once
 //!    (tonic answers RESOURCE_EXHAUSTED, retryable) instead of queuing;
-//! 3. a concurrency limit shared by every connection of the server: calls
+//! 4. a concurrency limit shared by every connection of the server: calls
 //!    in their handler at once (a stream holds its slot until its response
 //!    head, not for its whole life).
 //!
@@ -40,6 +43,7 @@ use tracing::Instrument;
 
 use crate::{
     metrics::{Labels, metrics},
+    peer_check::PeerCheck,
     trace,
 };
 
@@ -60,11 +64,15 @@ impl CallGuardLayer {
 }
 
 impl<S> tower::Layer<S> for CallGuardLayer {
-    type Service = GrpcMetrics<LoadShed<ConcurrencyLimit<S>>>;
+    type Service = GrpcMetrics<PeerCheck<LoadShed<ConcurrencyLimit<S>>>>;
 
     fn layer(&self, inner: S) -> Self::Service {
+        // Counted and timed (refusals too), then who is calling
+        // (crate::peer_check), then shed past the server-wide limit.
         GrpcMetrics {
-            inner: LoadShed::new(self.limit.layer(inner)),
+            inner: PeerCheck {
+                inner: LoadShed::new(self.limit.layer(inner)),
+            },
         }
     }
 }

@@ -160,7 +160,7 @@ impl Metrics {
         );
         let tls_reloads = Family::<Labels, Counter>::default();
         registry.register(
-            "edge_tls_reloads",
+            "tls_reloads",
             "Certificate files found changed, by outcome (loaded, failed: the previous certificate is kept)",
             tls_reloads.clone(),
         );

@@ -154,6 +154,7 @@ impl Stack {
             ],
             redis: None,
             timeout: switchboard_health::TARGET_TIMEOUT,
+            mtls: None,
         };
         rest.push(tokio::spawn({
             let stop = stopped(rest_rx.clone());

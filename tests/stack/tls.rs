@@ -173,7 +173,7 @@ async fn a_renewed_certificate_is_served_without_dropping_sessions() {
 
     // A half-written pair (the new certificate, the old key) is not taken.
     std::fs::write(&cert_path, new.cert.pem()).expect("write cert");
-    let failed = "switchboard_edge_tls_reloads_total{outcome=\"failed\"}";
+    let failed = "switchboard_tls_reloads_total{outcome=\"failed\"}";
     let health = stack.health_url.clone();
     switchboard_tests::wait_until("the broken pair tried", switchboard_tests::DEADLINE, || {
         let health = health.clone();

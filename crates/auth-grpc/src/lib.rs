@@ -14,7 +14,6 @@ use std::{
 };
 
 use switchboard_proto::{grpc, health::HealthReporter, pb};
-use tokio::net::TcpListener;
 
 pub use claims::{Claims, TokenType};
 pub use keyring::{ApiKey, Keyring, KeyringConfig, TokenRequest};
@@ -62,7 +61,7 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 /// Serves the auth API and `grpc.health.v1` on `listener` until `shutdown`
 /// resolves, then drains in-flight calls.
 pub async fn run(
-    listener: TcpListener,
+    listener: impl Into<grpc::Listeners>,
     config: AuthConfig,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), RunError> {
@@ -72,7 +71,7 @@ pub async fn run(
 /// As [`run`]; `on_start` receives the service for callers in this process
 /// (`switchboard all`), which reach it without HTTP/2 or TCP.
 pub async fn run_with(
-    listener: TcpListener,
+    listener: impl Into<grpc::Listeners>,
     config: AuthConfig,
     shutdown: impl Future<Output = ()> + Send,
     on_start: impl FnOnce(switchboard_proto::auth_client::LocalAuth),

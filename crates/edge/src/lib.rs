@@ -26,11 +26,11 @@ use std::{future::Future, path::PathBuf, sync::Arc, time::Duration};
 
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
+use switchboard_proto::{grpc::Dial, mtls::PeerName};
 use tokio::{
     net::TcpListener,
     sync::{Semaphore, mpsc, watch},
 };
-use tonic::transport::Endpoint;
 
 pub use admission::{Admission, AdmissionConfig, Cidr};
 pub use connection::{ConnectionLimits, OUTBOUND_BYTES, RateLimit, WRITE_TIMEOUT};
@@ -98,6 +98,8 @@ pub struct EdgeConfig {
     pub tls_reload_every: Duration,
     /// How a client's address appears in the log.
     pub log_client_address: AddressInLogs,
+    /// This edge's mTLS identity towards auth and signal (`https://` URLs).
+    pub mtls: Option<Arc<switchboard_proto::mtls::Mtls>>,
 }
 
 impl Default for EdgeConfig {
@@ -122,6 +124,7 @@ impl Default for EdgeConfig {
             tls: None,
             tls_reload_every: tls::RELOAD_EVERY,
             log_client_address: AddressInLogs::default(),
+            mtls: None,
         }
     }
 }
@@ -129,8 +132,8 @@ impl Default for EdgeConfig {
 /// Errors that stop the edge from starting.
 #[derive(Debug, thiserror::Error)]
 pub enum EdgeError {
-    #[error("invalid upstream address {0}: {1}")]
-    Upstream(String, tonic::transport::Error),
+    #[error("invalid upstream address {0}")]
+    Upstream(#[from] switchboard_proto::grpc::DialError),
     #[error(transparent)]
     Tls(#[from] tls::TlsError),
 }
@@ -141,8 +144,9 @@ pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// A TLS handshake slower than this is dropped.
 const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
-fn endpoint(url: &str) -> Result<Endpoint, EdgeError> {
-    switchboard_proto::grpc::endpoint(url).map_err(|e| EdgeError::Upstream(url.to_owned(), e))
+/// `url` of the service named `peer` (its certificate must name it).
+fn dial(config: &EdgeConfig, url: &str, peer: &PeerName) -> Result<Dial, EdgeError> {
+    Ok(Dial::new(url, config.mtls.as_deref(), peer)?)
 }
 
 /// Seconds since the Unix epoch.
@@ -227,7 +231,7 @@ pub async fn run(
     let mut upstreams = config
         .signal_urls
         .iter()
-        .map(|u| endpoint(u).map(|e| Upstream::Grpc(Box::new(e))))
+        .map(|u| dial(&config, u, &PeerName::signal()).map(|e| Upstream::Grpc(Box::new(e))))
         .collect::<Result<Vec<_>, _>>()?;
     upstreams.extend(config.local_signal.clone().map(Upstream::Local));
     let link = SignalLink::start(
@@ -239,7 +243,7 @@ pub async fn run(
     let auth = match config.local_auth.clone() {
         Some(local) => AuthClient::local(local, config.service_credential.clone()),
         None => AuthClient::new(
-            endpoint(&config.auth_url)?,
+            dial(&config, &config.auth_url, &PeerName::auth())?,
             config.service_credential.clone(),
         ),
     };

@@ -22,10 +22,7 @@ use switchboard_proto::{
     service_credential::{Attach, ServiceCredential},
 };
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
-use tonic::{
-    Status,
-    transport::{Channel, Endpoint},
-};
+use tonic::{Status, transport::Channel};
 
 use crate::conns::{ConnHandle, Connections, Outbound};
 
@@ -49,7 +46,7 @@ const BACKOFF_MAX: Duration = Duration::from_secs(2);
 #[derive(Debug, Clone)]
 pub enum Upstream {
     /// Over gRPC (boxed: an endpoint is large, and these are few).
-    Grpc(Box<Endpoint>),
+    Grpc(Box<switchboard_proto::grpc::Dial>),
     /// In this process (`switchboard all`).
     Local(LocalRelay),
 }

@@ -46,6 +46,8 @@ pub struct HealthConfig {
     pub redis: Option<String>,
     /// Bound of every check and connection attempt.
     pub timeout: Duration,
+    /// The aggregator's mTLS identity (`https://` targets).
+    pub mtls: Option<std::sync::Arc<switchboard_proto::mtls::Mtls>>,
 }
 
 /// Why the aggregator refused to start.
@@ -59,6 +61,8 @@ pub enum HealthError {
     Redis(#[from] RedisUrlError),
     #[error(transparent)]
     Io(#[from] std::io::Error),
+    #[error(transparent)]
+    Dial(#[from] switchboard_proto::grpc::DialError),
 }
 
 /// One followed dependency.
@@ -164,6 +168,19 @@ pub fn validate(config: &HealthConfig) -> Result<(), HealthError> {
     if let Some(url) = &config.redis {
         redis_probe::client(url)?;
     }
+    // An https:// target without an identity is the caller's to refuse
+    // (`--check-config` reads no key).
+    for target in config
+        .targets
+        .iter()
+        .filter(|t| config.mtls.is_some() || !t.url.starts_with("https://"))
+    {
+        let peer = target
+            .name
+            .parse()
+            .unwrap_or_else(|_| switchboard_proto::mtls::PeerName::auth());
+        switchboard_proto::grpc::Dial::new(&target.url, config.mtls.as_deref(), &peer)?;
+    }
     Ok(())
 }
 
@@ -185,7 +202,13 @@ pub async fn run(
             url: display_url(&target.url),
             probe: rx,
         });
-        tokio::spawn(watcher::follow(target, config.timeout, tx, stop_rx.clone()));
+        tokio::spawn(watcher::follow(
+            target,
+            config.mtls.clone(),
+            config.timeout,
+            tx,
+            stop_rx.clone(),
+        ));
     }
     if let Some(url) = &config.redis {
         let (tx, rx) = watch::channel(Probe::default());

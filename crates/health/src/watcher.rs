@@ -5,10 +5,17 @@
 //! its TCP connection and its stream open but answers nothing. Either
 //! failing marks the target down; the watch reconnects with backoff.
 
-use std::time::{Duration, Instant};
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
 use switchboard_proto::health_pb::{
     HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
+};
+use switchboard_proto::{
+    grpc::Dial,
+    mtls::{Mtls, PeerName},
 };
 use tokio::sync::watch;
 use tonic::transport::{Channel, Endpoint};
@@ -56,8 +63,18 @@ impl std::str::FromStr for Target {
             return Err(refuse("the name must be letters, digits, '-', '_' or '.'"));
         }
         let uri: http::Uri = url.parse().map_err(|_| refuse("unparseable URL"))?;
-        if uri.scheme_str() != Some("http") || uri.port_u16().is_none() || uri.host().is_none() {
-            return Err(refuse("the URL must be http://HOST:PORT"));
+        let scheme = uri.scheme_str();
+        if !matches!(scheme, Some("http" | "https"))
+            || uri.port_u16().is_none()
+            || uri.host().is_none()
+        {
+            return Err(refuse("the URL must be http(s)://HOST:PORT"));
+        }
+        // Over mTLS the target's certificate must name the group.
+        if scheme == Some("https") && name.parse::<PeerName>().is_err() {
+            return Err(refuse(
+                "an https:// target's NAME is the peer name its certificate carries: letters, digits, '-', '.'",
+            ));
         }
         Endpoint::from_shared(url.to_owned()).map_err(|_| refuse("unparseable URL"))?;
         Ok(Self {
@@ -71,17 +88,23 @@ impl std::str::FromStr for Target {
 /// Keeps `probe` up to date with the target until `stop` fires.
 pub async fn follow(
     target: Target,
+    mtls: Option<Arc<Mtls>>,
     timeout: Duration,
     probe: watch::Sender<Probe>,
     mut stop: watch::Receiver<bool>,
 ) {
-    let Ok(endpoint) = Endpoint::from_shared(target.url.clone()) else {
-        return; // refused at start (Target::from_str)
+    // Refused at start (Target::from_str, crate::validate) otherwise.
+    let Ok(peer) = target
+        .name
+        .parse::<PeerName>()
+        .or_else(|_| "unnamed".parse())
+    else {
+        return;
     };
-    let channel = endpoint
-        .connect_timeout(timeout)
-        .tcp_nodelay(true)
-        .connect_lazy();
+    let Ok(dial) = Dial::new(&target.url, mtls.as_deref(), &peer) else {
+        return;
+    };
+    let channel = dial.with_connect_timeout(timeout).connect_lazy();
     let mut retry = RETRY_MIN;
     loop {
         let attempt = watch_until_failure(&target, &channel, timeout, &probe);

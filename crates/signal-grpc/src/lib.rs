@@ -29,7 +29,7 @@ use switchboard_proto::{
     pb,
     service_credential::{Accept, ServiceCredential},
 };
-use tokio::{net::TcpListener, sync::watch};
+use tokio::sync::watch;
 
 pub use hub::{
     Hub, JoinSettings, MAX_PARTICIPANTS, MAX_ROOMS, MAX_SESSIONS_PER_IDENTITY, RESUME_WINDOW,
@@ -57,6 +57,8 @@ pub struct SignalConfig {
     pub webhooks: Option<webhooks::WebhookConfig>,
     /// The application's JoinHook, asked before every join.
     pub join_hook: Option<join_hook::JoinHookConfig>,
+    /// Signal's mTLS identity towards auth (an `https://` auth URL).
+    pub mtls: Option<Arc<switchboard_proto::mtls::Mtls>>,
 }
 
 impl Default for SignalConfig {
@@ -69,6 +71,7 @@ impl Default for SignalConfig {
             redis: None,
             webhooks: None,
             join_hook: None,
+            mtls: None,
         }
     }
 }
@@ -87,6 +90,8 @@ pub struct RedisConfig {
 pub enum RunError {
     #[error(transparent)]
     Transport(#[from] tonic::transport::Error),
+    #[error(transparent)]
+    Dial(#[from] grpc::DialError),
     #[error(transparent)]
     Store(#[from] store::StoreError),
     #[error(transparent)]
@@ -141,7 +146,7 @@ async fn state(config: &SignalConfig) -> Result<State, RunError> {
 /// link tells its clients to reconnect (`shutting_down`) and ends, and the
 /// server drains.
 pub async fn run(
-    listener: TcpListener,
+    listener: impl Into<grpc::Listeners>,
     config: SignalConfig,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), RunError> {
@@ -151,7 +156,7 @@ pub async fn run(
 /// As [`run`]; `on_start` receives a [`LocalRelay`] that an edge in this
 /// process uses instead of gRPC (`switchboard all`).
 pub async fn run_with(
-    listener: TcpListener,
+    listener: impl Into<grpc::Listeners>,
     config: SignalConfig,
     shutdown: impl Future<Output = ()> + Send,
     on_start: impl FnOnce(LocalRelay),
@@ -159,7 +164,14 @@ pub async fn run_with(
     let (store, router, redis) = state(&config).await?;
     let auth = match config.local_auth.clone() {
         Some(local) => AuthClient::local(local, None),
-        None => AuthClient::new(grpc::endpoint(&config.auth_url)?, None),
+        None => AuthClient::new(
+            grpc::Dial::new(
+                &config.auth_url,
+                config.mtls.as_deref(),
+                &switchboard_proto::mtls::PeerName::auth(),
+            )?,
+            None,
+        ),
     };
     let events: Arc<dyn events::EventLog> = match &redis {
         Some(connection) => Arc::new(events::RedisEvents::new(connection.clone())),

@@ -2,11 +2,13 @@
 //! chosen service until SIGTERM/SIGINT.
 #![forbid(unsafe_code)]
 
+mod certs;
 mod cli;
 mod config;
 mod keys;
 mod log_rate;
 mod logging;
+mod mesh;
 mod services;
 mod shutdown;
 mod telemetry;
@@ -43,7 +45,8 @@ async fn main() -> std::process::ExitCode {
             eprintln!("switchboard: {err}");
             return std::process::ExitCode::FAILURE;
         }
-        return match services::check(&cli.command, &sources.files) {
+        let mesh = mesh::Mesh::unloaded(&cli.mesh);
+        return match services::check(&cli.command, &sources.files, &mesh) {
             Ok(()) => std::process::ExitCode::SUCCESS,
             Err(err) => {
                 eprintln!("switchboard: {err}");
@@ -67,14 +70,18 @@ async fn main() -> std::process::ExitCode {
         },
     });
     let reporter = log_rate.map(|rate| tokio::spawn(rate.report()));
-    let result = match cli.command {
-        Command::Edge(args) => services::edge(args).await,
-        Command::Auth(args) => services::auth(args).await,
-        Command::Signal(args) => services::signal(args).await,
-        Command::Health(args) => services::health(args).await,
-        Command::All(args) => services::all(*args).await,
-        Command::Token(args) => token::run(args).await,
-        Command::Keys(command) => keys::run(command),
+    let result = match mesh::Mesh::load(&cli.mesh) {
+        Err(err) => Err(err),
+        Ok(mesh) => match cli.command {
+            Command::Edge(args) => services::edge(args, mesh).await,
+            Command::Auth(args) => services::auth(args, mesh).await,
+            Command::Signal(args) => services::signal(args, mesh).await,
+            Command::Health(args) => services::health(args, mesh).await,
+            Command::All(args) => services::all(*args, mesh).await,
+            Command::Token(args) => token::run(args, mesh).await,
+            Command::Keys(command) => keys::run(command),
+            Command::Certs(command) => certs::run(command),
+        },
     };
     if let Some(reporter) = reporter {
         reporter.abort();

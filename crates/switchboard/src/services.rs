@@ -20,7 +20,9 @@ use crate::{
         AllArgs, AuthArgs, EdgeArgs, EdgeCommon, HealthArgs, SignalArgs, SignalCommon,
         TokenPolicyArgs,
     },
-    keys, shutdown,
+    keys,
+    mesh::Mesh,
+    shutdown,
 };
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -104,6 +106,8 @@ fn edge_config(common: &EdgeCommon, signal_urls: Vec<String>, dev: bool) -> Edge
         },
         log_client_address: common.log_client_address.into(),
         tls_reload_every: Duration::from_secs(common.tls_reload_seconds.max(1)),
+        // Set by `edge` from the mesh flags; `all` talks in process.
+        mtls: None,
     }
 }
 
@@ -194,7 +198,7 @@ fn auth_config(
 /// that clients retry a second later.
 const LISTEN_BACKLOG: u32 = 4096;
 
-async fn bind(addr: SocketAddr) -> Result<TcpListener, BoxError> {
+pub(crate) async fn bind(addr: SocketAddr) -> Result<TcpListener, BoxError> {
     let listen = || {
         let socket = if addr.is_ipv4() {
             tokio::net::TcpSocket::new_v4()?
@@ -209,7 +213,11 @@ async fn bind(addr: SocketAddr) -> Result<TcpListener, BoxError> {
     listen().map_err(|e| format!("cannot listen on {addr}: {e}").into())
 }
 
-fn announce(service: &str, scheme: &str, listener: &TcpListener) -> Result<String, BoxError> {
+pub(crate) fn announce(
+    service: &str,
+    scheme: &str,
+    listener: &TcpListener,
+) -> Result<String, BoxError> {
     let url = format!("{scheme}://{}", listener.local_addr()?);
     println!("LISTEN {service} {url}");
     Ok(url)
@@ -268,24 +276,47 @@ fn check_edge(args: &EdgeArgs) -> Result<(), BoxError> {
     Ok(())
 }
 
-fn health_config(args: &HealthArgs) -> Result<HealthConfig, BoxError> {
+fn health_config(args: &HealthArgs, mesh: &Mesh) -> Result<HealthConfig, BoxError> {
     let config = HealthConfig {
         targets: args.targets.clone(),
         redis: args.redis.clone(),
         timeout: Duration::from_millis(args.target_timeout_ms.max(1)),
+        mtls: mesh.mtls.clone(),
     };
     switchboard_health::validate(&config)?;
     Ok(config)
 }
 
 /// `--check-config`: what the service would serve, as one JSON line.
-pub fn check(command: &crate::cli::Command, files: &[std::path::PathBuf]) -> Result<(), BoxError> {
+/// The edge's URLs of auth and signal against the plaintext rule.
+fn check_edge_links(args: &EdgeArgs, mesh: &Mesh) -> Result<(), BoxError> {
+    mesh.check_url("--auth-url", &args.common.auth_url)?;
+    for url in &args.signal_urls {
+        mesh.check_url("--signal-url", url)?;
+    }
+    Ok(())
+}
+
+/// The aggregator's targets against the plaintext rule.
+fn check_health_links(args: &HealthArgs, mesh: &Mesh) -> Result<(), BoxError> {
+    for target in &args.targets {
+        mesh.check_url("--target", &target.url)?;
+    }
+    Ok(())
+}
+
+pub fn check(
+    command: &crate::cli::Command,
+    files: &[std::path::PathBuf],
+    mesh: &Mesh,
+) -> Result<(), BoxError> {
     use crate::cli::Command;
     use switchboard_proto::health::LIVENESS;
     let grpc = |name: &str| serde_json::json!(["", LIVENESS, name]);
     let (service, listen, http_paths, grpc_health) = match command {
         Command::Edge(args) => {
             check_edge(args)?;
+            check_edge_links(args, mesh)?;
             let paths = serde_json::json!(["/health/live", "/health/ready", "/ws"]);
             ("edge", args.listen, paths, serde_json::json!([]))
         }
@@ -293,25 +324,32 @@ pub fn check(command: &crate::cli::Command, files: &[std::path::PathBuf]) -> Res
             if args.dev {
                 check_dev_exposure(&[args.listen], args.dangerously_expose_dev_mode)?;
             }
+            mesh.check_listen("auth", args.listen)?;
             let names = grpc(switchboard_auth::SERVICE_NAME);
             ("auth", args.listen, serde_json::json!([]), names)
         }
         Command::Signal(args) => {
+            mesh.check_listen("signal", args.listen)?;
+            mesh.check_url("--auth-url", &args.auth_url)?;
             let names = grpc(switchboard_signal::SERVICE_NAME);
             ("signal", args.listen, serde_json::json!([]), names)
         }
         Command::Health(args) => {
-            health_config(args)?;
+            health_config(args, mesh)?;
+            check_health_links(args, mesh)?;
             let paths = serde_json::json!(["/health/live", "/health/ready", "/metrics"]);
             ("health", args.listen, paths, serde_json::json!([]))
         }
         Command::All(args) => {
+            mesh.check_unused("all")?;
+            mesh.check_listen("auth", args.auth_listen)?;
+            mesh.check_listen("signal", args.signal_listen)?;
             check_plaintext(args.edge_listen, &args.edge)?;
             check_drain(&args.edge)?;
             let paths = serde_json::json!(["/health/live", "/health/ready", "/ws"]);
             ("all", args.edge_listen, paths, serde_json::json!([]))
         }
-        Command::Token(_) | Command::Keys(_) => {
+        Command::Token(_) | Command::Keys(_) | Command::Certs(_) => {
             return Err("--check-config applies to edge, auth, signal, health and all".into());
         }
     };
@@ -338,6 +376,7 @@ pub fn check(command: &crate::cli::Command, files: &[std::path::PathBuf]) -> Res
         }
         _ => {}
     }
+    files.extend(mesh.files());
     let files: Vec<String> = files.iter().map(|f| f.display().to_string()).collect();
     // The admin port (`--metrics-listen`), serving /metrics and /health/live.
     let metrics_listen = match command {
@@ -347,6 +386,12 @@ pub fn check(command: &crate::cli::Command, files: &[std::path::PathBuf]) -> Res
         _ => None,
     };
     check_metrics_port(listen, metrics_listen)?;
+    // The plaintext health port of a gRPC server with mTLS (Kubernetes'
+    // gRPC probes go there).
+    let grpc_health_listen = match command {
+        Command::Auth(_) | Command::Signal(_) => mesh.health_listen(),
+        _ => None,
+    };
     println!(
         "{}",
         serde_json::json!({
@@ -356,6 +401,8 @@ pub fn check(command: &crate::cli::Command, files: &[std::path::PathBuf]) -> Res
             "grpc_health_services": grpc_health,
             "files": files,
             "metrics_listen": metrics_listen.map(|a| a.to_string()),
+            "grpc_health_listen": grpc_health_listen.map(|a| a.to_string()),
+            "grpc_tls": mesh.has_identity(),
         })
     );
     Ok(())
@@ -386,8 +433,9 @@ async fn metrics_port(service: SocketAddr, listen: Option<SocketAddr>) -> Result
     Ok(())
 }
 
-pub async fn edge(args: EdgeArgs) -> Result<(), BoxError> {
+pub async fn edge(args: EdgeArgs, mesh: Mesh) -> Result<(), BoxError> {
     check_edge(&args)?;
+    check_edge_links(&args, &mesh)?;
     metrics_port(args.listen, args.metrics_listen).await?;
     let listener = bind(args.listen).await?;
     announce(
@@ -401,17 +449,30 @@ pub async fn edge(args: EdgeArgs) -> Result<(), BoxError> {
     )?;
     let mut config = edge_config(&args.common, args.signal_urls.clone(), false);
     config.rebalance = rebalance_config(&args)?;
+    config.mtls = mesh.mtls.clone();
+    mesh.watch();
     switchboard_edge::run(listener, config, shutdown::signal(), |_| {}).await?;
     Ok(())
 }
 
-pub async fn auth(args: AuthArgs) -> Result<(), BoxError> {
+/// Peers auth answers unless `--mtls-allow` names others.
+const AUTH_PEERS: &[&str] = &["edge", "signal", "health"];
+/// Peers signal answers unless `--mtls-allow` names others.
+const SIGNAL_PEERS: &[&str] = &["edge", "health"];
+
+fn grpc_scheme(mesh: &Mesh) -> &'static str {
+    if mesh.mtls.is_some() { "https" } else { "http" }
+}
+
+pub async fn auth(args: AuthArgs, mesh: Mesh) -> Result<(), BoxError> {
     if args.dev {
         check_dev_exposure(&[args.listen], args.dangerously_expose_dev_mode)?;
     }
+    mesh.check_listen("auth", args.listen)?;
     metrics_port(args.listen, args.metrics_listen).await?;
     let listener = bind(args.listen).await?;
-    announce("auth", "http", &listener)?;
+    announce("auth", grpc_scheme(&mesh), &listener)?;
+    let listener = mesh.listeners("auth", listener, AUTH_PEERS).await?;
     let config = auth_config(
         keys::keyring(&args.keys, &args.tokens, args.dev)?,
         &args.tokens,
@@ -422,22 +483,27 @@ pub async fn auth(args: AuthArgs) -> Result<(), BoxError> {
     Ok(())
 }
 
-pub async fn signal(args: SignalArgs) -> Result<(), BoxError> {
+pub async fn signal(args: SignalArgs, mesh: Mesh) -> Result<(), BoxError> {
+    mesh.check_listen("signal", args.listen)?;
+    mesh.check_url("--auth-url", &args.auth_url)?;
     metrics_port(args.listen, args.metrics_listen).await?;
     let listener = bind(args.listen).await?;
-    announce("signal", "http", &listener)?;
+    announce("signal", grpc_scheme(&mesh), &listener)?;
+    let listener = mesh.listeners("signal", listener, SIGNAL_PEERS).await?;
     let mut config = signal_config(&args.common);
     config.auth_url = args.auth_url;
+    config.mtls = mesh.mtls.clone();
     config.service_keys = args.api_keys;
     switchboard_signal::run(listener, config, shutdown::signal()).await?;
     Ok(())
 }
 
-pub async fn health(args: HealthArgs) -> Result<(), BoxError> {
-    health_config(&args)?;
+pub async fn health(args: HealthArgs, mesh: Mesh) -> Result<(), BoxError> {
+    check_health_links(&args, &mesh)?;
+    let config = health_config(&args, &mesh)?;
+    mesh.watch();
     let listener = bind(args.listen).await?;
     announce("health", "http", &listener)?;
-    let config = health_config(&args)?;
     switchboard_health::run(listener, config, shutdown::signal()).await?;
     Ok(())
 }
@@ -448,7 +514,10 @@ async fn stopped(mut rx: watch::Receiver<bool>) {
 
 /// Every service in one process. Shutdown goes edge first (clients are told
 /// to reconnect and drained), then signal, auth and health.
-pub async fn all(args: AllArgs) -> Result<(), BoxError> {
+pub async fn all(args: AllArgs, mesh: Mesh) -> Result<(), BoxError> {
+    mesh.check_unused("all")?;
+    mesh.check_listen("auth", args.auth_listen)?;
+    mesh.check_listen("signal", args.signal_listen)?;
     check_plaintext(args.edge_listen, &args.edge)?;
     check_drain(&args.edge)?;
     check_dev_exposure(
@@ -509,6 +578,7 @@ pub async fn all(args: AllArgs) -> Result<(), BoxError> {
         ],
         redis: None,
         timeout: switchboard_health::TARGET_TIMEOUT,
+        mtls: None,
     };
 
     let (stop_edge, edge_rx) = watch::channel(false);

@@ -7,7 +7,7 @@ use switchboard_auth::{ApiKey, Keyring, KeyringConfig, TokenRequest, TokenType};
 use switchboard_proto::pb;
 use tonic::metadata::MetadataValue;
 
-use crate::{cli::TokenArgs, keys::read_jwk, services::BoxError};
+use crate::{cli::TokenArgs, keys::read_jwk, mesh::Mesh, services::BoxError};
 
 fn grants(args: &TokenArgs) -> pb::Grants {
     pb::Grants {
@@ -22,7 +22,7 @@ fn grants(args: &TokenArgs) -> pb::Grants {
     }
 }
 
-pub async fn run(args: TokenArgs) -> Result<(), BoxError> {
+pub async fn run(args: TokenArgs, mesh: Mesh) -> Result<(), BoxError> {
     let request = TokenRequest {
         identity: args.identity.clone(),
         name: args.name.clone(),
@@ -34,7 +34,7 @@ pub async fn run(args: TokenArgs) -> Result<(), BoxError> {
         chain: String::new(),
     };
     let token = match (&args.api_key, &args.api_secret, &args.signing_key) {
-        _ if args.remote => remote(&args).await?,
+        _ if args.remote => remote(&args, &mesh).await?,
         (Some(key), Some(secret), _) => {
             // As a backend would: HS256 with the API key as issuer.
             let api = ApiKey::new(key, secret)?;
@@ -51,17 +51,25 @@ pub async fn run(args: TokenArgs) -> Result<(), BoxError> {
             })?;
             keyring.issue(&request)?.0
         }
-        _ => remote(&args).await?,
+        _ => remote(&args, &mesh).await?,
     };
     println!("{token}");
     Ok(())
 }
 
 /// Asks the auth service (IssueToken), with the API credential when given.
-async fn remote(args: &TokenArgs) -> Result<String, BoxError> {
-    let mut client = pb::auth_client::AuthClient::connect(args.auth_url.clone())
+async fn remote(args: &TokenArgs, mesh: &Mesh) -> Result<String, BoxError> {
+    mesh.check_url("--auth-url", &args.auth_url)?;
+    let dial = switchboard_proto::grpc::Dial::new(
+        &args.auth_url,
+        mesh.mtls.as_deref(),
+        &switchboard_proto::mtls::PeerName::auth(),
+    )?;
+    let channel = dial
+        .connect()
         .await
         .map_err(|e| format!("cannot reach auth at {}: {e}", args.auth_url))?;
+    let mut client = pb::auth_client::AuthClient::new(channel);
     let mut call = tonic::Request::new(pb::IssueTokenRequest {
         identity: args.identity.clone(),
         name: args.name.clone(),

@@ -180,6 +180,82 @@ async fn dev_mode_refuses_a_public_address() {
     }
 }
 
+/// gRPC between services is plaintext only on loopback: a non-loopback
+/// port or `http://` URL of another service is refused at start with what
+/// to do (mTLS, or `--grpc-plaintext` on a trusted network); an https://
+/// URL needs an identity; `all` takes no mesh flags.
+#[test]
+fn plaintext_grpc_stays_on_loopback_unless_accepted() {
+    let check = |args: &[&str]| {
+        let output = std::process::Command::new(BIN)
+            .args(args)
+            .arg("--check-config")
+            .env("SWITCHBOARD_SERVICE_KEY", API_KEYS)
+            .output()
+            .expect("run");
+        (
+            output.status.success(),
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        )
+    };
+    for (args, refusal) in [
+        (
+            &["signal", "--listen", "0.0.0.0:50052"][..],
+            "refusing plaintext gRPC for signal",
+        ),
+        (
+            &["auth", "--listen", "10.0.0.5:50051"][..],
+            "refusing plaintext gRPC for auth",
+        ),
+        (
+            &["signal", "--auth-url", "http://auth:50051"][..],
+            "--auth-url http://auth:50051: plaintext gRPC off loopback",
+        ),
+        (
+            &["edge", "--signal-url", "http://10.0.0.7:50052"][..],
+            "--signal-url http://10.0.0.7:50052: plaintext gRPC off loopback",
+        ),
+        (
+            &["health", "--target", "auth=http://auth:50051"][..],
+            "--target http://auth:50051: plaintext gRPC off loopback",
+        ),
+        (
+            &["edge", "--auth-url", "https://auth:50051"][..],
+            "https:// needs this service's mTLS identity",
+        ),
+        (
+            &[
+                "all",
+                "--mtls-ca",
+                "ca.pem",
+                "--mtls-cert",
+                "a.pem",
+                "--mtls-key",
+                "a.key",
+            ][..],
+            "do not apply to `all`",
+        ),
+    ] {
+        let (ok, stderr) = check(args);
+        assert!(!ok, "{args:?} must be refused");
+        assert!(stderr.contains(refusal), "{args:?}: {stderr}");
+    }
+    for args in [
+        &["signal", "--listen", "0.0.0.0:50052", "--grpc-plaintext"][..],
+        &[
+            "signal",
+            "--auth-url",
+            "http://auth:50051",
+            "--grpc-plaintext",
+        ][..],
+        &["health", "--target", "auth=http://127.0.0.1:50051"][..],
+        &["signal", "--auth-url", "http://localhost:50051"][..],
+    ] {
+        let (ok, stderr) = check(args);
+        assert!(ok, "{args:?}: {stderr}");
+    }
+}
+
 /// A whole session under `RUST_LOG=trace` — joins, an offer with an ICE
 /// password, a candidate, TURN credentials, a dropped socket and a resume —
 /// leaves no token, resume token, SDP line, candidate address or TURN
@@ -410,7 +486,7 @@ async fn the_health_aggregator_refuses_no_targets_and_bad_ones() {
                 "--target",
                 "signal=localhost:50052",
             ],
-            "http://HOST:PORT",
+            "http(s)://HOST:PORT",
         ),
         (
             vec!["health", "--listen", "127.0.0.1:0", "--target", "signal"],

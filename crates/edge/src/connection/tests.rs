@@ -62,7 +62,12 @@ fn start(limits: ConnectionLimits, socket_buffer: usize, preauth: Option<Preauth
         link: link.clone(),
         // Never reached while the preauth is fresh.
         auth: AuthClient::new(
-            tonic::transport::Endpoint::from_static("http://127.0.0.1:9"),
+            switchboard_proto::grpc::Dial::new(
+                "http://127.0.0.1:9",
+                None,
+                &switchboard_proto::mtls::PeerName::auth(),
+            )
+            .expect("dial"),
             None,
         ),
         limits,
@@ -346,7 +351,12 @@ async fn an_idle_connection_s_future_is_small() {
     let ctx = std::sync::Arc::new(ConnectionContext {
         link,
         auth: AuthClient::new(
-            tonic::transport::Endpoint::from_static("http://127.0.0.1:9"),
+            switchboard_proto::grpc::Dial::new(
+                "http://127.0.0.1:9",
+                None,
+                &switchboard_proto::mtls::PeerName::auth(),
+            )
+            .expect("dial"),
             None,
         ),
         limits: limits(),

@@ -6,9 +6,11 @@ use std::{net::SocketAddr, path::PathBuf};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 mod edge;
+mod mesh;
 mod signal;
 
 pub use edge::{EdgeArgs, EdgeCommon};
+pub use mesh::MeshArgs;
 pub use signal::{HookFailure, SignalArgs, SignalCommon};
 
 #[derive(Debug, Parser)]
@@ -72,6 +74,9 @@ pub struct Cli {
     )]
     pub trace_sample_ratio: f64,
 
+    #[command(flatten)]
+    pub mesh: MeshArgs,
+
     #[command(subcommand)]
     pub command: Command,
 }
@@ -101,6 +106,9 @@ pub enum Command {
     /// Key material for operators.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Certificates for mutual TLS between services.
+    #[command(subcommand)]
+    Certs(CertsCommand),
 }
 
 impl Command {
@@ -112,7 +120,7 @@ impl Command {
             Self::Signal(_) => "switchboard-signal",
             Self::Health(_) => "switchboard-health",
             Self::All(_) => "switchboard",
-            Self::Token(_) | Self::Keys(_) => "switchboard-cli",
+            Self::Token(_) | Self::Keys(_) | Self::Certs(_) => "switchboard-cli",
         }
     }
 }
@@ -127,6 +135,28 @@ pub enum KeysCommand {
         /// Key id (`kid`); random when omitted.
         #[arg(long, default_value = "")]
         kid: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CertsCommand {
+    /// Write a dev CA (`ca.pem`, `ca.key`; reused when present) and a
+    /// certificate and key per peer name (`NAME.pem`, `NAME.key`) into
+    /// --out.
+    Generate {
+        /// Directory to write into.
+        #[arg(long, default_value = "certs")]
+        out: PathBuf,
+        /// Peer names to make certificates for (a backend takes its own).
+        #[arg(long = "name", value_delimiter = ',', default_values_t = crate::certs::default_names())]
+        names: Vec<switchboard_proto::mtls::PeerName>,
+        /// More DNS names for one peer's certificate, PEER=DNS_NAME,
+        /// repeatable (e.g. signal=signal.switchboard.svc for grpcurl).
+        #[arg(long = "san")]
+        extra_names: Vec<String>,
+        /// Lifetime of each service certificate, days.
+        #[arg(long, default_value_t = 90)]
+        days: u64,
     },
 }
 

@@ -9,6 +9,7 @@ mod peers;
 
 mod edge;
 mod kubernetes;
+mod mtls;
 mod redis;
 mod replica;
 mod traces;
