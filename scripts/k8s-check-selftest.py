@@ -13,7 +13,11 @@ that matter (a secret in a plain env value, a network policy that cuts
 signal off auth, a grace period shorter than the drain, probes on the wrong
 endpoints, a secret file not mounted, a scrape annotation on the wrong
 port, the edge's metrics port behind its Service or open to the ingress
-controller) must each fail with the expected message.
+controller) must each fail with the expected message. Against the mTLS
+overlay (the last one given, when it sets an mTLS identity): a gRPC probe
+on the TLS-only port, the plaintext health port without a containerPort,
+http:// to an mTLS server, an https health target not named by its peer,
+an allow-list shutting a caller out, and the mTLS key from a ConfigMap.
 """
 
 from __future__ import annotations
@@ -52,7 +56,7 @@ signing_key verification_keys api_keys jwt_issuer jwt_audience token_ttl refresh
 max_session redis dev dangerously_expose_dev_mode signal_listen ice_servers turn_urls
 turn_secret resume_window max_participants redis_key_ttl health_listen health_targets
 health_redis health_target_timeout_ms grpc_link rebalance_threshold rebalance_per_second
-metrics_listen""".split())
+metrics_listen mtls_ca mtls_cert mtls_key mtls_allow grpc_health_listen grpc_plaintext""".split())
 config = {}
 if os.environ.get("SWITCHBOARD_CONFIG"):
     with open(os.environ["SWITCHBOARD_CONFIG"], "rb") as f:
@@ -80,9 +84,39 @@ def setting(key, flag_name=None):
     if key + "_file" in config:
         return ("file", config[key + "_file"])
     return None
+def is_loopback(host):
+    return host.strip("[]") in ("localhost", "::1") or host.startswith("127.")
+def as_list(got):
+    if got is None or got[0] != "value":
+        return []
+    return got[1] if isinstance(got[1], list) else str(got[1]).split(",")
+# Mutual TLS: all three files or none; the plaintext health port only with
+# it; plaintext gRPC off loopback (listening, or an http:// URL) refused
+# unless accepted, https:// only with an identity.
+mtls = [setting(k, "--" + k.replace("_", "-")) for k in ("mtls_ca", "mtls_cert", "mtls_key")]
+if any(mtls) and not all(mtls):
+    sys.exit("error: --mtls-ca, --mtls-cert and --mtls-key go together")
+grpc_tls = all(mtls)
+got = setting("grpc_health_listen", "--grpc-health-listen")
+grpc_health_listen = got[1] if got else None
+if grpc_health_listen and not grpc_tls:
+    sys.exit("error: --grpc-health-listen requires --mtls-ca")
+plaintext = "--grpc-plaintext" in rest or str((setting("grpc_plaintext") or ("", ""))[1]).lower() == "true"
+urls = {"edge": ["auth_url", "signal_urls"], "signal": ["auth_url"], "health": ["health_targets"]}.get(sub, [])
+for key in urls:
+    for url in as_list(setting(key)):
+        url = url.split("=", 1)[-1]
+        scheme, _, rest_url = url.partition("://")
+        host = rest_url.split("/", 1)[0].rsplit(":", 1)[0]
+        if scheme == "https" and not grpc_tls:
+            sys.exit(f"error: {url}: https:// needs this service's mTLS identity")
+        if scheme == "http" and not is_loopback(host) and not plaintext:
+            sys.exit(f"error: {url}: plaintext gRPC off loopback")
 DEFAULT_PORT = {"edge": 8080, "auth": 50051, "signal": 50052, "health": 8081}
 got = setting(f"{sub}_listen", "--listen")
 listen = got[1] if got else f"127.0.0.1:{DEFAULT_PORT[sub]}"
+if sub in ("auth", "signal") and not grpc_tls and not plaintext and not is_loopback(listen.rsplit(":", 1)[0]):
+    sys.exit(f"error: refusing plaintext gRPC for {sub} on {listen}")
 if MODE == "wrong-port" and sub == "signal":
     host, port = listen.rsplit(":", 1)
     listen = f"{host}:{int(port) + 1}"
@@ -100,6 +134,7 @@ FILE_KEYS = {
     "health": ["health_redis"],
 }[sub]
 files = [s[1] for s in (setting(k) for k in FILE_KEYS) if s and s[0] == "file"]
+files += [m[1] for m in mtls if m]
 if os.environ.get("SWITCHBOARD_CONFIG"):
     files.insert(0, os.environ["SWITCHBOARD_CONFIG"])
 if sub == "edge" and setting("service_key", "--service-key") is None:
@@ -118,6 +153,7 @@ grpc = ["", "liveness", named] if named else []
 if MODE == "no-liveness" and sub == "auth":
     grpc.remove("liveness")
 print(json.dumps({"service": sub, "listen": listen, "metrics_listen": metrics_listen,
+                  "grpc_health_listen": grpc_health_listen, "grpc_tls": grpc_tls,
                   "http_paths": http, "grpc_health_services": grpc, "files": files}))
 '''
 
@@ -229,6 +265,63 @@ def scraper_shut_out(docs):
     peer["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"] = "observability"
 
 
+def probe_on_tls_port(docs):
+    container(docs, "signal")["readinessProbe"]["grpc"]["port"] = 50052
+
+
+def no_health_port(docs):
+    c = container(docs, "signal")
+    c["ports"] = [p for p in c["ports"] if p["containerPort"] != 50060]
+
+
+def config_text(docs, edit):
+    for d in docs:
+        if d["kind"] == "ConfigMap" and "switchboard.toml" in (d.get("data") or {}):
+            d["data"]["switchboard.toml"] = edit(d["data"]["switchboard.toml"])
+
+
+def plaintext_url_to_mtls_auth(docs):
+    # The edge accepts plaintext (so the binary lets the http:// URL
+    # through), but auth speaks TLS only.
+    config_text(docs, lambda t: t.replace('auth_url = "https://auth:50051"', 'auth_url = "http://auth:50051"') + "\ngrpc_plaintext = true\n")
+
+
+def health_target_misnamed(docs):
+    config_text(docs, lambda t: t.replace('"signal=https://signal:50052"', '"relay=https://signal:50052"'))
+
+
+def allow_list_without_health(docs):
+    env = container(docs, "signal")["env"]
+    next(e for e in env if e["name"] == "SWITCHBOARD_MTLS_ALLOW")["value"] = "edge,backend"
+
+
+def mtls_key_from_configmap(docs):
+    env = container(docs, "signal")["env"]
+    next(e for e in env if e["name"] == "SWITCHBOARD_MTLS_KEY")["value"] = "/etc/switchboard/switchboard.toml"
+
+
+def uses_mtls(docs):
+    """Whether a rendered overlay gives its services an mTLS identity."""
+    for d in docs:
+        if d["kind"] == "ConfigMap" and "mtls_ca" in (d.get("data") or {}).get("switchboard.toml", ""):
+            return True
+        if d["kind"] == "Deployment":
+            for c in d["spec"]["template"]["spec"]["containers"]:
+                if any(e["name"] == "SWITCHBOARD_MTLS_CA" for e in c.get("env") or []):
+                    return True
+    return False
+
+
+# Against the mTLS overlay (prod), when given: (what, manifest change, text).
+MTLS_CASES = [
+    ("gRPC probe on the TLS-only port", probe_on_tls_port, "speaks TLS only (mTLS): the kubelet's plaintext gRPC probes must ask the grpc_health_listen port 50060"),
+    ("plaintext health port not a containerPort", no_health_port, "grpc_health_listen port 50060 has no containerPort"),
+    ("http:// to an mTLS server", plaintext_url_to_mtls_auth, "auth serves mTLS only (grpc_tls): dial https://"),
+    ("https health target not named by its peer", health_target_misnamed, "the name must be the peer name 'signal'"),
+    ("allow-list shuts out the health aggregator", allow_list_without_health, "does not let health in"),
+    ("mTLS key from a ConfigMap", mtls_key_from_configmap, "private keys belong in Secrets"),
+]
+
 # (what, stub mode, manifest change, text the checker must print)
 CASES = [
     ("binary listens elsewhere", "wrong-port", None, "≠ listen port"),
@@ -301,7 +394,28 @@ def main() -> int:
             else:
                 print(f"FAIL not caught: {what} (exit {rc}; expected {expected!r}):\n{out}")
                 failed += 1
-    print(f"{len(CASES) + 1 - failed} passed, {failed} failed")
+
+        # The mTLS overlay: the last one given, if it turns mTLS on.
+        with open(stub + ".mode", "w") as f:
+            f.write("")
+        mtls = load(rendered[-1]) if len(rendered) > 1 else []
+        if not uses_mtls(mtls):
+            mtls = []
+            print("skip the mTLS cases: the last overlay given (not the first) has no mTLS identity")
+        for what, change, expected in MTLS_CASES if mtls else []:
+            docs = copy.deepcopy(mtls)
+            change(docs)
+            target = os.path.join(tmp, "changed.yaml")
+            with open(target, "w") as f:
+                yaml.safe_dump_all(docs, f)
+            rc, out = run_checker(stub, [target])
+            if rc != 0 and expected in out:
+                print(f"ok   caught: {what}")
+            else:
+                print(f"FAIL not caught: {what} (exit {rc}; expected {expected!r}):\n{out}")
+                failed += 1
+    total = len(CASES) + 1 + (len(MTLS_CASES) if mtls else 0)
+    print(f"{total - failed} passed, {failed} failed")
     return 1 if failed else 0
 
 

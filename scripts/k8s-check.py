@@ -10,13 +10,18 @@ image's ENV (from the Dockerfile), the container's env (plain values and
 values from the rendered ConfigMaps), and SWITCHBOARD_CONFIG pointed at a
 copy of the config file from its ConfigMap. The binary answers with one JSON
 line (the service, the address it listens on, its HTTP paths, its
-grpc.health.v1 services, the files it would read), and the manifests must
-agree with it:
+grpc.health.v1 services, whether its gRPC links use mutual TLS, the
+plaintext health port it serves beside a TLS-only gRPC port, the files it
+would read), and the manifests must agree with it:
 
   * the command exits 0 (the configuration is valid);
   * every containerPort and every probe's port is the port it listens on,
     except the port named `metrics`, which is its metrics_listen port (the
-    admin port of edge, auth and signal; off loopback, not the listen port);
+    admin port of edge, auth and signal; off loopback, not the listen port),
+    and its grpc_health_listen port (with mTLS: plaintext grpc.health.v1
+    alone, off loopback), which must be a containerPort;
+  * with mTLS (grpc_tls) the gRPC port speaks TLS only, which the kubelet's
+    gRPC probes cannot: they must ask the grpc_health_listen port;
   * a pod that serves /metrics (an admin port, or the health aggregator's
     own port) is annotated prometheus.io/scrape "true", prometheus.io/port
     that port and prometheus.io/path /metrics, and the NetworkPolicies let
@@ -35,6 +40,9 @@ agree with it:
   * no key of the config file is silently overridden by the environment;
   * the URLs it dials (auth_url, signal_urls, health_targets, redis) name
     Services and ports of the overlay, and the NetworkPolicies let it in;
+    a gRPC server with mTLS is dialled https:// (its name before `=` in a
+    health target being its peer name), one without http://, and with mTLS
+    the server's allow-list (mtls_allow, or its defaults) names the caller;
   * Services, the Ingress, autoscalers and disruption budgets point at what
     exists; the Ingress's https origin is one of the edge's allowed origins;
   * the edge's grace period exceeds its preStop sleep plus drain_seconds,
@@ -97,8 +105,9 @@ FLAGS = {
     "allowed_origins": "--allowed-origin",
     "drain_seconds": "--drain-seconds",
     "drain_spread_seconds": "--drain-spread-seconds",
+    "mtls_allow": "--mtls-allow",
 }
-LISTS = {"signal_urls", "health_targets", "redis", "allowed_origins"}
+LISTS = {"signal_urls", "health_targets", "redis", "allowed_origins", "mtls_allow"}
 DEFAULTS = {
     "auth_url": "http://127.0.0.1:50051",
     "signal_urls": ["http://127.0.0.1:50052"],
@@ -108,7 +117,13 @@ DEFAULTS = {
     "allowed_origins": [],
     "drain_seconds": 10,
     "drain_spread_seconds": 5,
+    "mtls_allow": [],  # empty: the server's own defaults (MTLS_ALLOW_DEFAULTS)
 }
+# The peer names a gRPC server with mTLS answers when mtls_allow is empty;
+# a client presents its service's name (its certificate's DNS SAN).
+MTLS_ALLOW_DEFAULTS = {"auth": ["edge", "signal", "health"], "signal": ["edge", "health"]}
+# The settings whose URLs reach auth and signal (gRPC: http:// or https://).
+GRPC_DIALS = {"auth_url", "signal_urls", "health_targets"}
 # Settings whose values are paths of files read at start (private keys
 # among them), per service: mounted, and the private ones from Secrets,
 # whether or not the binary lists them.
@@ -116,7 +131,9 @@ PATHS = {
     "auth": {"signing_key": "--signing-key", "verification_keys": "--verification-key"},
     "edge": {"tls_cert": "--tls-cert", "tls_key": "--tls-key"},
 }
-PRIVATE_PATHS = {"signing_key", "tls_key"}
+# Every service's mTLS identity (global flags).
+COMMON_PATHS = {"mtls_ca": "--mtls-ca", "mtls_cert": "--mtls-cert", "mtls_key": "--mtls-key"}
+PRIVATE_PATHS = {"signing_key", "tls_key", "mtls_key"}
 # Which of them each service dials.
 DIALS = {
     "edge": ["auth_url", "signal_urls", "redis"],
@@ -377,6 +394,9 @@ class Check:
     secrets_needed: dict = field(default_factory=dict)
     # Deployment name → its admin (metrics_listen) port, for `exposure`.
     admin_ports: dict = field(default_factory=dict)
+    # Deployment name → (subcommand, effective settings, the binary's
+    # report), for the dials (a server's TLS and allow-list).
+    answers: dict = field(default_factory=dict)
 
     @property
     def scraper(self) -> str:
@@ -541,18 +561,18 @@ class Check:
         if is_loopback(report["listen"]):
             self.fail(where, f"listens on loopback ({report['listen']}): unreachable from other pods and the kubelet")
         metrics = self.metrics_port(where, report, listen)
+        health = self.health_port(where, report, listen, metrics)
 
-        self.check_ports(w, c, where, listen, metrics)
-        self.check_probes(w, c, where, report, listen)
+        self.check_ports(w, c, where, listen, metrics, health)
+        self.check_probes(w, c, where, report, listen, health)
         self.check_scrape(m, w, where, report, listen, metrics)
         self.check_files(m, w, c, where, report, env, config, self.paths(subcommand, args, env, config))
         self.check_secrets(where, args, env, config)
         self.check_shadowing(where, subcommand, args, env, config)
         values = {k: self.effective(k, args, env, config) for k in FLAGS}
-        self.check_dials(m, w, where, subcommand, values)
         if subcommand == "edge":
             self.check_drain(w, c, where, values)
-        return subcommand, values
+        return subcommand, values, report
 
     def effective(self, key: str, args: list, env: dict, config: dict):
         """(value, source) of a setting: flag > env > file > default. A value
@@ -590,12 +610,30 @@ class Check:
             self.fail(where, f"metrics_listen {address} is on the listen port {listen}: the two servers cannot share it")
         return port
 
-    def check_ports(self, w, c, where, listen, metrics):
-        """The port named `metrics` is the metrics_listen port; every other
-        one is the listen port."""
+    def health_port(self, where, report, listen, metrics):
+        """The plaintext grpc.health.v1 port the binary reports
+        (grpc_health_listen, beside a TLS-only gRPC port), or None."""
+        address = report.get("grpc_health_listen")
+        if address is None:
+            return None
+        port = port_of(address)
+        if is_loopback(address):
+            self.fail(where, f"grpc_health_listen on loopback ({address}): the kubelet's probes cannot reach it")
+        if port in (listen, metrics):
+            self.fail(where, f"grpc_health_listen {address} shares port {port} with another server")
+        if not report.get("grpc_tls"):
+            self.fail(where, f"grpc_health_listen {address} without mTLS (grpc_tls false): the gRPC port itself is plaintext")
+        return port
+
+    def check_ports(self, w, c, where, listen, metrics, health=None):
+        """The port named `metrics` is the metrics_listen port, the
+        grpc_health_listen port (when served) has a containerPort; every
+        other one is the listen port."""
         ports = c.get("ports") or []
         if not ports:
             self.fail(where, "no containerPort")
+        if health is not None and not any(p["containerPort"] == health for p in ports):
+            self.fail(where, f"grpc_health_listen port {health} has no containerPort (the kubelet's gRPC probes go there)")
         good = []
         for p in ports:
             name, number = p.get("name", ""), p["containerPort"]
@@ -606,8 +644,11 @@ class Check:
                     self.fail(where, f"containerPort {name} {number} ≠ metrics_listen port {metrics}")
                 else:
                     good.append(f"{name} {number}")
+            elif health is not None and number == health:
+                good.append(f"{name} {number} (grpc_health_listen)".strip())
             elif number != listen:
-                self.fail(where, f"containerPort {name} {number} ≠ listen port {listen}")
+                what = f"listen port {listen}" + (f" or grpc_health_listen port {health}" if health is not None else "")
+                self.fail(where, f"containerPort {name} {number} ≠ {what}")
             else:
                 good.append(f"{name} {number}".strip())
         if metrics is not None and not any(p.get("name") == METRICS_PORT_NAME for p in ports):
@@ -684,7 +725,7 @@ class Check:
         else:
             self.ok(where, f"metrics port {port}: only the scraper gets in (not the ingress controller)")
 
-    def check_probes(self, w, c, where, report, listen):
+    def check_probes(self, w, c, where, report, listen, health=None):
         named = w.ports()
         for kind in ("startupProbe", "livenessProbe", "readinessProbe"):
             probe = c.get(kind)
@@ -711,7 +752,16 @@ class Check:
                 port, service = g["port"], g.get("service", "")
                 desc = f"{kind} gRPC {service!r} on {port}"
                 problems = []
-                if port != listen:
+                if report.get("grpc_tls"):
+                    # The kubelet's gRPC probes are plaintext and present no
+                    # certificate: the TLS-only gRPC port would fail them.
+                    if health is None:
+                        problems.append(f"the listen port {listen} speaks TLS only (mTLS) and there is no grpc_health_listen for the kubelet's plaintext gRPC probes (--grpc-health-listen)")
+                    elif port == listen:
+                        problems.append(f"the listen port {listen} speaks TLS only (mTLS): the kubelet's plaintext gRPC probes must ask the grpc_health_listen port {health}")
+                    elif port != health:
+                        problems.append(f"port {port} ≠ grpc_health_listen port {health}")
+                elif port != listen:
                     problems.append(f"port {port} ≠ listen port {listen}")
                 if service not in report.get("grpc_health_services", []):
                     problems.append(f"service {service!r} is not one of {report.get('grpc_health_services')}")
@@ -730,7 +780,7 @@ class Check:
     def paths(self, subcommand, args, env, config) -> dict:
         """path → setting, for the path-valued settings of `subcommand`."""
         out = {}
-        for key, flag in PATHS.get(subcommand, {}).items():
+        for key, flag in {**PATHS.get(subcommand, {}), **COMMON_PATHS}.items():
             values = [args[i + 1] for i, a in enumerate(args[:-1]) if a == flag]
             values += [a.split("=", 1)[1] for a in args if a.startswith(flag + "=")]
             if not values and env_name(key) in env:
@@ -806,7 +856,8 @@ class Check:
                 url = raw
                 if key == "health_targets":
                     url = raw.split("=", 1)[1].split("#", 1)[0] if "=" in raw else raw
-                self.check_dial(m, w, where, key, url.removeprefix("cluster+"))
+                name = raw.split("=", 1)[0] if key == "health_targets" and "=" in raw else None
+                self.check_dial(m, w, where, subcommand, key, url.removeprefix("cluster+"), name)
         if subcommand == "health":
             targets, _ = values["health_targets"]
             followed = set()
@@ -824,9 +875,11 @@ class Check:
                 else:
                     self.fail(where, f"health_targets do not follow {wanted}")
 
-    def check_dial(self, m, w, where, key, url):
+    def check_dial(self, m, w, where, subcommand, key, url, name=None):
         parts = urlsplit(url)
         host, port = parts.hostname or "", parts.port
+        if port is None and parts.scheme in ("http", "https"):
+            port = 443 if parts.scheme == "https" else 80
         svc = m.service(host, w.namespace)
         if svc is None:
             if "." not in host or ".svc" in host:
@@ -849,6 +902,38 @@ class Check:
                 self.fail(where, f"{key} {url}: the NetworkPolicies keep {w.name} from {t.name}:{tport}")
             else:
                 self.ok(where, f"{key} {url} → {t.name}:{tport}, allowed")
+            if key in GRPC_DIALS:
+                self.check_grpc_dial(where, subcommand, key, url, parts.scheme, name, t)
+
+    def check_grpc_dial(self, where, subcommand, key, url, scheme, name, t):
+        """A gRPC server with mTLS speaks TLS only: https:// reaches it, and
+        its allow-list must name the caller; one without answers http://."""
+        answer = self.answers.get(t.name)
+        if answer is None:
+            return  # not a switchboard container, or the binary refused it
+        server, values, report = answer
+        if server not in MTLS_ALLOW_DEFAULTS:
+            return
+        tls = bool(report.get("grpc_tls"))
+        if tls and scheme != "https":
+            self.fail(where, f"{key} {url}: {t.name} serves mTLS only (grpc_tls): dial https://")
+            return
+        if not tls and scheme == "https":
+            self.fail(where, f"{key} {url}: {t.name} serves plaintext gRPC (no mTLS): https:// would fail its handshake")
+            return
+        if not tls:
+            return
+        if name is not None and name != server:
+            self.fail(where, f"{key} {name}={url}: over https:// the name must be the peer name {server!r} its certificate carries")
+        allowed, source = values["mtls_allow"]
+        if allowed is None:
+            self.ok(where, f"{key} {url}: {t.name}'s mtls_allow from {source} (not checked here)")
+            return
+        allowed = [a.strip() for a in allowed if a.strip()] or MTLS_ALLOW_DEFAULTS[server]
+        if subcommand in allowed:
+            self.ok(where, f"{key} {url}: mTLS, {t.name} lets {subcommand} in (mtls_allow {','.join(allowed)}, {source})")
+        else:
+            self.fail(where, f"{key} {url}: {t.name}'s mtls_allow {','.join(allowed)} ({source}) does not let {subcommand} in")
 
     def check_drain(self, w, c, where, values):
         drain, dsrc = values["drain_seconds"]
@@ -1021,6 +1106,7 @@ class Check:
 
     def run(self, m: Manifests) -> None:
         edge_origins = None
+        dials = []
         for w in m.workloads():
             for c in w.containers():
                 image = c.get("image", "")
@@ -1032,7 +1118,9 @@ class Check:
                 result = self.switchboard_container(m, w, c)
                 if not result:
                     continue
-                subcommand, values = result
+                subcommand, values, report = result
+                self.answers[w.name] = result
+                dials.append((w, f"{w.name}/{c['name']}", subcommand, values))
                 if subcommand == "edge":
                     edge_origins = values["allowed_origins"][0]
                 if subcommand in ("signal", "auth"):
@@ -1042,6 +1130,9 @@ class Check:
                         self.fail(f"{w.name}", f"up to {n} replicas but no Redis to share state through")
                     elif n > 1:
                         self.ok(f"{w.name}", f"up to {n} replicas share state through Redis ({source})")
+        # After every container: a dial checks what the server answered.
+        for w, where, subcommand, values in dials:
+            self.check_dials(m, w, where, subcommand, values)
         self.references(m, edge_origins)
         self.exposure(m)
 
