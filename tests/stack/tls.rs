@@ -92,6 +92,19 @@ async fn connect_tls(
     tokio_rustls::client::TlsStream<TcpStream>,
     CertificateDer<'static>,
 ) {
+    connect_tls_with(addr, roots, &[], None).await
+}
+
+/// As [`connect_tls`], offering `alpn` and only `version` if given.
+async fn connect_tls_with(
+    addr: &str,
+    roots: &[&rcgen::CertifiedKey<rcgen::KeyPair>],
+    alpn: &[&[u8]],
+    version: Option<&'static rustls::SupportedProtocolVersion>,
+) -> (
+    tokio_rustls::client::TlsStream<TcpStream>,
+    CertificateDer<'static>,
+) {
     let mut store = rustls::RootCertStore::empty();
     for root in roots {
         store
@@ -99,11 +112,16 @@ async fn connect_tls(
             .expect("root");
     }
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
+    let builder = rustls::ClientConfig::builder_with_provider(provider);
+    let builder = match version {
+        Some(version) => builder.with_protocol_versions(&[version]),
+        None => builder.with_safe_default_protocol_versions(),
+    };
+    let mut config = builder
         .expect("versions")
         .with_root_certificates(store)
         .with_no_client_auth();
+    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
     let tcp = TcpStream::connect(addr).await.expect("connect");
     let tls = tokio_rustls::TlsConnector::from(Arc::new(config))
         .connect(ServerName::try_from("localhost").expect("name"), tcp)
@@ -225,6 +243,91 @@ async fn a_renewed_certificate_is_served_without_dropping_sessions() {
             Some(pb::server_message::Message::Pong(pb::Pong { nonce: 7 }))
         ),
         "{reply:?}"
+    );
+    stack.shutdown().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// ALPN on the HTTPS port: a client offering h2 gets HTTP/2 (files,
+/// health), one offering only http/1.1 gets HTTP/1.1 and its WebSocket;
+/// TLS 1.3 unless the client can only do 1.2, which gets an AEAD suite.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_https_port_speaks_http2_and_http1_by_alpn() {
+    use http_body_util::BodyExt as _;
+    let cert = rcgen::generate_simple_self_signed(vec!["localhost".into()]).expect("cert");
+    let dir = std::env::temp_dir().join(format!("sb-tls-alpn-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let (cert_path, key_path) = (dir.join("cert.pem"), dir.join("key.pem"));
+    std::fs::write(&cert_path, cert.cert.pem()).expect("write cert");
+    std::fs::write(&key_path, cert.signing_key.serialize_pem()).expect("write key");
+    let stack =
+        Stack::start_with(|config| config.edge.tls = Some((cert_path.clone(), key_path.clone())))
+            .await;
+    let addr = stack.edge_url.trim_start_matches("http://").to_owned();
+
+    // h2 offered first: HTTP/2, TLS 1.3.
+    let (tls, _) = connect_tls_with(&addr, &[&cert], &[b"h2", b"http/1.1"], None).await;
+    assert_eq!(tls.get_ref().1.alpn_protocol(), Some(&b"h2"[..]));
+    assert_eq!(
+        tls.get_ref().1.protocol_version(),
+        Some(rustls::ProtocolVersion::TLSv1_3)
+    );
+    let (mut h2, conn) = hyper::client::conn::http2::handshake(
+        hyper_util::rt::TokioExecutor::new(),
+        hyper_util::rt::TokioIo::new(tls),
+    )
+    .await
+    .expect("http/2 handshake");
+    let driver = tokio::spawn(conn);
+    let response = h2
+        .send_request(
+            hyper::Request::get("https://localhost/health/live")
+                .body(http_body_util::Empty::<bytes::Bytes>::new())
+                .expect("request"),
+        )
+        .await
+        .expect("response over http/2");
+    assert_eq!(response.version(), hyper::Version::HTTP_2);
+    assert_eq!(response.status(), 200);
+    let body = response
+        .into_body()
+        .collect()
+        .await
+        .expect("body")
+        .to_bytes();
+    assert!(!body.is_empty());
+    driver.abort();
+
+    // Only http/1.1 offered: HTTP/1.1, and the WebSocket works.
+    let (tls, _) = connect_tls_with(&addr, &[&cert], &[b"http/1.1"], None).await;
+    assert_eq!(tls.get_ref().1.alpn_protocol(), Some(&b"http/1.1"[..]));
+    let port = addr.rsplit(':').next().expect("port");
+    let mut request = format!("wss://localhost:{port}/ws")
+        .into_client_request()
+        .expect("request");
+    request.headers_mut().insert(
+        "origin",
+        HeaderValue::from_static("https://app.example.com"),
+    );
+    tokio_tungstenite::client_async(request, tls)
+        .await
+        .expect("websocket over http/1.1");
+
+    // A TLS 1.2 client: an ECDHE AEAD suite.
+    let (tls, _) = connect_tls_with(
+        &addr,
+        &[&cert],
+        &[b"http/1.1"],
+        Some(&rustls::version::TLS12),
+    )
+    .await;
+    let suite = format!(
+        "{:?}",
+        tls.get_ref().1.negotiated_cipher_suite().expect("suite")
+    );
+    assert!(
+        suite.contains("ECDHE") && (suite.contains("GCM") || suite.contains("CHACHA20")),
+        "{suite}"
     );
     stack.shutdown().await;
     let _ = std::fs::remove_dir_all(&dir);

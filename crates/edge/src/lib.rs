@@ -157,6 +157,41 @@ pub(crate) fn now_secs() -> u64 {
         .unwrap_or(0)
 }
 
+/// Serves HTTP/2 on one TLS connection that negotiated it (ALPN `h2`:
+/// files, health, JWKS; no WebSocket) until it ends or the edge stops.
+async fn serve_h2<IO>(
+    io: TokioIo<IO>,
+    ctx: Arc<HttpContext>,
+    peer: http::Peer,
+    stop: &mut watch::Receiver<bool>,
+) where
+    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let service = service_fn({
+        let ctx = ctx.clone();
+        move |req| http::handle(ctx.clone(), peer.clone(), req)
+    });
+    let conn = hyper::server::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new())
+        .timer(hyper_util::rt::TokioTimer::new())
+        // The shared HTTP/2 bounds (switchboard_proto::grpc): streams,
+        // header list, rapid reset, and a keepalive for dead peers.
+        .max_concurrent_streams(switchboard_proto::grpc::MAX_CONCURRENT_STREAMS)
+        .max_header_list_size(switchboard_proto::grpc::MAX_HEADER_LIST_BYTES)
+        .max_pending_accept_reset_streams(switchboard_proto::grpc::MAX_PENDING_ACCEPT_RESET_STREAMS)
+        .max_local_error_reset_streams(switchboard_proto::grpc::MAX_LOCAL_ERROR_RESET_STREAMS)
+        .keep_alive_interval(switchboard_proto::grpc::HTTP2_KEEPALIVE_INTERVAL)
+        .keep_alive_timeout(switchboard_proto::grpc::HTTP2_KEEPALIVE_TIMEOUT)
+        .serve_connection(io, service);
+    tokio::pin!(conn);
+    tokio::select! {
+        _ = conn.as_mut() => {}
+        () = stopped(stop) => {
+            conn.as_mut().graceful_shutdown();
+            let _ = conn.await;
+        }
+    }
+}
+
 /// Serves HTTP/1.1 (with WebSocket upgrades) on one connection until it
 /// ends or the edge stops (then gracefully).
 async fn serve_http<IO>(
@@ -336,6 +371,9 @@ pub async fn run(
                     // hold a slot.
                     match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(socket)).await
                     {
+                        Ok(Ok(stream)) if stream.get_ref().1.alpn_protocol() == Some(b"h2") => {
+                            serve_h2(TokioIo::new(stream), ctx, peer, &mut stop).await
+                        }
                         Ok(Ok(stream)) => {
                             serve_http(TokioIo::new(stream), ctx, peer, &mut stop).await
                         }
@@ -374,8 +412,19 @@ pub async fn run(
                         None => refuse_draining(TokioIo::new(socket), header_read_timeout).await,
                         Some(acceptor) => {
                             let handshake = tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(socket));
-                            if let Ok(Ok(stream)) = handshake.await {
-                                refuse_draining(TokioIo::new(stream), header_read_timeout).await;
+                            match handshake.await {
+                                Ok(Ok(stream)) if stream.get_ref().1.alpn_protocol() == Some(b"h2") => {
+                                    // One answer per request, then the connection ends.
+                                    let conn = hyper::server::conn::http2::Builder::new(
+                                        hyper_util::rt::TokioExecutor::new(),
+                                    )
+                                    .serve_connection(TokioIo::new(stream), service_fn(http::draining));
+                                    let _ = tokio::time::timeout(header_read_timeout, conn).await;
+                                }
+                                Ok(Ok(stream)) => {
+                                    refuse_draining(TokioIo::new(stream), header_read_timeout).await;
+                                }
+                                _ => {}
                             }
                         }
                     }

@@ -10,9 +10,15 @@ use std::{path::Path, sync::Arc};
 pub use switchboard_proto::tls_files::{RELOAD_EVERY, Reloading, TlsError};
 use tokio_rustls::TlsAcceptor;
 
+/// ALPN: HTTP/2 for the client's files, health and JWKS; HTTP/1.1 for the
+/// WebSocket. RFC 8441 (WebSocket over an HTTP/2 stream) is not offered:
+/// the edge admits and caps connections per TCP connection, and a browser
+/// would multiplex every tab's WebSocket onto one (docs/security.md §4.2).
+pub const ALPN: [&[u8]; 2] = [b"h2", b"http/1.1"];
+
 /// A TLS acceptor from PEM files (the certificate chain and its private
-/// key), and its certificate for [`Reloading::watch`]. ALPN offers only
-/// `http/1.1`: WebSocket upgrades need HTTP/1.1.
+/// key), and its certificate for [`Reloading::watch`]. TLS 1.3 preferred,
+/// 1.2 with rustls's suites (ECDHE and AEAD only); ALPN as [`ALPN`].
 pub fn acceptor(cert: &Path, key: &Path) -> Result<(TlsAcceptor, Arc<Reloading>), TlsError> {
     let reloading = Reloading::load(cert, key)?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
@@ -21,6 +27,6 @@ pub fn acceptor(cert: &Path, key: &Path) -> Result<(TlsAcceptor, Arc<Reloading>)
         .map_err(|e| TlsError::Config(e.to_string()))?
         .with_no_client_auth()
         .with_cert_resolver(reloading.clone());
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    config.alpn_protocols = ALPN.iter().map(|p| p.to_vec()).collect();
     Ok((TlsAcceptor::from(Arc::new(config)), reloading))
 }

@@ -9,6 +9,7 @@ mod keys;
 mod log_rate;
 mod logging;
 mod mesh;
+mod self_signed;
 mod services;
 mod shutdown;
 mod telemetry;
@@ -45,8 +46,9 @@ async fn main() -> std::process::ExitCode {
             eprintln!("switchboard: {err}");
             return std::process::ExitCode::FAILURE;
         }
-        let mesh = mesh::Mesh::unloaded(&cli.mesh);
-        return match services::check(&cli.command, &sources.files, &mesh) {
+        return match mesh::Mesh::unloaded(&cli.mesh)
+            .and_then(|mesh| services::check(&cli.command, &sources.files, &mesh))
+        {
             Ok(()) => std::process::ExitCode::SUCCESS,
             Err(err) => {
                 eprintln!("switchboard: {err}");

@@ -30,7 +30,7 @@ pub struct Mesh {
 impl Mesh {
     /// Reads the flags and, with mTLS, the CA and this service's pair.
     pub fn load(args: &MeshArgs) -> Result<Self, BoxError> {
-        let mut mesh = Self::unloaded(args);
+        let mut mesh = Self::unloaded(args)?;
         if let (Some(ca), Some(cert), Some(key)) = (&args.mtls_ca, &args.mtls_cert, &args.mtls_key)
         {
             mesh.mtls = Some(Mtls::load(&MtlsFiles {
@@ -43,8 +43,21 @@ impl Mesh {
     }
 
     /// The flags alone, no file read (`--check-config`).
-    pub fn unloaded(args: &MeshArgs) -> Self {
-        Self {
+    pub fn unloaded(args: &MeshArgs) -> Result<Self, BoxError> {
+        let given = [&args.mtls_ca, &args.mtls_cert, &args.mtls_key]
+            .iter()
+            .filter(|f| f.is_some())
+            .count();
+        if given != 0 && given != 3 {
+            return Err("mutual TLS needs all of --mtls-ca, --mtls-cert and --mtls-key".into());
+        }
+        if args.grpc_health_listen.is_some() && given == 0 {
+            return Err(
+                "--grpc-health-listen is the plaintext health port of an mTLS server: it needs --mtls-ca, --mtls-cert and --mtls-key (without mTLS, probes use the gRPC port)"
+                    .into(),
+            );
+        }
+        Ok(Self {
             mtls: None,
             identity: args.mtls_ca.is_some(),
             allow: args.mtls_allow.clone(),
@@ -55,7 +68,7 @@ impl Mesh {
                 .flatten()
                 .cloned()
                 .collect(),
-        }
+        })
     }
 
     /// Whether this process has an mTLS identity configured.

@@ -33,7 +33,8 @@ const STARTUP_DEADLINE: Duration = Duration::from_secs(20);
 /// TLS everywhere outside loopback: plain HTTP on another address needs an
 /// explicit --allow-plaintext (a TLS-terminating proxy in front).
 fn check_plaintext(listen: SocketAddr, common: &EdgeCommon) -> Result<(), BoxError> {
-    if common.tls_cert.is_none() && !listen.ip().is_loopback() && !common.allow_plaintext {
+    let tls = common.tls_cert.is_some() || common.tls_self_signed;
+    if !tls && !listen.ip().is_loopback() && !common.allow_plaintext {
         return Err(format!(
             "refusing plain HTTP on {listen}: give --tls-cert and --tls-key, or --allow-plaintext \
              if a TLS-terminating proxy stands in front"
@@ -49,7 +50,7 @@ fn check_plaintext(listen: SocketAddr, common: &EdgeCommon) -> Result<(), BoxErr
 fn check_dev_exposure(listen: &[SocketAddr], exposed: bool) -> Result<(), BoxError> {
     match listen.iter().find(|a| !a.ip().is_loopback()) {
         Some(addr) if !exposed => Err(format!(
-            "refusing dev mode on the non-loopback address {addr}: anyone who reaches it can              mint tokens for any identity and room. Run the services separately with a signing              key and API keys, or pass --dangerously-expose-dev-mode for a throwaway demo"
+            "refusing dev mode on the non-loopback address {addr}: anyone who reaches it can mint tokens for any identity and room. Run the services separately with a signing key and API keys, or pass --dangerously-expose-dev-mode for a throwaway demo"
         )
         .into()),
         Some(addr) => {
@@ -433,9 +434,20 @@ async fn metrics_port(service: SocketAddr, listen: Option<SocketAddr>) -> Result
     Ok(())
 }
 
-pub async fn edge(args: EdgeArgs, mesh: Mesh) -> Result<(), BoxError> {
+/// `--tls-self-signed`: the edge's certificate files, made now.
+fn use_self_signed(common: &mut EdgeCommon, listen: SocketAddr) -> Result<(), BoxError> {
+    if common.tls_self_signed {
+        let (cert, key) = crate::self_signed::generate(listen)?;
+        common.tls_cert = Some(cert);
+        common.tls_key = Some(key);
+    }
+    Ok(())
+}
+
+pub async fn edge(mut args: EdgeArgs, mesh: Mesh) -> Result<(), BoxError> {
     check_edge(&args)?;
     check_edge_links(&args, &mesh)?;
+    use_self_signed(&mut args.common, args.listen)?;
     metrics_port(args.listen, args.metrics_listen).await?;
     let listener = bind(args.listen).await?;
     announce(
@@ -514,7 +526,7 @@ async fn stopped(mut rx: watch::Receiver<bool>) {
 
 /// Every service in one process. Shutdown goes edge first (clients are told
 /// to reconnect and drained), then signal, auth and health.
-pub async fn all(args: AllArgs, mesh: Mesh) -> Result<(), BoxError> {
+pub async fn all(mut args: AllArgs, mesh: Mesh) -> Result<(), BoxError> {
     mesh.check_unused("all")?;
     mesh.check_listen("auth", args.auth_listen)?;
     mesh.check_listen("signal", args.signal_listen)?;
@@ -531,6 +543,7 @@ pub async fn all(args: AllArgs, mesh: Mesh) -> Result<(), BoxError> {
     let auth_url = announce("auth", "http", &auth_listener)?;
     let signal_url = announce("signal", "http", &signal_listener)?;
     let health_url = announce("health", "http", &health_listener)?;
+    use_self_signed(&mut args.edge, args.edge_listen)?;
     let edge_scheme = if args.edge.tls_cert.is_some() {
         "https"
     } else {

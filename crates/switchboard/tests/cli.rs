@@ -680,3 +680,77 @@ async fn help_never_prints_a_redis_url_from_the_environment() {
         );
     }
 }
+
+/// `--tls-self-signed`: the edge serves HTTPS at once with a certificate it
+/// made for localhost, and prints the fingerprint of exactly that one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_self_signed_edge_prints_the_fingerprint_it_serves() {
+    use sha2::Digest as _;
+    use tokio::io::AsyncBufReadExt as _;
+    let mut args = ephemeral();
+    args.push("--tls-self-signed");
+    let mut child = tokio::process::Command::new(BIN)
+        .args(&args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("run");
+    let pid = child.id().expect("pid");
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let (mut fingerprint, mut edge) = (None, None);
+    tokio::time::timeout(switchboard_tests::DEADLINE, async {
+        while let Some(line) = lines.next_line().await.expect("line") {
+            if let Some(f) = line.strip_prefix("TLS SHA-256 fingerprint ") {
+                fingerprint = Some(f.to_owned());
+            }
+            if let Some(url) = line.strip_prefix("LISTEN edge ") {
+                edge = Some(url.to_owned());
+            }
+            if line.starts_with("READY") {
+                break;
+            }
+        }
+    })
+    .await
+    .expect("ready");
+    let fingerprint = fingerprint.expect("a fingerprint is printed");
+    let edge = edge.expect("edge");
+    assert!(edge.starts_with("https://127.0.0.1:"), "{edge}");
+
+    // Trusting the certificate file the edge wrote, a TLS client reaches it
+    // as localhost, and what it is shown is what was printed.
+    let cert = std::env::temp_dir()
+        .join(format!("switchboard-self-signed-{pid}"))
+        .join("cert.pem");
+    let mut roots = rustls::RootCertStore::empty();
+    use rustls::pki_types::pem::PemObject as _;
+    for c in rustls::pki_types::CertificateDer::pem_file_iter(&cert).expect("cert file") {
+        roots.add(c.expect("cert")).expect("root");
+    }
+    let config = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .expect("versions")
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let tcp = tokio::net::TcpStream::connect(edge.trim_start_matches("https://"))
+        .await
+        .expect("connect");
+    let tls = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config))
+        .connect(
+            rustls::pki_types::ServerName::try_from("localhost").expect("name"),
+            tcp,
+        )
+        .await
+        .expect("handshake as localhost");
+    let presented = &tls.get_ref().1.peer_certificates().expect("certificate")[0];
+    let shown = sha2::Sha256::digest(presented.as_ref())
+        .iter()
+        .map(|b| format!("{b:02X}"))
+        .collect::<Vec<_>>()
+        .join(":");
+    assert_eq!(shown, fingerprint);
+    let _ = child.kill().await;
+}

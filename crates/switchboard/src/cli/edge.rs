@@ -178,6 +178,11 @@ pub struct EdgeCommon {
     /// Private key (PEM) of --tls-cert.
     #[arg(long, env = "SWITCHBOARD_TLS_KEY", requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
+    /// Development: make a self-signed certificate at start (localhost,
+    /// loopback and the listen address) and serve HTTPS/WSS with it; its
+    /// fingerprints are printed. Browsers warn about it: never production.
+    #[arg(long, env = "SWITCHBOARD_TLS_SELF_SIGNED", conflicts_with = "tls_cert")]
+    pub tls_self_signed: bool,
     /// How often the certificate files are checked for a change (seconds);
     /// a renewed pair is served to new connections, open ones keep theirs.
     #[arg(long, env = "SWITCHBOARD_TLS_RELOAD_SECONDS", default_value_t = 5)]
