@@ -7,6 +7,7 @@ mod auth_lifecycle;
 mod bad_input;
 mod breakers;
 mod concurrent_joins;
+mod connection_flood;
 mod enumeration;
 mod h2_limits;
 mod health;
