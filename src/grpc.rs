@@ -155,6 +155,10 @@ pub enum DialError {
         "{0}: https:// needs this service's mTLS identity (--mtls-ca, --mtls-cert, --mtls-key)"
     )]
     NoIdentity(String),
+    #[error("{0}: plain http only to loopback; use https")]
+    PlaintextOffLoopback(String),
+    #[error("{0}: {1}")]
+    Tls(String, crate::tls_files::TlsError),
 }
 
 /// A gRPC peer and how to reach it: plaintext for `http://`, mutual TLS
@@ -189,6 +193,35 @@ impl Dial {
                 endpoint: endpoint(url).map_err(|e| DialError::Url(url.to_owned(), e))?,
                 tls: None,
             }),
+        }
+    }
+
+    /// An application's server (not a Switchboard service): `https://`
+    /// verified against the PEM roots in `roots` for the URL's host, no
+    /// client certificate; plain `http://` only to loopback.
+    pub fn application(url: &str, roots: &std::path::Path) -> Result<Self, DialError> {
+        match url.strip_prefix("https://") {
+            Some(rest) => {
+                let endpoint = endpoint(&format!("http://{rest}"))
+                    .map_err(|e| DialError::Url(url.to_owned(), e))?;
+                let host = endpoint.uri().host().unwrap_or_default().to_owned();
+                let tls = crate::mtls::server_tls_connector(roots, &host, CONNECT_TIMEOUT)
+                    .map_err(|e| DialError::Tls(url.to_owned(), e))?;
+                Ok(Self {
+                    endpoint,
+                    tls: Some(tls),
+                })
+            }
+            None => {
+                let endpoint = endpoint(url).map_err(|e| DialError::Url(url.to_owned(), e))?;
+                if !is_loopback_host(endpoint.uri().host().unwrap_or_default()) {
+                    return Err(DialError::PlaintextOffLoopback(url.to_owned()));
+                }
+                Ok(Self {
+                    endpoint,
+                    tls: None,
+                })
+            }
         }
     }
 
@@ -286,5 +319,27 @@ mod padding_tests {
                 "{envelopes}: padded to {on_wire}"
             );
         }
+    }
+}
+
+#[cfg(test)]
+mod dial_tests {
+    use super::*;
+
+    #[test]
+    fn an_application_is_dialled_over_tls_or_on_loopback() {
+        let roots = std::path::Path::new("/nonexistent/roots.pem");
+        assert!(Dial::application("http://127.0.0.1:50070", roots).is_ok());
+        assert!(Dial::application("http://localhost:50070", roots).is_ok());
+        assert!(matches!(
+            Dial::application("http://hooks.example.com:50070", roots),
+            Err(DialError::PlaintextOffLoopback(_))
+        ));
+        // https reads its roots: a missing bundle is named at start.
+        let Err(DialError::Tls(_, err)) = Dial::application("https://hooks.example.com", roots)
+        else {
+            panic!("the roots file is read");
+        };
+        assert!(err.to_string().contains("/nonexistent/roots.pem"), "{err}");
     }
 }

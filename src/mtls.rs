@@ -174,6 +174,37 @@ impl Mtls {
     }
 }
 
+/// A connector to an application's gRPC server over TLS (no client
+/// certificate): its certificate must chain to the PEM roots in `roots`
+/// and be valid for `host`, the URL's host (web PKI rules).
+pub fn server_tls_connector(
+    roots: &Path,
+    host: &str,
+    connect_timeout: Duration,
+) -> Result<MtlsConnector, TlsError> {
+    let mut store = RootCertStore::empty();
+    for cert in certificates(roots)? {
+        store
+            .add(cert)
+            .map_err(|e| TlsError::Read(roots.display().to_string(), e.to_string()))?;
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| TlsError::Config(e.to_string()))?
+        .with_root_certificates(store)
+        .with_no_client_auth();
+    config.alpn_protocols = vec![b"h2".to_vec()];
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let peer = ServerName::try_from(host.to_owned())
+        .map_err(|e| TlsError::Config(format!("{host}: {e}")))?;
+    Ok(MtlsConnector {
+        tls: TlsConnector::from(Arc::new(config)),
+        peer,
+        connect_timeout,
+    })
+}
+
 /// Whether `chain`'s leaf was issued by a CA in `roots`: checked with the
 /// client verifier rustls uses for peers.
 fn signed_by(
@@ -264,7 +295,8 @@ impl tower::Service<http::Uri> for MtlsConnector {
                 .trim_start_matches('[')
                 .trim_end_matches(']')
                 .to_owned();
-            let port = uri.port_u16().ok_or_else(bad)?;
+            // The URL was https:// (rewritten for tonic): 443 unless given.
+            let port = uri.port_u16().unwrap_or(443);
             let tcp = tokio::time::timeout(timeout, tokio::net::TcpStream::connect((host, port)))
                 .await
                 .map_err(|_| {

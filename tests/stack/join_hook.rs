@@ -111,6 +111,7 @@ fn hooked(url: String, failure: FailureMode) -> impl FnOnce(&mut StackConfig) {
     move |config| {
         config.signal.join_hook = Some(JoinHookConfig {
             url,
+            ca_file: None,
             credential: Some(ServiceCredential::new(HOOK_KEY, HOOK_SECRET)),
             timeout: Duration::from_millis(300),
             failure,
@@ -283,4 +284,130 @@ async fn fail_open_lets_joins_through_as_the_token_says() {
     );
     assert_eq!(app.asked().len(), 1, "it was asked, and failed");
     stack.shutdown().await;
+}
+
+/// A TLS connection the hook's tonic server takes as its own.
+struct TlsConn(tokio_rustls::server::TlsStream<tokio::net::TcpStream>);
+
+impl tonic::transport::server::Connected for TlsConn {
+    type ConnectInfo = ();
+    fn connect_info(&self) -> Self::ConnectInfo {}
+}
+
+impl tokio::io::AsyncRead for TlsConn {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.0).poll_read(cx, buf)
+    }
+}
+
+impl tokio::io::AsyncWrite for TlsConn {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.0).poll_write(cx, buf)
+    }
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.0).poll_flush(cx)
+    }
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.0).poll_shutdown(cx)
+    }
+}
+
+/// The hook served over TLS as `localhost` with a certificate of its own;
+/// its URL and that certificate's file (the CA bundle to trust it).
+async fn serve_tls(app: App, dir: &std::path::Path) -> (String, std::path::PathBuf) {
+    use futures_util::StreamExt as _;
+    let cert = rcgen::generate_simple_self_signed(vec!["localhost".into()]).expect("cert");
+    let ca = dir.join("hook.pem");
+    std::fs::write(&ca, cert.cert.pem()).expect("write");
+    let key =
+        rustls::pki_types::PrivateKeyDer::try_from(cert.signing_key.serialize_der()).expect("key");
+    let mut config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .expect("versions")
+    .with_no_client_auth()
+    .with_single_cert(vec![cert.cert.der().clone()], key)
+    .expect("config");
+    config.alpn_protocols = vec![b"h2".to_vec()];
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!(
+        "https://localhost:{}",
+        listener.local_addr().expect("addr").port()
+    );
+    let incoming =
+        tokio_stream::wrappers::TcpListenerStream::new(listener).filter_map(move |tcp| {
+            let acceptor = acceptor.clone();
+            async move { Some(acceptor.accept(tcp.ok()?).await.map(TlsConn)) }
+        });
+    tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(JoinHookServer::new(app))
+            .serve_with_incoming(incoming),
+    );
+    (url, ca)
+}
+
+/// An https join hook is asked over TLS and trusted only through the CA
+/// bundle given; with another bundle it cannot be reached, and the closed
+/// failure mode refuses the join.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_https_join_hook_is_verified_against_its_ca_file() {
+    let dir = std::env::temp_dir().join(format!("sb-hook-tls-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let app = App::default();
+    let (url, ca) = serve_tls(app.clone(), &dir).await;
+    let trusted = {
+        let (url, ca) = (url.clone(), ca.clone());
+        move |config: &mut StackConfig| {
+            hooked(url, FailureMode::Closed)(config);
+            if let Some(hook) = config.signal.join_hook.as_mut() {
+                hook.ca_file = Some(ca);
+            }
+        }
+    };
+    let stack = Stack::start_with(trusted).await;
+    let mut viewer = WsClient::connect(&stack.ws_url(), Format::Json).await;
+    let joined = viewer.join(&stack.token("viewer", "r1")).await;
+    assert_eq!(
+        joined.self_.expect("self").name,
+        "Viewer One",
+        "the hook's answer"
+    );
+    assert_eq!(app.asked().len(), 1);
+    stack.shutdown().await;
+
+    // Another CA bundle: the hook's certificate is not trusted.
+    let other = rcgen::generate_simple_self_signed(vec!["localhost".into()]).expect("cert");
+    let other_ca = dir.join("other.pem");
+    std::fs::write(&other_ca, other.cert.pem()).expect("write");
+    let stack = Stack::start_with(move |config: &mut StackConfig| {
+        hooked(url, FailureMode::Closed)(config);
+        if let Some(hook) = config.signal.join_hook.as_mut() {
+            hook.ca_file = Some(other_ca);
+        }
+    })
+    .await;
+    let err = refused(&stack, "viewer").await;
+    assert_eq!(err.code().as_str_name(), "unavailable", "{err:?}");
+    assert_eq!(app.asked().len(), 1, "never reached");
+    stack.shutdown().await;
+    let _ = std::fs::remove_dir_all(&dir);
 }

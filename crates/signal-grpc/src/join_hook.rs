@@ -38,8 +38,12 @@ pub enum FailureMode {
 
 #[derive(Debug, Clone)]
 pub struct JoinHookConfig {
-    /// gRPC URL of the application's JoinHook service.
+    /// gRPC URL of the application's JoinHook service: `https://` (checked
+    /// against `ca_file`, else the system's roots), `http://` only to
+    /// loopback.
     pub url: String,
+    /// CA bundle (PEM) for an https hook.
+    pub ca_file: Option<std::path::PathBuf>,
     /// The credential signal presents to it.
     pub credential: Option<ServiceCredential>,
     pub timeout: Duration,
@@ -75,8 +79,12 @@ impl std::fmt::Debug for JoinHook {
 }
 
 impl JoinHook {
-    pub fn new(config: &JoinHookConfig) -> Result<Self, tonic::transport::Error> {
-        let channel = grpc::endpoint(&config.url)?.connect_lazy();
+    pub fn new(config: &JoinHookConfig) -> Result<Self, grpc::DialError> {
+        let roots = config
+            .ca_file
+            .as_deref()
+            .unwrap_or(std::path::Path::new(crate::webhooks::SYSTEM_ROOTS));
+        let channel = grpc::Dial::application(&config.url, roots)?.connect_lazy();
         let client = JoinHookClient::with_interceptor(
             ClientMetrics::new(channel),
             Attach(config.credential.clone()),

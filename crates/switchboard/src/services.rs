@@ -159,6 +159,7 @@ fn signal_config(common: &SignalCommon) -> SignalConfig {
         }),
         join_hook: common.join_hook_url.clone().map(|url| JoinHookConfig {
             url,
+            ca_file: common.join_hook_ca_file.clone(),
             credential: common.join_hook_api_key.clone(),
             timeout: Duration::from_millis(common.join_hook_timeout_ms.max(1)),
             failure: match common.join_hook_failure {

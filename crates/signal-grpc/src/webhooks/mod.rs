@@ -27,8 +27,8 @@ use bytes::Bytes;
 use switchboard_proto::{metrics::Metrics, pb, service_credential::ServiceCredential};
 use tokio::{sync::watch, task::JoinHandle};
 
-pub use delivery::EndpointError;
 use delivery::{Endpoint, Poster};
+pub use delivery::{EndpointError, SYSTEM_ROOTS};
 use progress::{MemoryProgress, Progress, RedisProgress};
 
 use crate::{events::EventLog, store::RedisConnection};

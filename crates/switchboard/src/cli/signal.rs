@@ -129,9 +129,12 @@ pub struct SignalCommon {
     #[arg(long, env = "SWITCHBOARD_WEBHOOK_CA_FILE")]
     pub webhook_ca_file: Option<PathBuf>,
     /// gRPC URL of the application's JoinHook, asked before every join
-    /// (docs/api.md "Join hooks").
+    /// (docs/api.md "Join hooks"): `https://`, or `http://` to loopback.
     #[arg(long, env = "SWITCHBOARD_JOIN_HOOK_URL")]
     pub join_hook_url: Option<String>,
+    /// CA bundle (PEM) for an https join hook (default: the system's).
+    #[arg(long, env = "SWITCHBOARD_JOIN_HOOK_CA_FILE")]
+    pub join_hook_ca_file: Option<PathBuf>,
     /// The API key pair KEY:SECRET signal presents to the join hook.
     #[arg(
         long,
