@@ -42,12 +42,42 @@ impl SplitStack {
             Process::start_service(&program, &argv, &env).await
         };
         let strings = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
-        let auth = start(strings(&["auth", "--listen", "127.0.0.1:0", "--dev"])).await;
+        // Over mutual TLS: each process its own certificate.
+        let identity = |name: &str| -> Vec<String> {
+            let Some(dir) = &args.mtls_dir else {
+                return Vec::new();
+            };
+            let file = |f: String| dir.join(f).display().to_string();
+            vec![
+                "--mtls-ca".into(),
+                file("ca.pem".into()),
+                "--mtls-cert".into(),
+                file(format!("{name}.pem")),
+                "--mtls-key".into(),
+                file(format!("{name}.key")),
+            ]
+        };
+        if let Some(dir) = &args.mtls_dir
+            && !dir.join("edge.pem").exists()
+        {
+            let status = std::process::Command::new(&args.bin)
+                .args(["certs", "generate", "--out"])
+                .arg(dir)
+                .args(["--name", "auth,signal,edge"])
+                .stdout(std::process::Stdio::null())
+                .status()
+                .expect("certs generate");
+            assert!(status.success(), "certs generate failed");
+        }
+        let mut rest = strings(&["auth", "--listen", "127.0.0.1:0", "--dev"]);
+        rest.extend(identity("auth"));
+        let auth = start(rest).await;
         let auth_url = auth.url("auth").to_owned();
         let mut replicas = Vec::new();
         for _ in 0..signals.max(1) {
             let mut rest = strings(&["signal", "--listen", "127.0.0.1:0", "--auth-url", &auth_url]);
             rest.extend(signal_args.iter().cloned());
+            rest.extend(identity("signal"));
             replicas.push(start(rest).await);
         }
         let mut started = Vec::new();
@@ -65,6 +95,7 @@ impl SplitStack {
                 crate::EDGE_KEY,
             ]);
             rest.extend(crate::edge_limit_args());
+            rest.extend(identity("edge"));
             started.push(start(rest).await);
         }
         let stack = Self {

@@ -82,6 +82,10 @@ pub struct ServerArgs {
     /// The Redis of `split-redis` (started by the caller).
     #[arg(long)]
     pub redis_url: Option<String>,
+    /// `split` and `split-redis` over mutual TLS: certificates from
+    /// `switchboard certs generate` in this directory (made if absent).
+    #[arg(long)]
+    pub mtls_dir: Option<std::path::PathBuf>,
 }
 
 impl ServerArgs {
