@@ -260,9 +260,11 @@ async fn the_https_port_speaks_http2_and_http1_by_alpn() {
     let (cert_path, key_path) = (dir.join("cert.pem"), dir.join("key.pem"));
     std::fs::write(&cert_path, cert.cert.pem()).expect("write cert");
     std::fs::write(&key_path, cert.signing_key.serialize_pem()).expect("write key");
-    let stack =
-        Stack::start_with(|config| config.edge.tls = Some((cert_path.clone(), key_path.clone())))
-            .await;
+    let stack = Stack::start_with(|config| {
+        config.edge.tls = Some((cert_path.clone(), key_path.clone()));
+        config.edge.header_read_timeout = std::time::Duration::from_millis(500);
+    })
+    .await;
     let addr = stack.edge_url.trim_start_matches("http://").to_owned();
 
     // h2 offered first: HTTP/2, TLS 1.3.
@@ -296,7 +298,21 @@ async fn the_https_port_speaks_http2_and_http1_by_alpn() {
         .expect("body")
         .to_bytes();
     assert!(!body.is_empty());
-    driver.abort();
+    // Idle past the header timeout, the connection is closed by the edge
+    // (GOAWAY), though the client would keep it (it answers pings).
+    let ended = tokio::time::timeout(switchboard_tests::DEADLINE, driver).await;
+    assert!(
+        matches!(ended, Ok(Ok(Ok(())))),
+        "an idle HTTP/2 connection is closed: {ended:?}"
+    );
+    let again = h2
+        .send_request(
+            hyper::Request::get("https://localhost/health/live")
+                .body(http_body_util::Empty::<bytes::Bytes>::new())
+                .expect("request"),
+        )
+        .await;
+    assert!(again.is_err(), "the connection is gone");
 
     // Only http/1.1 offered: HTTP/1.1, and the WebSocket works.
     let (tls, _) = connect_tls_with(&addr, &[&cert], &[b"http/1.1"], None).await;

@@ -167,10 +167,28 @@ async fn serve_h2<IO>(
 ) where
     IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
+    // Requests in flight and the last moment there were none: an HTTP/2
+    // connection without a request for the header timeout is closed like
+    // an idle HTTP/1.1 keep-alive (its pings would keep it open forever,
+    // holding a connection slot).
+    let activity = Arc::new(std::sync::Mutex::new((0usize, tokio::time::Instant::now())));
     let service = service_fn({
-        let ctx = ctx.clone();
-        move |req| http::handle(ctx.clone(), peer.clone(), req)
+        let (ctx, activity) = (ctx.clone(), activity.clone());
+        move |req| {
+            activity.lock().unwrap_or_else(|p| p.into_inner()).0 += 1;
+            let response = http::handle(ctx.clone(), peer.clone(), req);
+            let activity = activity.clone();
+            async move {
+                let response = response.await;
+                let mut state = activity.lock().unwrap_or_else(|p| p.into_inner());
+                *state = (state.0.saturating_sub(1), tokio::time::Instant::now());
+                response
+            }
+        }
     });
+    let idle_after = ctx.header_read_timeout;
+    let mut check = tokio::time::interval((idle_after / 4).max(Duration::from_millis(50)));
+    check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let conn = hyper::server::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new())
         .timer(hyper_util::rt::TokioTimer::new())
         // The shared HTTP/2 bounds (switchboard_proto::grpc): streams,
@@ -183,13 +201,20 @@ async fn serve_h2<IO>(
         .keep_alive_timeout(switchboard_proto::grpc::HTTP2_KEEPALIVE_TIMEOUT)
         .serve_connection(io, service);
     tokio::pin!(conn);
-    tokio::select! {
-        _ = conn.as_mut() => {}
-        () = stopped(stop) => {
-            conn.as_mut().graceful_shutdown();
-            let _ = conn.await;
+    loop {
+        tokio::select! {
+            _ = conn.as_mut() => return,
+            () = stopped(stop) => break,
+            _ = check.tick() => {
+                let (active, since) = *activity.lock().unwrap_or_else(|p| p.into_inner());
+                if active == 0 && since.elapsed() >= idle_after {
+                    break;
+                }
+            }
         }
     }
+    conn.as_mut().graceful_shutdown();
+    let _ = conn.await;
 }
 
 /// Serves HTTP/1.1 (with WebSocket upgrades) on one connection until it

@@ -7,7 +7,7 @@
 //! `--days`. An existing CA in the directory is reused, so a new backend
 //! gets a certificate of the same CA; only a CA this command made can be
 //! reused (its name is fixed). Production certificates come from the
-//! operator's CA (cert-manager: k8s/overlays/prod-mtls).
+//! operator's CA (cert-manager: k8s/overlays/prod, cert-manager-example.yaml).
 
 use std::{
     path::{Path, PathBuf},
