@@ -167,7 +167,7 @@ pub enum DialError {
 #[derive(Debug, Clone)]
 pub struct Dial {
     endpoint: tonic::transport::Endpoint,
-    tls: Option<crate::mtls::MtlsConnector>,
+    tls: Option<crate::mtls::GrpcTlsConnector>,
 }
 
 impl Dial {
@@ -180,12 +180,8 @@ impl Dial {
         match url.strip_prefix("https://") {
             Some(rest) => {
                 let mtls = mtls.ok_or_else(|| DialError::NoIdentity(url.to_owned()))?;
-                // The connector makes the TLS: tonic (whose own TLS another
-                // crate's feature may turn on) must see plain http.
-                let endpoint = endpoint(&format!("http://{rest}"))
-                    .map_err(|e| DialError::Url(url.to_owned(), e))?;
                 Ok(Self {
-                    endpoint,
+                    endpoint: tls_endpoint(url, rest)?,
                     tls: Some(mtls.connector(peer, CONNECT_TIMEOUT)),
                 })
             }
@@ -202,8 +198,7 @@ impl Dial {
     pub fn application(url: &str, roots: &std::path::Path) -> Result<Self, DialError> {
         match url.strip_prefix("https://") {
             Some(rest) => {
-                let endpoint = endpoint(&format!("http://{rest}"))
-                    .map_err(|e| DialError::Url(url.to_owned(), e))?;
+                let endpoint = tls_endpoint(url, rest)?;
                 let host = endpoint.uri().host().unwrap_or_default().to_owned();
                 let tls = crate::mtls::server_tls_connector(roots, &host, CONNECT_TIMEOUT)
                     .map_err(|e| DialError::Tls(url.to_owned(), e))?;
@@ -249,6 +244,13 @@ impl Dial {
             Some(tls) => self.endpoint.connect_with_connector(tls.clone()).await,
         }
     }
+}
+
+/// The endpoint of `https://{rest}` as tonic must see it: plain http, the
+/// TLS being the connector's (tonic's own TLS, which another crate's
+/// feature may turn on, would refuse an https URL it does not handle).
+fn tls_endpoint(url: &str, rest: &str) -> Result<tonic::transport::Endpoint, DialError> {
+    endpoint(&format!("http://{rest}")).map_err(|e| DialError::Url(url.to_owned(), e))
 }
 
 /// Whether plaintext to or from `host` stays on this machine.

@@ -165,8 +165,8 @@ impl Mtls {
 
     /// A connector for tonic that dials over TCP and accepts only a server
     /// whose certificate is valid for `peer`.
-    pub fn connector(&self, peer: &PeerName, connect_timeout: Duration) -> MtlsConnector {
-        MtlsConnector {
+    pub fn connector(&self, peer: &PeerName, connect_timeout: Duration) -> GrpcTlsConnector {
+        GrpcTlsConnector {
             tls: TlsConnector::from(self.client.clone()),
             peer: peer.server_name(),
             connect_timeout,
@@ -181,7 +181,7 @@ pub fn server_tls_connector(
     roots: &Path,
     host: &str,
     connect_timeout: Duration,
-) -> Result<MtlsConnector, TlsError> {
+) -> Result<GrpcTlsConnector, TlsError> {
     let mut store = RootCertStore::empty();
     for cert in certificates(roots)? {
         store
@@ -198,7 +198,7 @@ pub fn server_tls_connector(
     let host = host.trim_start_matches('[').trim_end_matches(']');
     let peer = ServerName::try_from(host.to_owned())
         .map_err(|e| TlsError::Config(format!("{host}: {e}")))?;
-    Ok(MtlsConnector {
+    Ok(GrpcTlsConnector {
         tls: TlsConnector::from(Arc::new(config)),
         peer,
         connect_timeout,
@@ -242,24 +242,26 @@ pub fn peer_name<'a>(leaf: &CertificateDer<'_>, allowed: &'a [PeerName]) -> Opti
     })
 }
 
-/// Dials a gRPC peer over mutual TLS (see [`Mtls::connector`]).
+/// Dials a gRPC server over TLS for tonic: a Switchboard service over
+/// mutual TLS ([`Mtls::connector`]) or an application's server
+/// ([`server_tls_connector`]).
 #[derive(Clone)]
-pub struct MtlsConnector {
+pub struct GrpcTlsConnector {
     tls: TlsConnector,
     peer: ServerName<'static>,
     connect_timeout: Duration,
 }
 
-impl MtlsConnector {
+impl GrpcTlsConnector {
     /// Bounds the TCP connect and the handshake, each.
     pub fn set_connect_timeout(&mut self, timeout: Duration) {
         self.connect_timeout = timeout;
     }
 }
 
-impl fmt::Debug for MtlsConnector {
+impl fmt::Debug for GrpcTlsConnector {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("MtlsConnector")
+        f.debug_struct("GrpcTlsConnector")
             .field("peer", &self.peer)
             .finish()
     }
@@ -276,7 +278,7 @@ type Connecting = Pin<
     >,
 >;
 
-impl tower::Service<http::Uri> for MtlsConnector {
+impl tower::Service<http::Uri> for GrpcTlsConnector {
     type Response = hyper_util::rt::TokioIo<tokio_rustls::client::TlsStream<tokio::net::TcpStream>>;
     type Error = std::io::Error;
     type Future = Connecting;

@@ -8,10 +8,6 @@
 
 use std::{
     net::{IpAddr, SocketAddr},
-    sync::{
-        Arc,
-        atomic::{AtomicBool, Ordering},
-    },
     time::{Duration, Instant},
 };
 
@@ -99,16 +95,11 @@ async fn attempt(source: IpAddr, edge: SocketAddr, origin: &str) -> Outcomes {
     outcome
 }
 
-/// Attempts from `source`, `IN_FLIGHT` at a time, until `stop`.
-async fn flood(
-    source: IpAddr,
-    edge: SocketAddr,
-    origin: String,
-    stop: Arc<AtomicBool>,
-) -> Outcomes {
+/// Attempts from `source`, `IN_FLIGHT` at a time, until `end`.
+async fn flood(source: IpAddr, edge: SocketAddr, origin: String, end: Instant) -> Outcomes {
     let mut tasks = tokio::task::JoinSet::new();
     let mut outcomes = Outcomes::default();
-    while !stop.load(Ordering::Relaxed) {
+    while Instant::now() < end {
         while tasks.len() < IN_FLIGHT {
             let origin = origin.clone();
             tasks.spawn(async move { attempt(source, edge, &origin).await });
@@ -153,7 +144,7 @@ async fn a_connection_flood_is_answered_and_open_calls_carry_on() {
     async fn round_trips(
         pairs: &mut [(WsClient, WsClient, String, String)],
         count: usize,
-        until: Option<&AtomicBool>,
+        until: Option<Instant>,
     ) -> Vec<Duration> {
         let mut times = Vec::new();
         let mut n = 0;
@@ -171,7 +162,7 @@ async fn a_connection_flood_is_answered_and_open_calls_carry_on() {
             }
             n += 1;
             let done = match until {
-                Some(flag) => flag.load(Ordering::Relaxed),
+                Some(end) => Instant::now() >= end,
                 None => n >= count,
             };
             if done {
@@ -192,23 +183,15 @@ async fn a_connection_flood_is_answered_and_open_calls_carry_on() {
         );
     }
 
-    let stop = Arc::new(AtomicBool::new(false));
     let started = Instant::now();
+    let end = started + FLOOD;
     let floods: Vec<_> = (0..SOURCES)
         .map(|i| {
             let source: IpAddr = format!("127.0.0.{}", 10 + i).parse().expect("ip");
-            tokio::spawn(flood(source, edge, origin.clone(), stop.clone()))
+            tokio::spawn(flood(source, edge, origin.clone(), end))
         })
         .collect();
-    let timer = {
-        let stop = stop.clone();
-        tokio::spawn(async move {
-            tokio::time::sleep(FLOOD).await;
-            stop.store(true, Ordering::Relaxed);
-        })
-    };
-    let mut during = round_trips(&mut pairs, 0, Some(&stop)).await;
-    timer.await.expect("timer");
+    let mut during = round_trips(&mut pairs, 0, Some(end)).await;
     let mut outcomes = Outcomes::default();
     for f in floods {
         outcomes.add(f.await.expect("flood"));

@@ -9,14 +9,24 @@ use switchboard_tests::Stack;
 use tokio::{io::AsyncWriteExt, net::TcpStream};
 use tokio_tungstenite::tungstenite::{Message, client::IntoClientRequest, http::HeaderValue};
 
+/// `pair`'s certificate and key as PEM files in a directory of this test
+/// process named `name`: (the directory, the certificate, the key).
+fn write_pair(
+    name: &str,
+    pair: &rcgen::CertifiedKey<rcgen::KeyPair>,
+) -> (std::path::PathBuf, std::path::PathBuf, std::path::PathBuf) {
+    let dir = std::env::temp_dir().join(format!("{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let (cert_path, key_path) = (dir.join("cert.pem"), dir.join("key.pem"));
+    std::fs::write(&cert_path, pair.cert.pem()).expect("write cert");
+    std::fs::write(&key_path, pair.signing_key.serialize_pem()).expect("write key");
+    (dir, cert_path, key_path)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wss_through_the_edge_with_its_own_certificate() {
     let cert = rcgen::generate_simple_self_signed(vec!["localhost".into()]).expect("cert");
-    let dir = std::env::temp_dir().join(format!("sb-tls-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("dir");
-    let (cert_path, key_path) = (dir.join("cert.pem"), dir.join("key.pem"));
-    std::fs::write(&cert_path, cert.cert.pem()).expect("write cert");
-    std::fs::write(&key_path, cert.signing_key.serialize_pem()).expect("write key");
+    let (dir, cert_path, key_path) = write_pair("sb-tls", &cert);
     let stack =
         Stack::start_with(|config| config.edge.tls = Some((cert_path.clone(), key_path.clone())))
             .await;
@@ -139,11 +149,7 @@ async fn a_renewed_certificate_is_served_without_dropping_sessions() {
     use futures_util::{SinkExt, StreamExt};
     let old = rcgen::generate_simple_self_signed(vec!["localhost".into()]).expect("cert");
     let new = rcgen::generate_simple_self_signed(vec!["localhost".into()]).expect("cert");
-    let dir = std::env::temp_dir().join(format!("sb-tls-reload-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("dir");
-    let (cert_path, key_path) = (dir.join("cert.pem"), dir.join("key.pem"));
-    std::fs::write(&cert_path, old.cert.pem()).expect("write cert");
-    std::fs::write(&key_path, old.signing_key.serialize_pem()).expect("write key");
+    let (dir, cert_path, key_path) = write_pair("sb-tls-reload", &old);
     let stack = Stack::start_with(|config| {
         config.edge.tls = Some((cert_path.clone(), key_path.clone()));
         config.edge.tls_reload_every = std::time::Duration::from_millis(50);
@@ -255,11 +261,7 @@ async fn a_renewed_certificate_is_served_without_dropping_sessions() {
 async fn the_https_port_speaks_http2_and_http1_by_alpn() {
     use http_body_util::BodyExt as _;
     let cert = rcgen::generate_simple_self_signed(vec!["localhost".into()]).expect("cert");
-    let dir = std::env::temp_dir().join(format!("sb-tls-alpn-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("dir");
-    let (cert_path, key_path) = (dir.join("cert.pem"), dir.join("key.pem"));
-    std::fs::write(&cert_path, cert.cert.pem()).expect("write cert");
-    std::fs::write(&key_path, cert.signing_key.serialize_pem()).expect("write key");
+    let (dir, cert_path, key_path) = write_pair("sb-tls-alpn", &cert);
     let stack = Stack::start_with(|config| {
         config.edge.tls = Some((cert_path.clone(), key_path.clone()));
         config.edge.header_read_timeout = std::time::Duration::from_millis(500);

@@ -157,6 +157,47 @@ pub(crate) fn now_secs() -> u64 {
         .unwrap_or(0)
 }
 
+/// An HTTP/2 connection's requests in flight, and when the last one ended.
+#[derive(Clone)]
+struct Activity(Arc<std::sync::Mutex<(usize, tokio::time::Instant)>>);
+
+impl Default for Activity {
+    fn default() -> Self {
+        Self(Arc::new(std::sync::Mutex::new((
+            0,
+            tokio::time::Instant::now(),
+        ))))
+    }
+}
+
+impl Activity {
+    fn state(&self) -> std::sync::MutexGuard<'_, (usize, tokio::time::Instant)> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A request begins; it ends when the guard is dropped (answered or
+    /// cancelled).
+    fn start(&self) -> InFlight {
+        self.state().0 += 1;
+        InFlight(self.clone())
+    }
+
+    /// How long no request has been in flight, if none is.
+    fn idle_for(&self) -> Option<Duration> {
+        let (active, since) = *self.state();
+        (active == 0).then(|| since.elapsed())
+    }
+}
+
+struct InFlight(Activity);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        let mut state = self.0.state();
+        *state = (state.0.saturating_sub(1), tokio::time::Instant::now());
+    }
+}
+
 /// Serves HTTP/2 on one TLS connection that negotiated it (ALPN `h2`:
 /// files, health, JWKS; no WebSocket) until it ends or the edge stops.
 async fn serve_h2<IO>(
@@ -171,17 +212,15 @@ async fn serve_h2<IO>(
     // connection without a request for the header timeout is closed like
     // an idle HTTP/1.1 keep-alive (its pings would keep it open forever,
     // holding a connection slot).
-    let activity = Arc::new(std::sync::Mutex::new((0usize, tokio::time::Instant::now())));
+    let activity = Activity::default();
     let service = service_fn({
         let (ctx, activity) = (ctx.clone(), activity.clone());
         move |req| {
-            activity.lock().unwrap_or_else(|p| p.into_inner()).0 += 1;
+            let in_flight = activity.start();
             let response = http::handle(ctx.clone(), peer.clone(), req);
-            let activity = activity.clone();
             async move {
                 let response = response.await;
-                let mut state = activity.lock().unwrap_or_else(|p| p.into_inner());
-                *state = (state.0.saturating_sub(1), tokio::time::Instant::now());
+                drop(in_flight);
                 response
             }
         }
@@ -206,8 +245,7 @@ async fn serve_h2<IO>(
             _ = conn.as_mut() => return,
             () = stopped(stop) => break,
             _ = check.tick() => {
-                let (active, since) = *activity.lock().unwrap_or_else(|p| p.into_inner());
-                if active == 0 && since.elapsed() >= idle_after {
+                if activity.idle_for().is_some_and(|idle| idle >= idle_after) {
                     break;
                 }
             }

@@ -3,6 +3,7 @@
 #![forbid(unsafe_code)]
 
 mod certs;
+mod check_config;
 mod cli;
 mod config;
 mod keys;
@@ -47,7 +48,7 @@ async fn main() -> std::process::ExitCode {
             return std::process::ExitCode::FAILURE;
         }
         return match mesh::Mesh::unloaded(&cli.mesh)
-            .and_then(|mesh| services::check(&cli.command, &sources.files, &mesh))
+            .and_then(|mesh| check_config::check(&cli.command, &sources.files, &mesh))
         {
             Ok(()) => std::process::ExitCode::SUCCESS,
             Err(err) => {

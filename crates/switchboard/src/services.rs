@@ -32,7 +32,7 @@ const STARTUP_DEADLINE: Duration = Duration::from_secs(20);
 
 /// TLS everywhere outside loopback: plain HTTP on another address needs an
 /// explicit --allow-plaintext (a TLS-terminating proxy in front).
-fn check_plaintext(listen: SocketAddr, common: &EdgeCommon) -> Result<(), BoxError> {
+pub(crate) fn check_plaintext(listen: SocketAddr, common: &EdgeCommon) -> Result<(), BoxError> {
     let tls = common.tls_cert.is_some() || common.tls_self_signed;
     if !tls && !listen.ip().is_loopback() && !common.allow_plaintext {
         return Err(format!(
@@ -47,7 +47,7 @@ fn check_plaintext(listen: SocketAddr, common: &EdgeCommon) -> Result<(), BoxErr
 /// Dev mode hands out any identity in any room (the dev token endpoint,
 /// IssueToken without a credential): it may listen on loopback only, unless
 /// the operator says otherwise in so many words.
-fn check_dev_exposure(listen: &[SocketAddr], exposed: bool) -> Result<(), BoxError> {
+pub(crate) fn check_dev_exposure(listen: &[SocketAddr], exposed: bool) -> Result<(), BoxError> {
     match listen.iter().find(|a| !a.ip().is_loopback()) {
         Some(addr) if !exposed => Err(format!(
             "refusing dev mode on the non-loopback address {addr}: anyone who reaches it can mint tokens for any identity and room. Run the services separately with a signing key and API keys, or pass --dangerously-expose-dev-mode for a throwaway demo"
@@ -233,7 +233,7 @@ fn drain_spread(common: &EdgeCommon) -> f64 {
 }
 
 /// The drain's reconnects must all be asked before its deadline.
-fn check_drain(common: &EdgeCommon) -> Result<(), BoxError> {
+pub(crate) fn check_drain(common: &EdgeCommon) -> Result<(), BoxError> {
     let spread = drain_spread(common);
     if !spread.is_finite() || spread < 0.0 || spread >= common.drain_seconds as f64 {
         return Err(format!(
@@ -264,7 +264,7 @@ fn rebalance_config(
 }
 
 /// Checks an edge's arguments as `edge` would before it starts.
-fn check_edge(args: &EdgeArgs) -> Result<(), BoxError> {
+pub(crate) fn check_edge(args: &EdgeArgs) -> Result<(), BoxError> {
     check_plaintext(args.listen, &args.common)?;
     check_drain(&args.common)?;
     rebalance_config(args)?;
@@ -278,7 +278,7 @@ fn check_edge(args: &EdgeArgs) -> Result<(), BoxError> {
     Ok(())
 }
 
-fn health_config(args: &HealthArgs, mesh: &Mesh) -> Result<HealthConfig, BoxError> {
+pub(crate) fn health_config(args: &HealthArgs, mesh: &Mesh) -> Result<HealthConfig, BoxError> {
     let config = HealthConfig {
         targets: args.targets.clone(),
         redis: args.redis.clone(),
@@ -289,129 +289,11 @@ fn health_config(args: &HealthArgs, mesh: &Mesh) -> Result<HealthConfig, BoxErro
     Ok(config)
 }
 
-/// `--check-config`: what the service would serve, as one JSON line.
-/// The edge's URLs of auth and signal against the plaintext rule.
-fn check_edge_links(args: &EdgeArgs, mesh: &Mesh) -> Result<(), BoxError> {
-    mesh.check_url("--auth-url", &args.common.auth_url)?;
-    for url in &args.signal_urls {
-        mesh.check_url("--signal-url", url)?;
-    }
-    Ok(())
-}
-
-/// The aggregator's targets against the plaintext rule.
-fn check_health_links(args: &HealthArgs, mesh: &Mesh) -> Result<(), BoxError> {
-    for target in &args.targets {
-        mesh.check_url("--target", &target.url)?;
-    }
-    Ok(())
-}
-
-pub fn check(
-    command: &crate::cli::Command,
-    files: &[std::path::PathBuf],
-    mesh: &Mesh,
-) -> Result<(), BoxError> {
-    use crate::cli::Command;
-    use switchboard_proto::health::LIVENESS;
-    let grpc = |name: &str| serde_json::json!(["", LIVENESS, name]);
-    let (service, listen, http_paths, grpc_health) = match command {
-        Command::Edge(args) => {
-            check_edge(args)?;
-            check_edge_links(args, mesh)?;
-            let paths = serde_json::json!(["/health/live", "/health/ready", "/ws"]);
-            ("edge", args.listen, paths, serde_json::json!([]))
-        }
-        Command::Auth(args) => {
-            if args.dev {
-                check_dev_exposure(&[args.listen], args.dangerously_expose_dev_mode)?;
-            }
-            mesh.check_listen("auth", args.listen)?;
-            let names = grpc(switchboard_auth::SERVICE_NAME);
-            ("auth", args.listen, serde_json::json!([]), names)
-        }
-        Command::Signal(args) => {
-            mesh.check_listen("signal", args.listen)?;
-            mesh.check_url("--auth-url", &args.auth_url)?;
-            let names = grpc(switchboard_signal::SERVICE_NAME);
-            ("signal", args.listen, serde_json::json!([]), names)
-        }
-        Command::Health(args) => {
-            health_config(args, mesh)?;
-            check_health_links(args, mesh)?;
-            let paths = serde_json::json!(["/health/live", "/health/ready", "/metrics"]);
-            ("health", args.listen, paths, serde_json::json!([]))
-        }
-        Command::All(args) => {
-            mesh.check_unused("all")?;
-            mesh.check_listen("auth", args.auth_listen)?;
-            mesh.check_listen("signal", args.signal_listen)?;
-            check_plaintext(args.edge_listen, &args.edge)?;
-            check_drain(&args.edge)?;
-            let paths = serde_json::json!(["/health/live", "/health/ready", "/ws"]);
-            ("all", args.edge_listen, paths, serde_json::json!([]))
-        }
-        Command::Token(_) | Command::Keys(_) | Command::Certs(_) => {
-            return Err("--check-config applies to edge, auth, signal, health and all".into());
-        }
-    };
-    // Files the service reads at start besides the config and `*_FILE`s.
-    let mut files: Vec<std::path::PathBuf> = files.to_vec();
-    match command {
-        Command::Edge(args) => {
-            files.extend(
-                args.common
-                    .tls_cert
-                    .iter()
-                    .chain(&args.common.tls_key)
-                    .cloned(),
-            );
-        }
-        Command::Auth(args) => {
-            files.extend(args.keys.signing_key.iter().cloned());
-            files.extend(args.keys.verification_keys.iter().cloned());
-        }
-        Command::All(args) => {
-            files.extend(args.edge.tls_cert.iter().chain(&args.edge.tls_key).cloned());
-            files.extend(args.keys.signing_key.iter().cloned());
-            files.extend(args.keys.verification_keys.iter().cloned());
-        }
-        _ => {}
-    }
-    files.extend(mesh.files());
-    let files: Vec<String> = files.iter().map(|f| f.display().to_string()).collect();
-    // The admin port (`--metrics-listen`), serving /metrics and /health/live.
-    let metrics_listen = match command {
-        Command::Edge(args) => args.metrics_listen,
-        Command::Auth(args) => args.metrics_listen,
-        Command::Signal(args) => args.metrics_listen,
-        _ => None,
-    };
-    check_metrics_port(listen, metrics_listen)?;
-    // The plaintext health port of a gRPC server with mTLS (Kubernetes'
-    // gRPC probes go there).
-    let grpc_health_listen = match command {
-        Command::Auth(_) | Command::Signal(_) => mesh.health_listen(),
-        _ => None,
-    };
-    println!(
-        "{}",
-        serde_json::json!({
-            "service": service,
-            "listen": listen.to_string(),
-            "http_paths": http_paths,
-            "grpc_health_services": grpc_health,
-            "files": files,
-            "metrics_listen": metrics_listen.map(|a| a.to_string()),
-            "grpc_health_listen": grpc_health_listen.map(|a| a.to_string()),
-            "grpc_tls": mesh.has_identity(),
-        })
-    );
-    Ok(())
-}
-
 /// The admin port must be a port of its own.
-fn check_metrics_port(listen: SocketAddr, metrics: Option<SocketAddr>) -> Result<(), BoxError> {
+pub(crate) fn check_metrics_port(
+    listen: SocketAddr,
+    metrics: Option<SocketAddr>,
+) -> Result<(), BoxError> {
     match metrics {
         Some(m) if m.port() != 0 && m.port() == listen.port() => {
             Err(format!("--metrics-listen {m} uses the service's own port ({listen})").into())
@@ -447,7 +329,7 @@ fn use_self_signed(common: &mut EdgeCommon, listen: SocketAddr) -> Result<(), Bo
 
 pub async fn edge(mut args: EdgeArgs, mesh: Mesh) -> Result<(), BoxError> {
     check_edge(&args)?;
-    check_edge_links(&args, &mesh)?;
+    crate::check_config::check_edge_links(&args, &mesh)?;
     use_self_signed(&mut args.common, args.listen)?;
     metrics_port(args.listen, args.metrics_listen).await?;
     let listener = bind(args.listen).await?;
@@ -512,7 +394,7 @@ pub async fn signal(args: SignalArgs, mesh: Mesh) -> Result<(), BoxError> {
 }
 
 pub async fn health(args: HealthArgs, mesh: Mesh) -> Result<(), BoxError> {
-    check_health_links(&args, &mesh)?;
+    crate::check_config::check_health_links(&args, &mesh)?;
     let config = health_config(&args, &mesh)?;
     mesh.watch();
     let listener = bind(args.listen).await?;

@@ -54,14 +54,6 @@ impl Telemetry {
     }
 }
 
-fn loopback(host: &str) -> bool {
-    let host = host.trim_start_matches('[').trim_end_matches(']');
-    host == "localhost"
-        || host
-            .parse::<std::net::IpAddr>()
-            .is_ok_and(|ip| ip.is_loopback())
-}
-
 /// Checks the endpoint and ratio (also for `--check-config`).
 pub fn check(config: &TraceConfig) -> Result<(), TelemetryError> {
     if !(0.0..=1.0).contains(&config.sample_ratio) {
@@ -83,7 +75,7 @@ pub fn check(config: &TraceConfig) -> Result<(), TelemetryError> {
     if host.is_empty() {
         return Err(TelemetryError::Url(url.clone()));
     }
-    if !https && !loopback(host) {
+    if !https && !switchboard_proto::grpc::is_loopback_host(host) {
         return Err(TelemetryError::Plaintext(url.clone()));
     }
     Ok(())

@@ -57,14 +57,6 @@ impl std::fmt::Debug for Endpoint {
     }
 }
 
-fn loopback(host: &str) -> bool {
-    host == "localhost"
-        || host
-            .trim_matches(['[', ']'])
-            .parse::<std::net::IpAddr>()
-            .is_ok_and(|ip| ip.is_loopback())
-}
-
 impl Endpoint {
     /// Parses `url`: `https://` anywhere (checked against the roots in
     /// `ca_file`, else [`SYSTEM_ROOTS`]), `http://` only to loopback.
@@ -74,7 +66,7 @@ impl Endpoint {
         let host = uri.host().ok_or_else(|| bad("no host"))?.to_owned();
         let https = match uri.scheme_str() {
             Some("https") => true,
-            Some("http") if loopback(&host) => false,
+            Some("http") if switchboard_proto::grpc::is_loopback_host(&host) => false,
             Some("http") => return Err(bad("plain http only to loopback; use https")),
             _ => return Err(bad("scheme must be https (or http to loopback)")),
         };
